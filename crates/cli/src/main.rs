@@ -1,0 +1,74 @@
+//! `switchboard`: the one binary operators run. Subcommands stay thin; the work lives in the library crates.
+
+// A command-line tool's output is its interface.
+#![allow(clippy::print_stdout)]
+
+mod cmd_config;
+mod cmd_migrate;
+mod cmd_models;
+mod cmd_serve;
+mod logging;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchboard_core::{Config, ConfigError};
+
+/// Switchboard: a local AI phone agent for call centers.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    /// Configuration file (default: $CONFIG_FILE, else ./config.yaml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API, WebSockets and console.
+    Serve,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(cmd_config::ConfigCommand),
+    /// Provision and check model files.
+    #[command(subcommand)]
+    Models(cmd_models::ModelsCommand),
+    /// Apply database migrations.
+    Migrate(cmd_migrate::MigrateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The example generator documents settings; it must work even when the current configuration is broken.
+    if let Command::Config(cmd_config::ConfigCommand::Example(args)) = &cli.command {
+        return cmd_config::example(args);
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return config_error(&e),
+    };
+    let result = match cli.command {
+        Command::Serve => cmd_serve::run(config),
+        Command::Config(cmd) => cmd_config::run(cmd, &config),
+        Command::Models(cmd) => cmd_models::run(cmd, &config),
+        Command::Migrate(args) => cmd_migrate::run(args, config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Configuration errors exit with 2 (the convention for "you asked for something invalid").
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    eprintln!("hint: `switchboard config example` prints every setting with what it allows");
+    ExitCode::from(2)
+}

@@ -1,0 +1,151 @@
+//! Settings that take one of a fixed set of words.
+
+/// A setting value chosen from a fixed list of words.
+pub(crate) trait Choice: Sized {
+    /// Parses the lower-cased word.
+    fn parse(text: &str) -> Option<Self>;
+}
+
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// The word used in configuration.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl Choice for $name {
+            fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice!(
+    /// Deployment stage.
+    Environment {
+        /// A developer's machine.
+        Development = "development",
+        /// Pre-production.
+        Staging = "staging",
+        /// Real callers.
+        Production = "production",
+    }
+);
+
+choice!(
+    /// Log verbosity.
+    LogLevel {
+        /// Everything.
+        Trace = "trace",
+        /// Diagnostics.
+        Debug = "debug",
+        /// Normal operation.
+        Info = "info",
+        /// Something to look at.
+        Warn = "warn",
+        /// Something failed.
+        Error = "error",
+    }
+);
+
+choice!(
+    /// Log line format.
+    LogFormat {
+        /// One JSON object per line, for log collectors.
+        Json = "json",
+        /// Human-readable.
+        Text = "text",
+    }
+);
+
+choice!(
+    /// Phone network adapter.
+    TelephonyProvider {
+        /// Twilio Programmable Voice.
+        Twilio = "twilio",
+        /// Asterisk AudioSocket / ARI.
+        Asterisk = "asterisk",
+        /// Built-in SIP user agent.
+        Sip = "sip",
+        /// Generic WebSocket audio.
+        Websocket = "websocket",
+    }
+);
+
+choice!(
+    /// Speech recognition model.
+    SttModel {
+        /// Whisper tiny, multilingual.
+        WhisperTiny = "whisper-tiny",
+    }
+);
+
+choice!(
+    /// Inference device.
+    Device {
+        /// CPU.
+        Cpu = "cpu",
+        /// NVIDIA GPU.
+        Cuda = "cuda",
+        /// GPU when present, else CPU.
+        Auto = "auto",
+    }
+);
+
+choice!(
+    /// Numeric precision for speech recognition.
+    ComputeType {
+        /// The model's own precision.
+        Default = "default",
+        /// 8-bit integers.
+        Int8 = "int8",
+        /// Half precision.
+        Float16 = "float16",
+        /// Single precision.
+        Float32 = "float32",
+    }
+);
+
+choice!(
+    /// Speech synthesis engine.
+    TtsEngine {
+        /// Kokoro-82M (ONNX).
+        Kokoro = "kokoro",
+        /// Piper (ONNX VITS).
+        Piper = "piper",
+        /// espeak-ng, the last resort.
+        Espeak = "espeak",
+    }
+);
+
+choice!(
+    /// Where the language model runs.
+    LlmProvider {
+        /// In-process llama.cpp.
+        Embedded = "embedded",
+        /// An Ollama server.
+        Ollama = "ollama",
+        /// An OpenAI-compatible server.
+        Openai = "openai",
+    }
+);

@@ -1,0 +1,673 @@
+//! Configuration: defaults < `config.yaml` < environment, validated once at start-up into typed values.
+//!
+//! A bad value stops start-up with a message naming the environment variable, the `config.yaml` key,
+//! the value and what is allowed. Code past start-up only sees the typed [`Config`].
+
+mod choice;
+mod example;
+mod layers;
+pub mod settings;
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use crate::secret::{REDACTED, Secret};
+pub use choice::{
+    ComputeType, Device, Environment, LlmProvider, LogFormat, LogLevel, SttModel,
+    TelephonyProvider, TtsEngine,
+};
+pub use example::{example_env, example_yaml};
+pub use layers::{Resolved, ResolvedSettings, Source};
+use settings::Setting;
+
+/// A configuration that cannot be used, explained for the operator who wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file named by `--config` / `CONFIG_FILE` could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid YAML or not shaped like our sections.
+    #[error("config file {}: {message}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column where YAML reports them.
+        message: String,
+    },
+    /// A key we do not know: most often a typo.
+    #[error("config file {}: unknown setting '{key}'{}", path.display(), hint.map(|h| format!(" (did you mean '{h}'?)")).unwrap_or_default())]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key as written.
+        key: String,
+        /// The closest known key.
+        hint: Option<&'static str>,
+    },
+    /// A value outside what the setting allows.
+    #[error(
+        "invalid setting {env} (config key {key}) = {value:?} from {origin}: expected {allowed}"
+    )]
+    Invalid {
+        /// Environment variable name.
+        env: &'static str,
+        /// `config.yaml` key.
+        key: &'static str,
+        /// The value as given ([`REDACTED`] for secrets).
+        value: String,
+        /// Which layer it came from.
+        origin: Source,
+        /// What the setting accepts.
+        allowed: &'static str,
+    },
+    /// Settings that are each valid but do not work together.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// The validated configuration of one Switchboard process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Deployment stage.
+    pub environment: Environment,
+    /// Logging.
+    pub log: LogConfig,
+    /// Where state and models live.
+    pub paths: PathsConfig,
+    /// Phone network adapters.
+    pub telephony: TelephonyConfig,
+    /// Speech recognition.
+    pub stt: SttConfig,
+    /// Speech synthesis.
+    pub tts: TtsConfig,
+    /// Language model.
+    pub llm: LlmConfig,
+    /// Per-call limits.
+    pub calls: CallsConfig,
+    /// Audio front end.
+    pub audio: AudioConfig,
+    /// System of record.
+    pub database: DatabaseConfig,
+    /// Shared state between nodes; `None` keeps live state in process.
+    pub redis: Option<RedisConfig>,
+    /// Metrics and tracing.
+    pub observability: ObservabilityConfig,
+    /// The raw values and their sources, for `config show`.
+    pub resolved: ResolvedSettings,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Bind address.
+    pub host: String,
+    /// Bind port; 0 picks a free one.
+    pub port: u16,
+    /// Base URL that providers call back.
+    pub public_url: Option<Url>,
+    /// Longest wait for in-flight work at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, Copy)]
+pub struct LogConfig {
+    /// Verbosity.
+    pub level: LogLevel,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+/// Filesystem locations.
+#[derive(Debug, Clone)]
+pub struct PathsConfig {
+    /// State directory (embedded database, phrase cache).
+    pub data_dir: PathBuf,
+    /// Model files.
+    pub models_dir: PathBuf,
+}
+
+/// Telephony settings.
+#[derive(Debug, Clone)]
+pub struct TelephonyConfig {
+    /// Adapter for outbound calls.
+    pub provider: TelephonyProvider,
+    /// Twilio credentials, when used.
+    pub twilio: TwilioConfig,
+}
+
+/// Twilio account settings.
+#[derive(Debug, Clone, Default)]
+pub struct TwilioConfig {
+    /// Account SID.
+    pub account_sid: Option<String>,
+    /// Auth token.
+    pub auth_token: Option<Secret>,
+    /// Caller id for outbound calls.
+    pub phone_number: Option<String>,
+}
+
+/// Speech recognition settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SttConfig {
+    /// Model.
+    pub model: SttModel,
+    /// Device.
+    pub device: Device,
+    /// Numeric precision.
+    pub compute_type: ComputeType,
+}
+
+/// Speech synthesis settings.
+#[derive(Debug, Clone)]
+pub struct TtsConfig {
+    /// Engine.
+    pub engine: TtsEngine,
+    /// Voice name within the engine.
+    pub voice: String,
+    /// Conversation language (ISO 639-1).
+    pub language: String,
+}
+
+/// Language model settings.
+#[derive(Debug, Clone)]
+pub struct LlmConfig {
+    /// Which engine answers.
+    pub provider: LlmProvider,
+    /// A user-supplied GGUF for the embedded engine.
+    pub model_path: Option<PathBuf>,
+    /// Ollama server.
+    pub ollama_host: Url,
+    /// Ollama model tag.
+    pub ollama_model: String,
+}
+
+/// Per-call limits.
+#[derive(Debug, Clone, Copy)]
+pub struct CallsConfig {
+    /// Calls carried at once.
+    pub max_concurrent: u32,
+    /// Turns before a polite hang-up.
+    pub max_conversation_turns: u32,
+    /// Longest wait for an answer.
+    pub response_timeout: Duration,
+}
+
+/// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct VadSensitivity(u8);
+
+impl VadSensitivity {
+    /// The level, 0 (least sensitive) to 3 (most).
+    pub fn level(self) -> u8 {
+        self.0
+    }
+}
+
+/// Audio front-end settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AudioConfig {
+    /// Upper bound on queued audio per direction.
+    pub buffer_size: Duration,
+    /// VAD sensitivity.
+    pub vad_sensitivity: VadSensitivity,
+}
+
+/// Which database holds the system of record.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Connection target.
+    pub target: DatabaseTarget,
+    /// Apply pending migrations at start-up.
+    pub auto_migrate: bool,
+}
+
+/// A database to connect to.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// Embedded SQLite file.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A PostgreSQL server, by URL (credentials included, so it is a secret).
+    Postgres {
+        /// `postgres://user:password@host:port/db`.
+        url: Secret,
+    },
+}
+
+impl DatabaseTarget {
+    /// A connection URL for sqlx.
+    pub fn url(&self) -> String {
+        match self {
+            DatabaseTarget::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
+            DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+        }
+    }
+
+    /// The URL with any password replaced, for logs and `/ready`.
+    pub fn display_url(&self) -> String {
+        match self {
+            DatabaseTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
+            DatabaseTarget::Postgres { url } => redact_url_password(url.expose()),
+        }
+    }
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Password.
+    pub password: Option<Secret>,
+}
+
+/// Observability settings.
+#[derive(Debug, Clone)]
+pub struct ObservabilityConfig {
+    /// Serve /metrics.
+    pub enable_metrics: bool,
+    /// Export traces.
+    pub enable_tracing: bool,
+    /// OTLP endpoint.
+    pub otlp_endpoint: Option<Url>,
+}
+
+impl Config {
+    /// Loads the configuration of this process: the file from `explicit_file`, else `CONFIG_FILE`,
+    /// else `./config.yaml` when it exists; then the process environment.
+    pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let file = match explicit_file {
+            Some(path) => Some(path.to_owned()),
+            None => match env("CONFIG_FILE").filter(|v| !v.is_empty()) {
+                Some(path) => Some(PathBuf::from(path)),
+                None => Some(PathBuf::from("config.yaml")).filter(|p| p.is_file()),
+            },
+        };
+        let text = match &file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let file = file.as_deref().zip(text.as_deref());
+        Self::from_layers(file, &env)
+    }
+
+    /// Builds a configuration from a config file's text and an environment lookup; no I/O, for tests.
+    pub fn from_layers(
+        file: Option<(&Path, &str)>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let resolved = ResolvedSettings::resolve(file, env)?;
+        let r = Reader {
+            resolved: &resolved,
+        };
+        use settings::*;
+
+        let data_dir = match r.text(&DATA_DIR) {
+            Some(dir) => PathBuf::from(dir),
+            None => default_data_dir(env),
+        };
+        let models_dir = r
+            .text(&MODELS_DIR)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("models"));
+
+        let server = ServerConfig {
+            host: r.host(&SERVER_HOST)?,
+            port: r.int(&SERVER_PORT, 0..=65_535)? as u16,
+            public_url: r.url(&PUBLIC_URL)?,
+            shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
+        };
+        let telephony = TelephonyConfig {
+            provider: r.choice(&TELEPHONY_PROVIDER)?,
+            twilio: TwilioConfig {
+                account_sid: r.checked(&TWILIO_ACCOUNT_SID, is_twilio_sid)?,
+                auth_token: r.text(&TWILIO_AUTH_TOKEN).map(Secret::new),
+                phone_number: r.checked(&TWILIO_PHONE_NUMBER, is_e164)?,
+            },
+        };
+        let database = DatabaseConfig {
+            target: database_target(&r, &data_dir)?,
+            auto_migrate: r.bool(&DATABASE_AUTO_MIGRATE)?,
+        };
+        let redis = match r.host_opt(&REDIS_HOST)? {
+            Some(host) => Some(RedisConfig {
+                host,
+                port: r.int(&REDIS_PORT, 1..=65_535)? as u16,
+                password: r.text(&REDIS_PASSWORD).map(Secret::new),
+            }),
+            None => None,
+        };
+        let config = Config {
+            server,
+            environment: r.choice(&ENVIRONMENT)?,
+            log: LogConfig {
+                level: r.choice(&LOG_LEVEL)?,
+                format: r.choice(&LOG_FORMAT)?,
+            },
+            paths: PathsConfig {
+                data_dir,
+                models_dir,
+            },
+            telephony,
+            stt: SttConfig {
+                model: r.choice(&WHISPER_MODEL)?,
+                device: r.choice(&WHISPER_DEVICE)?,
+                compute_type: r.choice(&WHISPER_COMPUTE_TYPE)?,
+            },
+            tts: TtsConfig {
+                engine: r.choice(&TTS_MODEL)?,
+                voice: r.required_text(&TTS_VOICE)?,
+                language: r
+                    .checked(&TTS_LANGUAGE, is_language_code)?
+                    .unwrap_or_else(|| "en".into()),
+            },
+            llm: LlmConfig {
+                provider: r.choice(&LLM_PROVIDER)?,
+                model_path: r.text(&LLM_MODEL_PATH).map(PathBuf::from),
+                ollama_host: r.required_url(&OLLAMA_HOST)?,
+                ollama_model: r.required_text(&OLLAMA_MODEL)?,
+            },
+            calls: CallsConfig {
+                max_concurrent: r.int(&MAX_CONCURRENT_CALLS, 1..=100_000)? as u32,
+                max_conversation_turns: r.int(&MAX_CONVERSATION_TURNS, 1..=10_000)? as u32,
+                response_timeout: Duration::from_millis(
+                    r.int(&RESPONSE_TIMEOUT_MS, 100..=600_000)? as u64,
+                ),
+            },
+            audio: AudioConfig {
+                buffer_size: Duration::from_millis(
+                    r.int(&AUDIO_BUFFER_SIZE_MS, 20..=10_000)? as u64
+                ),
+                vad_sensitivity: VadSensitivity(r.int(&VAD_SENSITIVITY, 0..=3)? as u8),
+            },
+            database,
+            redis,
+            observability: ObservabilityConfig {
+                enable_metrics: r.bool(&ENABLE_METRICS)?,
+                enable_tracing: r.bool(&ENABLE_TRACING)?,
+                otlp_endpoint: r.url(&OTEL_EXPORTER_OTLP_ENDPOINT)?,
+            },
+            resolved: resolved.clone(),
+        };
+        config.check_consistency()?;
+        Ok(config)
+    }
+
+    /// Rules that span several settings: each value is fine alone, the combination cannot work.
+    fn check_consistency(&self) -> Result<(), ConfigError> {
+        if self.telephony.provider == TelephonyProvider::Twilio {
+            let t = &self.telephony.twilio;
+            let mut missing = Vec::new();
+            if t.account_sid.is_none() {
+                missing.push("TWILIO_ACCOUNT_SID");
+            }
+            if t.auth_token.is_none() {
+                missing.push("TWILIO_AUTH_TOKEN");
+            }
+            if self.server.public_url.is_none() {
+                missing.push("PUBLIC_URL");
+            }
+            if !missing.is_empty() {
+                return Err(ConfigError::Inconsistent(format!(
+                    "TELEPHONY_PROVIDER=twilio also needs {}: Twilio must reach this server and sign its requests",
+                    missing.join(", ")
+                )));
+            }
+        }
+        if self.observability.enable_tracing && self.observability.otlp_endpoint.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "ENABLE_TRACING=true needs OTEL_EXPORTER_OTLP_ENDPOINT (where to send traces)"
+                    .into(),
+            ));
+        }
+        if let Some(path) = &self.llm.model_path
+            && path.extension().and_then(|e| e.to_str()) != Some("gguf")
+        {
+            return Err(ConfigError::Inconsistent(format!(
+                "LLM_MODEL_PATH={} must name a .gguf file",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every setting as `(setting, shown value, source)`, secrets redacted: what `config show` prints.
+    pub fn effective(&self) -> Vec<(&'static Setting, Option<String>, Option<Source>)> {
+        settings::ALL
+            .iter()
+            .map(|s| match self.resolved.get(s) {
+                Some(v) => {
+                    let shown = if s.secret {
+                        REDACTED.to_owned()
+                    } else {
+                        v.text.clone()
+                    };
+                    (s, Some(shown), Some(v.source.clone()))
+                }
+                None => (s, derived_value(self, s), None),
+            })
+            .collect()
+    }
+}
+
+/// Values computed from others when unset (paths), so `config show` tells the whole truth.
+fn derived_value(config: &Config, s: &Setting) -> Option<String> {
+    match s.key {
+        k if k == settings::DATA_DIR.key => Some(config.paths.data_dir.display().to_string()),
+        k if k == settings::MODELS_DIR.key => Some(config.paths.models_dir.display().to_string()),
+        _ => None,
+    }
+}
+
+fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    if let Some(xdg) = env("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("switchboard");
+    }
+    match env("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/switchboard"),
+        None => PathBuf::from("data"),
+    }
+}
+
+fn database_target(r: &Reader<'_>, data_dir: &Path) -> Result<DatabaseTarget, ConfigError> {
+    use settings::*;
+    if let Some(url) = r.text(&DATABASE_URL) {
+        return if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Url::parse(&url).map_err(|_| r.invalid(&DATABASE_URL))?;
+            Ok(DatabaseTarget::Postgres {
+                url: Secret::new(url),
+            })
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(r.invalid(&DATABASE_URL));
+            }
+            Ok(DatabaseTarget::Sqlite {
+                path: PathBuf::from(path),
+            })
+        } else {
+            Err(r.invalid(&DATABASE_URL))
+        };
+    }
+    let Some(host) = r.host_opt(&POSTGRES_HOST)? else {
+        return Ok(DatabaseTarget::Sqlite {
+            path: data_dir.join("switchboard.db"),
+        });
+    };
+    let port = r.int(&POSTGRES_PORT, 1..=65_535)?;
+    let db = r.required_text(&POSTGRES_DB)?;
+    let user = r.required_text(&POSTGRES_USER)?;
+    let mut url = Url::parse("postgres://localhost").map_err(|_| r.invalid(&POSTGRES_HOST))?;
+    url.set_host(Some(&host))
+        .map_err(|_| r.invalid(&POSTGRES_HOST))?;
+    url.set_port(Some(port as u16))
+        .map_err(|_| r.invalid(&POSTGRES_PORT))?;
+    url.set_username(&user)
+        .map_err(|_| r.invalid(&POSTGRES_USER))?;
+    if let Some(password) = r.text(&POSTGRES_PASSWORD) {
+        url.set_password(Some(&password))
+            .map_err(|_| r.invalid(&POSTGRES_PASSWORD))?;
+    }
+    url.set_path(&db);
+    Ok(DatabaseTarget::Postgres {
+        url: Secret::new(url.to_string()),
+    })
+}
+
+fn redact_url_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one, which this one has.
+            let _ = parsed.set_password(Some(REDACTED));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => REDACTED.to_owned(),
+    }
+}
+
+fn is_twilio_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+fn is_e164(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or("");
+    (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+fn is_language_code(s: &str) -> bool {
+    s.len() == 2 && s.chars().all(|c| c.is_ascii_lowercase())
+}
+
+/// Typed access to resolved settings; every failure names the setting.
+struct Reader<'a> {
+    resolved: &'a ResolvedSettings,
+}
+
+impl Reader<'_> {
+    fn invalid(&self, s: &'static Setting) -> ConfigError {
+        let (value, source) = match self.resolved.get(s) {
+            Some(v) if s.secret => (REDACTED.to_owned(), v.source.clone()),
+            Some(v) => (v.text.clone(), v.source.clone()),
+            None => (String::new(), Source::Default),
+        };
+        ConfigError::Invalid {
+            env: s.env,
+            key: s.key,
+            value,
+            origin: source,
+            allowed: s.allowed,
+        }
+    }
+
+    fn text(&self, s: &Setting) -> Option<String> {
+        self.resolved.get(s).map(|v| v.text.clone())
+    }
+
+    fn required_text(&self, s: &'static Setting) -> Result<String, ConfigError> {
+        self.text(s).ok_or_else(|| self.invalid(s))
+    }
+
+    fn checked(
+        &self,
+        s: &'static Setting,
+        ok: fn(&str) -> bool,
+    ) -> Result<Option<String>, ConfigError> {
+        match self.text(s) {
+            Some(v) if ok(&v) => Ok(Some(v)),
+            Some(_) => Err(self.invalid(s)),
+            None => Ok(None),
+        }
+    }
+
+    fn int(&self, s: &'static Setting, range: RangeInclusive<i64>) -> Result<i64, ConfigError> {
+        let text = self.required_text(s)?;
+        match text.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(self.invalid(s)),
+        }
+    }
+
+    fn bool(&self, s: &'static Setting) -> Result<bool, ConfigError> {
+        match self.required_text(s)?.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(self.invalid(s)),
+        }
+    }
+
+    fn choice<T: choice::Choice>(&self, s: &'static Setting) -> Result<T, ConfigError> {
+        let text = self.required_text(s)?;
+        T::parse(&text.to_ascii_lowercase()).ok_or_else(|| self.invalid(s))
+    }
+
+    fn url(&self, s: &'static Setting) -> Result<Option<Url>, ConfigError> {
+        match self.text(s) {
+            None => Ok(None),
+            Some(text) => match Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+                    Ok(Some(url))
+                }
+                _ => Err(self.invalid(s)),
+            },
+        }
+    }
+
+    fn required_url(&self, s: &'static Setting) -> Result<Url, ConfigError> {
+        self.url(s)?.ok_or_else(|| self.invalid(s))
+    }
+
+    fn host_opt(&self, s: &'static Setting) -> Result<Option<String>, ConfigError> {
+        match self.text(s) {
+            None => Ok(None),
+            Some(h) if is_host(&h) => Ok(Some(h)),
+            Some(_) => Err(self.invalid(s)),
+        }
+    }
+
+    fn host(&self, s: &'static Setting) -> Result<String, ConfigError> {
+        self.host_opt(s)?.ok_or_else(|| self.invalid(s))
+    }
+}
+
+fn is_host(h: &str) -> bool {
+    h.parse::<IpAddr>().is_ok()
+        || (!h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+            }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Every setting Switchboard reads, written once: its `config.yaml` key, its environment variable, its
+//! default, what values it allows and why it exists. Layering, validation messages, `config show`,
+//! `config.example.yaml` and `.env.example` are all derived from this table, so they cannot drift apart.
+
+/// One user-facing setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// Dotted path in `config.yaml` (`server.port` is `server: { port: ... }`).
+    pub key: &'static str,
+    /// Environment variable that overrides the file. The seed's names are a public contract.
+    pub env: &'static str,
+    /// Value used when neither the file nor the environment sets it; `None` means "unset".
+    pub default: Option<&'static str>,
+    /// What the setting accepts, as shown in error messages.
+    pub allowed: &'static str,
+    /// One line for the generated example files.
+    pub doc: &'static str,
+    /// Credentials are redacted wherever the configuration is printed.
+    pub secret: bool,
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $name:ident: $key:literal, $env:literal, default $default:expr, allowed $allowed:literal $(, $secret:ident)?; )+) => {
+        $(
+            #[doc = concat!("`", $key, "` / `", $env, "`.")]
+            pub const $name: Setting = Setting {
+                key: $key,
+                env: $env,
+                default: $default,
+                allowed: $allowed,
+                doc: concat!($($doc, " ",)+),
+                secret: settings!(@secret $($secret)?),
+            };
+        )+
+        /// All settings, in the order they are documented.
+        pub const ALL: &[Setting] = &[$($name),+];
+    };
+    (@secret secret) => { true };
+    (@secret) => { false };
+}
+
+settings! {
+    /// Address the HTTP server binds to.
+    SERVER_HOST: "server.host", "SERVER_HOST", default Some("0.0.0.0"), allowed "an IP address or host name";
+    /// Port of the HTTP API, WebSockets and console; 0 picks a free port (tests).
+    SERVER_PORT: "server.port", "SERVER_PORT", default Some("8000"), allowed "an integer from 0 to 65535";
+    /// Public base URL that telephony providers call back (Twilio webhooks, media streams).
+    PUBLIC_URL: "server.public_url", "PUBLIC_URL", default None, allowed "an absolute http(s) URL";
+    /// How long shutdown waits for in-flight requests and calls before it stops anyway.
+    SHUTDOWN_GRACE_MS: "server.shutdown_grace_ms", "SHUTDOWN_GRACE_MS", default Some("10000"), allowed "an integer from 0 to 600000 (milliseconds)";
+    /// Deployment stage, reported in the start-up log.
+    ENVIRONMENT: "environment", "ENVIRONMENT", default Some("development"), allowed "one of development, staging, production";
+    /// Log verbosity.
+    LOG_LEVEL: "log.level", "LOG_LEVEL", default Some("info"), allowed "one of trace, debug, info, warn, error";
+    /// Log line format: one JSON object per line, or human-readable text.
+    LOG_FORMAT: "log.format", "LOG_FORMAT", default Some("json"), allowed "one of json, text";
+    /// Where the embedded database and other state live (default: $XDG_DATA_HOME/switchboard or ~/.local/share/switchboard).
+    DATA_DIR: "paths.data_dir", "DATA_DIR", default None, allowed "a directory path";
+    /// Where model files are kept (default: DATA_DIR/models).
+    MODELS_DIR: "paths.models_dir", "MODELS_DIR", default None, allowed "a directory path";
+    /// Which phone network adapter places outbound calls.
+    TELEPHONY_PROVIDER: "telephony.provider", "TELEPHONY_PROVIDER", default Some("websocket"), allowed "one of twilio, asterisk, sip, websocket";
+    /// Twilio account SID (starts with AC).
+    TWILIO_ACCOUNT_SID: "telephony.twilio.account_sid", "TWILIO_ACCOUNT_SID", default None, allowed "a Twilio account SID (AC followed by 32 hex digits)";
+    /// Twilio auth token: signs webhooks and authenticates REST calls.
+    TWILIO_AUTH_TOKEN: "telephony.twilio.auth_token", "TWILIO_AUTH_TOKEN", default None, allowed "the account's auth token", secret;
+    /// Caller id for outbound Twilio calls.
+    TWILIO_PHONE_NUMBER: "telephony.twilio.phone_number", "TWILIO_PHONE_NUMBER", default None, allowed "an E.164 number such as +14155550100";
+    /// Speech-to-text model.
+    WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (the only Whisper model shipped in a package so far)";
+    /// Device for speech recognition.
+    WHISPER_DEVICE: "stt.whisper_device", "WHISPER_DEVICE", default Some("cpu"), allowed "one of cpu, cuda, auto";
+    /// Numeric precision for speech recognition; `default` keeps the model's own.
+    WHISPER_COMPUTE_TYPE: "stt.whisper_compute_type", "WHISPER_COMPUTE_TYPE", default Some("default"), allowed "one of default, int8, float16, float32";
+    /// Text-to-speech engine. Piper is the default until Kokoro's English voices ship in a package.
+    TTS_MODEL: "tts.model", "TTS_MODEL", default Some("piper"), allowed "one of kokoro, piper, espeak";
+    /// Voice of the TTS engine.
+    TTS_VOICE: "tts.voice", "TTS_VOICE", default Some("en_US-joe-medium"), allowed "a voice name of the chosen engine";
+    /// Language of the conversation (speech recognition, synthesis and the agent).
+    TTS_LANGUAGE: "tts.language", "TTS_LANGUAGE", default Some("en"), allowed "an ISO 639-1 code such as en, fr, de";
+    /// Where answers come from: the in-process model, an Ollama server, or an OpenAI-compatible server.
+    LLM_PROVIDER: "llm.provider", "LLM_PROVIDER", default Some("embedded"), allowed "one of embedded, ollama, openai";
+    /// A GGUF file for the embedded engine instead of the shipped default model.
+    LLM_MODEL_PATH: "llm.model_path", "LLM_MODEL_PATH", default None, allowed "a path to a .gguf file";
+    /// Ollama server.
+    OLLAMA_HOST: "llm.ollama_host", "OLLAMA_HOST", default Some("http://localhost:11434"), allowed "an absolute http(s) URL";
+    /// Ollama model tag.
+    OLLAMA_MODEL: "llm.ollama_model", "OLLAMA_MODEL", default Some("llama3.2:3b"), allowed "an Ollama model tag";
+    /// Calls carried at once; the next one is refused with a clear error.
+    MAX_CONCURRENT_CALLS: "calls.max_concurrent", "MAX_CONCURRENT_CALLS", default Some("100"), allowed "an integer from 1 to 100000";
+    /// Turns after which the agent ends the call politely.
+    MAX_CONVERSATION_TURNS: "calls.max_conversation_turns", "MAX_CONVERSATION_TURNS", default Some("50"), allowed "an integer from 1 to 10000";
+    /// Longest wait for an answer before the agent apologises and recovers.
+    RESPONSE_TIMEOUT_MS: "calls.response_timeout_ms", "RESPONSE_TIMEOUT_MS", default Some("5000"), allowed "an integer from 100 to 600000 (milliseconds)";
+    /// Upper bound on audio queued per call direction.
+    AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("500"), allowed "an integer from 20 to 10000 (milliseconds)";
+    /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.
+    VAD_SENSITIVITY: "audio.vad_sensitivity", "VAD_SENSITIVITY", default Some("2"), allowed "an integer from 0 to 3 (3 is the most sensitive)";
+    /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
+    DATABASE_URL: "database.url", "DATABASE_URL", default None, allowed "a postgres:// or sqlite: URL", secret;
+    /// Apply pending database migrations at start-up.
+    DATABASE_AUTO_MIGRATE: "database.auto_migrate", "DATABASE_AUTO_MIGRATE", default Some("true"), allowed "true or false";
+    /// PostgreSQL host; when unset, the embedded SQLite database in DATA_DIR is used.
+    POSTGRES_HOST: "database.postgres.host", "POSTGRES_HOST", default None, allowed "a host name or IP address";
+    /// PostgreSQL port.
+    POSTGRES_PORT: "database.postgres.port", "POSTGRES_PORT", default Some("5432"), allowed "an integer from 1 to 65535";
+    /// PostgreSQL database name.
+    POSTGRES_DB: "database.postgres.db", "POSTGRES_DB", default Some("switchboard"), allowed "a database name";
+    /// PostgreSQL user.
+    POSTGRES_USER: "database.postgres.user", "POSTGRES_USER", default Some("switchboard"), allowed "a user name";
+    /// PostgreSQL password.
+    POSTGRES_PASSWORD: "database.postgres.password", "POSTGRES_PASSWORD", default None, allowed "the user's password", secret;
+    /// Redis host for state shared between nodes; when unset, live state stays in this process.
+    REDIS_HOST: "redis.host", "REDIS_HOST", default None, allowed "a host name or IP address";
+    /// Redis port.
+    REDIS_PORT: "redis.port", "REDIS_PORT", default Some("6379"), allowed "an integer from 1 to 65535";
+    /// Redis password.
+    REDIS_PASSWORD: "redis.password", "REDIS_PASSWORD", default None, allowed "the server's password", secret;
+    /// Serve Prometheus metrics at /metrics.
+    ENABLE_METRICS: "observability.enable_metrics", "ENABLE_METRICS", default Some("true"), allowed "true or false";
+    /// Export traces over OTLP.
+    ENABLE_TRACING: "observability.enable_tracing", "ENABLE_TRACING", default Some("false"), allowed "true or false";
+    /// OTLP collector endpoint for traces.
+    OTEL_EXPORTER_OTLP_ENDPOINT: "observability.otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", default None, allowed "an absolute http(s) URL";
+}
+
+/// The setting with this `config.yaml` key, if any.
+pub fn by_key(key: &str) -> Option<&'static Setting> {
+    ALL.iter().find(|s| s.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn keys_and_env_names_are_unique() {
+        let keys: HashSet<_> = ALL.iter().map(|s| s.key).collect();
+        let envs: HashSet<_> = ALL.iter().map(|s| s.env).collect();
+        assert_eq!(keys.len(), ALL.len());
+        assert_eq!(envs.len(), ALL.len());
+    }
+
+    #[test]
+    fn no_key_is_both_a_value_and_a_section() {
+        for a in ALL {
+            for b in ALL {
+                assert!(
+                    !b.key.starts_with(&format!("{}.", a.key)),
+                    "{} is a value but {} treats it as a section",
+                    a.key,
+                    b.key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_have_no_default() {
+        for s in ALL.iter().filter(|s| s.secret) {
+            assert_eq!(s.default, None, "{} is a secret with a default", s.env);
+        }
+    }
+}

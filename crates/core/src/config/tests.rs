@@ -1,0 +1,183 @@
+use super::*;
+
+fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+fn load(pairs: &'static [(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+    Config::from_layers(None, &env_of(pairs))
+}
+
+#[test]
+fn defaults_are_valid_and_embedded() {
+    let c = load(&[("HOME", "/home/op")]).unwrap();
+    assert_eq!(c.server.port, 8000);
+    assert_eq!(c.calls.max_concurrent, 100);
+    assert_eq!(c.calls.response_timeout, Duration::from_millis(5000));
+    assert_eq!(c.llm.provider, LlmProvider::Embedded);
+    assert!(c.redis.is_none());
+    assert_eq!(
+        c.paths.data_dir,
+        PathBuf::from("/home/op/.local/share/switchboard")
+    );
+    assert_eq!(
+        c.paths.models_dir,
+        PathBuf::from("/home/op/.local/share/switchboard/models")
+    );
+    match &c.database.target {
+        DatabaseTarget::Sqlite { path } => assert!(path.ends_with("switchboard.db")),
+        other => panic!("expected SQLite, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_non_numeric_port_names_the_setting_and_what_is_allowed() {
+    let err = load(&[("SERVER_PORT", "abc")]).unwrap_err().to_string();
+    assert!(err.contains("SERVER_PORT"), "{err}");
+    assert!(err.contains("server.port"), "{err}");
+    assert!(err.contains("\"abc\""), "{err}");
+    assert!(err.contains("0 to 65535"), "{err}");
+    assert!(err.contains("environment"), "{err}");
+}
+
+#[test]
+fn vad_sensitivity_out_of_range_is_refused() {
+    let err = load(&[("VAD_SENSITIVITY", "7")]).unwrap_err().to_string();
+    assert!(err.contains("VAD_SENSITIVITY"), "{err}");
+    assert!(err.contains("0 to 3"), "{err}");
+    for ok in ["0", "3"] {
+        let env = move |n: &str| (n == "VAD_SENSITIVITY").then(|| ok.to_string());
+        let c = Config::from_layers(None, &env).unwrap();
+        assert_eq!(c.audio.vad_sensitivity.level().to_string(), ok);
+    }
+}
+
+#[test]
+fn file_errors_say_which_file_the_value_came_from() {
+    let err = Config::from_layers(
+        Some((Path::new("/etc/sb.yaml"), "calls:\n  max_concurrent: 0\n")),
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("MAX_CONCURRENT_CALLS"), "{err}");
+    assert!(err.contains("/etc/sb.yaml"), "{err}");
+}
+
+#[test]
+fn choices_are_case_insensitive_and_list_alternatives_when_wrong() {
+    let c = load(&[("LLM_PROVIDER", "Ollama")]).unwrap();
+    assert_eq!(c.llm.provider, LlmProvider::Ollama);
+    let err = load(&[("LLM_PROVIDER", "gpt")]).unwrap_err().to_string();
+    assert!(err.contains("embedded, ollama, openai"), "{err}");
+}
+
+#[test]
+fn postgres_is_chosen_by_host_and_its_password_never_shown() {
+    let c = load(&[
+        ("POSTGRES_HOST", "db.internal"),
+        ("POSTGRES_USER", "sb"),
+        ("POSTGRES_PASSWORD", "p@ss word"),
+    ])
+    .unwrap();
+    let DatabaseTarget::Postgres { url } = &c.database.target else {
+        panic!("expected PostgreSQL");
+    };
+    assert!(
+        url.expose()
+            .starts_with("postgres://sb:p%40ss%20word@db.internal:5432/switchboard"),
+        "{}",
+        url.expose()
+    );
+    assert!(!c.database.target.display_url().contains("p%40ss"));
+    let shown = format!("{:?}", c.effective());
+    assert!(!shown.contains("p@ss"), "{shown}");
+    assert!(!format!("{c:?}").contains("p@ss"));
+}
+
+#[test]
+fn database_url_overrides_and_is_validated() {
+    let c = load(&[("DATABASE_URL", "sqlite:///tmp/x.db")]).unwrap();
+    assert!(
+        matches!(&c.database.target, DatabaseTarget::Sqlite { path } if path == Path::new("/tmp/x.db"))
+    );
+    let err = load(&[("DATABASE_URL", "mysql://secret@h/db")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("DATABASE_URL"), "{err}");
+    assert!(
+        !err.contains("secret"),
+        "a secret leaked into an error: {err}"
+    );
+}
+
+#[test]
+fn twilio_needs_its_credentials_and_a_public_url() {
+    let err = load(&[("TELEPHONY_PROVIDER", "twilio")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TWILIO_AUTH_TOKEN") && err.contains("PUBLIC_URL"),
+        "{err}"
+    );
+    let c = load(&[
+        ("TELEPHONY_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_AUTH_TOKEN", "tok"),
+        ("PUBLIC_URL", "https://sb.example.com"),
+    ])
+    .unwrap();
+    assert_eq!(c.telephony.provider, TelephonyProvider::Twilio);
+    let err = load(&[("TWILIO_PHONE_NUMBER", "555-0100")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("E.164"), "{err}");
+}
+
+#[test]
+fn effective_lists_every_setting_with_its_source() {
+    let c = load(&[("SERVER_PORT", "9000"), ("TWILIO_AUTH_TOKEN", "tok-123")]).unwrap();
+    let rows = c.effective();
+    assert_eq!(rows.len(), settings::ALL.len());
+    let port = rows
+        .iter()
+        .find(|(s, _, _)| s.env == "SERVER_PORT")
+        .unwrap();
+    assert_eq!(port.1.as_deref(), Some("9000"));
+    assert_eq!(port.2, Some(Source::Env));
+    let token = rows
+        .iter()
+        .find(|(s, _, _)| s.env == "TWILIO_AUTH_TOKEN")
+        .unwrap();
+    assert_eq!(token.1.as_deref(), Some(REDACTED));
+    let models = rows.iter().find(|(s, _, _)| s.env == "MODELS_DIR").unwrap();
+    assert!(models.1.is_some(), "derived paths are shown");
+}
+
+#[test]
+fn the_generated_example_file_is_the_default_configuration() {
+    let yaml = example_yaml();
+    let from_file =
+        Config::from_layers(Some((Path::new("config.example.yaml"), &yaml)), &|_| None).unwrap();
+    let defaults = Config::from_layers(None, &|_| None).unwrap();
+    for ((s, a, _), (_, b, _)) in from_file.effective().iter().zip(defaults.effective()) {
+        assert_eq!(a, &b, "{} differs between example file and defaults", s.key);
+    }
+}
+
+#[test]
+fn shipped_example_files_match_the_settings_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let yaml = std::fs::read_to_string(root.join("config.example.yaml")).unwrap();
+    let env = std::fs::read_to_string(root.join(".env.example")).unwrap();
+    assert!(
+        yaml == example_yaml() && env == example_env(),
+        "config.example.yaml or .env.example is stale: run `switchboard config example > config.example.yaml` \
+         and `switchboard config example --env > .env.example`"
+    );
+}

@@ -1,0 +1,207 @@
+//! Calls and their turns. A turn is committed before anyone is told about it, so an acknowledged
+//! transcript line survives a crash.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use switchboard_core::{CallDirection, CallId, Speaker};
+
+use crate::{Database, StoreError};
+
+/// A call about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// Its id.
+    pub id: CallId,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// Caller's number, E.164 when known.
+    pub from_number: Option<String>,
+    /// Called number.
+    pub to_number: Option<String>,
+    /// When the call began.
+    pub started_at: SystemTime,
+}
+
+/// A call as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Its id.
+    pub id: CallId,
+    /// Inbound or outbound.
+    pub direction: CallDirection,
+    /// Lifecycle word (`active`, `ended`).
+    pub status: String,
+    /// Caller's number.
+    pub from_number: Option<String>,
+    /// Called number.
+    pub to_number: Option<String>,
+    /// Start, to the millisecond.
+    pub started_at: SystemTime,
+    /// End, once ended.
+    pub ended_at: Option<SystemTime>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+}
+
+/// One stored turn of a transcript.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnRecord {
+    /// 1-based position in the call.
+    pub seq: i64,
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What was said (for the agent: what the caller actually heard).
+    pub text: String,
+    /// Start of speech.
+    pub started_at: SystemTime,
+    /// End of speech.
+    pub ended_at: SystemTime,
+}
+
+impl Database {
+    /// Records a new, active call.
+    pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO calls (id, direction, status, from_number, to_number, started_at) \
+             VALUES ($1, $2, 'active', $3, $4, $5)",
+        )
+        .bind(call.id.to_string())
+        .bind(call.direction.as_str())
+        .bind(call.from_number.clone())
+        .bind(call.to_number.clone())
+        .bind(millis(call.started_at))
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::query("inserting a call"))?;
+        Ok(())
+    }
+
+    /// Marks a call ended; ending an ended call keeps the first end.
+    pub async fn end_call(
+        &self,
+        id: CallId,
+        at: SystemTime,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(millis(at))
+        .bind(reason.to_owned())
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::query("ending a call"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The call with this id, if recorded.
+    pub async fn call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, direction, status, from_number, to_number, started_at, ended_at, end_reason \
+             FROM calls WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query("reading a call"))?;
+        row.map(|r| call_from_row(&r)).transpose()
+    }
+
+    /// Appends a turn and returns its sequence number. Returns only once the row is committed.
+    pub async fn append_turn(
+        &self,
+        call_id: CallId,
+        speaker: Speaker,
+        text: &str,
+        started_at: SystemTime,
+        ended_at: SystemTime,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO turns (call_id, seq, speaker, text, started_at, ended_at) \
+             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM turns WHERE call_id = $6 \
+             RETURNING seq",
+        )
+        .bind(call_id.to_string())
+        .bind(speaker.as_str())
+        .bind(text.to_owned())
+        .bind(millis(started_at))
+        .bind(millis(ended_at))
+        .bind(call_id.to_string())
+        .fetch_one(self.pool())
+        .await
+        .map_err(StoreError::query("appending a turn"))?;
+        column(&row, 0, "appending a turn")
+    }
+
+    /// Every turn of a call, in order.
+    pub async fn turns(&self, call_id: CallId) -> Result<Vec<TurnRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, speaker, text, started_at, ended_at FROM turns WHERE call_id = $1 ORDER BY seq",
+        )
+        .bind(call_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::query("reading turns"))?;
+        const READING: &str = "reading turns";
+        rows.iter()
+            .map(|r| {
+                Ok(TurnRecord {
+                    seq: column(r, 0, READING)?,
+                    speaker: column::<String>(r, 1, READING)?
+                        .parse()
+                        .map_err(|e: switchboard_core::call::UnknownWord| corrupt("speaker", e))?,
+                    text: column(r, 2, READING)?,
+                    started_at: time(column(r, 3, READING)?),
+                    ended_at: time(column(r, 4, READING)?),
+                })
+            })
+            .collect()
+    }
+}
+
+fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
+    const READING: &str = "reading a call";
+    let id: String = column(r, 0, READING)?;
+    let direction: String = column(r, 1, READING)?;
+    Ok(CallRecord {
+        id: id
+            .parse()
+            .map_err(|e: switchboard_core::ids::InvalidCallId| corrupt("call id", e))?,
+        direction: direction
+            .parse()
+            .map_err(|e: switchboard_core::call::UnknownWord| corrupt("call direction", e))?,
+        status: column(r, 2, READING)?,
+        from_number: column(r, 3, READING)?,
+        to_number: column(r, 4, READING)?,
+        started_at: time(column(r, 5, READING)?),
+        ended_at: column::<Option<i64>>(r, 6, READING)?.map(time),
+        end_reason: column(r, 7, READING)?,
+    })
+}
+
+fn column<'r, T>(r: &'r AnyRow, index: usize, operation: &'static str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    r.try_get(index).map_err(StoreError::query(operation))
+}
+
+fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}

@@ -1,0 +1,166 @@
+//! Connecting, migrating, and telling `/ready` whether the schema is current.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Row};
+use switchboard_core::config::DatabaseTarget;
+
+use crate::StoreError;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Which engine is behind the pool; SQL is shared, a few pragmas are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Whether the database schema matches this build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationState {
+    /// Every migration of this build is applied.
+    Current,
+    /// These migration versions are not applied yet.
+    Pending(Vec<i64>),
+}
+
+/// A pool on the configured database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    display: String,
+}
+
+impl Database {
+    /// Opens the configured database (creating the SQLite file and its directory if needed).
+    pub async fn connect(target: &DatabaseTarget) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let display = target.display_url();
+        let backend = match target {
+            DatabaseTarget::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                Backend::Sqlite
+            }
+            DatabaseTarget::Postgres { .. } => Backend::Postgres,
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        if backend == Backend::Sqlite {
+            // One writer at a time is SQLite's rule; WAL lets readers proceed meanwhile, and foreign keys
+            // are off by default in SQLite, so turn them on for every connection.
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options
+            .connect(&target.url())
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: display.clone(),
+                source,
+            })?;
+        Ok(Self {
+            pool,
+            backend,
+            display,
+        })
+    }
+
+    /// The engine behind this pool.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The database URL with any password redacted.
+    pub fn display_url(&self) -> &str {
+        &self.display
+    }
+
+    /// Applies every pending migration; a no-op when the schema is current.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Compares applied migrations with this build's; for `/ready` and `switchboard migrate --check`.
+    pub async fn migration_state(&self) -> Result<MigrationState, StoreError> {
+        let applied: HashSet<i64> =
+            match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<Result<_, _>>()
+                    .map_err(StoreError::query("reading applied migrations"))?,
+                // No bookkeeping table yet: nothing has been applied.
+                Err(sqlx::Error::Database(_)) => HashSet::new(),
+                Err(e) => return Err(StoreError::query("reading applied migrations")(e)),
+            };
+        let pending: Vec<i64> = MIGRATOR
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        Ok(if pending.is_empty() {
+            MigrationState::Current
+        } else {
+            MigrationState::Pending(pending)
+        })
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("ping"))
+    }
+
+    /// Closes every connection, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+#[doc(hidden)]
+impl Database {
+    /// Runs one statement as is; for test set-up (creating schemas), never with user input.
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sql)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::query("raw statement"))
+    }
+}

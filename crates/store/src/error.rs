@@ -1,0 +1,59 @@
+//! Storage failures.
+
+/// A storage failure, with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not reach or open the database.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// The database, password redacted.
+        target: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// Could not create the SQLite file's directory.
+    #[error("cannot create database directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("{operation} failed: {source}")]
+    Query {
+        /// What we were doing.
+        operation: &'static str,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// A stored row holds a value this build does not understand.
+    #[error("stored {what} is invalid: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn query(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| StoreError::Query { operation, source }
+    }
+
+    /// Whether retrying the same operation may succeed (the database was unreachable or busy).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Query { source, .. } => matches!(
+                source,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The system of record. SQLite in DATA_DIR by default, PostgreSQL when configured; both run the same
+//! migrations through sqlx's `Any` driver, so every query here is written once in portable SQL.
+
+mod calls;
+mod db;
+mod error;
+
+pub use calls::{CallRecord, NewCall, TurnRecord};
+pub use db::{Backend, Database, MigrationState};
+pub use error::StoreError;
