@@ -50,8 +50,6 @@ impl FetchProgress for CliProgress {
             bar.set_style(style);
             bar.set_message(label.to_owned());
             *self.bar.borrow_mut() = Some(bar);
-        } else {
-            eprintln!("{label} ({:.1} MB) ...", total as f64 / 1e6);
         }
     }
 
@@ -72,7 +70,7 @@ impl FetchProgress for CliProgress {
             .map(|t| t.elapsed().as_secs_f64())
             .unwrap_or_default();
         eprintln!(
-            "{} ... {:.1} MB in {secs:.1} s",
+            "{}: {:.1} MB in {secs:.1} s",
             self.label.borrow(),
             self.done.get() as f64 / 1e6
         );

@@ -9,7 +9,6 @@ use switchboard_core::Config;
 use switchboard_store::Database;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::Readiness;
 
@@ -35,8 +34,7 @@ pub async fn serve(
 ) -> std::io::Result<bool> {
     let stopping = CancellationToken::new();
     let trigger = stopping.clone();
-    let app = router.layer(TraceLayer::new_for_http());
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(
             grace_ms = grace.as_millis() as u64,

@@ -1,0 +1,276 @@
+//! The binary as an operator meets it: bad settings, redacted output, serve / health / ready / SIGTERM, migrate.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A command with a clean configuration environment rooted in `data_dir`.
+fn switchboard(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if switchboard_core::config::settings::ALL
+            .iter()
+            .any(|s| s.env == key)
+            || key == "CONFIG_FILE"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("DATA_DIR", data_dir)
+        .current_dir(data_dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, expect) in [
+        ("SERVER_PORT", "abc", "0 to 65535"),
+        ("VAD_SENSITIVITY", "7", "0 to 3"),
+        ("LOG_LEVEL", "loud", "trace, debug, info, warn, error"),
+    ] {
+        let out = switchboard(dir.path())
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(var) && err.contains(value) && err.contains(expect),
+            "{err}"
+        );
+    }
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "calls:\n  max_concurent: 3\n",
+    )
+    .unwrap();
+    let out = switchboard(dir.path()).arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("calls.max_concurent") && err.contains("calls.max_concurrent"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_show_redacts_secrets_and_names_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "calls:\n  max_concurrent: 7\n",
+    )
+    .unwrap();
+    let out = switchboard(dir.path())
+        .env("TWILIO_AUTH_TOKEN", "tw-supersecret")
+        .env("POSTGRES_HOST", "db.internal")
+        .env("POSTGRES_PASSWORD", "pg-supersecret")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("supersecret"), "{text}");
+    let line = |env: &str| text.lines().find(|l| l.contains(env)).unwrap().to_owned();
+    assert!(line("TWILIO_AUTH_TOKEN").contains("<redacted>"));
+    assert!(line("MAX_CONCURRENT_CALLS").contains("file config.yaml"));
+    assert!(line("POSTGRES_HOST").contains("environment"));
+    assert!(line("SERVER_PORT").contains("default"));
+}
+
+#[test]
+fn migrate_check_then_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = switchboard(dir.path())
+        .args(["migrate", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(
+        switchboard(dir.path())
+            .arg("migrate")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let check = switchboard(dir.path())
+        .args(["migrate", "--check"])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("current"));
+}
+
+/// A running `switchboard serve` and the address it listens on (read from its JSON log).
+struct Server {
+    child: Child,
+    address: String,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+fn start_server(data_dir: &Path, models_dir: &Path) -> Server {
+    let mut child = switchboard(data_dir)
+        .env("SERVER_HOST", "127.0.0.1")
+        .env("SERVER_PORT", "0")
+        .env("MODELS_DIR", models_dir)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+        if event["message"] == "listening" {
+            let address = event["address"].as_str().unwrap().to_owned();
+            return Server {
+                child,
+                address,
+                log: rx,
+            };
+        }
+    }
+    let _ = child.kill();
+    panic!("server did not report its address");
+}
+
+fn http_get(address: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, serde_json::from_str(body).unwrap())
+}
+
+fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"signal\":\"SIGTERM\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"message\":\"stopped\"")),
+        "{lines:?}"
+    );
+}
+
+/// The models `make test` provisions once into MODELS_DIR (the configured one, stable across clones).
+fn provisioned_models() -> Option<PathBuf> {
+    let out = Command::new(BIN)
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = PathBuf::from(list["models_dir"].as_str().unwrap());
+    let ok = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["required"] == true)
+        .all(|m| m["status"] == "present");
+    if ok {
+        Some(dir)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true and the default models are not provisioned in {}: run `make models`",
+            dir.display()
+        );
+    } else {
+        eprintln!(
+            "SKIPPED: default models not provisioned in {}; run `make models`",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn serve_is_live_at_once_ready_with_models_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Without models: alive, not ready, and the JSON says why.
+    let server = start_server(dir.path(), &dir.path().join("no-models"));
+    let (code, body) = http_get(&server.address, "/health");
+    assert_eq!((code, &body["status"]), (200, &serde_json::json!("ok")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (code, body) = http_get(&server.address, "/ready");
+        assert_eq!(code, 503);
+        if body["checks"]["models"]["status"] != "verifying" || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(body["status"], "not_ready");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("whisper-tiny: missing"),
+        "{body}"
+    );
+    stop(server);
+
+    // With the provisioned models: ready.
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let server = start_server(dir.path(), &models);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = http_get(&server.address, "/ready");
+        if code == 200 {
+            assert_eq!(body["status"], "ready");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(server);
+}

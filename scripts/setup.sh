@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what Switchboard needs from Debian's packages, only when something is missing, so a second run
+# is instant. Run by `make run` and `make test`; safe to run by hand.
+set -euo pipefail
+
+# Build tools, registry clients for model packages (pip, npm), and real recorded speech for tests.
+APT_PACKAGES=(
+  build-essential pkg-config
+  python3 python3-pip npm
+  asterisk-core-sounds-en-wav
+)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "cargo not found: install the Rust toolchain (https://rustup.rs) and run this again"
+  exit 1
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  case "$pkg" in
+    # A pip or npm from elsewhere (pyenv, nvm) serves as well as Debian's.
+    python3-pip) command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 && continue ;;
+    npm) command -v npm >/dev/null 2>&1 && continue ;;
+    python3) command -v python3 >/dev/null 2>&1 && continue ;;
+  esac
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  say "system packages present"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  say "missing packages: ${missing[*]}; this script installs them with apt-get (Debian/Ubuntu) only"
+  exit 1
+fi
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else
+    say "missing packages: ${missing[*]}; run as root or install sudo"
+    exit 1
+  fi
+fi
+say "installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+say "system packages installed"
