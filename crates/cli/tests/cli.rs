@@ -154,6 +154,7 @@ fn start_server(data_dir: &Path, models_dir: &Path) -> Server {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not report its address");
 }
 
