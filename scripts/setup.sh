@@ -7,7 +7,7 @@ set -euo pipefail
 APT_PACKAGES=(
   build-essential pkg-config
   python3 python3-pip npm
-  asterisk-core-sounds-en-wav
+  asterisk-core-sounds-en-wav asterisk-core-sounds-en
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

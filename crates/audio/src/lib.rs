@@ -1,0 +1,17 @@
+//! The audio front end of a call: codecs, framing, resampling, jitter buffering, voice activity detection,
+//! echo and noise suppression, gain control.
+//!
+//! Everything here is synchronous and allocation-free once built: a stage is created per call with its
+//! buffers, then fed one 20 ms frame at a time. Bad input returns an [`AudioError`]; nothing panics.
+
+mod error;
+mod framer;
+pub mod g711;
+pub mod pcm;
+mod rate;
+mod resample;
+
+pub use error::AudioError;
+pub use framer::Framer;
+pub use rate::{FRAME_DURATION, MAX_CHUNK_SAMPLES, SampleRate};
+pub use resample::Resampler;
