@@ -7,11 +7,13 @@
 mod error;
 mod framer;
 pub mod g711;
+mod jitter;
 pub mod pcm;
 mod rate;
 mod resample;
 
 pub use error::AudioError;
 pub use framer::Framer;
+pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Playout, Pushed};
 pub use rate::{FRAME_DURATION, MAX_CHUNK_SAMPLES, SampleRate};
 pub use resample::Resampler;
