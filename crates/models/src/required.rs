@@ -6,7 +6,12 @@ use switchboard_core::config::{LlmProvider, SttModel, TtsEngine};
 /// Names of the manifest models that `config`'s engines load. A user-supplied GGUF (LLM_MODEL_PATH)
 /// replaces the shipped LLM; remote LLM providers need none.
 pub fn required_models(config: &Config) -> Vec<String> {
-    let mut names = vec!["silero-vad".to_owned(), "all-minilm-l6-v2".to_owned()];
+    // onnxruntime runs Silero VAD on every call, and Piper and Kokoro.
+    let mut names = vec![
+        "onnxruntime".to_owned(),
+        "silero-vad".to_owned(),
+        "all-minilm-l6-v2".to_owned(),
+    ];
     names.push(
         match config.stt.model {
             SttModel::WhisperTiny => "whisper-tiny",
