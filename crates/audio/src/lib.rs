@@ -4,7 +4,9 @@
 //! Everything here is synchronous and allocation-free once built: a stage is created per call with its
 //! buffers, then fed one 20 ms frame at a time. Bad input returns an [`AudioError`]; nothing panics.
 
+mod agc;
 pub mod corpus;
+mod echo;
 mod error;
 pub mod eval;
 mod framer;
@@ -16,6 +18,8 @@ mod rate;
 mod resample;
 pub mod vad;
 
+pub use agc::{Agc, AgcOptions};
+pub use echo::{EchoCanceller, EchoOptions, EchoStats};
 pub use error::AudioError;
 pub use framer::Framer;
 pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Playout, Pushed};

@@ -1,0 +1,403 @@
+//! Echo suppression: the agent's own voice, coming back on the caller's line, must not be heard as the
+//! caller speaking (it would barge in on itself).
+//!
+//! Three parts, all at 16 kHz in 10 ms blocks:
+//! 1. A delay estimator correlates the energy envelopes of what we sent (the reference) and what came
+//!    back, and finds the bulk delay of the echo path (up to `max_delay`).
+//! 2. A partitioned-block frequency-domain adaptive filter (overlap-save, 320-point FFTs, one gradient
+//!    constraint per block in rotation, as in the MDF canceller) models the path from there and subtracts
+//!    its echo estimate. Adaptation pauses while the caller talks over the agent (Geigel double-talk test).
+//! 3. A non-linear processor (ITU-T G.168's NLP): while only the agent talks, the residual left by the
+//!    linear filter is attenuated to the line's noise floor.
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex32;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use crate::pcm::{to_f32, to_i16};
+
+const BLOCK: usize = 160;
+const FFT: usize = 2 * BLOCK;
+const BINS: usize = BLOCK + 1;
+/// Reference history kept, in samples: enough for `max_delay` plus the filter span.
+const HISTORY: usize = 1 << 15;
+/// Envelope blocks correlated when estimating the delay (2 s).
+const DELAY_WINDOW: usize = 200;
+
+/// Echo suppression settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EchoOptions {
+    /// Longest bulk delay of the echo path searched for, in 10 ms blocks (default 40 = 400 ms).
+    pub max_delay_blocks: usize,
+    /// Adaptive filter length, in 10 ms partitions (default 6 = 60 ms of echo tail).
+    pub partitions: usize,
+    /// Normalised step size of the adaptive filter.
+    pub step: f32,
+    /// Apply the non-linear processor.
+    pub nlp: bool,
+}
+
+impl Default for EchoOptions {
+    fn default() -> Self {
+        Self {
+            max_delay_blocks: 40,
+            partitions: 6,
+            step: 0.35,
+            nlp: true,
+        }
+    }
+}
+
+/// What the canceller knows, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EchoStats {
+    /// Estimated bulk delay of the echo path, in samples.
+    pub delay_samples: usize,
+    /// Whether the last block was judged double talk.
+    pub double_talk: bool,
+    /// Blocks in which the filter adapted.
+    pub adapted_blocks: u64,
+}
+
+/// Echo suppression for one call.
+pub struct EchoCanceller {
+    options: EchoOptions,
+    fft: Arc<dyn RealToComplex<f32>>,
+    ifft: Arc<dyn ComplexToReal<f32>>,
+    scratch_fwd: Vec<Complex32>,
+    scratch_inv: Vec<Complex32>,
+    time: Vec<f32>,
+    spec: Vec<Complex32>,
+    reference: Vec<f32>,
+    reference_written: u64,
+    near_done: u64,
+    /// Reference spectra, newest first (ring of `partitions`).
+    x_spectra: Vec<Vec<Complex32>>,
+    x_head: usize,
+    weights: Vec<Vec<Complex32>>,
+    power: Vec<f32>,
+    constrain_next: usize,
+    far_env: Vec<f32>,
+    near_env: Vec<f32>,
+    env_blocks: u64,
+    delay_blocks: usize,
+    noise_floor: f32,
+    near_block: Vec<f32>,
+    stats: EchoStats,
+}
+
+impl std::fmt::Debug for EchoCanceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoCanceller")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EchoCanceller {
+    /// A canceller; allocates all its buffers here.
+    pub fn new(options: EchoOptions) -> Self {
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(FFT);
+        let ifft = planner.plan_fft_inverse(FFT);
+        let partitions = options.partitions.max(1);
+        let env_len = DELAY_WINDOW + options.max_delay_blocks + 1;
+        Self {
+            scratch_fwd: fft.make_scratch_vec(),
+            scratch_inv: ifft.make_scratch_vec(),
+            fft,
+            ifft,
+            options: EchoOptions {
+                partitions,
+                ..options
+            },
+            time: vec![0.0; FFT],
+            spec: vec![Complex32::default(); BINS],
+            reference: vec![0.0; HISTORY],
+            reference_written: 0,
+            near_done: 0,
+            x_spectra: vec![vec![Complex32::default(); BINS]; partitions],
+            x_head: 0,
+            weights: vec![vec![Complex32::default(); BINS]; partitions],
+            power: vec![1e-6; BINS],
+            constrain_next: 0,
+            far_env: vec![0.0; env_len],
+            near_env: vec![0.0; env_len],
+            env_blocks: 0,
+            delay_blocks: 0,
+            noise_floor: 1e-6,
+            near_block: vec![0.0; BLOCK],
+            stats: EchoStats::default(),
+        }
+    }
+
+    /// Records what was played to the caller (16 kHz, in play order). Call as audio leaves; the near-end
+    /// stream is assumed to run on the same clock, sample for sample.
+    pub fn push_reference(&mut self, samples: &[i16]) {
+        for &s in samples {
+            let i = (self.reference_written % HISTORY as u64) as usize;
+            self.reference[i] = to_f32(s);
+            self.reference_written += 1;
+        }
+    }
+
+    /// Removes the echo from a caller frame (16 kHz; any multiple of 10 ms) in place.
+    pub fn process(&mut self, frame: &mut [i16]) {
+        for block in frame.chunks_mut(BLOCK) {
+            if block.len() == BLOCK {
+                self.process_block(block);
+            }
+        }
+    }
+
+    /// What the canceller currently believes.
+    pub fn stats(&self) -> EchoStats {
+        self.stats
+    }
+
+    fn reference_at(&self, index: i64) -> f32 {
+        if index < 0
+            || index as u64 >= self.reference_written
+            || self.reference_written - index as u64 > HISTORY as u64
+        {
+            0.0
+        } else {
+            self.reference[(index as u64 % HISTORY as u64) as usize]
+        }
+    }
+
+    fn process_block(&mut self, block: &mut [i16]) {
+        let start = self.near_done as i64;
+        for (d, &s) in self.near_block.iter_mut().zip(block.iter()) {
+            *d = to_f32(s);
+        }
+        // Envelopes for the delay estimator: this block of near-end audio, and the reference sent at the same time.
+        let near_energy = self.near_block.iter().map(|x| x * x).sum::<f32>() / BLOCK as f32;
+        let far_energy = (0..BLOCK as i64)
+            .map(|i| self.reference_at(start + i).powi(2))
+            .sum::<f32>()
+            / BLOCK as f32;
+        self.record_envelopes(far_energy, near_energy);
+
+        // The reference as the echo path delays it: the filter models the rest of the path from here.
+        // One block of slack before the estimated delay keeps the path's onset inside the filter.
+        let lag = (self.delay_blocks.saturating_sub(1) * BLOCK) as i64;
+        let aligned_start = start - lag;
+        for i in 0..FFT {
+            self.time[i] = self.reference_at(aligned_start - BLOCK as i64 + i as i64);
+        }
+        let partitions = self.options.partitions;
+        self.x_head = (self.x_head + partitions - 1) % partitions;
+        let _ = self.fft.process_with_scratch(
+            &mut self.time,
+            &mut self.x_spectra[self.x_head],
+            &mut self.scratch_fwd,
+        );
+
+        // Echo estimate: sum over partitions of W_p * X_(now - p), back to time, last half (overlap-save).
+        self.spec.fill(Complex32::default());
+        for p in 0..partitions {
+            let x = &self.x_spectra[(self.x_head + p) % partitions];
+            for ((acc, w), x) in self.spec.iter_mut().zip(&self.weights[p]).zip(x) {
+                *acc += w * x;
+            }
+        }
+        self.spec[0].im = 0.0;
+        self.spec[BINS - 1].im = 0.0;
+        let _ =
+            self.ifft
+                .process_with_scratch(&mut self.spec, &mut self.time, &mut self.scratch_inv);
+        let scale = 1.0 / FFT as f32;
+        let mut error = [0.0f32; BLOCK];
+        for ((e, d), y) in error.iter_mut().zip(&self.near_block).zip(&self.time[BLOCK..]) {
+            *e = d - y * scale;
+        }
+        let error_energy = error.iter().map(|e| e * e).sum::<f32>() / BLOCK as f32;
+
+        // Double talk (Geigel): the caller is louder than any echo of what we sent could be.
+        let far_peak = (0..(BLOCK * partitions) as i64)
+            .map(|i| {
+                self.reference_at(aligned_start + BLOCK as i64 - i - 1)
+                    .abs()
+            })
+            .fold(0.0, f32::max);
+        let near_peak = self.near_block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let far_active = far_peak > 1e-3;
+        let double_talk = far_active && near_peak > 0.7 * far_peak;
+        self.stats.double_talk = double_talk;
+
+        if far_active && !double_talk {
+            self.adapt(&error);
+            self.stats.adapted_blocks += 1;
+        }
+        if !far_active {
+            self.noise_floor += (near_energy - self.noise_floor)
+                * if near_energy < self.noise_floor {
+                    0.3
+                } else {
+                    0.01
+                };
+        }
+
+        // Non-linear processor: with only the agent talking, what is left is echo; bring it down to the floor.
+        let gain =
+            if self.options.nlp && far_active && !double_talk && error_energy > self.noise_floor {
+                (self.noise_floor / error_energy).sqrt().max(0.01)
+            } else {
+                1.0
+            };
+        for (out, e) in block.iter_mut().zip(error) {
+            *out = to_i16(e * gain);
+        }
+        self.near_done += BLOCK as u64;
+    }
+
+    fn adapt(&mut self, error: &[f32; BLOCK]) {
+        self.time[..BLOCK].fill(0.0);
+        self.time[BLOCK..].copy_from_slice(error);
+        let _ =
+            self.fft
+                .process_with_scratch(&mut self.time, &mut self.spec, &mut self.scratch_fwd);
+        let newest = &self.x_spectra[self.x_head];
+        for (p, x) in self.power.iter_mut().zip(newest) {
+            *p = 0.9 * *p + 0.1 * x.norm_sqr();
+        }
+        let partitions = self.options.partitions;
+        let mu = self.options.step / partitions as f32;
+        for p in 0..partitions {
+            let x = &self.x_spectra[(self.x_head + p) % partitions];
+            for (((w, e), x), power) in self.weights[p]
+                .iter_mut()
+                .zip(&self.spec)
+                .zip(x)
+                .zip(&self.power)
+            {
+                *w += e * x.conj() * (mu / (power + 1e-4));
+            }
+        }
+        // Keep one partition's filter causal and block-long each block (the gradient constraint), in turn.
+        let p = self.constrain_next;
+        self.constrain_next = (p + 1) % partitions;
+        let mut spectrum = std::mem::take(&mut self.weights[p]);
+        spectrum[0].im = 0.0;
+        spectrum[BINS - 1].im = 0.0;
+        let _ =
+            self.ifft
+                .process_with_scratch(&mut spectrum, &mut self.time, &mut self.scratch_inv);
+        let scale = 1.0 / FFT as f32;
+        for (i, t) in self.time.iter_mut().enumerate() {
+            *t = if i < BLOCK { *t * scale } else { 0.0 };
+        }
+        let _ = self
+            .fft
+            .process_with_scratch(&mut self.time, &mut spectrum, &mut self.scratch_fwd);
+        self.weights[p] = spectrum;
+    }
+
+    fn record_envelopes(&mut self, far_energy: f32, near_energy: f32) {
+        let len = self.far_env.len();
+        let i = (self.env_blocks % len as u64) as usize;
+        self.far_env[i] = 10.0 * (far_energy + 1e-10).log10();
+        self.near_env[i] = 10.0 * (near_energy + 1e-10).log10();
+        self.env_blocks += 1;
+        if self.env_blocks.is_multiple_of(25) && self.env_blocks as usize >= len {
+            self.estimate_delay();
+        }
+    }
+
+    /// Picks the lag at which the near-end envelope best follows the reference envelope.
+    fn estimate_delay(&mut self) {
+        let len = self.far_env.len() as u64;
+        let newest = self.env_blocks - 1;
+        let at = |env: &[f32], block: u64| env[(block % len) as usize];
+        let window = DELAY_WINDOW as u64;
+        let mut best = (0usize, 0.0f32);
+        for lag in 0..=self.options.max_delay_blocks as u64 {
+            let (mut sn, mut sf, mut snn, mut sff, mut snf) = (0.0f32, 0.0, 0.0, 0.0, 0.0);
+            for k in 0..window {
+                let n = at(&self.near_env, newest - k);
+                let f = at(&self.far_env, newest - k - lag);
+                sn += n;
+                sf += f;
+                snn += n * n;
+                sff += f * f;
+                snf += n * f;
+            }
+            let w = window as f32;
+            let cov = snf - sn * sf / w;
+            let var = ((snn - sn * sn / w) * (sff - sf * sf / w)).sqrt();
+            // A silent reference has no variance: nothing to learn from this window.
+            if var > 1e-3 {
+                let r = cov / var;
+                if r > best.1 {
+                    best = (lag as usize, r);
+                }
+            }
+        }
+        if best.1 > 0.5 {
+            self.delay_blocks = best.0;
+            self.stats.delay_samples = best.0 * BLOCK;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::Rng;
+
+    #[test]
+    fn silence_in_gives_silence_out_and_nothing_panics_without_a_reference() {
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut frame = [0i16; 320];
+        for _ in 0..100 {
+            aec.process(&mut frame);
+        }
+        assert!(frame.iter().all(|&s| s == 0));
+        let mut odd = [5i16; 100];
+        aec.process(&mut odd);
+    }
+
+    #[test]
+    fn a_synthetic_echo_is_cancelled_and_its_delay_found() {
+        // Far end: noise bursts; echo: 80 ms later, filtered and 10 dB down.
+        let mut rng = Rng::new(11);
+        let far: Vec<i16> = (0..16_000 * 8)
+            .map(|n| {
+                if (n / 8000) % 2 == 0 {
+                    (rng.gaussian() * 3000.0) as i16
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let delay = 1280;
+        let h = [0.2f32, 0.25, 0.1, -0.05];
+        let mut near = vec![0i16; far.len()];
+        for n in 0..far.len() {
+            let mut y = 0.0;
+            for (k, hk) in h.iter().enumerate() {
+                if n >= delay + k {
+                    y += hk * f32::from(far[n - delay - k]);
+                }
+            }
+            near[n] = y as i16;
+        }
+        let mut aec = EchoCanceller::new(EchoOptions {
+            nlp: false,
+            ..EchoOptions::default()
+        });
+        let mut out = near.clone();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        let tail = far.len() * 3 / 4;
+        let e_in: f64 = near[tail..].iter().map(|&s| f64::from(s).powi(2)).sum();
+        let e_out: f64 = out[tail..].iter().map(|&s| f64::from(s).powi(2)).sum();
+        let erle = 10.0 * (e_in / e_out.max(1.0)).log10();
+        assert_eq!(aec.stats().delay_samples, delay, "delay estimate");
+        assert!(erle > 20.0, "linear ERLE only {erle:.1} dB");
+    }
+}
