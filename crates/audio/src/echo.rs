@@ -210,7 +210,11 @@ impl EchoCanceller {
                 .process_with_scratch(&mut self.spec, &mut self.time, &mut self.scratch_inv);
         let scale = 1.0 / FFT as f32;
         let mut error = [0.0f32; BLOCK];
-        for ((e, d), y) in error.iter_mut().zip(&self.near_block).zip(&self.time[BLOCK..]) {
+        for ((e, d), y) in error
+            .iter_mut()
+            .zip(&self.near_block)
+            .zip(&self.time[BLOCK..])
+        {
             *e = d - y * scale;
         }
         let error_energy = error.iter().map(|e| e * e).sum::<f32>() / BLOCK as f32;

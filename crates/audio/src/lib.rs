@@ -6,6 +6,7 @@
 
 mod agc;
 pub mod corpus;
+mod denoise;
 mod echo;
 mod error;
 pub mod eval;
@@ -19,6 +20,7 @@ mod resample;
 pub mod vad;
 
 pub use agc::{Agc, AgcOptions};
+pub use denoise::Denoiser;
 pub use echo::{EchoCanceller, EchoOptions, EchoStats};
 pub use error::AudioError;
 pub use framer::Framer;
