@@ -6,7 +6,9 @@
 //!    back, and finds the bulk delay of the echo path (up to `max_delay`).
 //! 2. A partitioned-block frequency-domain adaptive filter (overlap-save, 320-point FFTs, one gradient
 //!    constraint per block in rotation, as in the MDF canceller) models the path from there and subtracts
-//!    its echo estimate. Adaptation pauses while the caller talks over the agent (Geigel double-talk test).
+//!    its echo estimate. Adaptation pauses while the caller talks over the agent (Geigel double-talk test,
+//!    which assumes, as G.168 does, that the echo's peaks return below what we sent by a margin (here
+//!    3 dB); a louder echo path reads as double talk and stalls adaptation).
 //! 3. A non-linear processor (ITU-T G.168's NLP): while only the agent talks, the residual left by the
 //!    linear filter is attenuated to the line's noise floor.
 
@@ -82,6 +84,7 @@ pub struct EchoCanceller {
     near_env: Vec<f32>,
     env_blocks: u64,
     delay_blocks: usize,
+    delay_candidate: Option<usize>,
     noise_floor: f32,
     near_block: Vec<f32>,
     stats: EchoStats,
@@ -126,6 +129,7 @@ impl EchoCanceller {
             near_env: vec![0.0; env_len],
             env_blocks: 0,
             delay_blocks: 0,
+            delay_candidate: None,
             noise_floor: 1e-6,
             near_block: vec![0.0; BLOCK],
             stats: EchoStats::default(),
@@ -339,9 +343,23 @@ impl EchoCanceller {
                 }
             }
         }
-        if best.1 > 0.5 {
-            self.delay_blocks = best.0;
-            self.stats.delay_samples = best.0 * BLOCK;
+        if best.1 <= 0.5 {
+            return;
+        }
+        // Move only on an estimate seen twice in a row and more than a block away: each move throws away
+        // what the filter has learned, and speech envelopes give the odd spurious peak.
+        let candidate = best.0;
+        let confirmed = self.delay_candidate == Some(candidate);
+        self.delay_candidate = Some(candidate);
+        if confirmed
+            && (self.stats.adapted_blocks == 0 || candidate.abs_diff(self.delay_blocks) > 1)
+            && candidate != self.delay_blocks
+        {
+            self.delay_blocks = candidate;
+            self.stats.delay_samples = candidate * BLOCK;
+            for w in &mut self.weights {
+                w.fill(Complex32::default());
+            }
         }
     }
 }

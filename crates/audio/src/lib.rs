@@ -5,12 +5,14 @@
 //! buffers, then fed one 20 ms frame at a time. Bad input returns an [`AudioError`]; nothing panics.
 
 mod agc;
+pub mod bench;
 pub mod corpus;
 mod denoise;
 mod echo;
 mod error;
 pub mod eval;
 mod framer;
+mod front;
 pub mod g711;
 mod jitter;
 pub mod onnx;
@@ -24,6 +26,7 @@ pub use denoise::Denoiser;
 pub use echo::{EchoCanceller, EchoOptions, EchoStats};
 pub use error::AudioError;
 pub use framer::Framer;
+pub use front::{CleanFrame, FrontEnd, FrontEndError, FrontEndOptions, InputFormat};
 pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Playout, Pushed};
 pub use rate::{FRAME_DURATION, MAX_CHUNK_SAMPLES, SampleRate};
 pub use resample::Resampler;

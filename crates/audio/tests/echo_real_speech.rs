@@ -31,15 +31,16 @@ fn prompts_or_skip(limit: usize) -> Option<Vec<switchboard_audio::corpus::Prompt
 
 #[test]
 fn erle_on_real_speech_exceeds_20_db() {
-    let Some(prompts) = prompts_or_skip(12) else {
+    // The same 40 prompts and layout as `switchboard bench audio`, so this pins the README's figures.
+    let Some(prompts) = prompts_or_skip(40) else {
         return;
     };
-    let far = build_signal(&prompts, 1).samples;
+    let far = build_signal(&prompts, 7).samples;
     for path in [
         EchoPath::default(),
         EchoPath {
             delay_ms: 180,
-            gain_db: -6.0,
+            gain_db: -10.0,
         },
     ] {
         let s = score_echo(&far, path, 3);
