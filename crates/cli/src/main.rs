@@ -3,6 +3,7 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod cmd_bench;
 mod cmd_config;
 mod cmd_migrate;
 mod cmd_models;
@@ -39,6 +40,9 @@ enum Command {
     Models(cmd_models::ModelsCommand),
     /// Apply database migrations.
     Migrate(cmd_migrate::MigrateArgs),
+    /// Measure speed and quality; prints tables for the README.
+    #[command(subcommand)]
+    Bench(cmd_bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cmd_config::run(cmd, &config),
         Command::Models(cmd) => cmd_models::run(cmd, &config),
         Command::Migrate(args) => cmd_migrate::run(args, config),
+        Command::Bench(cmd) => cmd_bench::run(cmd, &config),
     };
     match result {
         Ok(code) => code,

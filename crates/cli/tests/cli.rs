@@ -275,3 +275,39 @@ fn serve_is_live_at_once_ready_with_models_and_stops_on_sigterm() {
     }
     stop(server);
 }
+
+#[test]
+fn bench_audio_prints_every_table() {
+    let dir = tempfile::tempdir().unwrap();
+    if !std::path::Path::new("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+        .is_file()
+    {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and the asterisk prompts are missing"
+        );
+        return eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
+    }
+    let out = switchboard(dir.path())
+        .args(["bench", "audio", "--prompts", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // MODELS_DIR is empty here: Silero is skipped with a note, everything else is measured.
+    for heading in [
+        "Cost per 20 ms frame",
+        "full chain with energy VAD",
+        "| energy | 10 dB",
+        "Noise suppression",
+        "Echo suppression",
+        "Silero VAD not measured",
+    ] {
+        assert!(text.contains(heading), "missing {heading}:\n{text}");
+    }
+}
