@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use crate::corpus::{Prompt, load_prompts, mix_at_snr, pink_noise};
 use crate::eval::{EchoPath, build_signal, score, score_denoise, score_echo};
+use crate::front::NoiseSuppression;
 use crate::g711::{ulaw_decode_into, ulaw_encode};
 use crate::onnx::runtime_library;
 use crate::vad::{EnergyVad, SileroVad, VadDetector, VadOptions};
 use crate::{
-    Agc, AgcOptions, Denoiser, EchoCanceller, EchoOptions, FrontEnd, FrontEndOptions, InputFormat,
-    Resampler, SampleRate,
+    Agc, AgcOptions, EchoCanceller, EchoOptions, FrontEnd, FrontEndOptions, InputFormat, Resampler,
+    RnnoiseDenoiser, SampleRate, SpectralDenoiser,
 };
 
 /// Where the benchmark finds its inputs.
@@ -61,8 +62,8 @@ pub struct AudioReport {
     pub costs: Vec<StageCost>,
     /// (engine, SNR dB, precision, recall).
     pub vad: Vec<(String, f64, f64, f64)>,
-    /// (input SNR dB, output SI-SDR dB, gain dB, pause attenuation dB).
-    pub denoise: Vec<(f64, f64, f64, f64)>,
+    /// (engine, input SNR dB, output SI-SDR dB, gain dB, pause attenuation dB).
+    pub denoise: Vec<(String, f64, f64, f64, f64)>,
     /// (delay ms, path gain dB, delay found ms, linear ERLE dB, total ERLE dB).
     pub echo: Vec<(u32, f64, f64, f64, f64)>,
     /// Why a part was skipped.
@@ -94,7 +95,13 @@ pub fn run(inputs: &BenchInputs) -> Result<AudioReport, String> {
     }
 
     let noisy10 = mix_at_snr(&signal.samples, &active, &noise, 10.0);
-    let costs = measure_costs(&noisy10, &prompts, silero().is_ok(), &silero)?;
+    let mut costs = measure_costs(&noisy10, &prompts, silero().is_ok(), &silero)?;
+    if let Ok(engine) = silero() {
+        costs.push(StageCost {
+            stage: "FULL CHAIN (default) on a caller who speaks 40 % of the time".to_owned(),
+            micros_per_frame: caller_side_cost(&prompts, Box::new(engine))?,
+        });
+    }
 
     let mut vad = Vec::new();
     let mut denoise = Vec::new();
@@ -111,11 +118,23 @@ pub fn run(inputs: &BenchInputs) -> Result<AudioReport, String> {
         );
         let s = score(&mut d, &noisy, &signal.labels).map_err(|e| e.to_string())?;
         vad.push(("energy".to_owned(), snr, s.precision, s.recall));
-        let mut denoiser = Denoiser::new().map_err(|e| e.to_string())?;
+        let mut rnnoise = RnnoiseDenoiser::new().map_err(|e| e.to_string())?;
         let d = score_denoise(&signal.samples, &noisy, &signal.labels, |f| {
-            let _ = denoiser.process(f);
+            let _ = rnnoise.process(f);
         });
         denoise.push((
+            "rnnoise".to_owned(),
+            snr,
+            d.output_si_sdr_db,
+            d.gain_db(),
+            d.pause_noise_reduction_db,
+        ));
+        let mut spectral = SpectralDenoiser::new();
+        let d = score_denoise(&signal.samples, &noisy, &signal.labels, |f| {
+            let _ = spectral.process(f);
+        });
+        denoise.push((
+            "spectral".to_owned(),
             snr,
             d.output_si_sdr_db,
             d.gain_db(),
@@ -123,6 +142,7 @@ pub fn run(inputs: &BenchInputs) -> Result<AudioReport, String> {
         ));
     }
     vad.sort_by(|a, b| a.0.cmp(&b.0));
+    denoise.sort_by(|a, b| b.0.cmp(&a.0));
 
     let mut echo = Vec::new();
     // The last path breaks the double-talk detector's assumption on purpose: it shows where the limit is.
@@ -229,7 +249,15 @@ fn measure_costs(
             echo.process(&mut out);
         }),
     );
-    let mut denoiser = Denoiser::new().map_err(|e| err(&e))?;
+    let mut spectral = SpectralDenoiser::new();
+    add(
+        "noise suppression (spectral Wiener)",
+        time_per_frame(frames, |i| {
+            out.copy_from_slice(frame16(i));
+            let _ = spectral.process(&mut out);
+        }),
+    );
+    let mut denoiser = RnnoiseDenoiser::new().map_err(|e| err(&e))?;
     add(
         "noise suppression (RNNoise, incl. 16<->48 kHz)",
         time_per_frame(frames, |i| {
@@ -267,9 +295,9 @@ fn measure_costs(
             }),
         );
     }
-    let chain = |denoise: bool, silero_vad: bool| -> Result<f64, String> {
+    let chain = |suppression: NoiseSuppression, silero_vad: bool| -> Result<f64, String> {
         let mut options = FrontEndOptions::full(InputFormat::Ulaw8k, 2);
-        options.denoise = denoise;
+        options.noise_suppression = suppression;
         let mut front = if silero_vad {
             FrontEnd::new(options, Box::new(silero().map_err(|e| err(&e))?)).map_err(|e| err(&e))?
         } else {
@@ -283,13 +311,56 @@ fn measure_costs(
     };
     if have_silero {
         add(
-            "FULL CHAIN: µ-law in, echo + RNNoise + AGC + Silero",
-            chain(true, true)?,
+            "FULL CHAIN (default): µ-law in, echo + spectral NS + AGC + Silero",
+            chain(NoiseSuppression::Spectral, true)?,
         );
-        add("full chain without noise suppression", chain(false, true)?);
+        add(
+            "full chain with RNNoise instead",
+            chain(NoiseSuppression::Rnnoise, true)?,
+        );
+        add(
+            "full chain without noise suppression",
+            chain(NoiseSuppression::Off, true)?,
+        );
     }
-    add("full chain with energy VAD", chain(true, false)?);
+    add(
+        "full chain, spectral NS, energy VAD",
+        chain(NoiseSuppression::Spectral, false)?,
+    );
     Ok(costs)
+}
+
+/// The default chain on a caller's side of a call: each utterance followed by 1.5 times its length of line
+/// noise (the caller listening), 10 dB SNR, 40 % speech. The energy gate keeps Silero idle in the pauses.
+fn caller_side_cost(
+    prompts: &[Prompt],
+    vad: Box<dyn crate::vad::SpeechProbability>,
+) -> Result<f64, String> {
+    let mut clean = Vec::new();
+    let mut active = Vec::new();
+    for p in prompts {
+        clean.extend_from_slice(&p.samples);
+        active.extend(std::iter::repeat_n(true, p.samples.len()));
+        let gap = p.samples.len() * 3 / 2;
+        clean.extend(std::iter::repeat_n(0, gap));
+        active.extend(std::iter::repeat_n(false, gap));
+    }
+    let noise = pink_noise(clean.len(), 9);
+    let noisy = mix_at_snr(&clean, &active, &noise, 10.0);
+    let frames = (noisy.len() / 320).min(COST_FRAMES * 2);
+    let input8k = crate::corpus::resample_all(
+        &noisy[..frames * 320],
+        SampleRate::Hz16000,
+        SampleRate::Hz8000,
+    )
+    .map_err(|e| e.to_string())?;
+    let payload: Vec<u8> = input8k.iter().map(|&s| ulaw_encode(s)).collect();
+    let mut front = FrontEnd::new(FrontEndOptions::full(InputFormat::Ulaw8k, 2), vad)
+        .map_err(|e| e.to_string())?;
+    Ok(time_per_frame(frames, |i| {
+        let _ = front.push_payload(&payload[i * 160..(i + 1) * 160]);
+        while let Ok(Some(_)) = front.next_frame() {}
+    }))
 }
 
 impl BenchInputs {
@@ -342,19 +413,16 @@ impl fmt::Display for AudioReport {
         for (engine, snr, p, r) in &self.vad {
             writeln!(f, "| {engine} | {snr:.0} dB | {p:.3} | {r:.3} |")?;
         }
+        writeln!(f, "\nNoise suppression, SI-SDR against the clean speech:\n")?;
         writeln!(
             f,
-            "\nNoise suppression (RNNoise), SI-SDR against the clean speech:\n"
+            "| engine | input SNR | output SI-SDR | gain | pauses attenuated by |"
         )?;
-        writeln!(
-            f,
-            "| input SNR | output SI-SDR | gain | pauses attenuated by |"
-        )?;
-        writeln!(f, "|---:|---:|---:|---:|")?;
-        for (snr, out, gain, pause) in &self.denoise {
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
+        for (engine, snr, out, gain, pause) in &self.denoise {
             writeln!(
                 f,
-                "| {snr:.0} dB | {out:.1} dB | {gain:+.1} dB | {pause:.1} dB |"
+                "| {engine} | {snr:.0} dB | {out:.1} dB | {gain:+.1} dB | {pause:.1} dB |"
             )?;
         }
         writeln!(

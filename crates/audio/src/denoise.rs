@@ -10,8 +10,8 @@ const RNNOISE_FRAME: usize = DenoiseState::FRAME_SIZE;
 const UP: usize = SampleRate::Hz48000.frame_samples();
 
 /// One call's noise suppressor over 20 ms frames at 16 kHz. Adds the two resamplers' delay (see
-/// [`Denoiser::delay_samples`]) plus RNNoise's own 10 ms.
-pub struct Denoiser {
+/// [`RnnoiseDenoiser::delay_samples`]) plus RNNoise's own 10 ms.
+pub struct RnnoiseDenoiser {
     state: Box<DenoiseState<'static>>,
     up: Resampler,
     down: Resampler,
@@ -22,13 +22,13 @@ pub struct Denoiser {
     last_speech_probability: f32,
 }
 
-impl std::fmt::Debug for Denoiser {
+impl std::fmt::Debug for RnnoiseDenoiser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Denoiser").finish_non_exhaustive()
+        f.debug_struct("RnnoiseDenoiser").finish_non_exhaustive()
     }
 }
 
-impl Denoiser {
+impl RnnoiseDenoiser {
     /// A suppressor; allocates its buffers and the network state here.
     pub fn new() -> Result<Self, AudioError> {
         Ok(Self {

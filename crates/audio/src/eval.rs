@@ -88,29 +88,54 @@ pub fn score(
     samples: &[i16],
     labels: &[bool],
 ) -> Result<VadScore, VadError> {
+    let mut events = Vec::new();
+    for frame in samples.chunks_exact(FRAME) {
+        events.extend(detector.process(frame)?);
+    }
+    Ok(score_events(&events, samples.len() as u64, labels))
+}
+
+/// Runs a whole front end (PCM16 input at 16 kHz) over `samples` and scores the VAD events it emits: the
+/// VAD as deployed, hearing audio after noise suppression and gain control.
+pub fn score_front_end(
+    front: &mut crate::FrontEnd,
+    samples: &[i16],
+    labels: &[bool],
+) -> Result<VadScore, crate::FrontEndError> {
+    let mut events = Vec::new();
+    for frame in samples.chunks_exact(FRAME) {
+        front.push_samples(frame)?;
+        while let Some(out) = front.next_frame()? {
+            events.extend(out.event);
+        }
+    }
+    Ok(score_events(&events, samples.len() as u64, labels))
+}
+
+/// Frame-level precision and recall of the speech segments that `events` describe.
+pub fn score_events(events: &[VadEvent], total_samples: u64, labels: &[bool]) -> VadScore {
     let mut predicted = vec![false; labels.len()];
-    let mut open: Option<u64> = None;
-    let mut segments = 0;
-    let mark = |from: u64, to: u64, predicted: &mut [bool]| {
+    let mut mark = |from: u64, to: u64| {
         let first = (from as usize).div_ceil(FRAME);
         let last = (to as usize) / FRAME;
         for p in predicted.iter_mut().take(last).skip(first) {
             *p = true;
         }
     };
-    for frame in samples.chunks_exact(FRAME) {
-        match detector.process(frame)? {
-            Some(VadEvent::SpeechStarted { at }) => open = Some(at),
-            Some(VadEvent::SpeechEnded { at, started_at }) => {
-                mark(started_at, at, &mut predicted);
+    let mut open: Option<u64> = None;
+    let mut segments = 0;
+    for event in events {
+        match *event {
+            VadEvent::SpeechStarted { at } => open = Some(at),
+            VadEvent::SpeechEnded { at, started_at } => {
+                mark(started_at, at);
                 open = None;
                 segments += 1;
             }
-            None => {}
         }
     }
     if let Some(start) = open {
-        mark(start, samples.len() as u64, &mut predicted);
+        mark(start, total_samples);
         segments += 1;
     }
     let (mut tp, mut fp, mut fn_) = (0usize, 0usize, 0usize);
@@ -122,11 +147,11 @@ pub fn score(
             (false, false) => {}
         }
     }
-    Ok(VadScore {
+    VadScore {
         precision: tp as f64 / (tp + fp).max(1) as f64,
         recall: tp as f64 / (tp + fn_).max(1) as f64,
         segments,
-    })
+    }
 }
 
 #[cfg(test)]

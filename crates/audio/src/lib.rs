@@ -19,14 +19,18 @@ pub mod onnx;
 pub mod pcm;
 mod rate;
 mod resample;
+mod spectral;
 pub mod vad;
 
 pub use agc::{Agc, AgcOptions};
-pub use denoise::Denoiser;
+pub use denoise::RnnoiseDenoiser;
 pub use echo::{EchoCanceller, EchoOptions, EchoStats};
 pub use error::AudioError;
 pub use framer::Framer;
-pub use front::{CleanFrame, FrontEnd, FrontEndError, FrontEndOptions, InputFormat};
+pub use front::{
+    CleanFrame, FrontEnd, FrontEndError, FrontEndOptions, InputFormat, NoiseSuppression,
+};
 pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Playout, Pushed};
 pub use rate::{FRAME_DURATION, MAX_CHUNK_SAMPLES, SampleRate};
 pub use resample::Resampler;
+pub use spectral::SpectralDenoiser;

@@ -302,7 +302,7 @@ fn bench_audio_prints_every_table() {
     // MODELS_DIR is empty here: Silero is skipped with a note, everything else is measured.
     for heading in [
         "Cost per 20 ms frame",
-        "full chain with energy VAD",
+        "full chain, spectral NS, energy VAD",
         "| energy | 10 dB",
         "Noise suppression",
         "Echo suppression",

@@ -72,4 +72,9 @@ impl SpeechProbability for EnergyVad {
     fn name(&self) -> &'static str {
         "energy"
     }
+
+    fn skip_background(&self) -> bool {
+        // It tracks its own noise floor from every window, and costs next to nothing.
+        false
+    }
 }

@@ -41,4 +41,9 @@ pub trait SpeechProbability: Send {
     fn reset(&mut self);
     /// Short name for logs and benchmarks.
     fn name(&self) -> &'static str;
+    /// Whether the detector may skip this engine on windows that are plainly background noise. True for
+    /// model engines (a call saved is real CPU); false for engines that must see every window.
+    fn skip_background(&self) -> bool {
+        true
+    }
 }

@@ -149,3 +149,15 @@ choice!(
         Openai = "openai",
     }
 );
+
+choice!(
+    /// Noise suppression engine for the caller's audio.
+    NoiseSuppression {
+        /// STFT Wiener filter: a few microseconds a frame.
+        Spectral = "spectral",
+        /// RNNoise: strongest in pauses, about 100 microseconds a frame.
+        Rnnoise = "rnnoise",
+        /// None.
+        Off = "off",
+    }
+);

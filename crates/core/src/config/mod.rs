@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::secret::{REDACTED, Secret};
 pub use choice::{
-    ComputeType, Device, Environment, LlmProvider, LogFormat, LogLevel, SttModel,
+    ComputeType, Device, Environment, LlmProvider, LogFormat, LogLevel, NoiseSuppression, SttModel,
     TelephonyProvider, TtsEngine,
 };
 pub use example::{example_env, example_yaml};
@@ -222,6 +222,8 @@ pub struct AudioConfig {
     pub buffer_size: Duration,
     /// VAD sensitivity.
     pub vad_sensitivity: VadSensitivity,
+    /// Noise suppression engine.
+    pub noise_suppression: NoiseSuppression,
 }
 
 /// Which database holds the system of record.
@@ -403,6 +405,7 @@ impl Config {
                     r.int(&AUDIO_BUFFER_SIZE_MS, 20..=10_000)? as u64
                 ),
                 vad_sensitivity: VadSensitivity(r.int(&VAD_SENSITIVITY, 0..=3)? as u8),
+                noise_suppression: r.choice(&NOISE_SUPPRESSION)?,
             },
             database,
             redis,
