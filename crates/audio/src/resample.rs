@@ -181,6 +181,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_frames_at_any_pair_give_whole_frames_and_never_panic(
+            from_i in 0usize..5,
+            to_i in 0usize..5,
+            seed in proptest::prelude::any::<u64>(),
+            frames in 1usize..6,
+        ) {
+            let (from, to) = (SampleRate::ALL[from_i], SampleRate::ALL[to_i]);
+            let mut rng = crate::corpus::Rng::new(seed);
+            // Full-scale noise, the worst case for overshoot: the output must saturate, not wrap.
+            let input: Vec<i16> = (0..from.frame_samples() * frames)
+                .map(|_| ((rng.next_f64() * 2.0 - 1.0) * 32_767.0) as i16)
+                .collect();
+            let out = run(from, to, &input);
+            proptest::prop_assert_eq!(out.len(), to.frame_samples() * frames);
+        }
+    }
+
     #[test]
     fn wrong_frame_sizes_are_errors() {
         let mut r = Resampler::new(SampleRate::Hz8000, SampleRate::Hz16000).unwrap();

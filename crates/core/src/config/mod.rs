@@ -224,6 +224,10 @@ pub struct AudioConfig {
     pub vad_sensitivity: VadSensitivity,
     /// Noise suppression engine.
     pub noise_suppression: NoiseSuppression,
+    /// Shortest speech that counts.
+    pub vad_min_speech: Duration,
+    /// Shortest silence that ends speech.
+    pub vad_min_silence: Duration,
 }
 
 /// Which database holds the system of record.
@@ -406,6 +410,10 @@ impl Config {
                 ),
                 vad_sensitivity: VadSensitivity(r.int(&VAD_SENSITIVITY, 0..=3)? as u8),
                 noise_suppression: r.choice(&NOISE_SUPPRESSION)?,
+                vad_min_speech: Duration::from_millis(r.int(&VAD_MIN_SPEECH_MS, 32..=2_000)? as u64),
+                vad_min_silence: Duration::from_millis(
+                    r.int(&VAD_MIN_SILENCE_MS, 64..=5_000)? as u64
+                ),
             },
             database,
             redis,

@@ -96,6 +96,10 @@ settings! {
     AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("500"), allowed "an integer from 20 to 10000 (milliseconds)";
     /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.
     VAD_SENSITIVITY: "audio.vad_sensitivity", "VAD_SENSITIVITY", default Some("2"), allowed "an integer from 0 to 3 (3 is the most sensitive)";
+    /// Speech shorter than this is not a turn (a cough, a click).
+    VAD_MIN_SPEECH_MS: "audio.vad_min_speech_ms", "VAD_MIN_SPEECH_MS", default Some("96"), allowed "an integer from 32 to 2000 (milliseconds)";
+    /// Silence shorter than this does not end speech (a pause between words).
+    VAD_MIN_SILENCE_MS: "audio.vad_min_silence_ms", "VAD_MIN_SILENCE_MS", default Some("320"), allowed "an integer from 64 to 5000 (milliseconds)";
     /// Noise suppression on the caller's audio: a light spectral Wiener filter, RNNoise (stronger in pauses, 20x the CPU), or none.
     NOISE_SUPPRESSION: "audio.noise_suppression", "NOISE_SUPPRESSION", default Some("spectral"), allowed "one of spectral, rnnoise, off";
     /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
