@@ -79,6 +79,36 @@ pub fn load_prompts(
     Ok(prompts)
 }
 
+/// For tests: the first `limit` prompts from Debian's locations. When they are not installed, `None` (the
+/// test skips, saying so), except under `CI=true`, where a missing corpus is a failure, never a skip.
+pub fn prompts_for_tests(limit: usize) -> Option<Vec<Prompt>> {
+    match load_prompts(
+        Path::new(DEFAULT_SOUNDS_DIR),
+        Path::new(DEFAULT_TRANSCRIPTS),
+        limit,
+    ) {
+        Ok(prompts) if !prompts.is_empty() => Some(prompts),
+        other => {
+            let why = other
+                .err()
+                .map_or_else(|| "no prompts found".to_owned(), |e| e.to_string());
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true and the speech corpus is missing: {why}");
+            }
+            eprintln!("SKIPPED: {why} (make setup installs it)");
+            None
+        }
+    }
+}
+
+/// For tests: MODELS_DIR as the configuration resolves it from this process's environment.
+pub fn models_dir_for_tests() -> PathBuf {
+    let env = |name: &str| std::env::var(name).ok();
+    switchboard_core::Config::from_layers(None, &env)
+        .map(|c| c.paths.models_dir)
+        .unwrap_or_else(|_| PathBuf::from("models"))
+}
+
 /// Reads a mono PCM16 WAV at any supported rate and returns it at 16 kHz.
 pub fn read_wav_16k(path: &Path) -> Result<Vec<i16>, String> {
     let mut reader = hound::WavReader::open(path).map_err(|e| e.to_string())?;

@@ -3,36 +3,15 @@
 //! the agent still does.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::Path;
-
-use switchboard_audio::corpus::{
-    DEFAULT_SOUNDS_DIR, DEFAULT_TRANSCRIPTS, load_prompts, pink_noise,
-};
+use switchboard_audio::corpus::{pink_noise, prompts_for_tests};
 use switchboard_audio::eval::{EchoPath, build_signal, score_echo, simulate_echo};
 use switchboard_audio::vad::{EnergyVad, VadDetector, VadEvent, VadOptions};
 use switchboard_audio::{EchoCanceller, EchoOptions};
 
-fn prompts_or_skip(limit: usize) -> Option<Vec<switchboard_audio::corpus::Prompt>> {
-    match load_prompts(
-        Path::new(DEFAULT_SOUNDS_DIR),
-        Path::new(DEFAULT_TRANSCRIPTS),
-        limit,
-    ) {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("CI=true and the asterisk prompts are missing")
-        }
-        _ => {
-            eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
-            None
-        }
-    }
-}
-
 #[test]
 fn erle_on_real_speech_exceeds_20_db() {
     // The same 40 prompts and layout as `switchboard bench audio`, so this pins the README's figures.
-    let Some(prompts) = prompts_or_skip(40) else {
+    let Some(prompts) = prompts_for_tests(40) else {
         return;
     };
     let far = build_signal(&prompts, 7).samples;
@@ -67,7 +46,7 @@ fn starts(detector: &mut VadDetector, signal: &[i16]) -> usize {
 
 #[test]
 fn the_agents_echo_is_not_caller_speech_but_a_caller_talking_over_it_is() {
-    let Some(prompts) = prompts_or_skip(12) else {
+    let Some(prompts) = prompts_for_tests(12) else {
         return;
     };
     let (agent_prompts, caller_prompts) = prompts.split_at(8);

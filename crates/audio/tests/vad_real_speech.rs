@@ -4,50 +4,26 @@
 //! missing piece skips with a message; under CI=true it fails.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
-
-use switchboard_audio::corpus::{
-    DEFAULT_SOUNDS_DIR, DEFAULT_TRANSCRIPTS, load_prompts, mix_at_snr, pink_noise,
-};
+use switchboard_audio::corpus::{mix_at_snr, models_dir_for_tests, pink_noise, prompts_for_tests};
 use switchboard_audio::eval::{build_signal, score, score_front_end};
 use switchboard_audio::onnx::runtime_library;
 use switchboard_audio::vad::{EnergyVad, SileroVad, VadDetector, VadOptions};
 use switchboard_audio::{FrontEnd, FrontEndOptions, InputFormat, SampleRate};
 
-fn missing(what: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and {what}");
-    }
-    eprintln!("SKIPPED: {what}");
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            std::env::var_os("XDG_DATA_HOME")
-                .map(|x| PathBuf::from(x).join("switchboard"))
-                .unwrap_or_else(|| home.join(".local/share/switchboard"))
-                .join("models")
-        })
-}
-
 #[test]
 fn silero_meets_the_targets_on_real_speech_in_noise() {
-    let Ok(prompts) = load_prompts(
-        Path::new(DEFAULT_SOUNDS_DIR),
-        Path::new(DEFAULT_TRANSCRIPTS),
-        40,
-    ) else {
-        return missing("the asterisk prompts are not installed (make setup)");
+    let Some(prompts) = prompts_for_tests(40) else {
+        return;
     };
-    let dir = models_dir();
+    let dir = models_dir_for_tests();
     let model = dir.join("silero-vad/silero_vad.onnx");
     if !model.is_file() {
-        return missing("the Silero model is not provisioned (make models)");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and the Silero model is not provisioned"
+        );
+        return eprintln!("SKIPPED: the Silero model is not provisioned (make models)");
     }
     let signal = build_signal(&prompts, 7);
     let active = signal.active_samples();

@@ -35,12 +35,7 @@ impl SpeechProbability for EnergyVad {
     }
 
     fn probability(&mut self, window: &[f32]) -> Result<f32, VadError> {
-        if window.len() != WINDOW {
-            return Err(VadError::WindowSize {
-                expected: WINDOW,
-                got: window.len(),
-            });
-        }
+        super::check_window(window, WINDOW)?;
         // First-order high-pass at ~100 Hz: mains hum and DC are not speech.
         const A: f32 = 0.961;
         let mut energy = 0.0f32;

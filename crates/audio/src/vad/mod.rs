@@ -57,6 +57,18 @@ pub enum VadError {
     },
 }
 
+/// The error for a window of the wrong size, shared by the engines.
+pub(crate) fn check_window(window: &[f32], expected: usize) -> Result<(), VadError> {
+    if window.len() == expected {
+        Ok(())
+    } else {
+        Err(VadError::WindowSize {
+            expected,
+            got: window.len(),
+        })
+    }
+}
+
 /// A speech-probability engine over fixed windows of 16 kHz audio in [-1, 1).
 pub trait SpeechProbability: Send {
     /// Samples per window.

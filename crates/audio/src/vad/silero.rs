@@ -71,12 +71,7 @@ impl SpeechProbability for SileroVad {
     }
 
     fn probability(&mut self, window: &[f32]) -> Result<f32, VadError> {
-        if window.len() != WINDOW {
-            return Err(VadError::WindowSize {
-                expected: WINDOW,
-                got: window.len(),
-            });
-        }
+        super::check_window(window, WINDOW)?;
         {
             let (_, data) = self.input.extract_tensor_mut();
             data[..CONTEXT].copy_from_slice(&self.context);
