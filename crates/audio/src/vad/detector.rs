@@ -165,14 +165,16 @@ impl VadDetector {
             self.window[self.filled] = crate::pcm::to_f32(s);
             self.filled += 1;
             if self.filled == self.window.len() {
-                let p = if self.is_background() {
+                let energy =
+                    self.window.iter().map(|x| x * x).sum::<f32>() / self.window.len() as f32;
+                let p = if self.is_background(energy) {
                     self.skipped_windows += 1;
                     0.0
                 } else {
                     self.engine.probability(&self.window)?
                 };
                 self.last_probability = p;
-                if let Some(e) = self.step(p) {
+                if let Some(e) = self.step(p, energy) {
                     event = Some(e);
                 }
                 self.window_start += self.window.len() as u64;
@@ -192,7 +194,7 @@ impl VadDetector {
         self.skipped_windows
     }
 
-    fn is_background(&mut self) -> bool {
+    fn is_background(&mut self, energy: f32) -> bool {
         self.windows_seen += 1;
         if !self.engine.skip_background()
             || self.windows_seen <= GATE_WARMUP
@@ -200,7 +202,6 @@ impl VadDetector {
         {
             return false;
         }
-        let energy = self.window.iter().map(|x| x * x).sum::<f32>() / self.window.len() as f32;
         energy < self.floor_energy * GATE_RATIO
     }
 
@@ -216,11 +217,10 @@ impl VadDetector {
             .max((self.background_probability + 0.25).min(0.95))
     }
 
-    fn step(&mut self, p: f32) -> Option<VadEvent> {
+    fn step(&mut self, p: f32, energy: f32) -> Option<VadEvent> {
         let start_threshold = self.start_threshold();
         let end_threshold = self.options.end_threshold.min(start_threshold - 0.1);
         let here = self.window_start;
-        let energy = self.window.iter().map(|x| x * x).sum::<f32>() / self.window.len() as f32;
         if matches!(self.state, State::Silence) {
             // Learn the background from windows that are clearly not speech.
             self.background_probability += (p - self.background_probability) * 0.05;

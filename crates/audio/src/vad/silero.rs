@@ -81,11 +81,8 @@ impl SpeechProbability for SileroVad {
         let fail = |e: ort::Error| VadError::Inference(e.to_string());
         let outputs = self
             .session
-            .run(ort::inputs![
-                "input" => &self.input,
-                "state" => &self.state,
-                "sr" => &self.sample_rate,
-            ])
+            // Positional inputs, in the model's order (input, state, sr): an array, no allocation per window.
+            .run(ort::inputs![&self.input, &self.state, &self.sample_rate])
             .map_err(fail)?;
         let (_, probability) = outputs["output"]
             .try_extract_tensor::<f32>()
