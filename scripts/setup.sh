@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Build tools, registry clients for model packages (pip, npm), and real recorded speech for tests.
 APT_PACKAGES=(
-  build-essential pkg-config
+  build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
   asterisk-core-sounds-en-wav asterisk-core-sounds-en
 )

@@ -1,0 +1,3 @@
+//! Speech recognition and synthesis.
+
+pub mod whisper;
