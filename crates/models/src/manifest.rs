@@ -69,12 +69,30 @@ pub struct ModelSpec {
     /// Files kept in MODELS_DIR.
     #[serde(rename = "file")]
     pub files: Vec<FileSpec>,
+    /// Files computed from `files` by a converter of ours (deterministic, so pinned like the rest).
+    #[serde(default)]
+    pub derived: Vec<DerivedSpec>,
+}
+
+/// A file made from a model's fetched files by one of our converters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedSpec {
+    /// Path relative to MODELS_DIR.
+    pub path: String,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Which converter makes it (`whisper-ct2-ggml`).
+    pub converter: String,
 }
 
 impl ModelSpec {
     /// Bytes on disk once provisioned.
     pub fn size(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files.iter().map(|f| f.size).sum::<u64>()
+            + self.derived.iter().map(|d| d.size).sum::<u64>()
     }
 
     /// The package declared under that name.

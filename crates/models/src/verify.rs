@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::{FileSpec, ModelSpec, ModelsError};
+use crate::{DerivedSpec, FileSpec, ModelSpec, ModelsError};
 
 /// The state of one model file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,21 @@ impl fmt::Display for ModelStatus {
 
 /// Checks one file against its manifest entry.
 pub fn verify_file(models_dir: &Path, spec: &FileSpec) -> Result<FileStatus, ModelsError> {
-    let path = models_dir.join(&spec.path);
+    verify_path(models_dir, &spec.path, spec.size, &spec.sha256)
+}
+
+/// Checks a converted file against its manifest entry.
+pub fn verify_derived(models_dir: &Path, spec: &DerivedSpec) -> Result<FileStatus, ModelsError> {
+    verify_path(models_dir, &spec.path, spec.size, &spec.sha256)
+}
+
+fn verify_path(
+    models_dir: &Path,
+    relative: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<FileStatus, ModelsError> {
+    let path = models_dir.join(relative);
     let meta = match std::fs::metadata(&path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileStatus::Missing),
@@ -55,21 +69,19 @@ pub fn verify_file(models_dir: &Path, spec: &FileSpec) -> Result<FileStatus, Mod
     if !meta.is_file() {
         return Ok(FileStatus::Corrupt("not a regular file".into()));
     }
-    if meta.len() != spec.size {
+    if meta.len() != size {
         return Ok(FileStatus::Corrupt(format!(
-            "{} bytes, expected {}",
-            meta.len(),
-            spec.size
+            "{} bytes, expected {size}",
+            meta.len()
         )));
     }
     let mut file = File::open(&path).map_err(ModelsError::io("cannot read", &path))?;
     let digest = sha256_of(&mut file, |_| {}).map_err(ModelsError::io("cannot read", &path))?;
-    if digest == spec.sha256 {
+    if digest == sha256 {
         Ok(FileStatus::Present)
     } else {
         Ok(FileStatus::Corrupt(format!(
-            "sha256 {digest}, expected {}",
-            spec.sha256
+            "sha256 {digest}, expected {sha256}"
         )))
     }
 }
@@ -83,6 +95,7 @@ pub fn model_status(
         .files
         .iter()
         .map(|f| verify_file(models_dir, f))
+        .chain(model.derived.iter().map(|d| verify_derived(models_dir, d)))
         .collect::<Result<Vec<_>, _>>()?;
     let status = if files.iter().all(|f| *f == FileStatus::Present) {
         ModelStatus::Present

@@ -1,11 +1,13 @@
-//! The shipped CTranslate2 whisper-tiny, converted to ggml by our converter, transcribes real recorded
-//! speech on whisper.cpp. This is the converter's end-to-end check: a wrong tensor, name or mel filter
-//! gives garbage, not a slightly worse WER.
+//! The shipped CTranslate2 Whisper, converted to ggml by our converter, transcribes real recorded speech on
+//! whisper.cpp. This is the converter's end-to-end check: a wrong tensor, name, mel filter or token layout
+//! gives garbage, not a slightly worse WER. The conversion is also pinned byte for byte to the manifest.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+use sha2::{Digest, Sha256};
 use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests};
+use switchboard_models::Manifest;
 use switchboard_speech::whisper::convert::convert;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
 
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
@@ -46,64 +48,68 @@ fn converted_whisper_tiny_transcribes_real_speech() {
         return eprintln!("SKIPPED: whisper-tiny is not provisioned (make models)");
     }
     let dir = tempfile::tempdir().unwrap();
-    let ggml = dir.path().join("ggml-tiny.bin");
+    let ggml = dir.path().join("ggml-model.bin");
     let hp = convert(&ct2, &ggml).unwrap();
-    // The shipped "whisper-tiny" is the English-only model: 51,864 tokens (see MODELS note in README).
+    // The shipped "whisper-tiny" is the English-only model: 51,864 tokens.
     assert_eq!(
         (hp.n_vocab, hp.n_state, hp.n_audio_layer, hp.n_text_layer),
         (51_864, 384, 4, 4)
     );
 
-    let ctx = WhisperContext::new_with_params(
-        ggml.to_str().unwrap(),
-        WhisperContextParameters::default(),
-    )
-    .unwrap();
-    let mut state = ctx.create_state().unwrap();
-    let (mut errors, mut total) = (0, 0);
-    for prompt in &prompts {
-        let audio: Vec<f32> = prompt
-            .samples
-            .iter()
-            .map(|&s| f32::from(s) / 32_768.0)
-            .collect();
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_language(Some("en"));
-        params.set_n_threads(2);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        state.full(params, &audio).unwrap();
-        let text: String = (0..state.full_n_segments())
-            .filter_map(|i| {
-                state
-                    .get_segment(i)
-                    .and_then(|s| s.to_str_lossy().ok().map(|t| t.into_owned()))
-            })
-            .collect();
-        let (reference, hypothesis) = (words(&prompt.text), words(&text));
-        let e = edit_distance(&reference, &hypothesis);
-        println!(
-            "{:30} ref: {}\n{:30} hyp: {}",
-            prompt.name,
-            prompt.text,
-            "",
-            text.trim()
-        );
-        errors += e;
-        total += reference.len();
-    }
-    let wer = errors as f64 / total as f64;
-    println!(
-        "WER {:.1} % over {} words of {} prompts",
-        wer * 100.0,
-        total,
-        prompts.len()
+    let bytes = std::fs::read(&ggml).unwrap();
+    let manifest = Manifest::builtin().unwrap();
+    let derived = &manifest.model("whisper-tiny").unwrap().derived[0];
+    assert_eq!(
+        (bytes.len() as u64, hex::encode(Sha256::digest(&bytes))),
+        (derived.size, derived.sha256.clone()),
+        "the conversion changed: update the manifest's derived entry only if the change is intended"
     );
+
+    let model = WhisperModel::load(&ggml).unwrap();
+    for fit in [false, true] {
+        let options = TranscribeOptions {
+            fit_audio_context: fit,
+            ..TranscribeOptions::default()
+        };
+        let (mut errors, mut total, mut audio, mut spent) = (0, 0, 0.0, 0.0);
+        for prompt in &prompts {
+            let samples: Vec<f32> = prompt
+                .samples
+                .iter()
+                .map(|&s| f32::from(s) / 32_768.0)
+                .collect();
+            let t = model.transcribe(&samples, &options).unwrap();
+            let (reference, hypothesis) = (words(&prompt.text), words(&t.text));
+            errors += edit_distance(&reference, &hypothesis);
+            total += reference.len();
+            audio += t.audio_seconds;
+            spent += t.elapsed.as_secs_f64();
+            assert!(
+                t.segments
+                    .iter()
+                    .all(|s| (0.0..=1.0).contains(&s.confidence))
+            );
+            if !fit {
+                println!("{:32} {:?} -> {:?}", prompt.name, prompt.text, t.text);
+            }
+        }
+        let wer = errors as f64 / total as f64;
+        println!(
+            "fit_audio_context={fit}: WER {:.1} % over {total} words, real-time factor {:.3}",
+            wer * 100.0,
+            spent / audio
+        );
+        // Shrinking the encoder context is measured, not asserted: it costs accuracy on tiny (see README).
+        if !fit {
+            assert!(wer < 0.10, "WER {:.1} %", wer * 100.0);
+        }
+    }
+    // Nothing to transcribe is an empty transcript, not an error.
     assert!(
-        wer < 0.25,
-        "WER {:.1} %: the conversion is wrong",
-        wer * 100.0
+        model
+            .transcribe(&[], &TranscribeOptions::default())
+            .unwrap()
+            .text
+            .is_empty()
     );
 }

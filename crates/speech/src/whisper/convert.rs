@@ -80,8 +80,7 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<Hparams, ConvertError> {
     let io = |e| ConvertError::Io(out.display().to_string(), e);
     let file = std::fs::File::create(out).map_err(io)?;
     let mut w = BufWriter::new(file);
-    let put =
-        |w: &mut BufWriter<std::fs::File>, v: i32| w.write_all(&v.to_le_bytes()).map_err(io);
+    let put = |w: &mut BufWriter<std::fs::File>, v: i32| w.write_all(&v.to_le_bytes()).map_err(io);
     w.write_all(&GGML_MAGIC.to_le_bytes()).map_err(io)?;
     for v in [
         hp.n_vocab,

@@ -3,7 +3,10 @@
 pub mod convert;
 pub mod ct2;
 pub mod mel;
+mod recognizer;
 pub mod vocab;
+
+pub use recognizer::{MAX_AUDIO, Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
 
 /// Why a model could not be converted.
 #[derive(Debug, thiserror::Error)]
