@@ -12,6 +12,19 @@ use switchboard_core::Config;
 pub(crate) enum BenchCommand {
     /// The audio front end: cost per 20 ms frame per stage, VAD precision/recall, noise and echo suppression.
     Audio(AudioArgs),
+    /// Speech recognition: WER and real-time factor on every transcribed prompt, at 16 kHz and through the
+    /// telephone path (8 kHz µ-law and back).
+    Stt(SttArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SttArgs {
+    /// Use only the first N prompts (default: every prompt with a transcript).
+    #[arg(long)]
+    pub(crate) prompts: Option<usize>,
+    /// CPU threads for recognition.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
 }
 
 #[derive(Debug, Args)]
@@ -40,5 +53,6 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::Stt(args) => crate::bench_stt::run(&args, config),
     }
 }

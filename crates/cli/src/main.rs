@@ -3,6 +3,7 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod bench_stt;
 mod cmd_bench;
 mod cmd_config;
 mod cmd_migrate;

@@ -1,3 +1,4 @@
 //! Speech recognition and synthesis.
 
+pub mod wer;
 pub mod whisper;

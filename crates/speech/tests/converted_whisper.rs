@@ -4,34 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use sha2::{Digest, Sha256};
-use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests};
+use switchboard_audio::SampleRate;
+use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests, resample_all};
+use switchboard_audio::g711::{ulaw_decode, ulaw_encode};
 use switchboard_models::Manifest;
+use switchboard_speech::wer::{normalize, word_errors};
 use switchboard_speech::whisper::convert::convert;
 use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
-
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn edit_distance(a: &[String], b: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(x != y))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
 
 #[test]
 fn converted_whisper_tiny_transcribes_real_speech() {
@@ -79,8 +58,8 @@ fn converted_whisper_tiny_transcribes_real_speech() {
                 .map(|&s| f32::from(s) / 32_768.0)
                 .collect();
             let t = model.transcribe(&samples, &options).unwrap();
-            let (reference, hypothesis) = (words(&prompt.text), words(&t.text));
-            errors += edit_distance(&reference, &hypothesis);
+            let (reference, hypothesis) = (normalize(&prompt.text), normalize(&t.text));
+            errors += word_errors(&reference, &hypothesis);
             total += reference.len();
             audio += t.audio_seconds;
             spent += t.elapsed.as_secs_f64();
@@ -104,6 +83,30 @@ fn converted_whisper_tiny_transcribes_real_speech() {
             assert!(wer < 0.10, "WER {:.1} %", wer * 100.0);
         }
     }
+    // The telephone path: 8 kHz µ-law and back. The target is 10 % WER here.
+    let options = TranscribeOptions::default();
+    let (mut errors, mut total) = (0, 0);
+    for prompt in &prompts {
+        let narrow =
+            resample_all(&prompt.samples, SampleRate::Hz16000, SampleRate::Hz8000).unwrap();
+        let coded: Vec<i16> = narrow
+            .iter()
+            .map(|&s| ulaw_decode(ulaw_encode(s)))
+            .collect();
+        let wide = resample_all(&coded, SampleRate::Hz8000, SampleRate::Hz16000).unwrap();
+        let samples: Vec<f32> = wide.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+        let t = model.transcribe(&samples, &options).unwrap();
+        let reference = normalize(&prompt.text);
+        errors += word_errors(&reference, &normalize(&t.text));
+        total += reference.len();
+    }
+    let wer = errors as f64 / total as f64;
+    println!(
+        "telephone path: WER {:.1} % over {total} words",
+        wer * 100.0
+    );
+    assert!(wer <= 0.10, "telephone-path WER {:.1} %", wer * 100.0);
+
     // Nothing to transcribe is an empty transcript, not an error.
     assert!(
         model

@@ -40,8 +40,8 @@ pub struct TranscribeOptions {
     /// CPU threads for this transcription.
     pub threads: usize,
     /// Shrink the encoder's context to the audio's length instead of Whisper's fixed 30 s. Off by default:
-    /// measured on 12 real prompts with tiny.en it raised WER from 4.7 % to 29.1 % (the model was trained on
-    /// 30 s windows only).
+    /// measured on 12 real prompts with tiny.en it cut the real-time factor from 0.35 to 0.19 but raised WER
+    /// from 4.7 % to 29.1 % (the model was trained on 30 s windows only).
     pub fit_audio_context: bool,
 }
 
