@@ -1,4 +1,7 @@
 //! Speech recognition and synthesis.
 
+mod chunker;
 pub mod wer;
+
+pub use chunker::{ChunkerOptions, SentenceChunker};
 pub mod whisper;
