@@ -143,21 +143,7 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<Hparams, ConvertError> {
     }
     for i in 0..hp.n_audio_layer {
         let (src, dst) = (format!("encoder/layer_{i}"), format!("encoder.blocks.{i}"));
-        tensors.norm(
-            &model,
-            &format!("{src}/self_attention/layer_norm"),
-            &format!("{dst}.attn_ln"),
-        )?;
-        tensors.fused_qkv(
-            &model,
-            &format!("{src}/self_attention/linear_0"),
-            &format!("{dst}.attn"),
-        )?;
-        tensors.linear(
-            &model,
-            &format!("{src}/self_attention/linear_1"),
-            &format!("{dst}.attn.out"),
-        )?;
+        tensors.self_attention(&model, &src, &dst)?;
         tensors.mlp(&model, &src, &dst)?;
     }
     tensors.norm(&model, "encoder/layer_norm", "encoder.ln_post")?;
@@ -173,21 +159,7 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<Hparams, ConvertError> {
     )?;
     for i in 0..hp.n_text_layer {
         let (src, dst) = (format!("decoder/layer_{i}"), format!("decoder.blocks.{i}"));
-        tensors.norm(
-            &model,
-            &format!("{src}/self_attention/layer_norm"),
-            &format!("{dst}.attn_ln"),
-        )?;
-        tensors.fused_qkv(
-            &model,
-            &format!("{src}/self_attention/linear_0"),
-            &format!("{dst}.attn"),
-        )?;
-        tensors.linear(
-            &model,
-            &format!("{src}/self_attention/linear_1"),
-            &format!("{dst}.attn.out"),
-        )?;
+        tensors.self_attention(&model, &src, &dst)?;
         tensors.norm(
             &model,
             &format!("{src}/attention/layer_norm"),
@@ -310,6 +282,25 @@ impl<W: Write> TensorWriter<'_, W> {
             &format!("{dst}.bias"),
             m.tensor(&format!("{src}/bias"))?,
             None,
+        )
+    }
+
+    /// A block's self-attention: its layer norm, the fused query/key/value, the output projection.
+    fn self_attention(&mut self, m: &Ct2Model, src: &str, dst: &str) -> Result<(), ConvertError> {
+        self.norm(
+            m,
+            &format!("{src}/self_attention/layer_norm"),
+            &format!("{dst}.attn_ln"),
+        )?;
+        self.fused_qkv(
+            m,
+            &format!("{src}/self_attention/linear_0"),
+            &format!("{dst}.attn"),
+        )?;
+        self.linear(
+            m,
+            &format!("{src}/self_attention/linear_1"),
+            &format!("{dst}.attn.out"),
         )
     }
 
