@@ -201,6 +201,23 @@ fn stop(mut server: Server) {
     );
 }
 
+/// Whether Debian's recorded prompts are installed; outside CI a missing corpus skips, under CI=true it fails.
+fn speech_corpus_installed() -> bool {
+    let installed =
+        std::path::Path::new("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+            .is_file()
+            && std::path::Path::new("/usr/share/asterisk/sounds/en/auth-incorrect.wav").is_file();
+    if !installed {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and the asterisk prompts are missing"
+        );
+        eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
+    }
+    installed
+}
+
 /// The models `make test` provisions once into MODELS_DIR (the configured one, stable across clones).
 fn provisioned_models() -> Option<PathBuf> {
     let out = Command::new(BIN)
@@ -279,15 +296,8 @@ fn serve_is_live_at_once_ready_with_models_and_stops_on_sigterm() {
 #[test]
 fn bench_audio_prints_every_table() {
     let dir = tempfile::tempdir().unwrap();
-    if !std::path::Path::new("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-        .is_file()
-    {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and the asterisk prompts are missing"
-        );
-        return eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
+    if !speech_corpus_installed() {
+        return;
     }
     let out = switchboard(dir.path())
         .args(["bench", "audio", "--prompts", "3"])
@@ -315,36 +325,23 @@ fn bench_audio_prints_every_table() {
 #[test]
 fn transcribe_prints_what_a_real_recording_says() {
     let wav = std::path::Path::new("/usr/share/asterisk/sounds/en/auth-incorrect.wav");
-    if !wav.is_file() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and the asterisk prompts are missing"
-        );
-        return eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
-    }
-    if provisioned_models().is_none() {
+    if !speech_corpus_installed() {
         return;
     }
     // The configured MODELS_DIR (where `make test` provisions), not the temp DATA_DIR's.
-    let models = serde_json::from_slice::<serde_json::Value>(
-        &Command::new(BIN)
-            .args(["models", "list", "--json"])
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let transcribe = |args: &[&std::ffi::OsStr]| {
+        switchboard(dir.path())
+            .env("MODELS_DIR", &models)
+            .arg("transcribe")
+            .args(args)
             .output()
             .unwrap()
-            .stdout,
-    )
-    .unwrap()["models_dir"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .arg("transcribe")
-        .arg(wav)
-        .output()
-        .unwrap();
+    };
+    let out = transcribe(&[wav.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
@@ -356,12 +353,7 @@ fn transcribe_prints_what_a_real_recording_says() {
         "{text}"
     );
 
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .args(["transcribe", "--json"])
-        .arg(wav)
-        .output()
-        .unwrap();
+    let out = transcribe(&["--json".as_ref(), wav.as_os_str()]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json["segments"][0]["end"].as_f64().unwrap() > 1.0);
     assert!(json["audio_seconds"].as_f64().unwrap() > 3.0);
@@ -369,12 +361,7 @@ fn transcribe_prints_what_a_real_recording_says() {
     // A file that is not a WAV: a clear error and a failing exit code.
     let not_wav = dir.path().join("notes.wav");
     std::fs::write(&not_wav, b"this is text").unwrap();
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .arg("transcribe")
-        .arg(&not_wav)
-        .output()
-        .unwrap();
+    let out = transcribe(&[not_wav.as_os_str()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 
@@ -391,12 +378,7 @@ fn transcribe_prints_what_a_real_recording_says() {
         w.write_sample(0i16).unwrap();
     }
     w.finalize().unwrap();
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .arg("transcribe")
-        .arg(&silent)
-        .output()
-        .unwrap();
+    let out = transcribe(&[silent.as_os_str()]);
     assert!(
         out.status.success(),
         "{}",
