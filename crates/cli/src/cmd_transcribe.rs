@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use switchboard_audio::corpus::read_wav_16k;
 use switchboard_core::Config;
-use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
+use switchboard_speech::whisper::{self, WhisperModel};
 
 #[derive(Debug, Args)]
 pub(crate) struct TranscribeArgs {
@@ -22,12 +22,8 @@ pub(crate) fn run(args: &TranscribeArgs, config: &Config) -> anyhow::Result<Exit
     let samples = read_wav_16k(&args.file)
         .map_err(|e| anyhow!("cannot read {}: {e}", args.file.display()))?;
     let audio: Vec<f32> = samples.iter().map(|&s| f32::from(s) / 32_768.0).collect();
-    let model_path = config.paths.models_dir.join("whisper-tiny/ggml-model.bin");
-    let model = WhisperModel::load(&model_path)?;
-    let options = TranscribeOptions {
-        language: Some(config.tts.language.clone()),
-        ..TranscribeOptions::default()
-    };
+    let model = WhisperModel::load(&whisper::model_path(config))?;
+    let options = whisper::options_from_config(config);
     let transcript = model
         .transcribe(&audio, &options)
         .with_context(|| format!("transcribing {}", args.file.display()))?;

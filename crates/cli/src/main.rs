@@ -8,6 +8,7 @@ mod cmd_bench;
 mod cmd_config;
 mod cmd_migrate;
 mod cmd_models;
+mod cmd_say;
 mod cmd_serve;
 mod cmd_transcribe;
 mod logging;
@@ -44,6 +45,8 @@ enum Command {
     Migrate(cmd_migrate::MigrateArgs),
     /// Transcribe a WAV recording.
     Transcribe(cmd_transcribe::TranscribeArgs),
+    /// Speak text into a WAV file with the configured voice.
+    Say(cmd_say::SayArgs),
     /// Measure speed and quality; prints tables for the README.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => cmd_migrate::run(args, config),
         Command::Bench(cmd) => cmd_bench::run(cmd, &config),
         Command::Transcribe(args) => cmd_transcribe::run(&args, &config),
+        Command::Say(args) => cmd_say::run(&args, &config),
     };
     match result {
         Ok(code) => code,

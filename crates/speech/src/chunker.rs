@@ -117,8 +117,13 @@ impl SentenceChunker {
             if let Some(i) = text[limit..].find(' ') {
                 return Some(limit + i);
             }
-            if text.len() > 4 * self.options.max_chars {
-                return Some(limit.max(1));
+            // The space-free run straddling the limit (leading blanks are not a place to cut).
+            let run_start = text[..limit]
+                .rfind(char::is_whitespace)
+                .map_or(0, |i| i + 1);
+            if text.len() - run_start > 4 * self.options.max_chars {
+                let first_char = text[run_start..].chars().next().map_or(1, char::len_utf8);
+                return Some(limit.max(run_start + first_char));
             }
         }
         None

@@ -1,7 +1,13 @@
 //! Speech recognition and synthesis.
 
 mod chunker;
+pub mod stream;
+pub mod tts;
 pub mod wer;
 
 pub use chunker::{ChunkerOptions, SentenceChunker};
+pub use stream::{
+    Hypothesis, Recognizer, SpeechStream, SpeechToText, StreamOptions, StreamingRecognizer,
+    WhisperRecognizer,
+};
 pub mod whisper;

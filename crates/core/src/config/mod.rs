@@ -159,7 +159,7 @@ pub struct TwilioConfig {
 }
 
 /// Speech recognition settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SttConfig {
     /// Model.
     pub model: SttModel,
@@ -167,6 +167,12 @@ pub struct SttConfig {
     pub device: Device,
     /// Numeric precision.
     pub compute_type: ComputeType,
+    /// CPU threads per transcription.
+    pub threads: u16,
+    /// Caller language (ISO 639-1); `None` means detect.
+    pub language: Option<String>,
+    /// New audio between partial transcripts.
+    pub partial_interval: Duration,
 }
 
 /// Speech synthesis settings.
@@ -178,6 +184,12 @@ pub struct TtsConfig {
     pub voice: String,
     /// Conversation language (ISO 639-1).
     pub language: String,
+    /// Speaking rate, 1.0 is the voice's natural speed.
+    pub rate: f32,
+    /// CPU threads per synthesis.
+    pub threads: u16,
+    /// A Kokoro voices file given by the user.
+    pub kokoro_voices: Option<PathBuf>,
 }
 
 /// Language model settings.
@@ -383,6 +395,11 @@ impl Config {
                 model: r.choice(&WHISPER_MODEL)?,
                 device: r.choice(&WHISPER_DEVICE)?,
                 compute_type: r.choice(&WHISPER_COMPUTE_TYPE)?,
+                threads: r.int(&WHISPER_THREADS, 1..=64)? as u16,
+                language: r.checked(&WHISPER_LANGUAGE, is_language_code)?,
+                partial_interval: Duration::from_millis(
+                    r.int(&STT_PARTIAL_INTERVAL_MS, 100..=10_000)? as u64,
+                ),
             },
             tts: TtsConfig {
                 engine: r.choice(&TTS_MODEL)?,
@@ -390,6 +407,9 @@ impl Config {
                 language: r
                     .checked(&TTS_LANGUAGE, is_language_code)?
                     .unwrap_or_else(|| "en".into()),
+                rate: r.int(&TTS_RATE, 50..=200)? as f32 / 100.0,
+                threads: r.int(&TTS_THREADS, 1..=64)? as u16,
+                kokoro_voices: r.text(&KOKORO_VOICES).map(PathBuf::from),
             },
             llm: LlmConfig {
                 provider: r.choice(&LLM_PROVIDER)?,

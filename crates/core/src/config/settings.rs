@@ -72,10 +72,22 @@ settings! {
     WHISPER_DEVICE: "stt.whisper_device", "WHISPER_DEVICE", default Some("cpu"), allowed "one of cpu, cuda, auto";
     /// Numeric precision for speech recognition; `default` keeps the model's own.
     WHISPER_COMPUTE_TYPE: "stt.whisper_compute_type", "WHISPER_COMPUTE_TYPE", default Some("default"), allowed "one of default, int8, float16, float32";
+    /// CPU threads one transcription uses.
+    WHISPER_THREADS: "stt.threads", "WHISPER_THREADS", default Some("2"), allowed "an integer from 1 to 64";
+    /// Language spoken by callers; unset lets a multilingual model detect it (English-only models always use en).
+    WHISPER_LANGUAGE: "stt.language", "WHISPER_LANGUAGE", default None, allowed "an ISO 639-1 code such as en, fr, de";
+    /// How much new caller audio triggers another partial transcript while the caller speaks.
+    STT_PARTIAL_INTERVAL_MS: "stt.partial_interval_ms", "STT_PARTIAL_INTERVAL_MS", default Some("500"), allowed "an integer from 100 to 10000 (milliseconds)";
     /// Text-to-speech engine. Piper is the default until Kokoro's English voices ship in a package.
     TTS_MODEL: "tts.model", "TTS_MODEL", default Some("piper"), allowed "one of kokoro, piper, espeak";
     /// Voice of the TTS engine.
     TTS_VOICE: "tts.voice", "TTS_VOICE", default Some("en_US-joe-medium"), allowed "a voice name of the chosen engine";
+    /// Speaking rate in percent of the voice's natural speed.
+    TTS_RATE: "tts.rate", "TTS_RATE", default Some("100"), allowed "an integer from 50 to 200 (percent)";
+    /// CPU threads one synthesis uses.
+    TTS_THREADS: "tts.threads", "TTS_THREADS", default Some("2"), allowed "an integer from 1 to 64";
+    /// Kokoro voices file (voices-v1.0.bin / .npz with af_heart and the other voices); default: the voice pack in MODELS_DIR.
+    KOKORO_VOICES: "tts.kokoro_voices", "KOKORO_VOICES", default None, allowed "a path to a Kokoro voices file (.npz or .bin)";
     /// Language of the conversation (speech recognition, synthesis and the agent).
     TTS_LANGUAGE: "tts.language", "TTS_LANGUAGE", default Some("en"), allowed "an ISO 639-1 code such as en, fr, de";
     /// Where answers come from: the in-process model, an Ollama server, or an OpenAI-compatible server.

@@ -8,6 +8,28 @@ pub mod vocab;
 
 pub use recognizer::{MAX_AUDIO, Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
 
+use std::path::PathBuf;
+
+use switchboard_core::Config;
+use switchboard_core::config::SttModel;
+
+/// Where `switchboard models fetch` puts the converted model WHISPER_MODEL names.
+pub fn model_path(config: &Config) -> PathBuf {
+    let dir = match config.stt.model {
+        SttModel::WhisperTiny => "whisper-tiny",
+    };
+    config.paths.models_dir.join(dir).join("ggml-model.bin")
+}
+
+/// Transcription options from WHISPER_THREADS and WHISPER_LANGUAGE.
+pub fn options_from_config(config: &Config) -> TranscribeOptions {
+    TranscribeOptions {
+        language: config.stt.language.clone(),
+        threads: usize::from(config.stt.threads),
+        ..TranscribeOptions::default()
+    }
+}
+
 /// Why a model could not be converted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {

@@ -77,6 +77,8 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Audio length, seconds.
     pub audio_seconds: f64,
+    /// Language spoken (ISO 639-1): the one asked for, or what a multilingual model detected.
+    pub language: Option<String>,
     /// Wall time spent.
     #[serde(serialize_with = "as_seconds")]
     pub elapsed: Duration,
@@ -131,6 +133,11 @@ impl WhisperModel {
         Ok(Self { context })
     }
 
+    /// Whether the model knows more languages than English (the shipped tiny is English-only).
+    pub fn is_multilingual(&self) -> bool {
+        self.context.is_multilingual()
+    }
+
     /// Transcribes 16 kHz mono samples in [-1, 1).
     pub fn transcribe(
         &self,
@@ -150,6 +157,7 @@ impl WhisperModel {
                 text: String::new(),
                 segments: Vec::new(),
                 audio_seconds,
+                language: options.language.clone(),
                 elapsed: started.elapsed(),
             });
         }
@@ -203,10 +211,16 @@ impl WhisperModel {
             .join(" ")
             .trim()
             .to_owned();
+        let language = match &options.language {
+            Some(language) => Some(language.clone()),
+            None if !self.context.is_multilingual() => Some("en".to_owned()),
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_owned),
+        };
         Ok(Transcript {
             text,
             segments,
             audio_seconds,
+            language,
             elapsed: started.elapsed(),
         })
     }

@@ -1,0 +1,426 @@
+//! Streaming speech recognition on a batch recogniser: the caller's audio accumulates as it arrives, a
+//! partial transcript of everything so far is computed in the background whenever enough new audio has
+//! come in (and the previous pass is done), and the final transcript is computed at end of utterance.
+//!
+//! Whisper transcribes a buffer, not a stream, so this is how streaming is done with it: re-decoding the
+//! growing utterance. A pass costs about the same whatever the utterance's length (the encoder always sees
+//! 30 s), so partials are at most one pass in flight; a pass that already covers the whole utterance when
+//! it ends is the final, with no second pass.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::whisper::{Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
+
+/// Samples per second the recognisers take.
+pub const STT_SAMPLE_RATE: u32 = 16_000;
+
+/// A batch recogniser: all of an utterance's audio in, its transcript out.
+pub trait Recognizer: Send + Sync + 'static {
+    /// Transcribes 16 kHz mono audio.
+    fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError>;
+}
+
+/// Whisper with fixed options.
+#[derive(Debug)]
+pub struct WhisperRecognizer {
+    model: Arc<WhisperModel>,
+    options: TranscribeOptions,
+}
+
+impl WhisperRecognizer {
+    /// `model` run with `options` for every pass.
+    pub fn new(model: Arc<WhisperModel>, options: TranscribeOptions) -> Self {
+        Self { model, options }
+    }
+}
+
+impl Recognizer for WhisperRecognizer {
+    fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError> {
+        self.model.transcribe(audio, &self.options)
+    }
+}
+
+/// What the recogniser heard so far (partial) or in all (final).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hypothesis {
+    /// The words.
+    pub text: String,
+    /// Mean token probability over the segments, weighted by their length, 0–1.
+    pub confidence: f32,
+    /// Whether this is the utterance's final transcript.
+    pub is_final: bool,
+    /// How much of the utterance's audio it covers.
+    #[serde(serialize_with = "as_seconds")]
+    pub audio: Duration,
+    /// How long the pass that produced it took.
+    #[serde(serialize_with = "as_seconds")]
+    pub compute: Duration,
+    /// Segments with timings relative to the start of the utterance.
+    pub segments: Vec<Segment>,
+    /// Language spoken, when known.
+    pub language: Option<String>,
+}
+
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Hypothesis {
+    fn from_transcript(transcript: Transcript, samples: usize, is_final: bool) -> Self {
+        let weight = |s: &Segment| (s.end - s.start).max(0.01) as f32;
+        let total: f32 = transcript.segments.iter().map(weight).sum();
+        let confidence = if total > 0.0 {
+            transcript
+                .segments
+                .iter()
+                .map(|s| s.confidence * weight(s))
+                .sum::<f32>()
+                / total
+        } else {
+            0.0
+        };
+        Self {
+            text: transcript.text,
+            confidence,
+            is_final,
+            audio: samples_to_duration(samples),
+            compute: transcript.elapsed,
+            segments: transcript.segments,
+            language: transcript.language,
+        }
+    }
+}
+
+fn samples_to_duration(samples: usize) -> Duration {
+    Duration::from_secs_f64(samples as f64 / f64::from(STT_SAMPLE_RATE))
+}
+
+/// Streaming speech to text: one stream per caller utterance.
+pub trait SpeechToText: Send + Sync {
+    /// A new, empty utterance.
+    fn stream(&self) -> Box<dyn SpeechStream>;
+}
+
+/// One utterance being recognised.
+pub trait SpeechStream: Send {
+    /// Adds caller audio (16 kHz mono); returns at once, recognition runs elsewhere.
+    fn push(&mut self, samples: &[f32]) -> Result<(), SttError>;
+    /// The newest partial transcript finished since the last call, if any.
+    fn poll_partial(&mut self) -> Option<Hypothesis>;
+    /// End of utterance: the final transcript of all audio pushed. Blocks for up to one recognition pass
+    /// (run it off an async runtime's worker threads).
+    fn finish(&mut self) -> Result<Hypothesis, SttError>;
+    /// Audio pushed so far.
+    fn audio(&self) -> Duration;
+}
+
+/// When partials are computed.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// New audio that makes another partial due.
+    pub partial_interval: Duration,
+    /// No partial before this much audio (a syllable transcribes to noise).
+    pub min_partial_audio: Duration,
+    /// A pass may serve as the final if it misses at most this much audio at the end (trailing
+    /// silence the end-of-turn detector waited through). Zero: only a pass over all of it.
+    pub final_reuse_tail: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            partial_interval: Duration::from_millis(500),
+            min_partial_audio: Duration::from_millis(300),
+            final_reuse_tail: Duration::ZERO,
+        }
+    }
+}
+
+/// Streaming recognition on any [`Recognizer`].
+#[derive(Debug)]
+pub struct StreamingRecognizer<R> {
+    recognizer: Arc<R>,
+    options: StreamOptions,
+}
+
+impl<R: Recognizer> StreamingRecognizer<R> {
+    /// Streams on `recognizer`.
+    pub fn new(recognizer: Arc<R>, options: StreamOptions) -> Self {
+        Self {
+            recognizer,
+            options,
+        }
+    }
+}
+
+impl<R: Recognizer> SpeechToText for StreamingRecognizer<R> {
+    fn stream(&self) -> Box<dyn SpeechStream> {
+        Box::new(Utterance {
+            recognizer: self.recognizer.clone(),
+            options: self.options,
+            audio: Arc::new(Vec::new()),
+            partial_from: 0,
+            pass: None,
+            ready: None,
+            latest: None,
+        })
+    }
+}
+
+/// Maximum audio in one utterance; pushing more is an error (a stuck end-of-turn detector, not a caller).
+const MAX_UTTERANCE: Duration = crate::whisper::MAX_AUDIO;
+
+struct Pass {
+    samples: usize,
+    result: mpsc::Receiver<Result<Transcript, SttError>>,
+}
+
+struct Utterance<R> {
+    recognizer: Arc<R>,
+    options: StreamOptions,
+    /// Shared with a running pass, copied on write only while one runs.
+    audio: Arc<Vec<f32>>,
+    /// Audio length when the last partial pass started.
+    partial_from: usize,
+    pass: Option<Pass>,
+    /// A partial not yet handed out by `poll_partial`.
+    ready: Option<Hypothesis>,
+    /// The newest partial, handed out or not: the final when nothing was said after it.
+    latest: Option<Hypothesis>,
+}
+
+impl<R: Recognizer> Utterance<R> {
+    fn samples(d: Duration) -> usize {
+        (d.as_secs_f64() * f64::from(STT_SAMPLE_RATE)) as usize
+    }
+
+    fn start_pass(&mut self) {
+        let (sender, result) = mpsc::sync_channel(1);
+        let recognizer = self.recognizer.clone();
+        let audio = self.audio.clone();
+        let samples = audio.len();
+        let spawned = thread::Builder::new()
+            .name("stt-partial".into())
+            .spawn(move || {
+                let _ = sender.send(recognizer.transcribe(&audio));
+            });
+        match spawned {
+            Ok(_) => {
+                self.partial_from = samples;
+                self.pass = Some(Pass { samples, result });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot start a partial transcription"),
+        }
+    }
+
+    /// Collects a finished pass without waiting.
+    fn collect(&mut self) {
+        let Some(pass) = &self.pass else { return };
+        match pass.result.try_recv() {
+            Ok(Ok(transcript)) => {
+                let hypothesis = Hypothesis::from_transcript(transcript, pass.samples, false);
+                self.latest = Some(hypothesis.clone());
+                self.ready = Some(hypothesis);
+                self.pass = None;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "partial transcription failed");
+                self.pass = None;
+            }
+            Err(mpsc::TryRecvError::Empty) => {}
+            Err(mpsc::TryRecvError::Disconnected) => self.pass = None,
+        }
+    }
+}
+
+impl<R: Recognizer> SpeechStream for Utterance<R> {
+    fn push(&mut self, samples: &[f32]) -> Result<(), SttError> {
+        let total = self.audio.len() + samples.len();
+        if total > Self::samples(MAX_UTTERANCE) {
+            return Err(SttError::TooLong {
+                seconds: total as f64 / f64::from(STT_SAMPLE_RATE),
+                max: MAX_UTTERANCE.as_secs_f64(),
+            });
+        }
+        Arc::make_mut(&mut self.audio).extend_from_slice(samples);
+        self.collect();
+        let due = self.audio.len() - self.partial_from >= Self::samples(self.options.partial_interval)
+            && self.audio.len() >= Self::samples(self.options.min_partial_audio);
+        if due && self.pass.is_none() {
+            self.start_pass();
+        }
+        Ok(())
+    }
+
+    fn poll_partial(&mut self) -> Option<Hypothesis> {
+        self.collect();
+        self.ready.take()
+    }
+
+    fn finish(&mut self) -> Result<Hypothesis, SttError> {
+        let total = self.audio.len();
+        let tail = Self::samples(self.options.final_reuse_tail);
+        if let Some(pass) = self.pass.take() {
+            if pass.samples + tail >= total {
+                if let Ok(Ok(transcript)) = pass.result.recv() {
+                    return Ok(Hypothesis::from_transcript(transcript, total, true));
+                }
+            }
+            // Otherwise the pass runs out on its own thread and its result is dropped.
+        }
+        self.ready = None;
+        if let Some(latest) = self.latest.take() {
+            if Self::samples(latest.audio) + tail >= total {
+                return Ok(Hypothesis {
+                    is_final: true,
+                    audio: samples_to_duration(total),
+                    ..latest
+                });
+            }
+        }
+        let started = Instant::now();
+        let transcript = self.recognizer.transcribe(&self.audio)?;
+        let mut hypothesis = Hypothesis::from_transcript(transcript, total, true);
+        hypothesis.compute = started.elapsed();
+        Ok(hypothesis)
+    }
+
+    fn audio(&self) -> Duration {
+        samples_to_duration(self.audio.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// "Recognises" the audio's length in 100 ms units, taking `delay` per pass.
+    struct Counting {
+        delay: Duration,
+        passes: AtomicUsize,
+    }
+
+    impl Recognizer for Counting {
+        fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError> {
+            self.passes.fetch_add(1, Ordering::SeqCst);
+            thread::sleep(self.delay);
+            let tenths = audio.len() / 1_600;
+            Ok(Transcript {
+                text: format!("{tenths}"),
+                segments: vec![Segment {
+                    start: 0.0,
+                    end: audio.len() as f64 / 16_000.0,
+                    text: format!("{tenths}"),
+                    confidence: 0.75,
+                }],
+                audio_seconds: audio.len() as f64 / 16_000.0,
+                language: Some("en".into()),
+                elapsed: self.delay,
+            })
+        }
+    }
+
+    fn recognizer(delay_ms: u64) -> Arc<Counting> {
+        Arc::new(Counting {
+            delay: Duration::from_millis(delay_ms),
+            passes: AtomicUsize::new(0),
+        })
+    }
+
+    fn wait_partial(stream: &mut dyn SpeechStream) -> Hypothesis {
+        for _ in 0..500 {
+            if let Some(h) = stream.poll_partial() {
+                return h;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        panic!("no partial within 1 s");
+    }
+
+    #[test]
+    fn partials_follow_the_audio_and_the_final_covers_all_of_it() {
+        let recognizer = recognizer(1);
+        let stt = StreamingRecognizer::new(recognizer.clone(), StreamOptions::default());
+        let mut stream = stt.stream();
+        let frame = vec![0.0f32; 320];
+        for _ in 0..24 {
+            stream.push(&frame).unwrap(); // 480 ms: not yet due
+        }
+        assert!(stream.poll_partial().is_none());
+        stream.push(&frame).unwrap(); // 500 ms
+        let partial = wait_partial(stream.as_mut());
+        assert_eq!(partial.text, "5");
+        assert!(!partial.is_final);
+        assert_eq!(partial.confidence, 0.75);
+        for _ in 0..10 {
+            stream.push(&frame).unwrap(); // 700 ms
+        }
+        let last = stream.finish().unwrap();
+        assert!(last.is_final);
+        assert_eq!(last.text, "7");
+        assert_eq!(last.audio, Duration::from_millis(700));
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_pass_over_all_the_audio_is_the_final_without_a_second_pass() {
+        let recognizer = recognizer(50);
+        let stt = StreamingRecognizer::new(recognizer.clone(), StreamOptions::default());
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 8_000]).unwrap(); // a partial starts at 500 ms and runs 50 ms
+        let last = stream.finish().unwrap();
+        assert_eq!(last.text, "5");
+        assert!(last.is_final);
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_pass_missing_more_than_the_tail_is_not_reused() {
+        let recognizer = recognizer(1);
+        let options = StreamOptions {
+            final_reuse_tail: Duration::from_millis(100),
+            ..StreamOptions::default()
+        };
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 8_000]).unwrap();
+        let _ = wait_partial(stream.as_mut());
+        stream.push(&vec![0.0; 1_600]).unwrap(); // +100 ms: within the tail, reused
+        assert_eq!(stream.finish().unwrap().text, "5");
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 8_000]).unwrap();
+        let _ = wait_partial(stream.as_mut());
+        stream.push(&vec![0.0; 3_200]).unwrap(); // +200 ms: a new pass
+        assert_eq!(stream.finish().unwrap().text, "7");
+    }
+
+    #[test]
+    fn short_and_empty_utterances() {
+        let stt = StreamingRecognizer::new(recognizer(1), StreamOptions::default());
+        let mut stream = stt.stream();
+        assert_eq!(stream.finish().unwrap().text, "0");
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 3_000]).unwrap();
+        assert!(stream.poll_partial().is_none());
+    }
+
+    #[test]
+    fn an_utterance_longer_than_the_limit_is_refused() {
+        let stt = StreamingRecognizer::new(recognizer(1), StreamOptions {
+            partial_interval: Duration::from_secs(10_000),
+            ..StreamOptions::default()
+        });
+        let mut stream = stt.stream();
+        let minute = vec![0.0; 16_000 * 60];
+        for _ in 0..10 {
+            stream.push(&minute).unwrap();
+        }
+        assert!(matches!(stream.push(&[0.0]), Err(SttError::TooLong { .. })));
+        assert_eq!(stream.audio(), Duration::from_secs(600));
+    }
+}
