@@ -18,6 +18,7 @@ run: setup build models
 test: setup
 	$(CARGO) build --locked --workspace --all-targets
 	$(DEBUG_BIN) models fetch
+	$(DEBUG_BIN) models fetch kokoro-82m kokoro-voices-ja  # the voice tests also cover Kokoro
 	$(MAKE) --no-print-directory lint
 	if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --locked --workspace --no-fail-fast; \

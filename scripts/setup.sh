@@ -3,11 +3,13 @@
 # is instant. Run by `make run` and `make test`; safe to run by hand.
 set -euo pipefail
 
-# Build tools, registry clients for model packages (pip, npm), and real recorded speech for tests.
+# Build tools, registry clients for model packages (pip, npm), real recorded speech for tests, and
+# espeak-ng (phonemes for the Kokoro and Piper voices, and the last-resort voice).
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
   asterisk-core-sounds-en-wav asterisk-core-sounds-en
+  espeak-ng
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

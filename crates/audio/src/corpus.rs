@@ -159,6 +159,17 @@ pub fn resample_all(
         .collect())
 }
 
+/// What a phone line does to 16 kHz speech: down to 8 kHz, G.711 µ-law and back, up to 16 kHz again.
+/// The recogniser's benchmark and the voice round-trip test hear audio through it.
+pub fn through_the_phone(samples: &[i16]) -> Result<Vec<i16>, crate::AudioError> {
+    let narrow = resample_all(samples, SampleRate::Hz16000, SampleRate::Hz8000)?;
+    let coded: Vec<i16> = narrow
+        .iter()
+        .map(|&s| crate::g711::ulaw_decode(crate::g711::ulaw_encode(s)))
+        .collect();
+    resample_all(&coded, SampleRate::Hz8000, SampleRate::Hz16000)
+}
+
 /// A small, seeded random generator (xorshift64*): reproducible noise without a dependency.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

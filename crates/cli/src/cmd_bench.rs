@@ -15,6 +15,22 @@ pub(crate) enum BenchCommand {
     /// Speech recognition: WER and real-time factor on every transcribed prompt, at 16 kHz and through the
     /// telephone path (8 kHz µ-law and back).
     Stt(SttArgs),
+    /// Speech synthesis: time to the first audio chunk and real-time factor per voice, short and long text,
+    /// beside the voice's reference runtime where installed (scripts/reference-runtimes.sh).
+    Tts(TtsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TtsArgs {
+    /// Timed runs per text (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Measure only this engine: piper, kokoro or espeak.
+    #[arg(long)]
+    pub(crate) engine: Option<String>,
+    /// Skip the reference runtimes even when installed.
+    #[arg(long)]
+    pub(crate) no_reference: bool,
 }
 
 #[derive(Debug, Args)]
@@ -25,6 +41,9 @@ pub(crate) struct SttArgs {
     /// CPU threads for recognition.
     #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,
+    /// Skip the reference runtime even when installed.
+    #[arg(long)]
+    pub(crate) no_reference: bool,
 }
 
 #[derive(Debug, Args)]
@@ -54,5 +73,6 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Stt(args) => crate::bench_stt::run(&args, config),
+        BenchCommand::Tts(args) => crate::bench_tts::run(&args, config),
     }
 }

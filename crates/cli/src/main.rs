@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod bench_stt;
+mod bench_tts;
 mod cmd_bench;
 mod cmd_config;
 mod cmd_migrate;
@@ -13,6 +14,7 @@ mod cmd_serve;
 mod cmd_transcribe;
 mod logging;
 mod progress;
+mod reference;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

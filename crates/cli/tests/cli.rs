@@ -389,3 +389,132 @@ fn transcribe_prints_what_a_real_recording_says() {
         String::from_utf8_lossy(&out.stdout).trim()
     );
 }
+
+/// Writes 16 kHz mono PCM16 `samples` to `path`.
+fn write_wav(path: &Path, samples: impl IntoIterator<Item = i16>) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn say_then_transcribe_recovers_the_sentence() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("a.wav");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .args(["say", "Your claim number is 4 4 7 2.", "-o"])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    // The report names the voice and the time to the first chunk.
+    assert!(
+        report.contains("en_US-joe-medium") && report.contains("first after"),
+        "{report}"
+    );
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .arg("transcribe")
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let heard = String::from_utf8_lossy(&out.stdout);
+    let words: String = heard
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    assert_eq!(words, "yourclaimnumberis4472", "heard {heard:?}");
+
+    // A voice that does not exist: a start-up error naming the voices there are, no file written.
+    let missing = dir.path().join("b.wav");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .args(["say", "hello", "--voice", "af_nobody", "-o"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("af_nobody") && error.contains("en_US-joe-medium"),
+        "{error}"
+    );
+    assert!(!missing.exists());
+}
+
+#[test]
+fn transcribe_handles_empty_noisy_and_overlong_audio() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let transcribe = |wav: &Path| {
+        switchboard(dir.path())
+            .env("MODELS_DIR", &models)
+            .args(["transcribe", "--json"])
+            .arg(wav)
+            .output()
+            .unwrap()
+    };
+
+    // Zero-length: an empty transcript.
+    let empty = dir.path().join("empty.wav");
+    write_wav(&empty, []);
+    let out = transcribe(&empty);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["text"], "");
+
+    // Five seconds of white noise: no words invented.
+    let noise = dir.path().join("noise.wav");
+    let mut rng = switchboard_audio::corpus::Rng::new(7);
+    write_wav(
+        &noise,
+        (0..80_000).map(|_| ((rng.next_f64() - 0.5) * 16_000.0) as i16),
+    );
+    let out = transcribe(&noise);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = json["text"].as_str().unwrap();
+    assert!(
+        text.split_whitespace().count() <= 2,
+        "noise transcribed as {text:?}"
+    );
+
+    // Over ten minutes: refused before any decoding, quickly, with the limit in the message.
+    let long = dir.path().join("long.wav");
+    write_wav(&long, std::iter::repeat_n(0i16, 16_000 * 601));
+    let started = Instant::now();
+    let out = transcribe(&long);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("600 s"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}

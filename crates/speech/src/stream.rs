@@ -247,7 +247,8 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         }
         Arc::make_mut(&mut self.audio).extend_from_slice(samples);
         self.collect();
-        let due = self.audio.len() - self.partial_from >= Self::samples(self.options.partial_interval)
+        let due = self.audio.len() - self.partial_from
+            >= Self::samples(self.options.partial_interval)
             && self.audio.len() >= Self::samples(self.options.min_partial_audio);
         if due && self.pass.is_none() {
             self.start_pass();
@@ -263,23 +264,22 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
     fn finish(&mut self) -> Result<Hypothesis, SttError> {
         let total = self.audio.len();
         let tail = Self::samples(self.options.final_reuse_tail);
-        if let Some(pass) = self.pass.take() {
-            if pass.samples + tail >= total {
-                if let Ok(Ok(transcript)) = pass.result.recv() {
-                    return Ok(Hypothesis::from_transcript(transcript, total, true));
-                }
-            }
-            // Otherwise the pass runs out on its own thread and its result is dropped.
+        if let Some(pass) = self.pass.take()
+            && pass.samples + tail >= total
+            && let Ok(Ok(transcript)) = pass.result.recv()
+        {
+            return Ok(Hypothesis::from_transcript(transcript, total, true));
         }
+        // A pass that misses too much runs out on its own thread; its result is dropped.
         self.ready = None;
-        if let Some(latest) = self.latest.take() {
-            if Self::samples(latest.audio) + tail >= total {
-                return Ok(Hypothesis {
-                    is_final: true,
-                    audio: samples_to_duration(total),
-                    ..latest
-                });
-            }
+        if let Some(latest) = self.latest.take()
+            && Self::samples(latest.audio) + tail >= total
+        {
+            return Ok(Hypothesis {
+                is_final: true,
+                audio: samples_to_duration(total),
+                ..latest
+            });
         }
         let started = Instant::now();
         let transcript = self.recognizer.transcribe(&self.audio)?;
@@ -411,10 +411,13 @@ mod tests {
 
     #[test]
     fn an_utterance_longer_than_the_limit_is_refused() {
-        let stt = StreamingRecognizer::new(recognizer(1), StreamOptions {
-            partial_interval: Duration::from_secs(10_000),
-            ..StreamOptions::default()
-        });
+        let stt = StreamingRecognizer::new(
+            recognizer(1),
+            StreamOptions {
+                partial_interval: Duration::from_secs(10_000),
+                ..StreamOptions::default()
+            },
+        );
         let mut stream = stt.stream();
         let minute = vec![0.0; 16_000 * 60];
         for _ in 0..10 {

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use sha2::{Digest, Sha256};
-use switchboard_audio::SampleRate;
-use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests, resample_all};
-use switchboard_audio::g711::{ulaw_decode, ulaw_encode};
+use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests, through_the_phone};
 use switchboard_models::Manifest;
 use switchboard_speech::wer::{normalize, word_errors};
 use switchboard_speech::whisper::convert::convert;
@@ -87,13 +85,7 @@ fn converted_whisper_tiny_transcribes_real_speech() {
     let options = TranscribeOptions::default();
     let (mut errors, mut total) = (0, 0);
     for prompt in &prompts {
-        let narrow =
-            resample_all(&prompt.samples, SampleRate::Hz16000, SampleRate::Hz8000).unwrap();
-        let coded: Vec<i16> = narrow
-            .iter()
-            .map(|&s| ulaw_decode(ulaw_encode(s)))
-            .collect();
-        let wide = resample_all(&coded, SampleRate::Hz8000, SampleRate::Hz16000).unwrap();
+        let wide = through_the_phone(&prompt.samples).unwrap();
         let samples: Vec<f32> = wide.iter().map(|&s| f32::from(s) / 32_768.0).collect();
         let t = model.transcribe(&samples, &options).unwrap();
         let reference = normalize(&prompt.text);

@@ -41,7 +41,10 @@ impl PhraseCache {
     /// Opens (creating) the cache in `dir`.
     pub fn open(dir: &Path) -> Result<Self, TtsError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            TtsError::Load(format!("cannot create the phrase cache {}: {e}", dir.display()))
+            TtsError::Load(format!(
+                "cannot create the phrase cache {}: {e}",
+                dir.display()
+            ))
         })?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -52,7 +55,12 @@ impl PhraseCache {
     /// The cache key of `text` spoken by `voice`.
     pub fn key(voice: &VoiceInfo, text: &str) -> String {
         let mut hash = Sha256::new();
-        for part in [voice.engine, &voice.voice, &format!("{:.3}", voice.rate), text.trim()] {
+        for part in [
+            voice.engine,
+            &voice.voice,
+            &format!("{:.3}", voice.rate),
+            text.trim(),
+        ] {
             hash.update(part.as_bytes());
             hash.update([0u8]);
         }
@@ -60,7 +68,11 @@ impl PhraseCache {
     }
 
     /// `text` in `tts`'s voice, from memory, disk, or synthesised now and stored for next time.
-    pub fn get(&self, tts: &dyn TextToSpeech, text: &str) -> Result<(Arc<Phrase>, Origin), TtsError> {
+    pub fn get(
+        &self,
+        tts: &dyn TextToSpeech,
+        text: &str,
+    ) -> Result<(Arc<Phrase>, Origin), TtsError> {
         let key = Self::key(tts.info(), text);
         if let Some(phrase) = self.lock().get(&key) {
             return Ok((phrase.clone(), Origin::Memory));
@@ -101,7 +113,9 @@ impl PhraseCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Phrase>>> {
         // A panic while holding the map cannot leave it inconsistent (inserts are single operations).
-        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -190,7 +204,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tts = voice("a");
         let cache = PhraseCache::open(dir.path()).unwrap();
-        assert_eq!(cache.warm(&tts, &["Hello.", "One moment please."]).unwrap(), 2);
+        assert_eq!(
+            cache.warm(&tts, &["Hello.", "One moment please."]).unwrap(),
+            2
+        );
         assert_eq!(cache.get(&tts, "Hello.").unwrap().1, Origin::Memory);
         let reopened = PhraseCache::open(dir.path()).unwrap();
         let (phrase, origin) = reopened.get(&tts, "Hello.").unwrap();

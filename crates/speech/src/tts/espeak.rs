@@ -143,7 +143,10 @@ impl Espeak {
     pub fn speak(&self, voice: &str, text: &str, rate: f32) -> Result<Vec<f32>, TtsError> {
         let speed = format!("{}", (175.0 * rate).round() as i32);
         // Not `-q`: that silences the audio too.
-        let output = self.run(&["--stdout", "-v", voice, "-s", &speed, "--stdin"], Some(text))?;
+        let output = self.run(
+            &["--stdout", "-v", voice, "-s", &speed, "--stdin"],
+            Some(text),
+        )?;
         pcm16_of_streamed_wav(&output)
             .ok_or_else(|| TtsError::Inference("espeak-ng wrote no 16-bit mono WAV".into()))
     }
@@ -232,8 +235,12 @@ mod tests {
 
     #[test]
     fn clauses_end_at_punctuation_followed_by_space() {
-        let clauses = split_clauses("Hello, it costs 4.5 dollars; mail john.doe@example.com. Thanks");
-        let texts: Vec<_> = clauses.iter().map(|c| (c.text.as_str(), c.punctuation)).collect();
+        let clauses =
+            split_clauses("Hello, it costs 4.5 dollars; mail john.doe@example.com. Thanks");
+        let texts: Vec<_> = clauses
+            .iter()
+            .map(|c| (c.text.as_str(), c.punctuation))
+            .collect();
         assert_eq!(
             texts,
             vec![

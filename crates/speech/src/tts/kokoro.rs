@@ -82,7 +82,9 @@ pub struct KokoroVoice {
 
 impl std::fmt::Debug for KokoroVoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KokoroVoice").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("KokoroVoice")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,7 +127,11 @@ impl KokoroVoice {
             .map_err(|e| load(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| load(format!("{}: {e}", model.display())))?;
-        let inputs: Vec<String> = session.inputs().iter().map(|i| i.name().to_owned()).collect();
+        let inputs: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect();
         if inputs.len() != 3 || !inputs[1].contains("style") {
             return Err(load(format!(
                 "{} has inputs {inputs:?}; expected (tokens, style, speed)",
@@ -133,7 +139,11 @@ impl KokoroVoice {
             )));
         }
         // British voices (b*) take espeak's en-gb; everything else American English.
-        let espeak_voice = if voice.starts_with('b') { "en-gb-x-rp" } else { "en-us" };
+        let espeak_voice = if voice.starts_with('b') {
+            "en-gb-x-rp"
+        } else {
+            "en-us"
+        };
         Ok(Self {
             info: VoiceInfo {
                 engine: "kokoro",
@@ -178,10 +188,9 @@ impl KokoroVoice {
         let tokens = Tensor::from_array(([1usize, padded.len()], padded)).map_err(fail)?;
         let style = Tensor::from_array(([1usize, STYLE], style)).map_err(fail)?;
         let speed = Tensor::from_array(([1usize], vec![self.info.rate])).map_err(fail)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| TtsError::Inference("Kokoro session poisoned by an earlier panic".into()))?;
+        let mut session = self.session.lock().map_err(|_| {
+            TtsError::Inference("Kokoro session poisoned by an earlier panic".into())
+        })?;
         let outputs = session
             .run(ort::inputs![tokens, style, speed])
             .map_err(fail)?;
@@ -195,7 +204,8 @@ fn read_vocab(path: &Path) -> Result<HashMap<char, i64>, TtsError> {
     struct Vocab {
         vocab: HashMap<String, i64>,
     }
-    let bad = |detail: String| TtsError::Load(format!("Kokoro vocabulary {}: {detail}", path.display()));
+    let bad =
+        |detail: String| TtsError::Load(format!("Kokoro vocabulary {}: {detail}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let vocab: Vocab = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
     Ok(vocab
@@ -239,7 +249,10 @@ mod tests {
     #[test]
     fn espeak_phonemes_map_to_kokoros_set() {
         // espeak-ng 1.51 en-us, --ipa --tie=^: "My bottle of water", "joyful", "claim", "go"
-        assert_eq!(kokoro_phonemes("ma^ɪ bˈɑːɾə^l ʌv wˈɔːɾɚ"), "mI bˈɑɾᵊl ʌv wˈɔɾəɹ");
+        assert_eq!(
+            kokoro_phonemes("ma^ɪ bˈɑːɾə^l ʌv wˈɔːɾɚ"),
+            "mI bˈɑɾᵊl ʌv wˈɔɾəɹ"
+        );
         assert_eq!(kokoro_phonemes("d^ʒˈɔ^ɪfə^l"), "ʤˈYfᵊl");
         assert_eq!(kokoro_phonemes("klˈe^ɪm ɡˈo^ʊ"), "klˈAm ɡˈO");
         assert_eq!(kokoro_phonemes("hˈɜːt tʃ"), "hˈɜɹt tʃ");

@@ -81,7 +81,12 @@ pub fn load(options: &TtsOptions) -> Result<Arc<dyn TextToSpeech>, TtsError> {
                 });
             }
             let environment = onnx_environment(&options.models_dir)?;
-            Box::new(PiperVoice::load(environment, &model, options.rate, options.threads)?)
+            Box::new(PiperVoice::load(
+                environment,
+                &model,
+                options.rate,
+                options.threads,
+            )?)
         }
         TtsEngine::Kokoro => {
             let dir = options.models_dir.join("kokoro");
@@ -172,9 +177,17 @@ fn list_piper_voices(dir: &Path) -> String {
 
 fn summarize(voices: &[String]) -> String {
     const SHOWN: usize = 12;
-    let mut text = voices.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = voices
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if voices.len() > SHOWN {
-        text.push_str(&format!(" and {} more (`espeak-ng --voices`)", voices.len() - SHOWN));
+        text.push_str(&format!(
+            " and {} more (`espeak-ng --voices`)",
+            voices.len() - SHOWN
+        ));
     }
     text
 }

@@ -297,13 +297,19 @@ mod tests {
     fn chunks_follow_sentences_and_the_last_is_marked() {
         let tts = Synthesizer::new(tone(8_000), None);
         let mut chunks = Vec::new();
-        tts.synthesize("Hello there. Dr. Smith will call you back today!", &mut |c| {
-            chunks.push(c);
-            ControlFlow::Continue(())
-        })
+        tts.synthesize(
+            "Hello there. Dr. Smith will call you back today!",
+            &mut |c| {
+                chunks.push(c);
+                ControlFlow::Continue(())
+            },
+        )
         .unwrap();
         let texts: Vec<_> = chunks.iter().map(|c| c.text.as_str()).collect();
-        assert_eq!(texts, ["Hello there.", "Dr. Smith will call you back today!"]);
+        assert_eq!(
+            texts,
+            ["Hello there.", "Dr. Smith will call you back today!"]
+        );
         assert!(!chunks[0].last && chunks[1].last);
         // A pause follows the first sentence only.
         assert_eq!(chunks[0].samples.len(), 120 + 1_200);

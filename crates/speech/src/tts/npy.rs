@@ -23,8 +23,8 @@ const MAX_MEMBER: u64 = 64 * 1024 * 1024;
 pub(super) fn read_npz(path: &Path) -> Result<BTreeMap<String, Array>, TtsError> {
     let bad = |detail: String| TtsError::Load(format!("voices file {}: {detail}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .map_err(|e| bad(format!("not a NumPy .npz archive ({e})")))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| bad(format!("not a NumPy .npz archive ({e})")))?;
     let mut arrays = BTreeMap::new();
     for index in 0..archive.len() {
         let mut member = archive.by_index(index).map_err(|e| bad(e.to_string()))?;
@@ -82,7 +82,10 @@ pub(super) fn parse_npy(bytes: &[u8]) -> Result<Array, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape ({shape_text})")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape ({shape_text})"))
+        })
         .collect::<Result<_, _>>()?;
     let count = shape
         .iter()
@@ -118,7 +121,7 @@ mod tests {
 
     fn npy(header: &str, data: &[f32]) -> Vec<u8> {
         let mut header = header.to_owned();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
@@ -144,9 +147,15 @@ mod tests {
 
     #[test]
     fn rejects_what_it_cannot_read() {
-        let f64s = npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", &[1.0, 0.0]);
+        let f64s = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
+            &[1.0, 0.0],
+        );
         assert!(parse_npy(&f64s).unwrap_err().contains("float32"));
-        let short = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", &[1.0]);
+        let short = npy(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+            &[1.0],
+        );
         assert!(parse_npy(&short).unwrap_err().contains("needs 12 bytes"));
         assert!(parse_npy(b"PK\x03\x04").is_err());
         assert!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff").is_err());
@@ -170,6 +179,11 @@ mod tests {
         assert_eq!(voices["af_test"].data, vec![0.5, -0.5]);
         let not_zip = dir.path().join("x.npz");
         std::fs::write(&not_zip, b"hello").unwrap();
-        assert!(read_npz(&not_zip).unwrap_err().to_string().contains("not a NumPy"));
+        assert!(
+            read_npz(&not_zip)
+                .unwrap_err()
+                .to_string()
+                .contains("not a NumPy")
+        );
     }
 }

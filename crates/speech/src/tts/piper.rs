@@ -70,7 +70,9 @@ pub struct PiperVoice {
 
 impl std::fmt::Debug for PiperVoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiperVoice").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("PiperVoice")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,7 +85,8 @@ impl PiperVoice {
         threads: usize,
     ) -> Result<Self, TtsError> {
         let config_path = model.with_extension("onnx.json");
-        let load = |detail: String| TtsError::Load(format!("Piper voice {}: {detail}", model.display()));
+        let load =
+            |detail: String| TtsError::Load(format!("Piper voice {}: {detail}", model.display()));
         let text = std::fs::read_to_string(&config_path)
             .map_err(|e| load(format!("{}: {e}", config_path.display())))?;
         let config: VoiceConfig = serde_json::from_str(&text)
@@ -189,10 +192,9 @@ impl PieceEngine for PiperVoice {
         let lengths = Tensor::from_array(([1usize], vec![length as i64])).map_err(fail)?;
         let scales = Tensor::from_array(([3usize], self.scales.to_vec())).map_err(fail)?;
         let speaker = Tensor::from_array(([1usize], vec![0i64])).map_err(fail)?;
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| TtsError::Inference("Piper session poisoned by an earlier panic".into()))?;
+        let mut session = self.session.lock().map_err(|_| {
+            TtsError::Inference("Piper session poisoned by an earlier panic".into())
+        })?;
         let outputs = if self.multi_speaker {
             session.run(ort::inputs![input, lengths, scales, speaker])
         } else {
