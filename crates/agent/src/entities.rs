@@ -1,0 +1,606 @@
+//! Structured entities in what a caller said, by deterministic parsers rather than the language model:
+//! phone numbers (normalised to E.164), e-mail addresses (also spoken: "ana dot lopez at example dot
+//! com"), dates (absolute or relative to the call: "yesterday", "last Tuesday", "March 3rd"), money
+//! amounts ("$2,000", "two thousand five hundred euros") and policy numbers ("AB-12345", "A B 1 2 3 4 5").
+
+use std::sync::LazyLock;
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use regex::Regex;
+
+use crate::numbers::{cardinal_prefix, digit_word, ordinal_word, words};
+
+macro_rules! pattern {
+    ($name:ident, $re:expr) => {
+        static $name: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new($re).unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+        });
+    };
+}
+
+pattern!(
+    EMAIL,
+    r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"
+);
+pattern!(ISO_DATE, r"\b([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\b");
+pattern!(SLASH_DATE, r"\b([0-9]{1,2})/([0-9]{1,2})/([0-9]{2,4})\b");
+pattern!(POLICY, r"\b([A-Z]{1,4})[- ]?([0-9]{4,12})\b");
+pattern!(SYMBOL_AMOUNT, r"([$€£])\s?([0-9][0-9,]*(?:\.[0-9]{1,2})?)");
+
+/// A money amount in minor units (cents) and its ISO 4217 currency, when said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount {
+    /// Hundredths of the currency unit.
+    pub minor_units: u64,
+    /// `USD`, `EUR`, `GBP`.
+    pub currency: Option<&'static str>,
+}
+
+/// Everything found in one caller turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entities {
+    /// E.164 phone numbers.
+    pub phones: Vec<String>,
+    /// E-mail addresses, lower-cased.
+    pub emails: Vec<String>,
+    /// Dates.
+    pub dates: Vec<NaiveDate>,
+    /// Money amounts.
+    pub amounts: Vec<Amount>,
+    /// Policy numbers, upper-case without separators.
+    pub policy_numbers: Vec<String>,
+}
+
+/// Finds the entities in `text`, said on `today`, with `country_code` (E.164 calling code, "1") for
+/// numbers said without one.
+pub fn extract(text: &str, today: NaiveDate, country_code: &str) -> Entities {
+    Entities {
+        phones: normalize_phone(text, country_code).into_iter().collect(),
+        emails: normalize_email(text).into_iter().collect(),
+        dates: parse_date(text, today).into_iter().collect(),
+        amounts: parse_amount(text).into_iter().collect(),
+        policy_numbers: parse_policy_number(text).into_iter().collect(),
+    }
+}
+
+/// The phone number in `text` as E.164 (`+14155550134`), from digits or words ("plus one four one five…",
+/// "double five", "oh"). Numbers without a country code get `country_code`; a leading trunk `0` is
+/// dropped and `00` read as `+`. `None` unless 8 to 15 digits result.
+pub fn normalize_phone(text: &str, country_code: &str) -> Option<String> {
+    let mut best: Option<(bool, String)> = None;
+    let mut plus = false;
+    let mut digits = String::new();
+    let mut repeat = 1;
+    let finish = |plus: bool, digits: &mut String, best: &mut Option<(bool, String)>| {
+        if digits.len() > best.as_ref().map_or(0, |(_, d)| d.len()) {
+            *best = Some((plus, std::mem::take(digits)));
+        }
+        digits.clear();
+    };
+    for word in text
+        .split(|c: char| {
+            c.is_whitespace() || c == ',' || c == '-' || c == '.' || c == '(' || c == ')'
+        })
+        .filter(|w| !w.is_empty())
+    {
+        let lower = word.to_lowercase();
+        if lower == "plus" || (lower.starts_with('+') && digits.is_empty()) {
+            finish(plus, &mut digits, &mut best);
+            plus = true;
+            if lower == "plus" {
+                continue;
+            }
+        }
+        let bare = lower.trim_start_matches('+');
+        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit()) {
+            digits.push_str(&bare.repeat(repeat));
+            repeat = 1;
+        } else if let Some(d) = digit_word(bare) {
+            // "o" only counts between digits ("four o five"), not as a word on its own.
+            if bare == "o" && digits.is_empty() {
+                finish(plus, &mut digits, &mut best);
+                plus = false;
+                continue;
+            }
+            for _ in 0..repeat {
+                digits.push(d);
+            }
+            repeat = 1;
+        } else if bare == "double" {
+            repeat = 2;
+        } else if bare == "triple" {
+            repeat = 3;
+        } else {
+            finish(plus, &mut digits, &mut best);
+            plus = false;
+            repeat = 1;
+        }
+    }
+    finish(plus, &mut digits, &mut best);
+    let (plus, digits) = best?;
+    let e164 = if plus {
+        digits
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_owned()
+    } else if country_code == "1" && digits.len() == 11 && digits.starts_with('1') {
+        digits
+    } else if country_code == "1" && digits.len() == 10 {
+        format!("1{digits}")
+    } else if let Some(national) = digits.strip_prefix('0') {
+        format!("{country_code}{national}")
+    } else if country_code != "1" && digits.len() >= 7 {
+        format!("{country_code}{digits}")
+    } else {
+        return None;
+    };
+    (8..=15).contains(&e164.len()).then(|| format!("+{e164}"))
+}
+
+/// The e-mail address in `text`, written or spoken ("ana dot lopez at example dot com",
+/// "j underscore smith at mail dot co dot uk", letters spelled one by one).
+pub fn normalize_email(text: &str) -> Option<String> {
+    if let Some(m) = EMAIL.find(text) {
+        return Some(m.as_str().to_lowercase());
+    }
+    let words = words(text);
+    let at = words.iter().position(|w| w == "at" || w == "@")?;
+    let separator = |w: &str| match w {
+        "dot" | "period" => Some("."),
+        "underscore" => Some("_"),
+        "dash" | "hyphen" => Some("-"),
+        _ => None,
+    };
+    // Local part: backwards from "at": a word (or a run of spelled letters), then separator + word pairs.
+    let mut start = at;
+    let take_word = |end: usize| -> usize {
+        let mut i = end;
+        while i > 0
+            && words[i - 1].chars().count() == 1
+            && words[i - 1].chars().all(char::is_alphanumeric)
+        {
+            i -= 1;
+        }
+        if i == end && end > 0 && separator(&words[end - 1]).is_none() {
+            i = end - 1;
+        }
+        i
+    };
+    let first = take_word(start);
+    if first == start {
+        return None;
+    }
+    start = first;
+    while start >= 2 && separator(&words[start - 1]).is_some() {
+        let before = take_word(start - 1);
+        if before == start - 1 {
+            break;
+        }
+        start = before;
+    }
+    let mut local = String::new();
+    for w in &words[start..at] {
+        local.push_str(separator(w).unwrap_or(w));
+    }
+    // Domain: word (dot word)+.
+    let mut domain = String::new();
+    let mut i = at + 1;
+    let mut labels = 0;
+    while let Some(label) = words.get(i) {
+        if separator(label).is_some() {
+            break;
+        }
+        domain.push_str(label);
+        labels += 1;
+        if words.get(i + 1).map(String::as_str) == Some("dot") && words.get(i + 2).is_some() {
+            domain.push('.');
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    let address = format!("{local}@{domain}");
+    (labels >= 2 && EMAIL.is_match(&address)).then_some(address)
+}
+
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+fn month(word: &str) -> Option<u32> {
+    // Full names, and the three-letter abbreviations recognisers sometimes write ("Nov").
+    MONTHS
+        .iter()
+        .position(|m| *m == word || (word.len() == 3 && m.starts_with(word)))
+        .map(|i| i as u32 + 1)
+}
+
+fn weekday(word: &str) -> Option<Weekday> {
+    Some(match word {
+        "monday" => Weekday::Mon,
+        "tuesday" => Weekday::Tue,
+        "wednesday" => Weekday::Wed,
+        "thursday" => Weekday::Thu,
+        "friday" => Weekday::Fri,
+        "saturday" => Weekday::Sat,
+        "sunday" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+/// A day of the month at the start of `words`: "28", "28th", "twenty-eighth", "twenty eight".
+fn day_prefix(words: &[String]) -> Option<(u32, usize)> {
+    let first = words.first()?;
+    let digits = first.trim_end_matches(|c: char| c.is_alphabetic());
+    if !digits.is_empty()
+        && let Ok(d) = digits.parse::<u32>()
+    {
+        return (1..=31).contains(&d).then_some((d, 1));
+    }
+    if let Some(d) = ordinal_word(first) {
+        return Some((d as u32, 1));
+    }
+    if let (Some(tens), Some(unit)) = (
+        cardinal_prefix(&words[..1]).map(|(n, _)| n),
+        words.get(1).and_then(|w| ordinal_word(w)),
+    ) && (tens == 20 || tens == 30)
+    {
+        return Some(((tens + unit) as u32, 2));
+    }
+    cardinal_prefix(&words[..words.len().min(2)])
+        .filter(|(n, _)| (1..=31).contains(n))
+        .map(|(n, used)| (n as u32, used))
+}
+
+fn year_at(words: &[String], i: usize) -> Option<i32> {
+    words
+        .get(i)
+        .and_then(|w| w.parse::<i32>().ok())
+        .filter(|y| (1900..=2200).contains(y))
+}
+
+/// A date without a year is the last one not after `today` (callers report what happened).
+fn past_date(today: NaiveDate, month: u32, day: u32, year: Option<i32>) -> Option<NaiveDate> {
+    if let Some(year) = year {
+        return NaiveDate::from_ymd_opt(year, month, day);
+    }
+    let this_year = NaiveDate::from_ymd_opt(today.year(), month, day)?;
+    if this_year <= today {
+        Some(this_year)
+    } else {
+        NaiveDate::from_ymd_opt(today.year() - 1, month, day)
+    }
+}
+
+/// The date in `text`: ISO (`2026-11-28`), US (`11/28/2026`), "November 28th[, 2026]", "the 28th of
+/// November", "today", "yesterday", "the day before yesterday", "[last] Tuesday", "N days ago".
+pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
+    if let Some(c) = ISO_DATE.captures(text) {
+        let n = |i: usize| c[i].parse::<u32>().ok();
+        return NaiveDate::from_ymd_opt(c[1].parse().ok()?, n(2)?, n(3)?);
+    }
+    if let Some(c) = SLASH_DATE.captures(text) {
+        let n = |i: usize| c[i].parse::<i32>().ok();
+        let year = n(3)?;
+        let year = if year < 100 { 2000 + year } else { year };
+        return NaiveDate::from_ymd_opt(year, n(1)? as u32, n(2)? as u32);
+    }
+    let words = words(text);
+    let joined = words.join(" ");
+    if joined.contains("day before yesterday") {
+        return today.checked_sub_signed(Duration::days(2));
+    }
+    for (i, word) in words.iter().enumerate() {
+        match word.as_str() {
+            "today" | "tonight" => return Some(today),
+            "yesterday" => return today.checked_sub_signed(Duration::days(1)),
+            "ago" if i >= 2 && words[i - 1].starts_with("day") => {
+                let (n, _) = cardinal_prefix(&words[i - 2..i - 1])?;
+                return today.checked_sub_signed(Duration::days(n as i64));
+            }
+            _ => {}
+        }
+        if let Some(m) = month(word) {
+            // "November 28th, 2026"
+            if let Some((day, used)) = day_prefix(&words[i + 1..]) {
+                return past_date(today, m, day, year_at(&words, i + 1 + used));
+            }
+            // "the 28th of November 2026"
+            let before = if i >= 1 && words[i - 1] == "of" {
+                i - 1
+            } else {
+                i
+            };
+            for back in [2, 1] {
+                if before >= back
+                    && let Some((day, used)) = day_prefix(&words[before - back..before])
+                    && used == back
+                {
+                    return past_date(today, m, day, year_at(&words, i + 1));
+                }
+            }
+        }
+        if let Some(day) = weekday(word) {
+            let back = (7 + today.weekday().num_days_from_monday() as i64
+                - day.num_days_from_monday() as i64)
+                % 7;
+            let back = if back == 0 { 7 } else { back };
+            return today.checked_sub_signed(Duration::days(back));
+        }
+    }
+    None
+}
+
+fn currency_word(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "dollar" | "dollars" | "bucks" | "usd" => "USD",
+        "euro" | "euros" | "eur" => "EUR",
+        "pound" | "pounds" | "gbp" | "quid" => "GBP",
+        _ => return None,
+    })
+}
+
+/// The money amount in `text`: "$2,000.50", "€300", "500 euros", "two thousand five hundred dollars".
+pub fn parse_amount(text: &str) -> Option<Amount> {
+    if let Some(c) = SYMBOL_AMOUNT.captures(text) {
+        let currency = match &c[1] {
+            "$" => "USD",
+            "€" => "EUR",
+            _ => "GBP",
+        };
+        return minor_units(&c[2]).map(|minor_units| Amount {
+            minor_units,
+            currency: Some(currency),
+        });
+    }
+    let words = words(text);
+    for (i, word) in words.iter().enumerate() {
+        let starts_number = word.chars().next().is_some_and(|c| c.is_ascii_digit())
+            || cardinal_prefix(&words[i..=i]).is_some()
+            || word == "a";
+        if !starts_number || (i > 0 && cardinal_prefix(&words[i - 1..i]).is_some()) {
+            continue;
+        }
+        let (value, used) = if word.contains('.') {
+            (0, 1)
+        } else if let Some(number) = cardinal_prefix(&words[i..]) {
+            number
+        } else {
+            continue;
+        };
+        if let Some(currency) = words.get(i + used).and_then(|w| currency_word(w)) {
+            let minor_units = if word.contains('.') {
+                minor_units(word)?
+            } else {
+                value.checked_mul(100)?
+            };
+            return Some(Amount {
+                minor_units,
+                currency: Some(currency),
+            });
+        }
+    }
+    None
+}
+
+fn minor_units(number: &str) -> Option<u64> {
+    let plain = number.replace(',', "");
+    let (whole, fraction) = plain.split_once('.').unwrap_or((&plain, ""));
+    let whole: u64 = whole.parse().ok()?;
+    let cents: u64 = match fraction.len() {
+        0 => 0,
+        1 => fraction.parse::<u64>().ok()? * 10,
+        2 => fraction.parse().ok()?,
+        _ => return None,
+    };
+    whole.checked_mul(100)?.checked_add(cents)
+}
+
+/// The policy number in `text`: letters then digits ("AB-12345", "POL 998877"), or spelled out one
+/// letter and digit at a time ("A B 1 2 3 4 5", "A B one two three four five"). Upper-case, no separators.
+pub fn parse_policy_number(text: &str) -> Option<String> {
+    if let Some(c) = POLICY.captures(text) {
+        return Some(format!("{}{}", &c[1], &c[2]));
+    }
+    // Spelled: a run of single capital letters and digits (as words or numerals).
+    let mut best = String::new();
+    let mut run = String::new();
+    let mut letters = 0;
+    let mut digits = 0;
+    let close = |run: &mut String, letters: &mut usize, digits: &mut usize, best: &mut String| {
+        if *letters >= 1 && *digits >= 4 && run.len() > best.len() {
+            *best = run.clone();
+        }
+        run.clear();
+        *letters = 0;
+        *digits = 0;
+    };
+    for word in text.split(|c: char| c.is_whitespace() || c == ',' || c == '-' || c == '.') {
+        if word.is_empty() {
+            continue;
+        }
+        let lower = word.to_lowercase();
+        if word.len() == 1 && word.chars().all(|c| c.is_ascii_uppercase()) && digits == 0 {
+            run.push_str(word);
+            letters += 1;
+        } else if word.chars().all(|c| c.is_ascii_digit()) && letters > 0 {
+            run.push_str(word);
+            digits += word.len();
+        } else if let Some(d) = digit_word(&lower).filter(|_| letters > 0 && lower != "o") {
+            run.push(d);
+            digits += 1;
+        } else {
+            close(&mut run, &mut letters, &mut digits, &mut best);
+        }
+    }
+    close(&mut run, &mut letters, &mut digits, &mut best);
+    (!best.is_empty()).then_some(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+    }
+
+    /// The call takes place on Saturday 28 November 2026.
+    fn today() -> NaiveDate {
+        day(2026, 11, 28)
+    }
+
+    #[test]
+    fn phones_written_and_spoken_become_e164() {
+        let cases = [
+            ("call me at +1 (415) 555-0134", "1", Some("+14155550134")),
+            (
+                "plus one four one five five five five zero one three four",
+                "1",
+                Some("+14155550134"),
+            ),
+            (
+                "it's four one five, five five five, oh one three four",
+                "1",
+                Some("+14155550134"),
+            ),
+            (
+                "four one five double five five zero one three four",
+                "1",
+                Some("+14155550134"),
+            ),
+            ("my mobile is 07700 900123", "44", Some("+447700900123")),
+            ("0044 7700 900123", "1", Some("+447700900123")),
+            ("extension 42", "1", None),
+            ("my claim is 4472", "1", None),
+        ];
+        for (text, country, expected) in cases {
+            assert_eq!(
+                normalize_phone(text, country).as_deref(),
+                expected,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn emails_written_and_spoken() {
+        let cases = [
+            (
+                "it's Ana.Lopez@Example.com, thanks",
+                Some("ana.lopez@example.com"),
+            ),
+            (
+                "my email is ana dot lopez at example dot com",
+                Some("ana.lopez@example.com"),
+            ),
+            (
+                "j underscore smith at mail dot co dot uk",
+                Some("j_smith@mail.co.uk"),
+            ),
+            ("it is a n a at gmail dot com", Some("ana@gmail.com")),
+            ("I was at home at the time", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(normalize_email(text).as_deref(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_absolute_and_relative_to_the_call() {
+        let cases = [
+            ("on 2026-11-02", Some(day(2026, 11, 2))),
+            ("it was 11/20/2026", Some(day(2026, 11, 20))),
+            ("it happened yesterday evening", Some(day(2026, 11, 27))),
+            ("the day before yesterday", Some(day(2026, 11, 26))),
+            ("last Tuesday around noon", Some(day(2026, 11, 24))),
+            ("on Saturday", Some(day(2026, 11, 21))),
+            ("November 3rd", Some(day(2026, 11, 3))),
+            ("on December the", None),
+            ("December 24th", Some(day(2025, 12, 24))),
+            ("the twenty-third of October 2025", Some(day(2025, 10, 23))),
+            ("March twenty first", Some(day(2026, 3, 21))),
+            ("three days ago", Some(day(2026, 11, 25))),
+            ("I don't remember", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_date(text, today()), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn amounts_with_symbols_words_and_currencies() {
+        let usd = |minor_units| {
+            Some(Amount {
+                minor_units,
+                currency: Some("USD"),
+            })
+        };
+        assert_eq!(parse_amount("about $2,000.50 in damage"), usd(200_050));
+        assert_eq!(
+            parse_amount("two thousand five hundred dollars"),
+            usd(250_000)
+        );
+        assert_eq!(parse_amount("a hundred bucks"), usd(10_000));
+        assert_eq!(
+            parse_amount("it cost 300 euros"),
+            Some(Amount {
+                minor_units: 30_000,
+                currency: Some("EUR")
+            })
+        );
+        assert_eq!(
+            parse_amount("€45"),
+            Some(Amount {
+                minor_units: 4_500,
+                currency: Some("EUR")
+            })
+        );
+        assert_eq!(parse_amount("two cars were damaged"), None);
+    }
+
+    #[test]
+    fn policy_numbers_written_and_spelled() {
+        let cases = [
+            ("my policy number is AB-12345", Some("AB12345")),
+            ("POL 998877", Some("POL998877")),
+            ("My policy number is A B 1 2 3 4 5.", Some("AB12345")),
+            ("it's A B one two three four five", Some("AB12345")),
+            ("I have 2 cars and 12345 problems", None),
+            ("A B C", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_policy_number(text).as_deref(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn one_turn_can_hold_several_kinds() {
+        let found = extract(
+            "I'm Ana, policy AB-12345, call me on 415 555 0134 or ana@example.com, it was yesterday and cost $500",
+            today(),
+            "1",
+        );
+        assert_eq!(found.phones, ["+14155550134"]);
+        assert_eq!(found.emails, ["ana@example.com"]);
+        assert_eq!(found.dates, [day(2026, 11, 27)]);
+        assert_eq!(
+            found.amounts,
+            [Amount {
+                minor_units: 50_000,
+                currency: Some("USD")
+            }]
+        );
+        assert_eq!(found.policy_numbers, ["AB12345"]);
+    }
+}
