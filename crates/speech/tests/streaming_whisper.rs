@@ -1,6 +1,6 @@
-//! Streaming recognition on real recorded speech, fed in 20 ms frames at real-time pace as a caller
-//! speaks: partials arrive while the audio goes on, each covers more of it, and the final transcript is
-//! the same as transcribing the whole recording at once.
+//! Streaming recognition on real recorded speech, fed in 20 ms frames as a caller speaks: partials
+//! arrive while the audio goes on, each covers more of it, and the final transcript is the same as
+//! transcribing the whole recording at once.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::sync::Arc;
@@ -44,17 +44,22 @@ fn partials_arrive_while_speaking_and_the_final_matches_batch() {
             .collect();
         let mut stream = stt.stream();
         let mut partials = Vec::new();
-        let started = Instant::now();
+        // A caller who pauses for the recogniser: after every 500 ms of speech (the partial interval) we
+        // wait for that partial before going on, so the test checks what streaming yields, not how fast
+        // this machine is while other tests share it (latency is `bench latency`'s job).
         for (i, frame) in audio.chunks(320).enumerate() {
             stream.push(frame).unwrap();
-            if let Some(p) = stream.poll_partial() {
-                assert!(!p.is_final);
-                partials.push(p);
-            }
-            // Real time: frame i ends 20 ms × (i + 1) after the start.
-            let due = Duration::from_millis(20 * (i as u64 + 1));
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
+            if (i + 1) % 25 == 0 && (i + 1) * 320 < audio.len() {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let partial = loop {
+                    if let Some(p) = stream.poll_partial() {
+                        break p;
+                    }
+                    assert!(Instant::now() < deadline, "no partial within 120 s");
+                    std::thread::sleep(Duration::from_millis(10));
+                };
+                assert!(!partial.is_final);
+                partials.push(partial);
             }
         }
         let end_of_speech = Instant::now();
