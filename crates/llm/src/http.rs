@@ -5,8 +5,12 @@ use std::collections::VecDeque;
 
 use futures_util::StreamExt;
 
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
 use crate::sse::Lines;
-use crate::{ChatEvent, EventStream, LlmError};
+use crate::{ChatEvent, EventStream, LlmError, ToolSpec};
 
 /// Largest error body kept for the message.
 const MAX_ERROR_BODY: usize = 2_048;
@@ -17,6 +21,30 @@ pub(crate) trait LineDecoder: Send + 'static {
     fn line(&mut self, line: &str) -> Result<Vec<ChatEvent>, LlmError>;
     /// The body ended: the last events, or an error if the answer was cut short.
     fn end(&mut self) -> Result<Vec<ChatEvent>, LlmError>;
+}
+
+/// An HTTP client whose connection attempts give up after `connect_timeout`, so an unreachable host
+/// cannot stall a call.
+pub(crate) fn client(engine: &str, connect_timeout: Duration) -> Result<reqwest::Client, LlmError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .build()
+        .map_err(|e| LlmError::Engine {
+            engine: engine.to_owned(),
+            detail: format!("cannot build an HTTP client: {e}"),
+        })
+}
+
+/// Tool definitions as both Ollama and OpenAI take them.
+pub(crate) fn wire_tools(tools: &[ToolSpec]) -> Value {
+    tools
+        .iter()
+        .map(|t| {
+            json!({"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters,
+            }})
+        })
+        .collect()
 }
 
 /// POSTs `body` as JSON; a non-2xx status becomes [`LlmError::Status`] with the server's message.

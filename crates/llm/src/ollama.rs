@@ -7,11 +7,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::http::{LineDecoder, events, post};
+use crate::http::{LineDecoder, client, events, post, wire_tools};
 use crate::lenient::parse_arguments;
-use crate::{
-    ChatEvent, ChatModel, ChatRequest, EventStream, LlmError, Message, Role, ToolCall, Usage,
-};
+use crate::{ChatEvent, ChatModel, ChatRequest, EventStream, LlmError, Message, ToolCall, Usage};
 
 /// A model served by Ollama.
 #[derive(Debug, Clone)]
@@ -26,18 +24,13 @@ impl OllamaChat {
     /// `model` (an Ollama tag such as `llama3.2:3b`) on the server at `host` (`http://localhost:11434`).
     /// `connect_timeout` bounds how long an unreachable host can stall a call.
     pub fn new(host: &str, model: &str, connect_timeout: Duration) -> Result<Self, LlmError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .build()
-            .map_err(|e| LlmError::Engine {
-                engine: format!("ollama:{model}"),
-                detail: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let name = format!("ollama:{model}");
+        let client = client(&name, connect_timeout)?;
         Ok(Self {
             client,
             url: format!("{}/api/chat", host.trim_end_matches('/')),
             model: model.to_owned(),
-            name: format!("ollama:{model}"),
+            name,
         })
     }
 
@@ -49,15 +42,7 @@ impl OllamaChat {
             "stream": true,
         });
         if !request.tools.is_empty() {
-            body["tools"] = request
-                .tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.parameters,
-                    }})
-                })
-                .collect();
+            body["tools"] = wire_tools(&request.tools);
         }
         let mut options = serde_json::Map::new();
         if let Some(t) = request.temperature {
@@ -74,13 +59,7 @@ impl OllamaChat {
 }
 
 fn wire_message(message: &Message) -> Value {
-    let role = match message.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut out = json!({"role": role, "content": message.content});
+    let mut out = json!({"role": message.role.as_str(), "content": message.content});
     if !message.tool_calls.is_empty() {
         out["tool_calls"] = message
             .tool_calls

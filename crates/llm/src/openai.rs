@@ -10,12 +10,10 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::http::{LineDecoder, events, post};
+use crate::http::{LineDecoder, client, events, post, wire_tools};
 use crate::lenient::parse_arguments;
 use crate::sse::Events;
-use crate::{
-    ChatEvent, ChatModel, ChatRequest, EventStream, LlmError, Message, Role, ToolCall, Usage,
-};
+use crate::{ChatEvent, ChatModel, ChatRequest, EventStream, LlmError, Message, ToolCall, Usage};
 
 /// A model behind an OpenAI-compatible server.
 #[derive(Clone)]
@@ -47,19 +45,14 @@ impl OpenAiChat {
         api_key: Option<String>,
         connect_timeout: Duration,
     ) -> Result<Self, LlmError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .build()
-            .map_err(|e| LlmError::Engine {
-                engine: format!("openai:{model}"),
-                detail: format!("cannot build an HTTP client: {e}"),
-            })?;
+        let name = format!("openai:{model}");
+        let client = client(&name, connect_timeout)?;
         Ok(Self {
             client,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             model: model.to_owned(),
             api_key,
-            name: format!("openai:{model}"),
+            name,
         })
     }
 
@@ -71,15 +64,7 @@ impl OpenAiChat {
             "stream_options": {"include_usage": true},
         });
         if !request.tools.is_empty() {
-            body["tools"] = request
-                .tools
-                .iter()
-                .map(|t| {
-                    json!({"type": "function", "function": {
-                        "name": t.name, "description": t.description, "parameters": t.parameters,
-                    }})
-                })
-                .collect();
+            body["tools"] = wire_tools(&request.tools);
         }
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
@@ -92,13 +77,7 @@ impl OpenAiChat {
 }
 
 fn wire_message(message: &Message) -> Value {
-    let role = match message.role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    };
-    let mut out = json!({"role": role, "content": message.content});
+    let mut out = json!({"role": message.role.as_str(), "content": message.content});
     if !message.tool_calls.is_empty() {
         out["tool_calls"] = message
             .tool_calls
