@@ -367,17 +367,7 @@ fn transcribe_prints_what_a_real_recording_says() {
 
     // Silence is an empty transcript, not an error or a hallucination.
     let silent = dir.path().join("silence.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
-    for _ in 0..32_000 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav(&silent, std::iter::repeat_n(0i16, 32_000));
     let out = transcribe(&[silent.as_os_str()]);
     assert!(
         out.status.success(),
