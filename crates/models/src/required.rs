@@ -1,7 +1,7 @@
 //! Which models a configuration needs on disk before the server can call itself ready.
 
 use switchboard_core::Config;
-use switchboard_core::config::{LlmProvider, SttModel, TtsEngine};
+use switchboard_core::config::{LlmFallback, LlmProvider, SttModel, TtsEngine};
 
 /// Names of the manifest models that `config`'s engines load. A user-supplied GGUF (LLM_MODEL_PATH)
 /// replaces the shipped LLM; remote LLM providers need none.
@@ -23,8 +23,10 @@ pub fn required_models(config: &Config) -> Vec<String> {
         TtsEngine::Kokoro => names.extend(["kokoro-82m".to_owned(), "kokoro-voices-ja".to_owned()]),
         TtsEngine::Espeak => {}
     }
-    if config.llm.provider == LlmProvider::Embedded && config.llm.model_path.is_none() {
-        names.push("smollm2-135m".to_owned());
+    let runs_embedded = config.llm.provider == LlmProvider::Embedded
+        || config.llm.fallback == LlmFallback::Embedded;
+    if runs_embedded && config.llm.model_path.is_none() {
+        names.push(config.llm.model.as_str().to_owned());
     }
     names
 }
@@ -51,6 +53,7 @@ mod tests {
         for env in [
             ("TTS_MODEL", "kokoro"),
             ("LLM_PROVIDER", "ollama"),
+            ("LLM_MODEL", "gemma-3-270m"),
             ("TTS_MODEL", "espeak"),
         ] {
             let config =

@@ -151,6 +151,36 @@ choice!(
 );
 
 choice!(
+    /// A GGUF the project ships for the embedded engine (see `switchboard models list`).
+    LlmModel {
+        /// SmolLM2-135M-Instruct, Q4_1.
+        Smollm2_135m = "smollm2-135m",
+        /// Gemma 3 270M, Q4_K_M.
+        Gemma3_270m = "gemma-3-270m",
+    }
+);
+
+impl LlmModel {
+    /// Where `switchboard models fetch` puts it, relative to MODELS_DIR.
+    pub fn file(self) -> &'static str {
+        match self {
+            LlmModel::Smollm2_135m => "llm/SmolLM2-135M-Instruct.Q4_1.gguf",
+            LlmModel::Gemma3_270m => "llm/gemma-3-270m-q4_k_m.gguf",
+        }
+    }
+}
+
+choice!(
+    /// What to fall back to when the configured engine fails before answering.
+    LlmFallback {
+        /// The embedded model.
+        Embedded = "embedded",
+        /// Nothing: the failure reaches the call.
+        None = "none",
+    }
+);
+
+choice!(
     /// Noise suppression engine for the caller's audio.
     NoiseSuppression {
         /// STFT Wiener filter: a few microseconds a frame.

@@ -144,6 +144,10 @@ fn flatten(
             Value::String(s) => s.clone(),
             other => scalar_text(other).unwrap_or_else(|| "?".into()),
         };
+        if prefix.is_empty() && name == AGENT_SECTION {
+            // Structured (persona, claim schema, intents): read whole by `agent_section`.
+            continue;
+        }
         let key = if prefix.is_empty() {
             name
         } else {
@@ -181,6 +185,21 @@ fn flatten(
         }
     }
     Ok(())
+}
+
+/// The top-level section holding the agent's structured configuration.
+const AGENT_SECTION: &str = "agent";
+
+/// The file's `agent:` section as YAML, for the agent crate to read into its own types.
+pub(super) fn agent_section(path: &Path, text: &str) -> Result<Option<Value>, ConfigError> {
+    let root: Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(match root {
+        Value::Mapping(map) => map.get(AGENT_SECTION).cloned().filter(|v| !v.is_null()),
+        _ => None,
+    })
 }
 
 fn scalar_text(value: &Value) -> Option<String> {

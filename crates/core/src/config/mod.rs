@@ -17,8 +17,8 @@ use url::Url;
 
 use crate::secret::{REDACTED, Secret};
 pub use choice::{
-    ComputeType, Device, Environment, LlmProvider, LogFormat, LogLevel, NoiseSuppression, SttModel,
-    TelephonyProvider, TtsEngine,
+    ComputeType, Device, Environment, LlmFallback, LlmModel, LlmProvider, LogFormat, LogLevel,
+    NoiseSuppression, SttModel, TelephonyProvider, TtsEngine,
 };
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};
@@ -93,6 +93,8 @@ pub struct Config {
     pub tts: TtsConfig,
     /// Language model.
     pub llm: LlmConfig,
+    /// config.yaml's `agent:` section (persona, claim schema, intents), read by the agent crate.
+    pub agent: Option<serde_yaml_ng::Value>,
     /// Per-call limits.
     pub calls: CallsConfig,
     /// Audio front end.
@@ -203,6 +205,20 @@ pub struct LlmConfig {
     pub ollama_host: Url,
     /// Ollama model tag.
     pub ollama_model: String,
+    /// The shipped GGUF the embedded engine runs when `model_path` is unset.
+    pub model: LlmModel,
+    /// Embedded engine threads.
+    pub threads: u16,
+    /// Embedded engine context, tokens.
+    pub context_tokens: u32,
+    /// Engine behind the configured one.
+    pub fallback: LlmFallback,
+    /// OpenAI-compatible server (…/v1).
+    pub openai_base_url: Url,
+    /// Model name for it.
+    pub openai_model: String,
+    /// Its API key.
+    pub openai_api_key: Option<Secret>,
 }
 
 /// Per-call limits.
@@ -339,6 +355,10 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let resolved = ResolvedSettings::resolve(file, env)?;
+        let agent = match file {
+            Some((path, text)) => layers::agent_section(path, text)?,
+            None => None,
+        };
         let r = Reader {
             resolved: &resolved,
         };
@@ -416,7 +436,15 @@ impl Config {
                 model_path: r.text(&LLM_MODEL_PATH).map(PathBuf::from),
                 ollama_host: r.required_url(&OLLAMA_HOST)?,
                 ollama_model: r.required_text(&OLLAMA_MODEL)?,
+                model: r.choice(&LLM_MODEL)?,
+                threads: r.int(&LLM_THREADS, 1..=64)? as u16,
+                context_tokens: r.int(&LLM_CONTEXT_TOKENS, 512..=131_072)? as u32,
+                fallback: r.choice(&LLM_FALLBACK)?,
+                openai_base_url: r.required_url(&OPENAI_BASE_URL)?,
+                openai_model: r.required_text(&OPENAI_MODEL)?,
+                openai_api_key: r.text(&OPENAI_API_KEY).map(Secret::new),
             },
+            agent,
             calls: CallsConfig {
                 max_concurrent: r.int(&MAX_CONCURRENT_CALLS, 1..=100_000)? as u32,
                 max_conversation_turns: r.int(&MAX_CONVERSATION_TURNS, 1..=10_000)? as u32,

@@ -98,6 +98,20 @@ settings! {
     OLLAMA_HOST: "llm.ollama_host", "OLLAMA_HOST", default Some("http://localhost:11434"), allowed "an absolute http(s) URL";
     /// Ollama model tag.
     OLLAMA_MODEL: "llm.ollama_model", "OLLAMA_MODEL", default Some("llama3.2:3b"), allowed "an Ollama model tag";
+    /// Shipped GGUF the embedded engine runs when LLM_MODEL_PATH is unset.
+    LLM_MODEL: "llm.model", "LLM_MODEL", default Some("smollm2-135m"), allowed "one of smollm2-135m, gemma-3-270m";
+    /// CPU threads of the embedded engine.
+    LLM_THREADS: "llm.threads", "LLM_THREADS", default Some("2"), allowed "an integer from 1 to 64";
+    /// Context of the embedded engine in tokens (prompt plus answer).
+    LLM_CONTEXT_TOKENS: "llm.context_tokens", "LLM_CONTEXT_TOKENS", default Some("4096"), allowed "an integer from 512 to 131072";
+    /// Engine tried when LLM_PROVIDER fails before answering: the embedded model, or none.
+    LLM_FALLBACK: "llm.fallback", "LLM_FALLBACK", default Some("embedded"), allowed "one of embedded, none";
+    /// OpenAI-compatible server, up to and including /v1.
+    OPENAI_BASE_URL: "llm.openai_base_url", "OPENAI_BASE_URL", default Some("http://localhost:8080/v1"), allowed "an absolute http(s) URL ending in /v1";
+    /// Model name sent to the OpenAI-compatible server.
+    OPENAI_MODEL: "llm.openai_model", "OPENAI_MODEL", default Some("default"), allowed "a model name the server knows";
+    /// Bearer key for the OpenAI-compatible server, if it wants one.
+    OPENAI_API_KEY: "llm.openai_api_key", "OPENAI_API_KEY", default None, allowed "the server's API key", secret;
     /// Calls carried at once; the next one is refused with a clear error.
     MAX_CONCURRENT_CALLS: "calls.max_concurrent", "MAX_CONCURRENT_CALLS", default Some("100"), allowed "an integer from 1 to 100000";
     /// Turns after which the agent ends the call politely.
