@@ -50,6 +50,9 @@ pub enum LlmError {
     /// Every engine of a fallback chain failed.
     #[error("every language model failed: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     AllFailed(Vec<LlmError>),
+    /// A JSON Schema that cannot be turned into a grammar.
+    #[error("response schema: {0}")]
+    Grammar(String),
     /// A local engine failed (model file, context, decoding).
     #[error("{engine}: {detail}")]
     Engine {

@@ -1,13 +1,19 @@
 //! Language models for the agent.
 //!
 //! One trait, [`ChatModel`], streams an answer as text deltas and tool calls, whatever serves the model:
-//! an Ollama server ([`OllamaChat`], `/api/chat`), any OpenAI-compatible server ([`OpenAiChat`],
-//! `/v1/chat/completions` with server-sent events). [`Resilient`] wraps an engine with a first-event
+//! a GGUF run in-process by llama.cpp ([`EmbeddedLlama`], the default, with the prompt prefix kept in its
+//! KV cache and output constrained by a grammar), an Ollama server ([`OllamaChat`], `/api/chat`), any
+//! OpenAI-compatible server ([`OpenAiChat`], `/v1/chat/completions` with server-sent events).
+//! [`chat_model`] builds what the configuration asks for. [`Resilient`] wraps an engine with a first-event
 //! timeout, retries with backoff and a circuit breaker; [`FallbackChain`] moves to the next engine when one
 //! fails before it has said anything, logging and counting the switch. Tool-call arguments that small
 //! models get slightly wrong are repaired by [`lenient`].
 
+mod embedded;
+mod embedder;
+mod engines;
 mod error;
+pub mod grammar;
 mod http;
 pub mod lenient;
 mod message;
@@ -16,11 +22,16 @@ mod openai;
 mod resilience;
 mod sse;
 
+pub use embedded::{EmbeddedLlama, EmbeddedOptions};
+pub use embedder::{BertEmbedder, Embedder, cosine};
+pub use engines::{chat_model, embedded_model_path, load_embedded, uses_native_tools};
 pub use error::LlmError;
 pub use message::{ChatEvent, ChatRequest, Message, Role, ToolCall, ToolSpec, Usage};
 pub use ollama::OllamaChat;
 pub use openai::OpenAiChat;
-pub use resilience::{BreakerState, CircuitBreaker, FallbackChain, Resilient, RetryPolicy};
+pub use resilience::{
+    BreakerState, CircuitBreaker, FallbackChain, Resilient, RetryPolicy, total_fallbacks,
+};
 
 use std::pin::Pin;
 

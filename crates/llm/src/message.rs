@@ -115,6 +115,10 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Longest answer in tokens.
     pub max_tokens: Option<u32>,
+    /// When set, the answer must be one JSON value matching this JSON Schema: Ollama's `format`,
+    /// OpenAI's `response_format`, a grammar for the embedded engine. Small models need this to extract
+    /// fields reliably.
+    pub response_schema: Option<serde_json::Value>,
 }
 
 /// Token counts and why generation stopped.

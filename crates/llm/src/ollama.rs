@@ -44,6 +44,9 @@ impl OllamaChat {
         if !request.tools.is_empty() {
             body["tools"] = wire_tools(&request.tools);
         }
+        if let Some(schema) = &request.response_schema {
+            body["format"] = schema.clone();
+        }
         let mut options = serde_json::Map::new();
         if let Some(t) = request.temperature {
             options.insert("temperature".into(), json!(t));

@@ -72,6 +72,12 @@ impl OpenAiChat {
         if let Some(n) = request.max_tokens {
             body["max_tokens"] = json!(n);
         }
+        if let Some(schema) = &request.response_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "strict": true, "schema": schema},
+            });
+        }
         body
     }
 }

@@ -262,6 +262,13 @@ impl ChatModel for Resilient {
     }
 }
 
+static ALL_FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests any [`FallbackChain`] of this process sent to a later engine, for metrics.
+pub fn total_fallbacks() -> u64 {
+    ALL_FALLBACKS.load(Ordering::Relaxed)
+}
+
 /// Engines in order of preference: a request goes to the first that starts an answer. Each switch is
 /// logged with the reason and counted.
 pub struct FallbackChain {
@@ -316,6 +323,7 @@ impl ChatModel for FallbackChain {
                     Ok(stream) => {
                         if i > 0 {
                             self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                            ALL_FALLBACKS.fetch_add(1, Ordering::Relaxed);
                         }
                         return Ok(stream);
                     }

@@ -93,6 +93,7 @@ fn request() -> ChatRequest {
         }],
         temperature: Some(0.2),
         max_tokens: Some(128),
+        response_schema: None,
     }
 }
 
@@ -345,6 +346,41 @@ async fn a_tool_result_goes_back_in_each_wire_format() {
         json!({"query": "deductible"})
     );
     assert_eq!(body["messages"][3]["tool_name"], "search_documents");
+}
+
+#[tokio::test]
+async fn a_response_schema_goes_out_as_each_engine_documents_it() {
+    let schema = json!({"type": "object", "properties": {"intent": {"enum": ["claim", "other"]}}});
+    let mut req = request();
+    req.response_schema = Some(schema.clone());
+
+    let (base, recorded) = serve(
+        "/v1/chat/completions",
+        Reply::Stream {
+            body: openai_body(),
+            chunk: 1000,
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let engine = OpenAiChat::new(&format!("{base}/v1"), "qwen", None, TIMEOUT).unwrap();
+    collect(engine.chat(&req).await.unwrap()).await;
+    let body = recorded.lock().unwrap().bodies[0].clone();
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["schema"], schema);
+
+    let (base, recorded) = serve(
+        "/api/chat",
+        Reply::Stream {
+            body: ollama_body(),
+            chunk: 1000,
+            delay: Duration::ZERO,
+        },
+    )
+    .await;
+    let engine = OllamaChat::new(&base, "llama3.2:3b", TIMEOUT).unwrap();
+    collect(engine.chat(&req).await.unwrap()).await;
+    assert_eq!(recorded.lock().unwrap().bodies[0]["format"], schema);
 }
 
 #[tokio::test]

@@ -1,0 +1,96 @@
+//! The chat model a configuration asks for: LLM_PROVIDER's engine guarded by RESPONSE_TIMEOUT_MS, retries
+//! and a circuit breaker, with the embedded model behind it when LLM_FALLBACK says so.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_core::Config;
+use switchboard_core::config::{LlmFallback, LlmProvider};
+
+use crate::embedded::{EmbeddedLlama, EmbeddedOptions};
+use crate::{
+    ChatModel, CircuitBreaker, FallbackChain, LlmError, OllamaChat, OpenAiChat, Resilient,
+    RetryPolicy,
+};
+
+/// How long connecting to a model server may take before the engine counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failures in a row that open a server engine's circuit, and how long it stays open.
+const BREAKER_THRESHOLD: u32 = 3;
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// The GGUF the embedded engine runs: LLM_MODEL_PATH, else the shipped LLM_MODEL in MODELS_DIR.
+pub fn embedded_model_path(config: &Config) -> PathBuf {
+    config
+        .llm
+        .model_path
+        .clone()
+        .unwrap_or_else(|| config.paths.models_dir.join(config.llm.model.file()))
+}
+
+/// Loads the embedded engine of `config`. Blocking.
+pub fn load_embedded(config: &Config) -> Result<EmbeddedLlama, LlmError> {
+    let path = embedded_model_path(config);
+    if !path.is_file() {
+        return Err(LlmError::Engine {
+            engine: "embedded".into(),
+            detail: format!(
+                "{} does not exist; run `switchboard models fetch {}` or set LLM_MODEL_PATH to a .gguf file",
+                path.display(),
+                config.llm.model
+            ),
+        });
+    }
+    EmbeddedLlama::load(
+        &path,
+        EmbeddedOptions {
+            context_tokens: config.llm.context_tokens,
+            threads: config.llm.threads,
+            ..EmbeddedOptions::default()
+        },
+    )
+}
+
+/// The configured chat model, ready to serve calls. Blocking (loads the embedded model when used).
+pub fn chat_model(config: &Config) -> Result<Arc<dyn ChatModel>, LlmError> {
+    let guarded = |engine: Arc<dyn ChatModel>| -> Arc<dyn ChatModel> {
+        Arc::new(Resilient::new(
+            engine,
+            config.calls.response_timeout,
+            RetryPolicy::default(),
+            CircuitBreaker::new(BREAKER_THRESHOLD, BREAKER_COOLDOWN),
+        ))
+    };
+    let primary: Arc<dyn ChatModel> = match config.llm.provider {
+        LlmProvider::Embedded => return Ok(Arc::new(load_embedded(config)?)),
+        LlmProvider::Ollama => guarded(Arc::new(OllamaChat::new(
+            config.llm.ollama_host.as_str(),
+            &config.llm.ollama_model,
+            CONNECT_TIMEOUT,
+        )?)),
+        LlmProvider::Openai => guarded(Arc::new(OpenAiChat::new(
+            config.llm.openai_base_url.as_str(),
+            &config.llm.openai_model,
+            config
+                .llm
+                .openai_api_key
+                .as_ref()
+                .map(|k| k.expose().to_owned()),
+            CONNECT_TIMEOUT,
+        )?)),
+    };
+    match config.llm.fallback {
+        LlmFallback::None => Ok(primary),
+        LlmFallback::Embedded => {
+            let embedded: Arc<dyn ChatModel> = Arc::new(load_embedded(config)?);
+            Ok(Arc::new(FallbackChain::new(vec![primary, embedded])))
+        }
+    }
+}
+
+/// Whether the engine a configuration answers with first uses a tool API well enough to be offered
+/// the tools directly (server models); small embedded models get the claim through extraction only.
+pub fn uses_native_tools(config: &Config) -> bool {
+    config.llm.provider != LlmProvider::Embedded
+}
