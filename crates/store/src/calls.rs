@@ -182,26 +182,30 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     })
 }
 
-fn column<'r, T>(r: &'r AnyRow, index: usize, operation: &'static str) -> Result<T, StoreError>
+pub(crate) fn column<'r, T>(
+    r: &'r AnyRow,
+    index: usize,
+    operation: &'static str,
+) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     r.try_get(index).map_err(StoreError::query(operation))
 }
 
-fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         what,
         detail: detail.to_string(),
     }
 }
 
-fn millis(t: SystemTime) -> i64 {
+pub(crate) fn millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-fn time(ms: i64) -> SystemTime {
+pub(crate) fn time(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }

@@ -4,7 +4,9 @@
 mod calls;
 mod db;
 mod error;
+mod knowledge;
 
 pub use calls::{CallRecord, NewCall, TurnRecord};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
+pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};

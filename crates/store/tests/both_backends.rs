@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchboard_core::config::DatabaseTarget;
 use switchboard_core::{CallDirection, CallId, Secret, Speaker};
-use switchboard_store::{Backend, Database, MigrationState, NewCall};
+use switchboard_store::{Backend, Database, MigrationState, NewCall, NewDocument};
 
 fn postgres_base_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -126,6 +126,49 @@ async fn exercise(db: &Database) {
         .append_turn(CallId::new(), Speaker::Caller, "who?", at(1), at(2))
         .await;
     assert!(orphan.is_err(), "a turn of an unknown call must be refused");
+
+    exercise_knowledge(db).await;
+}
+
+async fn exercise_knowledge(db: &Database) {
+    let document = NewDocument {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: "cover.md".into(),
+        source: "/docs/cover.md".into(),
+        sha256: "ab".repeat(32),
+        embedder: "bert:test".into(),
+    };
+    assert!(
+        !db.has_document(&document.sha256, "bert:test")
+            .await
+            .unwrap()
+    );
+    let chunks = vec![
+        ("Glass is covered.".to_owned(), vec![0.6_f32, 0.8]),
+        ("Towing is included.".to_owned(), vec![1.0_f32, -0.0]),
+    ];
+    db.insert_document(&document, &chunks).await.unwrap();
+    assert!(
+        db.has_document(&document.sha256, "bert:test")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.has_document(&document.sha256, "bert:other")
+            .await
+            .unwrap()
+    );
+    let again = db.insert_document(&document, &chunks).await;
+    assert!(again.is_err(), "the same content twice is refused");
+    let stored = db.knowledge_chunks("bert:test").await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].document, "cover.md");
+    assert_eq!(stored[1].text, "Towing is included.");
+    assert_eq!(stored[0].embedding, vec![0.6_f32, 0.8]);
+    assert!(db.knowledge_chunks("bert:other").await.unwrap().is_empty());
+    let listed = db.documents().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].chunks, 2);
 }
 
 #[tokio::test]
