@@ -9,7 +9,9 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::entities::{normalize_email, normalize_phone, parse_amount, parse_date};
+use crate::entities::{
+    normalize_email, normalize_phone, parse_amount, parse_date, parse_policy_number,
+};
 use crate::numbers::{cardinal_prefix, words};
 
 /// The type of a claim field, and so how its values are checked and normalised.
@@ -50,6 +52,43 @@ pub struct FieldSpec {
     /// Whether the call should not end without it.
     #[serde(default)]
     pub required: bool,
+    /// Which kind of entity the deterministic parsers may fill it from, when its type does not say
+    /// (a policy number is text to the schema). Phone, e-mail and date fields are filled from their
+    /// entities without this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<EntityKind>,
+    /// How the agent asks for it when it speaks from fixed words (small models); default: "Could you
+    /// tell me the <description>?".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+}
+
+/// A structured entity the deterministic parsers find in what the caller says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    /// A phone number.
+    Phone,
+    /// An e-mail address.
+    Email,
+    /// A calendar date.
+    Date,
+    /// An amount of money.
+    Amount,
+    /// An insurance policy number.
+    PolicyNumber,
+}
+
+impl FieldSpec {
+    /// The entity that fills this field: the declared one, else the one its type implies.
+    pub fn entity_kind(&self) -> Option<EntityKind> {
+        self.entity.or(match self.kind {
+            FieldKind::Phone => Some(EntityKind::Phone),
+            FieldKind::Email => Some(EntityKind::Email),
+            FieldKind::Date => Some(EntityKind::Date),
+            _ => None,
+        })
+    }
 }
 
 /// The fields a call collects.
@@ -67,8 +106,10 @@ impl Default for ClaimSchema {
             kind,
             description: description.to_owned(),
             required,
+            entity: None,
+            question: None,
         };
-        Self {
+        let mut schema = Self {
             fields: vec![
                 field(
                     "caller_name",
@@ -120,7 +161,23 @@ impl Default for ClaimSchema {
                 ),
                 field("email", FieldKind::Email, "Caller's e-mail address", false),
             ],
+        };
+        schema.fields[1].entity = Some(EntityKind::PolicyNumber);
+        let questions = [
+            "May I have your full name, please?",
+            "What is your policy number?",
+            "When did it happen?",
+            "Where did it happen?",
+            "Could you tell me briefly what happened?",
+            "Was anyone injured?",
+            "Which vehicle or property was damaged?",
+            "What is the best number to call you back on?",
+            "And your e-mail address, if you have one?",
+        ];
+        for (field, question) in schema.fields.iter_mut().zip(questions) {
+            field.question = Some(question.to_owned());
         }
+        schema
     }
 }
 
@@ -224,6 +281,10 @@ pub fn normalize(
         return Err(invalid("a non-empty value"));
     }
     Ok(match &spec.kind {
+        FieldKind::Text if spec.entity == Some(EntityKind::PolicyNumber) => Value::String(
+            parse_policy_number(&text)
+                .ok_or_else(|| invalid("a policy number (letters then digits, AB-12345)"))?,
+        ),
         FieldKind::Text => Value::String(text.clone()),
         FieldKind::Date => {
             let date = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
@@ -346,6 +407,8 @@ mod tests {
             kind,
             description: String::new(),
             required: false,
+            entity: None,
+            question: None,
         }
     }
 

@@ -1,0 +1,531 @@
+//! One call's conversation: each caller turn is read (entities, intent, claim facts), the claim updated,
+//! the tools the turn calls for acted on, and an answer streamed back sentence by sentence.
+//!
+//! The flow suits models of every size. Facts reach the claim through the parsers and a schema-constrained
+//! extraction, which even a 135M-parameter model gets right; engines with a real tool API (Ollama, OpenAI)
+//! are offered the tools as well and may call them while answering. Every tool call is validated before it
+//! acts, and what the caller is told is steered by the state of the claim: which field to ask for next,
+//! when to transfer, when to say goodbye.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_llm::{ChatEvent, ChatModel, ChatRequest, LlmError, Message, ToolCall};
+
+use crate::claim::{Claim, FieldContext};
+use crate::config::AgentConfig;
+use crate::entities::Entities;
+use crate::knowledge::{Hit, KnowledgeSearch, Passage};
+use crate::memory::Memory;
+use crate::prompt::{Instruction, reply_system_prompt};
+use crate::tools::{Action, tool_specs, validate};
+use crate::understanding::understand;
+
+/// What the agent knows about the call before it starts.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The day of the call (relative dates, reminders).
+    pub today: Option<NaiveDate>,
+    /// The caller's number, when the line gives it.
+    pub caller_phone: Option<String>,
+    /// What happened on this caller's earlier calls, newest first.
+    pub previous_calls: Vec<PreviousCall>,
+}
+
+/// An earlier call of the same caller, as context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousCall {
+    /// When (`YYYY-MM-DD`).
+    pub date: String,
+    /// Its short summary.
+    pub summary: String,
+}
+
+/// A follow-up task created during the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// What.
+    pub title: String,
+    /// When, `YYYY-MM-DDTHH:MM:SS`.
+    pub due: String,
+    /// Who.
+    pub owner: String,
+}
+
+/// What one caller turn produced.
+#[derive(Debug, Clone, Default)]
+pub struct TurnOutcome {
+    /// What the agent said (also streamed while it was generated).
+    pub reply: String,
+    /// The caller's intent, when recognised.
+    pub intent: Option<String>,
+    /// Entities in the caller's words.
+    pub entities: Entities,
+    /// Claim fields set this turn, normalised.
+    pub claim_updates: Vec<(String, Value)>,
+    /// Values or tool calls refused, with the reason.
+    pub refused: Vec<String>,
+    /// What the call must do beyond speaking: transfer, hang up, text, switch language. Claim updates,
+    /// reminders and searches are done already and listed here too, for the record.
+    pub actions: Vec<Action>,
+    /// Passages the answer drew on, to cite in the transcript.
+    pub citations: Vec<Passage>,
+    /// A language-model failure this turn (the call went on with what was left).
+    pub llm_error: Option<String>,
+}
+
+/// Said when no engine could answer: the call goes on and the caller can repeat.
+const APOLOGY: &str = "I'm sorry, I didn't catch that. Could you say it again?";
+/// Tool rounds per turn for engines with a tool API.
+const MAX_TOOL_ROUNDS: usize = 3;
+/// Times the agent asks for the same field before moving on.
+const MAX_ASKS: u32 = 2;
+/// Answer length in tokens: a spoken answer is a sentence or two.
+const REPLY_MAX_TOKENS: u32 = 64;
+/// Sentences of a spoken answer; generation stops after them (a small model otherwise rambles on).
+const REPLY_MAX_SENTENCES: usize = 2;
+
+/// The conversation of one call.
+pub struct Conversation {
+    model: Arc<dyn ChatModel>,
+    knowledge: Option<Arc<dyn KnowledgeSearch>>,
+    config: AgentConfig,
+    context: CallContext,
+    today: NaiveDate,
+    claim: Claim,
+    memory: Memory,
+    language: String,
+    native_tools: bool,
+    asked: Option<String>,
+    asks: HashMap<String, u32>,
+    last_agent: String,
+    reminders: Vec<Reminder>,
+    tool_log: Vec<Action>,
+}
+
+/// Whether `caller_said` holds a cue word of `intent`; intents without cues need none.
+fn confirmed(config: &AgentConfig, intent: &str, caller_said: &str) -> bool {
+    let Some(cues) = config.intent_cues.get(intent) else {
+        return true;
+    };
+    let said = format!(
+        " {} ",
+        caller_said
+            .to_lowercase()
+            .replace(|c: char| !c.is_alphanumeric() && c != '\'', " ")
+    );
+    cues.iter()
+        .any(|cue| said.contains(&format!(" {} ", cue.to_lowercase())))
+}
+
+/// The answer of a turn spoken from fixed words, for models too small to follow instructions reliably
+/// (the embedded default): the next question of the schema, the transfer notice, the goodbye, the wrap-up.
+/// Answers from documents are always generated. `None` means generate.
+fn guided_reply(
+    config: &AgentConfig,
+    instruction: &Instruction,
+    generative: bool,
+) -> Option<String> {
+    if generative {
+        return None;
+    }
+    Some(match instruction {
+        Instruction::Ask { field, description } => {
+            let question = config
+                .claim_schema
+                .fields
+                .iter()
+                .find(|f| &f.name == field)
+                .and_then(|f| f.question.clone())
+                .unwrap_or_else(|| format!("Could you tell me the {}?", description.to_lowercase()));
+            format!("Thank you. {question}")
+        }
+        Instruction::Transfer => "Of course. I'm transferring you to a colleague now, please hold.".into(),
+        Instruction::Goodbye => format!(
+            "Thank you for calling {}. Goodbye!",
+            config.persona.company
+        ),
+        Instruction::Wrap => "Thank you, I have everything I need. Your claim is recorded and a claims \
+                              handler will call you back within one business day. Is there anything else?"
+            .into(),
+        Instruction::Answer { .. } => return None,
+    })
+}
+
+/// Sentence ends in `text`: `.`, `!` or `?` followed by a space or the end.
+fn sentence_ends(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    (0..bytes.len())
+        .filter(|&i| {
+            matches!(bytes[i], b'.' | b'!' | b'?')
+                && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace())
+                && i > 0
+                && bytes[i - 1].is_ascii_alphabetic()
+        })
+        .count()
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation")
+            .field("model", &self.model.name())
+            .field("claim", &self.claim)
+            .field("turns", &self.memory.turns())
+            .finish()
+    }
+}
+
+impl Conversation {
+    /// A new call's conversation. `native_tools` offers the tools through the engine's tool API (for
+    /// models that use one well); the claim is filled by extraction either way.
+    pub fn new(
+        model: Arc<dyn ChatModel>,
+        knowledge: Option<Arc<dyn KnowledgeSearch>>,
+        config: AgentConfig,
+        context: CallContext,
+        native_tools: bool,
+    ) -> Self {
+        let today = context
+            .today
+            .unwrap_or_else(|| chrono::Local::now().date_naive());
+        let memory = Memory::new(config.memory_turns);
+        let language = config.persona.language.clone();
+        Self {
+            model,
+            knowledge,
+            config,
+            context,
+            today,
+            claim: Claim::default(),
+            memory,
+            language,
+            native_tools,
+            asked: None,
+            asks: HashMap::new(),
+            last_agent: String::new(),
+            reminders: Vec::new(),
+            tool_log: Vec::new(),
+        }
+    }
+
+    /// The first thing the agent says (fixed, so the phrase cache can serve it).
+    pub fn greeting(&mut self) -> String {
+        let persona = &self.config.persona;
+        let text = format!(
+            "Thank you for calling {}, this is {}. How can I help you today?",
+            persona.company, persona.agent_name
+        );
+        self.last_agent = text.clone();
+        text
+    }
+
+    /// The claim so far.
+    pub fn claim(&self) -> &Claim {
+        &self.claim
+    }
+
+    /// Reminders created so far.
+    pub fn reminders(&self) -> &[Reminder] {
+        &self.reminders
+    }
+
+    /// Every tool action taken so far, in order.
+    pub fn actions(&self) -> &[Action] {
+        &self.tool_log
+    }
+
+    /// The language the call is in now.
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// Caller turns so far.
+    pub fn turns(&self) -> usize {
+        self.memory.turns()
+    }
+
+    /// The configuration the conversation runs with.
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// Answers one caller turn. Text is passed to `on_text` as it is generated (for speech); the outcome
+    /// has all of it and what the turn did.
+    pub async fn respond(
+        &mut self,
+        caller_said: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> TurnOutcome {
+        let mut outcome = TurnOutcome::default();
+        let (understanding, error) = understand(
+            self.model.as_ref(),
+            &self.config,
+            &self.claim,
+            self.asked.as_deref(),
+            &self.last_agent,
+            caller_said,
+            self.today,
+        )
+        .await;
+        if let Some(error) = error {
+            outcome.llm_error = Some(error.to_string());
+        }
+        outcome.intent = understanding.intent.clone();
+        outcome.entities = understanding.entities.clone();
+        for (field, value) in &understanding.proposals {
+            self.apply(
+                Action::UpdateClaim {
+                    field: field.clone(),
+                    value: value.clone(),
+                },
+                &mut outcome,
+            );
+        }
+
+        // An action the intent calls for (a transfer, hanging up) is taken only when the caller's words
+        // carry one of its cue words too: a small model's label alone is not reason enough to hang up.
+        let intent = outcome
+            .intent
+            .clone()
+            .filter(|i| confirmed(&self.config, i, caller_said));
+        let instruction = self.instruction(caller_said, intent.as_deref(), &mut outcome);
+        let reply = match guided_reply(&self.config, &instruction, self.native_tools) {
+            Some(text) => {
+                on_text(&text);
+                Ok(text)
+            }
+            None => {
+                self.reply(caller_said, &instruction, &mut outcome, on_text)
+                    .await
+            }
+        };
+        let reply = match reply {
+            Ok(text) if !text.trim().is_empty() => text,
+            Ok(_) => {
+                on_text(APOLOGY);
+                APOLOGY.to_owned()
+            }
+            Err(error) => {
+                outcome.llm_error = Some(error.to_string());
+                on_text(APOLOGY);
+                APOLOGY.to_owned()
+            }
+        };
+        if let Instruction::Ask { field, .. } = &instruction {
+            *self.asks.entry(field.clone()).or_default() += 1;
+            self.asked = Some(field.clone());
+        } else {
+            self.asked = None;
+        }
+        self.memory.push(caller_said, &reply);
+        self.last_agent = reply.clone();
+        outcome.reply = reply;
+        outcome
+    }
+
+    /// What the answer must do this turn, deciding the actions the intent calls for.
+    fn instruction(
+        &mut self,
+        caller_said: &str,
+        intent: Option<&str>,
+        outcome: &mut TurnOutcome,
+    ) -> Instruction {
+        match intent {
+            Some("speak_to_human") => {
+                self.apply(
+                    Action::TransferToHuman {
+                        reason: format!("caller asked for a person: {caller_said}"),
+                    },
+                    outcome,
+                );
+                return Instruction::Transfer;
+            }
+            Some("goodbye") => {
+                self.apply(
+                    Action::EndCall {
+                        reason: "caller said goodbye".into(),
+                    },
+                    outcome,
+                );
+                return Instruction::Goodbye;
+            }
+            Some("coverage_question" | "claim_status") if self.knowledge.is_some() => {
+                self.apply(
+                    Action::SearchDocuments {
+                        query: caller_said.to_owned(),
+                    },
+                    outcome,
+                );
+                if !outcome.citations.is_empty() {
+                    return Instruction::Answer {
+                        passages: outcome.citations.clone(),
+                    };
+                }
+            }
+            _ => {}
+        }
+        let next = self.config.claim_schema.fields.iter().find(|f| {
+            !self.claim.values.contains_key(&f.name)
+                && self.asks.get(&f.name).copied().unwrap_or(0) < MAX_ASKS
+        });
+        match next {
+            Some(field) => Instruction::Ask {
+                field: field.name.clone(),
+                description: field.description.clone(),
+            },
+            None => Instruction::Wrap,
+        }
+    }
+
+    /// Streams the answer, running any tool calls of an engine with a tool API.
+    async fn reply(
+        &mut self,
+        caller_said: &str,
+        instruction: &Instruction,
+        outcome: &mut TurnOutcome,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String, LlmError> {
+        let system = reply_system_prompt(
+            &self.config,
+            &self.language,
+            self.today,
+            &self.claim,
+            self.memory.summary(),
+            &self.context.previous_calls,
+            instruction,
+        );
+        let mut messages = vec![Message::system(system)];
+        messages.extend(self.memory.messages());
+        messages.push(Message::user(caller_said));
+        let tools = if self.native_tools {
+            tool_specs(&self.config.claim_schema)
+        } else {
+            Vec::new()
+        };
+        let mut text = String::new();
+        for _ in 0..MAX_TOOL_ROUNDS {
+            let request = ChatRequest {
+                messages: messages.clone(),
+                tools: tools.clone(),
+                temperature: None,
+                max_tokens: Some(REPLY_MAX_TOKENS),
+                response_schema: None,
+            };
+            let mut stream = self.model.chat(&request).await?;
+            let mut calls: Vec<ToolCall> = Vec::new();
+            while let Some(event) = stream.next().await {
+                match event? {
+                    ChatEvent::Text(delta) => {
+                        on_text(&delta);
+                        text.push_str(&delta);
+                        if sentence_ends(&text) >= REPLY_MAX_SENTENCES {
+                            // Dropping the stream stops the engine.
+                            break;
+                        }
+                    }
+                    ChatEvent::ToolCall(call) => calls.push(call),
+                    ChatEvent::Done(_) => break,
+                }
+            }
+            if calls.is_empty() {
+                break;
+            }
+            let mut assistant = Message::assistant(text.clone());
+            assistant.tool_calls = calls.clone();
+            messages.push(assistant);
+            for call in &calls {
+                let result = match validate(
+                    &call.name,
+                    &call.arguments,
+                    &self.config.claim_schema,
+                    self.today,
+                ) {
+                    Ok(action) => self.apply(action, outcome),
+                    Err(reason) => {
+                        outcome.refused.push(reason.clone());
+                        reason
+                    }
+                };
+                messages.push(Message::tool_result(call, result));
+            }
+            if !text.trim().is_empty() {
+                break;
+            }
+        }
+        Ok(text.trim().to_owned())
+    }
+
+    /// Carries out one validated action and returns what to tell the model about it.
+    fn apply(&mut self, action: Action, outcome: &mut TurnOutcome) -> String {
+        let result = match &action {
+            Action::UpdateClaim { field, value } => {
+                let context = FieldContext {
+                    today: self.today,
+                    country_code: self.config.country_code.clone(),
+                };
+                match self
+                    .claim
+                    .update(&self.config.claim_schema, field, value, &context)
+                {
+                    Ok(stored) => {
+                        outcome.claim_updates.push((field.clone(), stored.clone()));
+                        format!("{field} recorded as {stored}")
+                    }
+                    Err(error) => {
+                        outcome.refused.push(error.to_string());
+                        return error.to_string();
+                    }
+                }
+            }
+            Action::CreateReminder { title, due, owner } => {
+                self.reminders.push(Reminder {
+                    title: title.clone(),
+                    due: due.clone(),
+                    owner: owner.clone(),
+                });
+                format!("reminder set for {due}")
+            }
+            Action::SearchDocuments { query } => self.search(query, outcome),
+            Action::SwitchLanguage { language } => {
+                self.language = language.clone();
+                format!("now speaking {language}")
+            }
+            Action::TransferToHuman { .. } => "transfer requested".into(),
+            Action::EndCall { .. } => "the call will end after your answer".into(),
+            Action::SendSms { .. } => "text message queued".into(),
+        };
+        self.tool_log.push(action.clone());
+        outcome.actions.push(action);
+        result
+    }
+
+    fn search(&self, query: &str, outcome: &mut TurnOutcome) -> String {
+        let Some(knowledge) = &self.knowledge else {
+            return "there are no documents to search".into();
+        };
+        let hits: Vec<Hit> = match knowledge.search(query, self.config.search_results) {
+            Ok(hits) => hits,
+            Err(error) => {
+                tracing::warn!(%error, "document search failed");
+                return format!("the search failed: {error}");
+            }
+        };
+        let mut result = String::new();
+        for hit in hits.into_iter().filter(|h| h.score > 0.2) {
+            result.push_str(&format!(
+                "[{}] {}\n",
+                hit.passage.document, hit.passage.text
+            ));
+            outcome.citations.push(hit.passage);
+        }
+        if result.is_empty() {
+            "nothing relevant found".into()
+        } else {
+            result
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The system prompt of an answer: persona, the claim so far, what to do this turn. Spoken answers must
+//! be short and plain, and a small model follows one concrete instruction far better than a policy, so
+//! each turn's prompt ends with exactly one thing to do.
+
+use chrono::NaiveDate;
+
+use crate::claim::Claim;
+use crate::config::AgentConfig;
+use crate::conversation::PreviousCall;
+use crate::knowledge::Passage;
+
+/// The one thing the answer must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Instruction {
+    /// Acknowledge and ask for a claim field.
+    Ask {
+        /// Field name.
+        field: String,
+        /// What it is.
+        description: String,
+    },
+    /// Answer from these passages.
+    Answer {
+        /// What the search found.
+        passages: Vec<Passage>,
+    },
+    /// Tell the caller they are being transferred.
+    Transfer,
+    /// Say goodbye.
+    Goodbye,
+    /// Everything is collected: confirm and ask if there is anything else.
+    Wrap,
+}
+
+/// English name of an ISO 639-1 code, for the prompt.
+pub fn language_name(code: &str) -> &str {
+    match code {
+        "en" => "English",
+        "es" => "Spanish",
+        "fr" => "French",
+        "de" => "German",
+        "it" => "Italian",
+        "pt" => "Portuguese",
+        "nl" => "Dutch",
+        "ja" => "Japanese",
+        other => other,
+    }
+}
+
+/// The system prompt for this turn's answer.
+pub fn reply_system_prompt(
+    config: &AgentConfig,
+    language: &str,
+    today: NaiveDate,
+    claim: &Claim,
+    summary: &str,
+    previous_calls: &[PreviousCall],
+    instruction: &Instruction,
+) -> String {
+    let persona = &config.persona;
+    let mut prompt = format!(
+        "You are {}, a phone agent for {}. Your job: {}. Speak {} in a {} tone. \
+         Your words are spoken aloud: answer in one or two short sentences, no lists, no symbols. \
+         Today is {}.\n",
+        persona.agent_name,
+        persona.company,
+        persona.task,
+        language_name(language),
+        persona.tone,
+        today.format("%A %B %-d, %Y"),
+    );
+    for call in previous_calls.iter().take(3) {
+        prompt.push_str(&format!(
+            "This caller called before, on {}: {}\n",
+            call.date, call.summary
+        ));
+    }
+    if !summary.is_empty() {
+        prompt.push_str("Earlier in this call:\n");
+        prompt.push_str(summary);
+    }
+    if claim.values.is_empty() {
+        prompt.push_str("Claim details so far: none.\n");
+    } else {
+        let facts: Vec<String> = claim
+            .values
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}: {}",
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                )
+            })
+            .collect();
+        prompt.push_str(&format!("Claim details so far: {}.\n", facts.join("; ")));
+    }
+    match instruction {
+        Instruction::Ask { description, .. } => prompt.push_str(&format!(
+            "Now: briefly acknowledge what the caller said, then ask for this: {}.",
+            description.to_lowercase()
+        )),
+        Instruction::Answer { passages } => {
+            prompt.push_str("Answer the caller's question using only these documents, naming the document:\n");
+            for passage in passages {
+                prompt.push_str(&format!("[{}] {}\n", passage.document, passage.text));
+            }
+        }
+        Instruction::Transfer => prompt.push_str(
+            "Now: the caller wants a person. Say you are transferring them to a colleague right away.",
+        ),
+        Instruction::Goodbye => {
+            prompt.push_str("Now: the caller is finished. Thank them and say goodbye.")
+        }
+        Instruction::Wrap => prompt.push_str(
+            "Now: all details are collected. Say the claim is recorded and a claims handler will call \
+             back within one business day, then ask if there is anything else.",
+        ),
+    }
+    prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_prompt_carries_persona_claim_history_and_one_instruction() {
+        let config = AgentConfig::default();
+        let mut claim = Claim::default();
+        claim
+            .values
+            .insert("caller_name".into(), json!("Ana Lopez"));
+        let prompt = reply_system_prompt(
+            &config,
+            "es",
+            NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            &claim,
+            "Caller: hello / You: hi\n",
+            &[PreviousCall {
+                date: "2026-10-01".into(),
+                summary: "Asked about glass cover.".into(),
+            }],
+            &Instruction::Ask {
+                field: "policy_number".into(),
+                description: "Insurance policy number".into(),
+            },
+        );
+        assert!(prompt.starts_with("You are Alex, a phone agent for Contoso Insurance."));
+        assert!(prompt.contains("Speak Spanish"));
+        assert!(prompt.contains("Saturday November 28, 2026"));
+        assert!(prompt.contains("caller_name: Ana Lopez"));
+        assert!(prompt.contains("called before, on 2026-10-01: Asked about glass cover."));
+        assert!(prompt.contains("Earlier in this call:\nCaller: hello"));
+        assert!(prompt.ends_with("ask for this: insurance policy number."));
+    }
+}

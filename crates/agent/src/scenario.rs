@@ -1,0 +1,281 @@
+//! Text-level test calls: scripted caller lines go through a real [`Conversation`], and the claim and
+//! tool calls that come out are scored against what the script expects. `switchboard agent-test` runs a
+//! file of them and prints the field accuracy; the shipped scenarios run as tests on the default model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_llm::ChatModel;
+
+use crate::claim::{FieldContext, FieldKind, FieldSpec, normalize};
+use crate::config::AgentConfig;
+use crate::conversation::{CallContext, Conversation};
+use crate::knowledge::KnowledgeSearch;
+
+/// One scripted call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What it exercises.
+    pub name: String,
+    /// The day of the call (relative dates are resolved against it).
+    pub today: NaiveDate,
+    /// What the caller says, turn by turn.
+    pub caller: Vec<String>,
+    /// What should come out.
+    pub expect: Expectation,
+}
+
+/// The expected result of a scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// Claim fields and their values. Typed fields compare after normalisation; text fields pass when
+    /// every expected word is in the value.
+    #[serde(default)]
+    pub claim: BTreeMap<String, Value>,
+    /// Tools that must have been called (by name), in any order.
+    #[serde(default)]
+    pub tools: Vec<String>,
+}
+
+/// How one expected field came out.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldResult {
+    /// Field name.
+    pub field: String,
+    /// Expected value.
+    pub expected: Value,
+    /// What the claim holds (`null` if nothing).
+    pub got: Value,
+    /// Whether it matches.
+    pub correct: bool,
+}
+
+/// One exchange of the scripted call.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeRecord {
+    /// The caller's line.
+    pub caller: String,
+    /// The agent's answer.
+    pub agent: String,
+    /// The recognised intent.
+    pub intent: Option<String>,
+    /// Tools acted on this turn.
+    pub tools: Vec<String>,
+    /// Time to answer the turn, understanding included.
+    pub millis: u64,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// Per expected field.
+    pub fields: Vec<FieldResult>,
+    /// Tools expected but not called.
+    pub missing_tools: Vec<String>,
+    /// Every tool called, in order.
+    pub tools_called: Vec<String>,
+    /// The conversation.
+    pub exchanges: Vec<ExchangeRecord>,
+    /// Language-model errors met on the way.
+    pub errors: Vec<String>,
+}
+
+impl ScenarioReport {
+    /// Expected fields filled correctly.
+    pub fn correct(&self) -> usize {
+        self.fields.iter().filter(|f| f.correct).count()
+    }
+}
+
+/// Runs one scenario against `model`.
+pub async fn run_scenario(
+    model: Arc<dyn ChatModel>,
+    knowledge: Option<Arc<dyn KnowledgeSearch>>,
+    config: &AgentConfig,
+    native_tools: bool,
+    scenario: &Scenario,
+) -> ScenarioReport {
+    let context = CallContext {
+        today: Some(scenario.today),
+        ..CallContext::default()
+    };
+    let mut conversation =
+        Conversation::new(model, knowledge, config.clone(), context, native_tools);
+    conversation.greeting();
+    let mut exchanges = Vec::new();
+    let mut errors = Vec::new();
+    for line in &scenario.caller {
+        let started = Instant::now();
+        let outcome = conversation.respond(line, &mut |_| {}).await;
+        if let Some(error) = &outcome.llm_error {
+            errors.push(error.clone());
+        }
+        exchanges.push(ExchangeRecord {
+            caller: line.clone(),
+            agent: outcome.reply.clone(),
+            intent: outcome.intent.clone(),
+            tools: outcome
+                .actions
+                .iter()
+                .map(|a| a.tool_name().to_owned())
+                .collect(),
+            millis: duration_ms(started.elapsed()),
+        });
+    }
+    let context = FieldContext {
+        today: scenario.today,
+        country_code: config.country_code.clone(),
+    };
+    let claim = conversation.claim();
+    let fields = scenario
+        .expect
+        .claim
+        .iter()
+        .map(|(field, expected)| {
+            let got = claim.values.get(field).cloned().unwrap_or(Value::Null);
+            let spec = config.claim_schema.fields.iter().find(|f| &f.name == field);
+            let correct = spec.is_some_and(|spec| matches(spec, expected, &got, &context));
+            FieldResult {
+                field: field.clone(),
+                expected: expected.clone(),
+                got,
+                correct,
+            }
+        })
+        .collect();
+    let tools_called: Vec<String> = conversation
+        .actions()
+        .iter()
+        .map(|a| a.tool_name().to_owned())
+        .collect();
+    let missing_tools = scenario
+        .expect
+        .tools
+        .iter()
+        .filter(|t| !tools_called.contains(t))
+        .cloned()
+        .collect();
+    ScenarioReport {
+        name: scenario.name.clone(),
+        fields,
+        missing_tools,
+        tools_called,
+        exchanges,
+        errors,
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `got` is the expected value of `spec`.
+pub fn matches(spec: &FieldSpec, expected: &Value, got: &Value, context: &FieldContext) -> bool {
+    if got.is_null() {
+        return false;
+    }
+    match spec.kind {
+        FieldKind::Text => {
+            let have = words(&as_text(got));
+            words(&as_text(expected)).iter().all(|w| have.contains(w))
+        }
+        _ => match normalize(spec, expected, context) {
+            Ok(expected) => &expected == got,
+            Err(_) => false,
+        },
+    }
+}
+
+fn as_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::claim::ClaimSchema;
+
+    fn context() -> FieldContext {
+        FieldContext {
+            today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+            country_code: "1".into(),
+        }
+    }
+
+    #[test]
+    fn text_matches_when_every_expected_word_is_there_and_typed_fields_after_normalising() {
+        let schema = ClaimSchema::default();
+        let field = |name: &str| schema.fields.iter().find(|f| f.name == name).unwrap();
+        let c = context();
+        assert!(matches(
+            field("incident_location"),
+            &json!("Main Street"),
+            &json!("on main street, Springfield"),
+            &c
+        ));
+        assert!(!matches(
+            field("incident_location"),
+            &json!("Main Street"),
+            &json!("Elm Street"),
+            &c
+        ));
+        assert!(matches(
+            field("incident_date"),
+            &json!("yesterday"),
+            &json!("2026-11-27"),
+            &c
+        ));
+        assert!(matches(
+            field("callback_phone"),
+            &json!("415 555 0134"),
+            &json!("+14155550134"),
+            &c
+        ));
+        assert!(matches(field("injuries"), &json!(false), &json!(false), &c));
+        assert!(!matches(field("injuries"), &json!(false), &Value::Null, &c));
+    }
+
+    #[test]
+    fn the_shipped_scenarios_parse_and_name_real_fields() {
+        let scenarios: Vec<Scenario> =
+            serde_json::from_str(include_str!("../scenarios/claims.json")).unwrap();
+        assert!(scenarios.len() >= 10);
+        let schema = ClaimSchema::default();
+        let c = context();
+        for scenario in &scenarios {
+            for (field, value) in &scenario.expect.claim {
+                let spec = schema.fields.iter().find(|f| &f.name == field);
+                let spec = spec.unwrap_or_else(|| panic!("{}: no field {field}", scenario.name));
+                // The expected value itself must be valid for its field.
+                normalize(
+                    spec,
+                    value,
+                    &FieldContext {
+                        today: scenario.today,
+                        ..c.clone()
+                    },
+                )
+                .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
+            }
+        }
+    }
+}
