@@ -18,6 +18,19 @@ pub(crate) enum BenchCommand {
     /// Speech synthesis: time to the first audio chunk and real-time factor per voice, short and long text,
     /// beside the voice's reference runtime where installed (scripts/reference-runtimes.sh).
     Tts(TtsArgs),
+    /// Language engines: time to the first token, cold and with the call's prompt prefix reused, and
+    /// tokens per second, for each embedded model fetched and each configured server that answers.
+    Llm(LlmArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LlmArgs {
+    /// Turns of the benchmark call (the first is cold, the rest reuse the prefix).
+    #[arg(long, default_value_t = 6)]
+    pub(crate) turns: usize,
+    /// Longest answer in tokens.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_tokens: u32,
 }
 
 #[derive(Debug, Args)]
@@ -74,5 +87,6 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
         }
         BenchCommand::Stt(args) => crate::bench_stt::run(&args, config),
         BenchCommand::Tts(args) => crate::bench_tts::run(&args, config),
+        BenchCommand::Llm(args) => crate::bench_llm::run(&args, config),
     }
 }

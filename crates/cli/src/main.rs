@@ -3,10 +3,13 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod bench_llm;
 mod bench_stt;
 mod bench_tts;
+mod cmd_agent_test;
 mod cmd_bench;
 mod cmd_config;
+mod cmd_kb;
 mod cmd_migrate;
 mod cmd_models;
 mod cmd_say;
@@ -52,6 +55,12 @@ enum Command {
     /// Measure speed and quality; prints tables for the README.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCommand),
+    /// Run scripted calls (caller lines in, claim and tool calls out) through the configured language
+    /// model and print the claim field accuracy.
+    AgentTest(cmd_agent_test::AgentTestArgs),
+    /// The knowledge base the agent searches: add documents, list them, try a search.
+    #[command(subcommand)]
+    Kb(cmd_kb::KbCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +81,8 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => cmd_bench::run(cmd, &config),
         Command::Transcribe(args) => cmd_transcribe::run(&args, &config),
         Command::Say(args) => cmd_say::run(&args, &config),
+        Command::AgentTest(args) => cmd_agent_test::run(&args, &config),
+        Command::Kb(cmd) => cmd_kb::run(cmd, &config),
     };
     match result {
         Ok(code) => code,

@@ -508,3 +508,148 @@ fn transcribe_handles_empty_noisy_and_overlong_audio() {
         started.elapsed()
     );
 }
+
+/// The shipped scenarios, through the runner as an operator runs it, on the embedded default model.
+#[test]
+fn agent_test_fills_at_least_80_percent_of_the_claim_fields_on_the_default_model() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/scenarios/claims.json");
+    let report = dir.path().join("report.json");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .arg("agent-test")
+        .arg(&scenarios)
+        .args(["--min-accuracy", "0.8", "--json"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "below 80 %: {stdout}");
+    assert!(stdout.contains("field accuracy: "), "{stdout}");
+    let reports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 12);
+    let transfer = reports
+        .iter()
+        .find(|r| r["name"].as_str().unwrap().contains("human"))
+        .unwrap();
+    assert!(
+        transfer["tools_called"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "transfer_to_human"),
+        "{transfer}"
+    );
+}
+
+#[test]
+fn agent_test_refuses_a_file_that_is_not_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"name": "not a list"}"#).unwrap();
+    let out = switchboard(dir.path())
+        .arg("agent-test")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a list of scenarios"), "{err}");
+}
+
+#[test]
+fn kb_add_indexes_documents_once_and_search_finds_the_relevant_passage() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("claims")).unwrap();
+    std::fs::write(
+        docs.join("cover.md"),
+        "# Car cover\n\nGlass breakage, including the windscreen, is covered with no deductible.\n\n\
+         # Roadside assistance\n\nTowing up to 50 miles is included after a breakdown or an accident.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("claims/deadlines.txt"),
+        "Claims must be reported within 30 days of the incident. Late claims need a written explanation.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("ignored.bin"), [0u8, 1, 2]).unwrap();
+    let kb = |args: &[&str]| {
+        switchboard(dir.path())
+            .env("MODELS_DIR", &models)
+            .arg("kb")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = kb(&["add", docs.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 added, 0 already indexed, 0 failed"),
+        "{stdout}"
+    );
+    let out = kb(&["add", docs.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 added, 2 already indexed"));
+
+    let out = kb(&["search", "is my broken windshield covered?", "-k", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("[cover.md") && stdout.contains("windscreen"),
+        "{stdout}"
+    );
+    let out = kb(&["search", "how long do I have to report a claim", "-k", "1"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[deadlines.txt"), "{stdout}");
+
+    let out = kb(&["add", dir.path().join("missing.md").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn bench_llm_prints_first_token_and_speed_per_engine() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .env("OLLAMA_HOST", "http://127.0.0.1:9")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        .args(["bench", "llm", "--turns", "3", "--max-tokens", "16"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let smollm = stdout
+        .lines()
+        .find(|l| l.starts_with("embedded:SmolLM2"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        smollm.contains(" ms") && !smollm.contains("not measured"),
+        "{smollm}"
+    );
+    assert!(
+        stdout.contains("ollama http://127.0.0.1:9/") && stdout.contains("not measured"),
+        "{stdout}"
+    );
+}
