@@ -4,17 +4,14 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use switchboard_agent::prompt::{Instruction, reply_system_prompt};
 use switchboard_agent::{AgentConfig, Claim};
 use switchboard_core::Config;
 use switchboard_core::config::LlmModel;
-use switchboard_llm::{
-    ChatEvent, ChatModel, ChatRequest, EmbeddedLlama, EmbeddedOptions, Message, OllamaChat,
-    OpenAiChat,
-};
+use switchboard_llm::{ChatEvent, ChatModel, ChatRequest, Message};
 
 use crate::cmd_bench::LlmArgs;
 
@@ -59,31 +56,17 @@ pub(crate) fn run(args: &LlmArgs, config: &Config) -> anyhow::Result<ExitCode> {
     if let Some(path) = &config.llm.model_path {
         engines.push((format!("embedded:{}", path.display()), load(path, config)));
     }
-    let timeout = Duration::from_secs(2);
     engines.push((
         format!("ollama {}", config.llm.ollama_host),
-        OllamaChat::new(
-            config.llm.ollama_host.as_str(),
-            &config.llm.ollama_model,
-            timeout,
-        )
-        .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
-        .map_err(|e| e.to_string()),
+        switchboard_llm::ollama_chat(config)
+            .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
+            .map_err(|e| e.to_string()),
     ));
     engines.push((
         format!("openai {}", config.llm.openai_base_url),
-        OpenAiChat::new(
-            config.llm.openai_base_url.as_str(),
-            &config.llm.openai_model,
-            config
-                .llm
-                .openai_api_key
-                .as_ref()
-                .map(|k| k.expose().to_owned()),
-            timeout,
-        )
-        .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
-        .map_err(|e| e.to_string()),
+        switchboard_llm::openai_chat(config)
+            .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
+            .map_err(|e| e.to_string()),
     ));
 
     println!(
@@ -115,16 +98,9 @@ pub(crate) fn run(args: &LlmArgs, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 fn load(path: &std::path::Path, config: &Config) -> Engine {
-    EmbeddedLlama::load(
-        path,
-        EmbeddedOptions {
-            context_tokens: config.llm.context_tokens,
-            threads: config.llm.threads,
-            ..EmbeddedOptions::default()
-        },
-    )
-    .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
-    .map_err(|e| e.to_string())
+    switchboard_llm::load_gguf(path, config)
+        .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
+        .map_err(|e| e.to_string())
 }
 
 async fn measure(

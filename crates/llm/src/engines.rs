@@ -42,13 +42,41 @@ pub fn load_embedded(config: &Config) -> Result<EmbeddedLlama, LlmError> {
             ),
         });
     }
+    load_gguf(&path, config)
+}
+
+/// Loads any GGUF with the embedded engine settings of `config` (threads, context). Blocking.
+pub fn load_gguf(path: &std::path::Path, config: &Config) -> Result<EmbeddedLlama, LlmError> {
     EmbeddedLlama::load(
-        &path,
+        path,
         EmbeddedOptions {
             context_tokens: config.llm.context_tokens,
             threads: config.llm.threads,
             ..EmbeddedOptions::default()
         },
+    )
+}
+
+/// The configured Ollama server's engine, unguarded.
+pub fn ollama_chat(config: &Config) -> Result<OllamaChat, LlmError> {
+    OllamaChat::new(
+        config.llm.ollama_host.as_str(),
+        &config.llm.ollama_model,
+        CONNECT_TIMEOUT,
+    )
+}
+
+/// The configured OpenAI-compatible server's engine, unguarded.
+pub fn openai_chat(config: &Config) -> Result<OpenAiChat, LlmError> {
+    OpenAiChat::new(
+        config.llm.openai_base_url.as_str(),
+        &config.llm.openai_model,
+        config
+            .llm
+            .openai_api_key
+            .as_ref()
+            .map(|k| k.expose().to_owned()),
+        CONNECT_TIMEOUT,
     )
 }
 
@@ -64,21 +92,8 @@ pub fn chat_model(config: &Config) -> Result<Arc<dyn ChatModel>, LlmError> {
     };
     let primary: Arc<dyn ChatModel> = match config.llm.provider {
         LlmProvider::Embedded => return Ok(Arc::new(load_embedded(config)?)),
-        LlmProvider::Ollama => guarded(Arc::new(OllamaChat::new(
-            config.llm.ollama_host.as_str(),
-            &config.llm.ollama_model,
-            CONNECT_TIMEOUT,
-        )?)),
-        LlmProvider::Openai => guarded(Arc::new(OpenAiChat::new(
-            config.llm.openai_base_url.as_str(),
-            &config.llm.openai_model,
-            config
-                .llm
-                .openai_api_key
-                .as_ref()
-                .map(|k| k.expose().to_owned()),
-            CONNECT_TIMEOUT,
-        )?)),
+        LlmProvider::Ollama => guarded(Arc::new(ollama_chat(config)?)),
+        LlmProvider::Openai => guarded(Arc::new(openai_chat(config)?)),
     };
     match config.llm.fallback {
         LlmFallback::None => Ok(primary),

@@ -24,7 +24,10 @@ mod sse;
 
 pub use embedded::{EmbeddedLlama, EmbeddedOptions};
 pub use embedder::{BertEmbedder, Embedder, cosine};
-pub use engines::{chat_model, embedded_model_path, load_embedded, uses_native_tools};
+pub use engines::{
+    chat_model, embedded_model_path, load_embedded, load_gguf, ollama_chat, openai_chat,
+    uses_native_tools,
+};
 pub use error::LlmError;
 pub use message::{ChatEvent, ChatRequest, Message, Role, ToolCall, ToolSpec, Usage};
 pub use ollama::OllamaChat;
