@@ -5,8 +5,10 @@ mod calls;
 mod db;
 mod error;
 mod knowledge;
+mod summaries;
 
 pub use calls::{CallRecord, NewCall, TurnRecord};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
 pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};
+pub use summaries::{CallSummary, PastCall};

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchboard_core::config::DatabaseTarget;
 use switchboard_core::{CallDirection, CallId, Secret, Speaker};
-use switchboard_store::{Backend, Database, MigrationState, NewCall, NewDocument};
+use switchboard_store::{Backend, CallSummary, Database, MigrationState, NewCall, NewDocument};
 
 fn postgres_base_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -128,6 +128,63 @@ async fn exercise(db: &Database) {
     assert!(orphan.is_err(), "a turn of an unknown call must be refused");
 
     exercise_knowledge(db).await;
+    exercise_summaries(db).await;
+}
+
+async fn exercise_summaries(db: &Database) {
+    let phone = "+14155550177";
+    let mut ids = Vec::new();
+    for (i, started) in [1_700_000_000_000_u64, 1_700_100_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        let id = CallId::new();
+        db.insert_call(&NewCall {
+            id,
+            direction: CallDirection::Inbound,
+            from_number: Some(phone.into()),
+            to_number: None,
+            started_at: at(started),
+        })
+        .await
+        .unwrap();
+        let summary = CallSummary {
+            claim: format!("{{\"caller_name\":\"Tom Baker\",\"call\":{i}}}"),
+            short_summary: format!("Call {i}: reported a fallen branch."),
+            long_summary: "The caller reported storm damage to his car.".into(),
+            satisfaction: 4,
+            improvement: "Ask for the plate number earlier.".into(),
+            next_action: "follow_up".into(),
+        };
+        db.save_summary(id, &summary).await.unwrap();
+        ids.push(id);
+    }
+    // Saving again replaces.
+    let mut replaced = db.previous_calls(phone, 5).await.unwrap()[0]
+        .summary
+        .clone();
+    replaced.next_action = "case_closed".into();
+    db.save_summary(ids[1], &replaced).await.unwrap();
+
+    let past = db.previous_calls(phone, 5).await.unwrap();
+    assert_eq!(past.len(), 2);
+    assert_eq!(past[0].call_id, ids[1].to_string(), "newest first");
+    assert_eq!(past[0].summary.next_action, "case_closed");
+    assert_eq!(
+        past[1].summary.short_summary,
+        "Call 0: reported a fallen branch."
+    );
+    assert_eq!(db.previous_calls(phone, 1).await.unwrap().len(), 1);
+    assert!(
+        db.previous_calls("+10000000000", 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        db.save_summary(CallId::new(), &replaced).await.is_err(),
+        "a summary of an unknown call is refused"
+    );
 }
 
 async fn exercise_knowledge(db: &Database) {
