@@ -96,6 +96,8 @@ impl Default for AgentConfig {
                 ),
                 ("Can I talk to a real person, please?", "speak_to_human"),
                 ("No, that's all. Thanks, goodbye.", "goodbye"),
+                ("No, thank you. Bye.", "goodbye"),
+                ("That's everything, goodbye.", "goodbye"),
                 ("What's the weather like today?", "other"),
             ]
             .map(|(text, label)| (text.to_owned(), label.to_owned()))
@@ -106,13 +108,11 @@ impl Default for AgentConfig {
                     &[
                         "person",
                         "human",
-                        "someone",
                         "agent",
                         "representative",
                         "operator",
-                        "people",
                         "manager",
-                        "real",
+                        "colleague",
                     ][..],
                 ),
                 (
