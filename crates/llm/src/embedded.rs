@@ -559,8 +559,7 @@ impl Samplers {
         let Some(grammar) = &mut self.grammar else {
             return self.choose.sample(context, -1);
         };
-        let candidates = context.token_data_array_ith(-1);
-        let mut first = candidates.clone();
+        let mut first = context.token_data_array_ith(-1);
         first.apply_sampler(&mut self.choose);
         let mut token = first
             .selected_token()
@@ -570,7 +569,8 @@ impl Samplers {
         single.apply_sampler(grammar);
         let allowed = single.data.first().is_some_and(|d| d.logit().is_finite());
         if !allowed {
-            let mut constrained = candidates;
+            // Rare: read the logits again rather than copy the vocabulary-sized array every token.
+            let mut constrained = context.token_data_array_ith(-1);
             constrained.apply_sampler(grammar);
             constrained.apply_sampler(&mut self.choose);
             token = constrained
