@@ -214,21 +214,32 @@ mod tests {
         );
     }
 
-    proptest! {
-        #[test]
-        fn quantisation_error_is_bounded_by_the_segment_step(sample: i16) {
-            // Each segment doubles the step; the error never exceeds half the largest step (1024 µ-law, 512 A-law)
-            // and stays within ~3 % of the magnitude for loud samples: the log companding G.711 promises.
+    #[test]
+    fn quantisation_error_is_bounded_by_the_segment_step() {
+        // Every 16-bit input, not a sample of them: each segment doubles the step, so the error never exceeds
+        // the largest step's half plus the reference's truncation (1024 µ-law and A-law), and for loud samples
+        // it stays within a few per cent of the magnitude, the log companding G.711 promises. The worst case
+        // is the first code of a segment (e.g. -1913 µ-law: 3.6 %), so the bound is 4 %.
+        for sample in i16::MIN..=i16::MAX {
             let u = i32::from(ulaw_decode(ulaw_encode(sample))) - i32::from(sample);
             let a = i32::from(alaw_decode(alaw_encode(sample))) - i32::from(sample);
-            prop_assert!(u.abs() <= 1024, "µ-law error {u} at {sample}");
-            prop_assert!(a.abs() <= 1024, "A-law error {a} at {sample}");
-            if i32::from(sample).abs() > 1024 && i32::from(sample).abs() < 32_000 {
-                prop_assert!(f64::from(u.abs()) <= 0.035 * f64::from(sample).abs());
-                prop_assert!(f64::from(a.abs()) <= 0.035 * f64::from(sample).abs());
+            assert!(u.abs() <= 1024, "µ-law error {u} at {sample}");
+            assert!(a.abs() <= 1024, "A-law error {a} at {sample}");
+            let magnitude = f64::from(sample).abs();
+            if magnitude > 1024.0 && magnitude < 32_000.0 {
+                assert!(
+                    f64::from(u.abs()) <= 0.04 * magnitude,
+                    "µ-law error {u} at {sample}"
+                );
+                assert!(
+                    f64::from(a.abs()) <= 0.04 * magnitude,
+                    "A-law error {a} at {sample}"
+                );
             }
         }
+    }
 
+    proptest! {
         #[test]
         fn slices_match_sample_by_sample(samples in proptest::collection::vec(any::<i16>(), 0..400)) {
             let mut codes = vec![0u8; samples.len()];
