@@ -97,6 +97,8 @@ pub struct Config {
     pub agent: Option<serde_yaml_ng::Value>,
     /// Per-call limits.
     pub calls: CallsConfig,
+    /// API authentication.
+    pub auth: AuthConfig,
     /// Audio front end.
     pub audio: AudioConfig,
     /// System of record.
@@ -230,6 +232,23 @@ pub struct CallsConfig {
     pub max_conversation_turns: u32,
     /// Longest wait for an answer.
     pub response_timeout: Duration,
+    /// Caller silence before a reprompt.
+    pub silence_reprompt: Duration,
+    /// Reprompts before a polite hang-up.
+    pub silence_max_reprompts: u32,
+    /// Caller speech over the agent that interrupts it.
+    pub barge_in_min_speech: Duration,
+    /// Wait for first audio before a filler phrase.
+    pub filler_after: Duration,
+}
+
+/// How API callers prove who they are, beyond the API keys kept in the database.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// HS256 secret for JWT bearer tokens.
+    pub jwt_secret: Option<Secret>,
+    /// RS256/ES256 public key file for JWT bearer tokens.
+    pub jwt_public_key_file: Option<PathBuf>,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -451,6 +470,18 @@ impl Config {
                 response_timeout: Duration::from_millis(
                     r.int(&RESPONSE_TIMEOUT_MS, 100..=600_000)? as u64,
                 ),
+                silence_reprompt: Duration::from_millis(
+                    r.int(&SILENCE_REPROMPT_MS, 1_000..=600_000)? as u64,
+                ),
+                silence_max_reprompts: r.int(&SILENCE_MAX_REPROMPTS, 0..=20)? as u32,
+                barge_in_min_speech: Duration::from_millis(
+                    r.int(&BARGE_IN_MIN_SPEECH_MS, 100..=5_000)? as u64,
+                ),
+                filler_after: Duration::from_millis(r.int(&FILLER_AFTER_MS, 100..=600_000)? as u64),
+            },
+            auth: AuthConfig {
+                jwt_secret: r.text(&JWT_SECRET).map(Secret::new),
+                jwt_public_key_file: r.text(&JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
             },
             audio: AudioConfig {
                 buffer_size: Duration::from_millis(
@@ -500,6 +531,14 @@ impl Config {
         if self.observability.enable_tracing && self.observability.otlp_endpoint.is_none() {
             return Err(ConfigError::Inconsistent(
                 "ENABLE_TRACING=true needs OTEL_EXPORTER_OTLP_ENDPOINT (where to send traces)"
+                    .into(),
+            ));
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            return Err(ConfigError::Inconsistent(
+                "JWT_SECRET is too short: use at least 32 random characters (e.g. `openssl rand -hex 32`)"
                     .into(),
             ));
         }

@@ -74,7 +74,7 @@ settings! {
     WHISPER_COMPUTE_TYPE: "stt.whisper_compute_type", "WHISPER_COMPUTE_TYPE", default Some("default"), allowed "one of default, int8, float16, float32";
     /// CPU threads one transcription uses.
     WHISPER_THREADS: "stt.threads", "WHISPER_THREADS", default Some("2"), allowed "an integer from 1 to 64";
-    /// Language spoken by callers; unset lets a multilingual model detect it (English-only models always use en).
+    /// Language spoken by callers; unset uses TTS_LANGUAGE (the conversation's language) rather than detecting it per utterance.
     WHISPER_LANGUAGE: "stt.language", "WHISPER_LANGUAGE", default None, allowed "an ISO 639-1 code such as en, fr, de";
     /// How much new caller audio triggers another partial transcript while the caller speaks.
     STT_PARTIAL_INTERVAL_MS: "stt.partial_interval_ms", "STT_PARTIAL_INTERVAL_MS", default Some("500"), allowed "an integer from 100 to 10000 (milliseconds)";
@@ -118,6 +118,18 @@ settings! {
     MAX_CONVERSATION_TURNS: "calls.max_conversation_turns", "MAX_CONVERSATION_TURNS", default Some("50"), allowed "an integer from 1 to 10000";
     /// Longest wait for an answer before the agent apologises and recovers.
     RESPONSE_TIMEOUT_MS: "calls.response_timeout_ms", "RESPONSE_TIMEOUT_MS", default Some("5000"), allowed "an integer from 100 to 600000 (milliseconds)";
+    /// Caller silence after which the agent asks again whether they are still there.
+    SILENCE_REPROMPT_MS: "calls.silence_reprompt_ms", "SILENCE_REPROMPT_MS", default Some("8000"), allowed "an integer from 1000 to 600000 (milliseconds)";
+    /// Reprompts without an answer before the agent hangs up politely.
+    SILENCE_MAX_REPROMPTS: "calls.silence_max_reprompts", "SILENCE_MAX_REPROMPTS", default Some("2"), allowed "an integer from 0 to 20";
+    /// Caller speech over the agent needed to interrupt it; shorter sounds ("mhm", "okay") are backchannels.
+    BARGE_IN_MIN_SPEECH_MS: "calls.barge_in_min_speech_ms", "BARGE_IN_MIN_SPEECH_MS", default Some("500"), allowed "an integer from 100 to 5000 (milliseconds)";
+    /// Wait for an answer's first audio after which the agent says a short filler ("one moment").
+    FILLER_AFTER_MS: "calls.filler_after_ms", "FILLER_AFTER_MS", default Some("2000"), allowed "an integer from 100 to 600000 (milliseconds)";
+    /// HS256 secret that signs accepted JWT bearer tokens (at least 32 bytes); unset accepts API keys only.
+    JWT_SECRET: "auth.jwt_secret", "JWT_SECRET", default None, allowed "a random string of at least 32 characters", secret;
+    /// PEM public key (RS256 or ES256) that verifies accepted JWT bearer tokens, for tokens from an identity provider.
+    JWT_PUBLIC_KEY_FILE: "auth.jwt_public_key_file", "JWT_PUBLIC_KEY_FILE", default None, allowed "a path to a PEM public key (RSA or EC P-256)";
     /// Upper bound on audio queued per call direction.
     AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("500"), allowed "an integer from 20 to 10000 (milliseconds)";
     /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.

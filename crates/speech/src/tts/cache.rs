@@ -100,6 +100,12 @@ impl PhraseCache {
         Ok((phrase, origin))
     }
 
+    /// `text` in `tts`'s voice if it is already in memory; never synthesises (the live path asks this
+    /// for every sentence and synthesises the misses itself, chunk by chunk).
+    pub fn cached(&self, tts: &dyn TextToSpeech, text: &str) -> Option<Arc<Phrase>> {
+        self.lock().get(&Self::key(tts.info(), text)).cloned()
+    }
+
     /// Makes sure every phrase is cached; returns how many had to be synthesised.
     pub fn warm(&self, tts: &dyn TextToSpeech, phrases: &[&str]) -> Result<usize, TtsError> {
         let mut synthesized = 0;

@@ -21,10 +21,16 @@ pub fn model_path(config: &Config) -> PathBuf {
     config.paths.models_dir.join(dir).join("ggml-model.bin")
 }
 
-/// Transcription options from WHISPER_THREADS and WHISPER_LANGUAGE.
+/// Transcription options from WHISPER_THREADS and WHISPER_LANGUAGE. Without WHISPER_LANGUAGE the call's
+/// language (TTS_LANGUAGE) is used: detecting it per utterance costs a pass and, on a word or two of
+/// telephone audio, guesses wrong (seen: Albanian and Lingala for "hello").
 pub fn options_from_config(config: &Config) -> TranscribeOptions {
     TranscribeOptions {
-        language: config.stt.language.clone(),
+        language: config
+            .stt
+            .language
+            .clone()
+            .or_else(|| Some(config.tts.language.clone())),
         threads: usize::from(config.stt.threads),
         ..TranscribeOptions::default()
     }
