@@ -22,6 +22,10 @@ pub struct NewCall {
     pub to_number: Option<String>,
     /// When the call began.
     pub started_at: SystemTime,
+    /// `pending` (placed, not yet connected) or `active`.
+    pub status: &'static str,
+    /// What the call is about, as given to the API (JSON text).
+    pub context: Option<String>,
 }
 
 /// A call as stored.
@@ -43,6 +47,23 @@ pub struct CallRecord {
     pub ended_at: Option<SystemTime>,
     /// Why it ended.
     pub end_reason: Option<String>,
+    /// What the call is about (JSON text).
+    pub context: Option<String>,
+}
+
+/// Which calls a listing wants; every criterion is optional.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this direction.
+    pub direction: Option<CallDirection>,
+    /// Only calls from or to this number.
+    pub number: Option<String>,
+    /// Only calls started at or after.
+    pub since: Option<SystemTime>,
+    /// At most this many (newest first).
+    pub limit: u32,
 }
 
 /// One stored turn of a transcript.
@@ -64,18 +85,72 @@ impl Database {
     /// Records a new, active call.
     pub async fn insert_call(&self, call: &NewCall) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO calls (id, direction, status, from_number, to_number, started_at) \
-             VALUES ($1, $2, 'active', $3, $4, $5)",
+            "INSERT INTO calls (id, direction, status, from_number, to_number, started_at, context) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(call.id.to_string())
         .bind(call.direction.as_str())
+        .bind(call.status)
         .bind(call.from_number.clone())
         .bind(call.to_number.clone())
         .bind(millis(call.started_at))
+        .bind(call.context.clone())
         .execute(self.pool())
         .await
         .map_err(StoreError::query("inserting a call"))?;
         Ok(())
+    }
+
+    /// Moves a call that has not ended to `status` (`pending` -> `active` when its audio connects).
+    pub async fn set_call_status(&self, id: CallId, status: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE calls SET status = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(status.to_owned())
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::query("updating a call's status"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Calls matching `filter`, newest first.
+    pub async fn list_calls(&self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        // Placeholders are numbered in the order the criteria are present; values are always bound.
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(status) = &filter.status {
+            binds.push(status.clone());
+            sql.push_str(&format!(" AND status = ${}", binds.len()));
+        }
+        if let Some(direction) = filter.direction {
+            binds.push(direction.as_str().to_owned());
+            sql.push_str(&format!(" AND direction = ${}", binds.len()));
+        }
+        if let Some(number) = &filter.number {
+            binds.push(number.clone());
+            let n = binds.len();
+            sql.push_str(&format!(" AND (from_number = ${n} OR to_number = ${n})"));
+        }
+        let since_index = binds.len() + 1;
+        if filter.since.is_some() {
+            sql.push_str(&format!(" AND started_at >= ${since_index}"));
+        }
+        let limit_index = since_index + usize::from(filter.since.is_some());
+        sql.push_str(&format!(
+            " ORDER BY started_at DESC, id DESC LIMIT ${limit_index}"
+        ));
+        let mut query = sqlx::query(&sql);
+        for value in binds {
+            query = query.bind(value);
+        }
+        if let Some(since) = filter.since {
+            query = query.bind(millis(since));
+        }
+        let rows = query
+            .bind(i64::from(filter.limit.clamp(1, 1_000)))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::query("listing calls"))?;
+        rows.iter().map(call_from_row).collect()
     }
 
     /// Marks a call ended; ending an ended call keeps the first end.
@@ -99,14 +174,11 @@ impl Database {
 
     /// The call with this id, if recorded.
     pub async fn call(&self, id: CallId) -> Result<Option<CallRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, direction, status, from_number, to_number, started_at, ended_at, end_reason \
-             FROM calls WHERE id = $1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.pool())
-        .await
-        .map_err(StoreError::query("reading a call"))?;
+        let row = sqlx::query(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::query("reading a call"))?;
         row.map(|r| call_from_row(&r)).transpose()
     }
 
@@ -162,6 +234,9 @@ impl Database {
     }
 }
 
+const CALL_COLUMNS: &str =
+    "id, direction, status, from_number, to_number, started_at, ended_at, end_reason, context";
+
 fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
     const READING: &str = "reading a call";
     let id: String = column(r, 0, READING)?;
@@ -179,6 +254,7 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
         started_at: time(column(r, 5, READING)?),
         ended_at: column::<Option<i64>>(r, 6, READING)?.map(time),
         end_reason: column(r, 7, READING)?,
+        context: column(r, 8, READING)?,
     })
 }
 

@@ -1,13 +1,15 @@
 //! The system of record. SQLite in DATA_DIR by default, PostgreSQL when configured; both run the same
 //! migrations through sqlx's `Any` driver, so every query here is written once in portable SQL.
 
+mod access;
 mod calls;
 mod db;
 mod error;
 mod knowledge;
 mod summaries;
 
-pub use calls::{CallRecord, NewCall, TurnRecord};
+pub use access::{ApiKeyRecord, AuditEntry};
+pub use calls::{CallFilter, CallRecord, NewCall, TurnRecord};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
 pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};

@@ -101,4 +101,28 @@ impl Database {
             })
             .collect()
     }
+
+    /// The claim and synthesis of one call, once written.
+    pub async fn summary(&self, call_id: CallId) -> Result<Option<CallSummary>, StoreError> {
+        const OP: &str = "reading a call summary";
+        let row = sqlx::query(
+            "SELECT claim, short_summary, long_summary, satisfaction, improvement, next_action \
+             FROM call_summaries WHERE call_id = $1",
+        )
+        .bind(call_id.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::query(OP))?;
+        row.map(|r| {
+            Ok(CallSummary {
+                claim: column(&r, 0, OP)?,
+                short_summary: column(&r, 1, OP)?,
+                long_summary: column(&r, 2, OP)?,
+                satisfaction: column(&r, 3, OP)?,
+                improvement: column(&r, 4, OP)?,
+                next_action: column(&r, 5, OP)?,
+            })
+        })
+        .transpose()
+    }
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchboard_core::config::DatabaseTarget;
 use switchboard_core::{CallDirection, CallId, Secret, Speaker};
-use switchboard_store::{Backend, CallSummary, Database, MigrationState, NewCall, NewDocument};
+use switchboard_store::{
+    ApiKeyRecord, AuditEntry, Backend, CallFilter, CallSummary, Database, MigrationState, NewCall,
+    NewDocument,
+};
 
 fn postgres_base_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -82,6 +85,8 @@ async fn exercise(db: &Database) {
         from_number: Some("+14155550100".into()),
         to_number: None,
         started_at: at(1_700_000_000_123),
+        status: "active",
+        context: Some(r#"{"reason":"claim"}"#.into()),
     })
     .await
     .unwrap();
@@ -121,6 +126,10 @@ async fn exercise(db: &Database) {
     assert_eq!(call.ended_at, Some(at(1_700_000_060_000)));
     assert_eq!(call.end_reason.as_deref(), Some("caller hung up"));
 
+    assert_eq!(call.context.as_deref(), Some(r#"{"reason":"claim"}"#));
+
+    exercise_listing_and_access(db).await;
+
     assert!(db.call(CallId::new()).await.unwrap().is_none());
     let orphan = db
         .append_turn(CallId::new(), Speaker::Caller, "who?", at(1), at(2))
@@ -145,6 +154,8 @@ async fn exercise_summaries(db: &Database) {
             from_number: Some(phone.into()),
             to_number: None,
             started_at: at(started),
+            status: "active",
+            context: None,
         })
         .await
         .unwrap();
@@ -165,6 +176,8 @@ async fn exercise_summaries(db: &Database) {
         .clone();
     replaced.next_action = "case_closed".into();
     db.save_summary(ids[1], &replaced).await.unwrap();
+    assert_eq!(db.summary(ids[1]).await.unwrap(), Some(replaced.clone()));
+    assert_eq!(db.summary(CallId::new()).await.unwrap(), None);
 
     let past = db.previous_calls(phone, 5).await.unwrap();
     assert_eq!(past.len(), 2);
@@ -267,4 +280,95 @@ async fn an_unreachable_server_is_a_clear_error_without_the_password() {
         text.contains("127.0.0.1:9") && !text.contains("topsecret"),
         "{text}"
     );
+}
+
+/// Listing with filters, status changes, API keys and the audit log.
+async fn exercise_listing_and_access(db: &Database) {
+    let pending = CallId::new();
+    db.insert_call(&NewCall {
+        id: pending,
+        direction: CallDirection::Outbound,
+        from_number: None,
+        to_number: Some("+442071838750".into()),
+        started_at: at(1_700_000_100_000),
+        status: "pending",
+        context: None,
+    })
+    .await
+    .unwrap();
+    let all = db
+        .list_calls(&CallFilter {
+            limit: 10,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.first().map(|c| c.id), Some(pending), "newest first");
+    let outbound = db
+        .list_calls(&CallFilter {
+            direction: Some(CallDirection::Outbound),
+            number: Some("+442071838750".into()),
+            since: Some(at(1_700_000_050_000)),
+            limit: 10,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(outbound.len(), 1);
+    assert_eq!(outbound[0].status, "pending");
+    assert!(db.set_call_status(pending, "active").await.unwrap());
+    let active = db
+        .list_calls(&CallFilter {
+            status: Some("active".into()),
+            limit: 1,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 1);
+
+    let key = ApiKeyRecord {
+        id: "k1a2b3c4".into(),
+        name: "ops".into(),
+        role: "viewer".into(),
+        hash: "ab".repeat(32),
+        created_at: at(1_700_000_000_000),
+        revoked_at: None,
+    };
+    db.insert_api_key(&key).await.unwrap();
+    assert_eq!(db.api_key("k1a2b3c4").await.unwrap(), Some(key));
+    assert!(
+        db.revoke_api_key("k1a2b3c4", at(1_700_000_000_500))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.revoke_api_key("k1a2b3c4", at(1_700_000_000_600))
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.api_key("k1a2b3c4")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(db.api_key("nope").await.unwrap().is_none());
+
+    for (i, action) in ["call.create", "call.end"].into_iter().enumerate() {
+        db.audit(&AuditEntry {
+            at: at(1_700_000_000_000 + i as u64),
+            actor: "key:k1a2b3c4".into(),
+            action: action.into(),
+            target: Some(pending.to_string()),
+            detail: None,
+        })
+        .await
+        .unwrap();
+    }
+    let log = db.audit_log(10).await.unwrap();
+    assert_eq!(log[0].action, "call.end");
+    assert_eq!(log.len(), 2);
 }
