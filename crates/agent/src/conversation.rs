@@ -156,6 +156,37 @@ fn guided_reply(
     })
 }
 
+/// The opening line of a call for `persona`.
+pub fn greeting_text(persona: &crate::Persona) -> String {
+    format!(
+        "Thank you for calling {}, this is {}. How can I help you today?",
+        persona.company, persona.agent_name
+    )
+}
+
+/// Every answer the agent may give from fixed words (see [`guided_reply`]), so a voice can have them
+/// synthesised before the first call. Empty when answers are generated.
+pub fn fixed_replies(config: &AgentConfig, native_tools: bool) -> Vec<String> {
+    let mut instructions: Vec<Instruction> = config
+        .claim_schema
+        .fields
+        .iter()
+        .map(|f| Instruction::Ask {
+            field: f.name.clone(),
+            description: f.description.clone(),
+        })
+        .collect();
+    instructions.extend([
+        Instruction::Transfer,
+        Instruction::Goodbye,
+        Instruction::Wrap,
+    ]);
+    instructions
+        .iter()
+        .filter_map(|i| guided_reply(config, i, native_tools))
+        .collect()
+}
+
 /// Sentence ends in `text`: `.`, `!` or `?` followed by a space or the end.
 fn sentence_ends(text: &str) -> usize {
     let bytes = text.as_bytes();
@@ -214,11 +245,7 @@ impl Conversation {
 
     /// The first thing the agent says (fixed, so the phrase cache can serve it).
     pub fn greeting(&mut self) -> String {
-        let persona = &self.config.persona;
-        let text = format!(
-            "Thank you for calling {}, this is {}. How can I help you today?",
-            persona.company, persona.agent_name
-        );
+        let text = greeting_text(&self.config.persona);
         self.last_agent = text.clone();
         text
     }

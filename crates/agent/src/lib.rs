@@ -24,12 +24,14 @@ pub mod understanding;
 
 pub use claim::{Claim, ClaimError, ClaimSchema, EntityKind, FieldContext, FieldKind, FieldSpec};
 pub use config::{AgentConfig, AgentConfigError, Persona};
-pub use conversation::{CallContext, Conversation, PreviousCall, Reminder, TurnOutcome};
+pub use conversation::{
+    CallContext, Conversation, PreviousCall, Reminder, TurnOutcome, fixed_replies, greeting_text,
+};
 pub use entities::{Amount, Entities, extract};
 pub use knowledge::{
     DocumentError, Hit, KnowledgeSearch, Passage, VectorIndex, chunk_text, read_document,
 };
 pub use pii::{PiiKind, mask_pii};
 pub use scenario::{Scenario, ScenarioReport, run_scenario};
-pub use synthesis::{NextAction, Synthesis, synthesize};
+pub use synthesis::{NextAction, Synthesis, synthesis_from_record, synthesize};
 pub use tools::{Action, tool_specs};

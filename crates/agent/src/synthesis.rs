@@ -72,14 +72,16 @@ pub async fn synthesize(
         ],
         tools: Vec::new(),
         temperature: None,
-        max_tokens: Some(320),
+        // Room for every field at its longest; a small model that runs away inside a string is cut by the
+        // lengths below, not by the token limit (which would leave broken JSON).
+        max_tokens: Some(480),
         response_schema: Some(json!({
             "type": "object",
             "properties": {
-                "short_summary": {"type": "string", "maxLength": 160},
-                "long_summary": {"type": "string", "maxLength": 600},
+                "short_summary": {"type": "string", "maxLength": 140},
+                "long_summary": {"type": "string", "maxLength": 420},
                 "satisfaction": {"enum": [1, 2, 3, 4, 5]},
-                "improvement": {"type": "string", "maxLength": 160},
+                "improvement": {"type": "string", "maxLength": 140},
                 "next_action": {"enum": ["case_closed", "follow_up", "human_callback", "commercial_offer"]},
             },
             "required": ["short_summary", "long_summary", "satisfaction", "improvement", "next_action"],
@@ -103,6 +105,33 @@ pub async fn synthesize(
     Ok(synthesis)
 }
 
+/// A synthesis written from the record alone, for when the model could not write one: what was collected,
+/// what is missing, and the next action the record calls for. Satisfaction is the neutral 3 (unknown).
+pub fn synthesis_from_record(claim: &Claim, schema: &ClaimSchema, actions: &[Action]) -> Synthesis {
+    let missing = claim.missing(schema);
+    let collected: Vec<&str> = claim.values.keys().map(String::as_str).collect();
+    let short_summary = if collected.is_empty() {
+        "Call without claim details collected.".to_owned()
+    } else {
+        format!("Claim details collected: {}.", collected.join(", "))
+    };
+    let long_summary = format!(
+        "{short_summary} Missing: {}. Written from the call record; the model's synthesis was not available.",
+        if missing.is_empty() {
+            "nothing".to_owned()
+        } else {
+            missing.join(", ")
+        }
+    );
+    Synthesis {
+        short_summary,
+        long_summary,
+        satisfaction: 3,
+        improvement: String::new(),
+        next_action: reconcile(NextAction::CaseClosed, &missing, actions),
+    }
+}
+
 /// The model's proposal, overruled where the call's record says otherwise.
 fn reconcile(proposed: NextAction, missing: &[&str], actions: &[Action]) -> NextAction {
     if actions
@@ -120,6 +149,26 @@ fn reconcile(proposed: NextAction, missing: &[&str], actions: &[Action]) -> Next
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_the_model_the_record_still_gives_a_synthesis() {
+        let schema = ClaimSchema::default();
+        let mut claim = Claim::default();
+        claim
+            .values
+            .insert("callback_phone".into(), serde_json::json!("+14155550100"));
+        let s = synthesis_from_record(&claim, &schema, &[]);
+        assert!(s.short_summary.contains("callback_phone"), "{s:?}");
+        assert!(s.long_summary.contains("caller_name"), "{s:?}");
+        assert_eq!(s.next_action, NextAction::FollowUp);
+        let transfer = [Action::TransferToHuman {
+            reason: "asked".into(),
+        }];
+        assert_eq!(
+            synthesis_from_record(&claim, &schema, &transfer).next_action,
+            NextAction::HumanCallback
+        );
+    }
 
     #[test]
     fn the_record_overrules_the_model() {
