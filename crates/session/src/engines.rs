@@ -1,0 +1,127 @@
+//! The models a call uses, loaded once per process and shared by every call: speech recognition, the
+//! voice and its phrase cache, the language model, the knowledge base, and the settings a call needs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use switchboard_agent::{AgentConfig, KnowledgeSearch};
+use switchboard_audio::NoiseSuppression;
+use switchboard_audio::vad::{self, SpeechProbability, VadOptions};
+use switchboard_core::Config;
+use switchboard_llm::ChatModel;
+use switchboard_speech::tts::{self, PhraseCache, TextToSpeech};
+use switchboard_speech::whisper::{self, WhisperModel};
+use switchboard_speech::{SpeechToText, StreamOptions, StreamingRecognizer, WhisperRecognizer};
+
+use crate::machine::TurnOptions;
+use crate::phrases::PhraseBook;
+
+/// Why the engines could not be loaded; each names the model and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Speech recognition.
+    #[error("speech recognition: {0} (run `switchboard models fetch`)")]
+    Stt(#[from] switchboard_speech::whisper::SttError),
+    /// The voice.
+    #[error("voice: {0} (run `switchboard models fetch`)")]
+    Tts(#[from] switchboard_speech::tts::TtsError),
+    /// The language model.
+    #[error("language model: {0}")]
+    Llm(#[from] switchboard_llm::LlmError),
+    /// The agent's configuration.
+    #[error(transparent)]
+    Agent(#[from] switchboard_agent::AgentConfigError),
+}
+
+/// Everything a call needs besides its transport and the database.
+pub struct Engines {
+    /// Streaming speech recognition.
+    pub stt: Arc<dyn SpeechToText>,
+    /// The agent's voice.
+    pub tts: Arc<dyn TextToSpeech>,
+    /// Pre-synthesised fixed phrases in that voice.
+    pub phrases: Arc<PhraseCache>,
+    /// The wording of the fixed phrases.
+    pub phrase_book: PhraseBook,
+    /// The language model.
+    pub model: Arc<dyn ChatModel>,
+    /// Whether the model gets tools through its engine's tool API.
+    pub native_tools: bool,
+    /// The company's documents, when any were added.
+    pub knowledge: Option<Arc<dyn KnowledgeSearch>>,
+    /// Persona, intents, claim schema.
+    pub agent: AgentConfig,
+    /// Turn-taking settings.
+    pub turns: TurnOptions,
+    /// Where the VAD model lives.
+    pub models_dir: PathBuf,
+    /// VAD thresholds.
+    pub vad: VadOptions,
+    /// VAD_SENSITIVITY, for the energy fallback.
+    pub vad_sensitivity: u8,
+    /// Noise suppression on caller audio.
+    pub noise_suppression: NoiseSuppression,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("voice", self.tts.info())
+            .field("model", &self.model.name())
+            .field("knowledge", &self.knowledge.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engines {
+    /// Loads the configured engines (blocking: model files are read and the phrase cache is warmed).
+    pub fn load(
+        config: &Config,
+        knowledge: Option<Arc<dyn KnowledgeSearch>>,
+    ) -> Result<Self, EngineError> {
+        let agent = AgentConfig::from_config(config)?;
+        let whisper_model = Arc::new(WhisperModel::load(&whisper::model_path(config))?);
+        let recognizer = Arc::new(WhisperRecognizer::new(
+            whisper_model,
+            whisper::options_from_config(config),
+        ));
+        let stt = Arc::new(StreamingRecognizer::new(
+            recognizer,
+            StreamOptions {
+                partial_interval: config.stt.partial_interval,
+                ..StreamOptions::default()
+            },
+        ));
+        let voice = tts::load(&tts::options_from_config(config))?;
+        let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);
+        let native_tools = switchboard_llm::uses_native_tools(config);
+        let phrase_book = PhraseBook::new(&agent, native_tools);
+        let synthesized = phrases.warm(voice.as_ref(), &phrase_book.all())?;
+        tracing::info!(synthesized, voice = %voice.info().voice, "phrase cache ready");
+        Ok(Self {
+            stt,
+            tts: voice,
+            phrases,
+            phrase_book,
+            model: switchboard_llm::chat_model(config)?,
+            native_tools,
+            knowledge,
+            agent,
+            turns: TurnOptions::from_config(config),
+            models_dir: config.paths.models_dir.clone(),
+            vad: vad::options_from_config(&config.audio),
+            vad_sensitivity: config.audio.vad_sensitivity.level(),
+            noise_suppression: config.audio.noise_suppression,
+        })
+    }
+
+    /// A VAD engine for one call: Silero, or the energy detector when its model is missing (logged).
+    pub fn vad_engine(&self) -> Box<dyn SpeechProbability> {
+        let (engine, fallback) = vad::default_engine(&self.models_dir, self.vad_sensitivity);
+        if let Some(reason) = fallback {
+            tracing::warn!(%reason, "silero VAD unavailable; this call uses the energy detector");
+            metrics::counter!("switchboard_errors_total", "kind" => "vad_fallback").increment(1);
+        }
+        engine
+    }
+}
