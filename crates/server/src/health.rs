@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use switchboard_store::MigrationState;
 
+use crate::readiness::EnginesCheck;
 use crate::{AppState, ModelsCheck};
 
 /// How long `/ready` waits for the database before calling it unreachable.
@@ -50,8 +51,17 @@ async fn ready(State(state): State<AppState>) -> Response {
     };
     let database_ok = database["status"] == "ok";
     let models_ok = models == ModelsCheck::Ok;
-    let ready = database_ok && models_ok;
+    let engines = state.readiness.engines();
+    let engines_ok = matches!(engines, EnginesCheck::Ok | EnginesCheck::NotUsed);
+    let ready = database_ok && models_ok && engines_ok;
     let mut reasons = Vec::new();
+    match &engines {
+        EnginesCheck::Loading => reasons.push("models are loading".to_owned()),
+        EnginesCheck::Failed { problem } => {
+            reasons.push(format!("models failed to load: {problem}"))
+        }
+        EnginesCheck::Ok | EnginesCheck::NotUsed => {}
+    }
     match &models {
         ModelsCheck::Ok => {}
         ModelsCheck::Verifying => reasons.push("models are still being verified".to_owned()),
@@ -71,6 +81,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         "checks": {
             "config": { "status": "ok" },
             "models": models,
+            "engines": engines,
             "database": database,
         },
     });

@@ -1,10 +1,24 @@
-//! Switchboard's HTTP edge. Today: liveness (`/health`), readiness (`/ready`) and a server that drains
-//! in-flight work on shutdown within a bounded grace period. The API, WebSockets and console join here.
+//! Switchboard's HTTP edge: liveness and readiness, the `/api/v1` REST API with API-key and JWT auth,
+//! the call WebSocket `/ws/audio/{call_id}`, Prometheus `/metrics`, and a server that drains in-flight
+//! work on shutdown within a bounded grace period.
 
+mod api;
+pub mod auth;
+mod console;
+mod error;
 mod health;
+pub mod metrics;
+mod openapi;
 mod readiness;
+pub mod registry;
 mod serve;
+pub mod ws;
 
+pub use auth::{Authenticator, Principal, Role, generate_api_key};
+pub use error::ApiError;
+pub use readiness::{EnginesCheck, ModelsCheck, Readiness};
+pub use registry::CallRegistry;
+pub use serve::{AppState, app, serve};
+
+/// The liveness and readiness routes alone (kept for callers that serve nothing else).
 pub use health::router;
-pub use readiness::{ModelsCheck, Readiness};
-pub use serve::{AppState, serve};

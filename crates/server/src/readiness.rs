@@ -26,16 +26,35 @@ pub enum ModelsCheck {
     },
 }
 
+/// Whether the engines calls run on are in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EnginesCheck {
+    /// This node does not load engines (it serves the API only).
+    NotUsed,
+    /// Loading (whisper, the language model, the voice and its phrase cache).
+    Loading,
+    /// Loaded: calls are taken.
+    Ok,
+    /// Loading failed; calls are refused.
+    Failed {
+        /// Why.
+        problem: String,
+    },
+}
+
 /// Shared readiness facts, written by background checks and read by `/ready`.
 #[derive(Debug, Clone)]
 pub struct Readiness {
     models: Arc<RwLock<ModelsCheck>>,
+    engines: Arc<RwLock<EnginesCheck>>,
 }
 
 impl Default for Readiness {
     fn default() -> Self {
         Self {
             models: Arc::new(RwLock::new(ModelsCheck::Verifying)),
+            engines: Arc::new(RwLock::new(EnginesCheck::NotUsed)),
         }
     }
 }
@@ -47,6 +66,21 @@ impl Readiness {
             .read()
             .map(|m| m.clone())
             .unwrap_or(ModelsCheck::Verifying)
+    }
+
+    /// The engines' state.
+    pub fn engines(&self) -> EnginesCheck {
+        self.engines
+            .read()
+            .map(|m| m.clone())
+            .unwrap_or(EnginesCheck::Loading)
+    }
+
+    /// Records the engines' state (the loader sets it).
+    pub fn set_engines(&self, check: EnginesCheck) {
+        if let Ok(mut m) = self.engines.write() {
+            *m = check;
+        }
     }
 
     fn set_models(&self, check: ModelsCheck) {

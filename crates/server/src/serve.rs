@@ -1,7 +1,7 @@
 //! Runs the HTTP server until told to stop, then drains in-flight requests for at most the grace period.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -10,7 +10,7 @@ use switchboard_store::Database;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::Readiness;
+use crate::{Authenticator, CallRegistry, Readiness};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -21,6 +21,46 @@ pub struct AppState {
     pub readiness: Readiness,
     /// The system of record.
     pub database: Database,
+    /// Calls connected to this node.
+    pub calls: CallRegistry,
+    /// The models calls run on, set once they are loaded (calls are refused until then).
+    pub engines: Arc<OnceLock<Arc<switchboard_session::Engines>>>,
+    /// Credential checks and the audit log.
+    pub auth: Authenticator,
+}
+
+impl AppState {
+    /// State for `config`; the engines are set into [`AppState::engines`] once loaded.
+    pub fn new(
+        config: Arc<Config>,
+        readiness: Readiness,
+        database: Database,
+    ) -> Result<Self, String> {
+        let auth = Authenticator::from_config(&config, database.clone())?;
+        Ok(Self {
+            calls: CallRegistry::new(config.calls.max_concurrent),
+            config,
+            readiness,
+            database,
+            engines: Arc::new(OnceLock::new()),
+            auth,
+        })
+    }
+}
+
+/// Every route of a node: health, readiness, metrics, the API and the call WebSocket.
+pub fn app(state: AppState) -> Router {
+    let mut router = crate::health::router(state.clone()).merge(
+        crate::api::routes()
+            .route("/ws/audio/{id}", axum::routing::get(crate::ws::audio))
+            .route("/", axum::routing::get(crate::console::page))
+            .with_state(state.clone()),
+    );
+    if state.config.observability.enable_metrics {
+        crate::metrics::handle();
+        router = router.route("/metrics", axum::routing::get(crate::metrics::render));
+    }
+    router
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting connections and waits

@@ -25,11 +25,7 @@ async fn state_in(dir: &std::path::Path) -> AppState {
     })
     .await
     .unwrap();
-    AppState {
-        config: Arc::new(config),
-        readiness: Readiness::default(),
-        database,
-    }
+    AppState::new(Arc::new(config), Readiness::default(), database).unwrap()
 }
 
 async fn get_json(app: &Router, path: &str) -> (StatusCode, serde_json::Value) {

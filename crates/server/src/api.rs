@@ -1,0 +1,368 @@
+//! `/api/v1`: calls (place, list, read, end), their transcript, claim and synthesis, live events, API keys
+//! and the audit log. Every route needs credentials; reading needs viewer, changing a call supervisor,
+//! keys and the audit log admin. Every change is written to the audit log.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchboard_core::{CallDirection, CallId};
+use switchboard_store::{CallFilter, CallRecord, NewCall};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::auth::{Principal, Role, generate_api_key};
+use crate::{ApiError, AppState};
+
+/// The `/api/v1` routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/calls", get(list_calls).post(create_call))
+        .route("/api/v1/calls/{id}", get(get_call).delete(end_call))
+        .route("/api/v1/calls/{id}/transcript", get(transcript))
+        .route("/api/v1/calls/{id}/summary", get(summary))
+        .route("/api/v1/calls/{id}/events", get(events))
+        .route("/api/v1/keys", axum::routing::post(create_key))
+        .route("/api/v1/keys/{id}", delete(revoke_key))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/openapi.json", get(openapi))
+}
+
+fn parse_id(id: &str) -> Result<CallId, ApiError> {
+    id.parse()
+        .map_err(|e: switchboard_core::ids::InvalidCallId| ApiError::bad_request(e.to_string()))
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn call_json(call: &CallRecord, live: bool) -> Value {
+    json!({
+        "id": call.id,
+        "direction": call.direction,
+        "status": call.status,
+        "from_number": call.from_number,
+        "to_number": call.to_number,
+        "started_at_ms": epoch_ms(call.started_at),
+        "ended_at_ms": call.ended_at.map(epoch_ms),
+        "end_reason": call.end_reason,
+        "context": call.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        "live": live,
+    })
+}
+
+async fn load_call(state: &AppState, id: &str) -> Result<CallRecord, ApiError> {
+    let id = parse_id(id)?;
+    state
+        .database
+        .call(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no call {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateCall {
+    to_number: Option<String>,
+    from_number: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    direction: Option<CallDirection>,
+}
+
+/// Longest phone number accepted (E.164 is at most 15 digits plus `+`; room for formatting).
+const MAX_NUMBER_CHARS: usize = 32;
+/// Largest `context` accepted, as JSON text.
+const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+
+async fn create_call(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<CreateCall>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    who.require(Role::Supervisor)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    for (name, number) in [
+        ("to_number", &body.to_number),
+        ("from_number", &body.from_number),
+    ] {
+        if let Some(n) = number
+            && (n.len() > MAX_NUMBER_CHARS
+                || !n.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be a phone number such as +14155550100"
+            )));
+        }
+    }
+    let context = body.context.map(|c| c.to_string());
+    if context
+        .as_ref()
+        .is_some_and(|c| c.len() > MAX_CONTEXT_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "context is over {MAX_CONTEXT_BYTES} bytes"
+        )));
+    }
+    let call = NewCall {
+        id: CallId::new(),
+        direction: body.direction.unwrap_or(CallDirection::Outbound),
+        from_number: body.from_number,
+        to_number: body.to_number,
+        started_at: SystemTime::now(),
+        status: "pending",
+        context,
+    };
+    state.database.insert_call(&call).await?;
+    state
+        .auth
+        .audit(&who, "call.create", Some(call.id.to_string()), None)
+        .await;
+    let record = state
+        .database
+        .call(call.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a created call vanished"))?;
+    let mut body = call_json(&record, false);
+    body["audio_url"] = json!(format!("/ws/audio/{}", call.id));
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    direction: Option<CallDirection>,
+    number: Option<String>,
+    since_ms: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn list_calls(
+    State(state): State<AppState>,
+    who: Principal,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Viewer)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = CallFilter {
+        status: query.status,
+        direction: query.direction,
+        number: query.number,
+        since: query
+            .since_ms
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        limit: query.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let calls = state.database.list_calls(&filter).await?;
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|c| call_json(c, state.calls.get(c.id).is_some()))
+        .collect();
+    Ok(Json(json!({ "calls": calls })))
+}
+
+async fn get_call(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Viewer)?;
+    let call = load_call(&state, &id).await?;
+    Ok(Json(call_json(&call, state.calls.get(call.id).is_some())))
+}
+
+async fn end_call(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Supervisor)?;
+    let call = load_call(&state, &id).await?;
+    if call.ended_at.is_some() {
+        return Err(ApiError::conflict(format!(
+            "call {} has already ended",
+            call.id
+        )));
+    }
+    match state.calls.get(call.id) {
+        // A connected call ends through its session, which records the end itself.
+        Some(live) => live.hangup.cancel(),
+        None => {
+            state
+                .database
+                .end_call(call.id, SystemTime::now(), "ended_by_api")
+                .await?;
+        }
+    }
+    state
+        .auth
+        .audit(&who, "call.end", Some(call.id.to_string()), None)
+        .await;
+    Ok(Json(json!({ "id": call.id, "status": "ending" })))
+}
+
+async fn transcript(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Viewer)?;
+    let call = load_call(&state, &id).await?;
+    let turns = state.database.turns(call.id).await?;
+    let turns: Vec<Value> = turns
+        .iter()
+        .map(|t| {
+            json!({
+                "seq": t.seq,
+                "speaker": t.speaker,
+                "text": t.text,
+                "started_at_ms": epoch_ms(t.started_at),
+                "ended_at_ms": epoch_ms(t.ended_at),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "call_id": call.id, "turns": turns })))
+}
+
+async fn summary(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Viewer)?;
+    let call = load_call(&state, &id).await?;
+    let summary = state.database.summary(call.id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "call {} has no synthesis yet (it is written when the call ends)",
+            call.id
+        ))
+    })?;
+    Ok(Json(json!({
+        "call_id": call.id,
+        "claim": serde_json::from_str::<Value>(&summary.claim).unwrap_or(Value::Null),
+        "synthesis": {
+            "short_summary": summary.short_summary,
+            "long_summary": summary.long_summary,
+            "satisfaction": summary.satisfaction,
+            "improvement": summary.improvement,
+            "next_action": summary.next_action,
+        }
+    })))
+}
+
+/// Server-sent events of a live call: transcript lines, latencies, hang-up.
+async fn events(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    who.require(Role::Viewer)?;
+    let call = load_call(&state, &id).await?;
+    let live = state.calls.get(call.id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "call {} is not live on this node; its transcript is at /api/v1/calls/{}/transcript",
+            call.id, call.id
+        ))
+    })?;
+    let stream = BroadcastStream::new(live.events.subscribe()).filter_map(|event| match event {
+        Ok(text) => Some(Ok(SseEvent::default().data(text.as_ref()))),
+        // A viewer too slow for the call skips what it missed.
+        Err(_) => None,
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateKey {
+    name: String,
+    role: Role,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    who: Principal,
+    body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    who.require(Role::Admin)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.name.trim().is_empty() || body.name.len() > 100 {
+        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
+    }
+    let new = generate_api_key(body.name.trim(), body.role).map_err(ApiError::internal)?;
+    state.database.insert_api_key(&new.record).await?;
+    state
+        .auth
+        .audit(
+            &who,
+            "key.create",
+            Some(new.record.id.clone()),
+            Some(json!({"role": body.role}).to_string()),
+        )
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": new.record.id, "role": body.role, "key": new.key })),
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    who.require(Role::Admin)?;
+    if !state
+        .database
+        .revoke_api_key(&id, SystemTime::now())
+        .await?
+    {
+        return Err(ApiError::not_found("no such active key"));
+    }
+    state.auth.audit(&who, "key.revoke", Some(id), None).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Admin)?;
+    let entries = state
+        .database
+        .audit_log(query.limit.unwrap_or(100).clamp(1, 1_000))
+        .await?;
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "at_ms": epoch_ms(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}
+
+async fn openapi(who: Principal) -> Result<Json<Value>, ApiError> {
+    who.require(Role::Viewer)?;
+    Ok(Json(crate::openapi::document()))
+}

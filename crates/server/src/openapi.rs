@@ -1,0 +1,75 @@
+//! The OpenAPI 3.1 description of the API, served at `/api/v1/openapi.json`. Written out here rather than
+//! generated: the routes are few, and a test checks that every route in it is one the router serves.
+
+use serde_json::{Value, json};
+
+fn op(summary: &str, role: &str, params: &[&str], ok: &str) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|p| {
+            let (name, location) = p.split_once(':').unwrap_or((p, "query"));
+            json!({ "name": name, "in": location, "required": location == "path", "schema": { "type": "string" } })
+        })
+        .collect();
+    json!({
+        "summary": summary,
+        "description": format!("Needs the {role} role."),
+        "parameters": parameters,
+        "responses": {
+            ok: { "description": "success" },
+            "400": { "$ref": "#/components/responses/Error" },
+            "401": { "$ref": "#/components/responses/Error" },
+            "403": { "$ref": "#/components/responses/Error" },
+            "404": { "$ref": "#/components/responses/Error" }
+        }
+    })
+}
+
+/// The document.
+pub(crate) fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Switchboard",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A local AI phone agent. Audio flows over WS /ws/audio/{call_id} (JSON events: start, media, dtmf, mark, stop in; connected, media, mark, clear, transcript, latency, hangup, error out)."
+        },
+        "security": [{ "bearer": [] }],
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "An API key (sb_...) or a JWT with a `role` claim." }
+            },
+            "responses": {
+                "Error": {
+                    "description": "An error",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "properties": { "error": { "type": "object", "properties": {
+                            "code": { "type": "string" }, "message": { "type": "string" } } } }
+                    } } }
+                }
+            }
+        },
+        "paths": {
+            "/health": { "get": { "summary": "Liveness", "security": [], "responses": { "200": { "description": "alive" } } } },
+            "/ready": { "get": { "summary": "Readiness: models verified, database current", "security": [], "responses": { "200": { "description": "ready" }, "503": { "description": "not ready" } } } },
+            "/metrics": { "get": { "summary": "Prometheus metrics", "security": [], "responses": { "200": { "description": "text exposition format" } } } },
+            "/api/v1/calls": {
+                "get": op("List calls, newest first", "viewer", &["status", "direction", "number", "since_ms", "limit"], "200"),
+                "post": op("Place a call: {to_number, from_number, context}; its audio connects at audio_url", "supervisor", &[], "201")
+            },
+            "/api/v1/calls/{id}": {
+                "get": op("A call", "viewer", &["id:path"], "200"),
+                "delete": op("End a call", "supervisor", &["id:path"], "200")
+            },
+            "/api/v1/calls/{id}/transcript": { "get": op("A call's stored turns", "viewer", &["id:path"], "200") },
+            "/api/v1/calls/{id}/summary": { "get": op("A call's claim and post-call synthesis", "viewer", &["id:path"], "200") },
+            "/api/v1/calls/{id}/events": { "get": op("Live events of a connected call (server-sent events)", "viewer", &["id:path"], "200") },
+            "/api/v1/keys": { "post": op("Create an API key: {name, role}; the key is shown once", "admin", &[], "201") },
+            "/api/v1/keys/{id}": { "delete": op("Revoke an API key", "admin", &["id:path"], "204") },
+            "/api/v1/audit": { "get": op("The audit log, newest first", "admin", &["limit"], "200") },
+            "/api/v1/openapi.json": { "get": op("This document", "viewer", &[], "200") },
+            "/ws/audio/{id}": { "get": op("The call's audio WebSocket; authenticate with ?token=", "supervisor", &["id:path", "token"], "101") }
+        }
+    })
+}
