@@ -63,7 +63,7 @@ pub(crate) fn run(cmd: KbCommand, config: &Config) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn open_database(config: &Config) -> anyhow::Result<Database> {
+pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let db = Database::connect(&config.database.target).await?;
     if config.database.auto_migrate {
         db.migrate().await?;
@@ -81,6 +81,20 @@ pub(crate) fn load_embedder(config: &Config) -> anyhow::Result<Arc<dyn Embedder>
         );
     }
     Ok(Arc::new(BertEmbedder::load(&dir)?))
+}
+
+/// The knowledge base for live calls: `None` when no document was added (no embedder is loaded then).
+pub(crate) async fn knowledge_for_calls(
+    config: &Config,
+    db: &Database,
+) -> anyhow::Result<Option<Arc<dyn KnowledgeSearch>>> {
+    if db.documents().await?.is_empty() {
+        return Ok(None);
+    }
+    let embedder = load_embedder(config)?;
+    let index = load_index(db, embedder).await?;
+    tracing::info!(passages = index.len(), "knowledge base loaded");
+    Ok(Some(Arc::new(index)))
 }
 
 /// The knowledge base of `db` as an in-memory index for `embedder`.

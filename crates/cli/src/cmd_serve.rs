@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
-use switchboard_server::{AppState, Readiness, router, serve};
+use switchboard_server::{AppState, EnginesCheck, Readiness, app, serve};
+use switchboard_session::Engines;
 use switchboard_store::{Database, MigrationState};
 use tokio_util::sync::CancellationToken;
 
@@ -67,20 +68,67 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         stop.clone(),
     );
     let grace = config.server.shutdown_grace;
-    let state = AppState {
-        config: Arc::new(config),
-        readiness,
-        database: database.clone(),
-    };
+    let config = Arc::new(config);
+    let state = AppState::new(config.clone(), readiness, database.clone())
+        .map_err(anyhow::Error::msg)
+        .context("setting up authentication (JWT_SECRET / JWT_PUBLIC_KEY_FILE)")?;
+    let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");
-    let drained = serve(listener, router(state), shutdown_signal(), grace)
+    let calls = state.calls.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Calls end politely and record their end; requests then drain.
+        calls.hang_up_all();
+    };
+    let drained = serve(listener, app(state), shutdown, grace)
         .await
         .context("serving HTTP")?;
+    loader.abort();
     stop.cancel();
     let _ = checker.await;
     database.close().await;
     tracing::info!(drained, "stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the speech and language models in the background so the node answers /health at once; calls
+/// are refused with a clear error until the models are in.
+fn spawn_engine_loader(
+    config: Arc<Config>,
+    database: Database,
+    state: AppState,
+) -> tokio::task::JoinHandle<()> {
+    state.readiness.set_engines(EnginesCheck::Loading);
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let knowledge = match crate::cmd_kb::knowledge_for_calls(&config, &database).await {
+            Ok(knowledge) => knowledge,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the knowledge base is not available to calls");
+                None
+            }
+        };
+        let loaded = tokio::task::spawn_blocking(move || Engines::load(&config, knowledge)).await;
+        match loaded {
+            Ok(Ok(engines)) => {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, engines = ?engines, "models loaded; taking calls");
+                let _ = state.engines.set(Arc::new(engines));
+                state.readiness.set_engines(EnginesCheck::Ok);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot load the models; calls are refused until this is fixed and the server restarted");
+                state.readiness.set_engines(EnginesCheck::Failed {
+                    problem: e.to_string(),
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "model loading failed");
+                state.readiness.set_engines(EnginesCheck::Failed {
+                    problem: e.to_string(),
+                });
+            }
+        }
+    })
 }
 
 /// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).

@@ -6,10 +6,13 @@
 mod bench_llm;
 mod bench_stt;
 mod bench_tts;
+mod call_server;
 mod cmd_agent_test;
 mod cmd_bench;
+mod cmd_call;
 mod cmd_config;
 mod cmd_kb;
+mod cmd_keys;
 mod cmd_migrate;
 mod cmd_models;
 mod cmd_say;
@@ -61,6 +64,12 @@ enum Command {
     /// The knowledge base the agent searches: add documents, list them, try a search.
     #[command(subcommand)]
     Kb(cmd_kb::KbCommand),
+    /// API keys for the REST API, the call WebSocket and the console.
+    #[command(subcommand)]
+    Keys(cmd_keys::KeysCommand),
+    /// Call the agent over /ws/audio with recorded caller turns; writes transcript, agent audio and a
+    /// latency report.
+    Call(cmd_call::CallArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +92,11 @@ fn main() -> ExitCode {
         Command::Say(args) => cmd_say::run(&args, &config),
         Command::AgentTest(args) => cmd_agent_test::run(&args, &config),
         Command::Kb(cmd) => cmd_kb::run(cmd, &config),
+        Command::Keys(cmd) => cmd_keys::run(cmd, &config),
+        Command::Call(args) => {
+            crate::logging::init(config.log);
+            cmd_call::run(&args, &config)
+        }
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,80 @@
+//! A Switchboard server inside this process on a free loopback port, for `switchboard call` (and the
+//! latency benchmark) without a separate server: the same state, routes and models as `serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_core::Config;
+use switchboard_server::{AppState, Readiness, Role, app, generate_api_key, serve};
+use switchboard_session::Engines;
+use tokio_util::sync::CancellationToken;
+
+/// A running in-process server.
+pub(crate) struct LocalServer {
+    address: SocketAddr,
+    /// A supervisor key made for this run.
+    pub(crate) token: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    state: AppState,
+}
+
+impl LocalServer {
+    /// Opens the configured database, loads the models, and serves on 127.0.0.1 at a free port.
+    pub(crate) async fn start(config: Config) -> anyhow::Result<Self> {
+        let database = crate::cmd_kb::open_database(&config)
+            .await
+            .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
+        let config = Arc::new(config);
+        let knowledge = crate::cmd_kb::knowledge_for_calls(&config, &database).await?;
+        let loading = config.clone();
+        let engines = tokio::task::spawn_blocking(move || Engines::load(&loading, knowledge))
+            .await
+            .context("loading the models")??;
+        let state = AppState::new(config, Readiness::default(), database.clone())
+            .map_err(anyhow::Error::msg)?;
+        let _ = state.engines.set(Arc::new(engines));
+        let key =
+            generate_api_key("switchboard call", Role::Supervisor).map_err(anyhow::Error::msg)?;
+        database.insert_api_key(&key.record).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let router = app(state.clone());
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let _ = serve(
+                listener,
+                router,
+                async move { stopped.cancelled().await },
+                Duration::from_secs(5),
+            )
+            .await;
+        });
+        Ok(Self {
+            address,
+            token: key.key,
+            stop,
+            task,
+            state,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops serving and waits for calls to finish their records.
+    pub(crate) async fn stop(self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while self.state.calls.active() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.stop.cancel();
+        let _ = self.task.await;
+        self.state.database.close().await;
+    }
+}

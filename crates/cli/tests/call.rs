@@ -1,0 +1,240 @@
+//! `switchboard call`: a whole call over /ws/audio with three turns of real recorded speech, on SQLite and
+//! on PostgreSQL, and what it leaves behind (transcript, agent audio, latency report, claim, synthesis, the
+//! stored record after the server is gone).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use switchboard_core::config::DatabaseTarget;
+use switchboard_core::{CallId, Secret, Speaker};
+use switchboard_store::Database;
+
+mod common;
+use common::{provisioned_models, speech_corpus_installed, switchboard};
+
+const SOUNDS: &str = "/usr/share/asterisk/sounds/en";
+
+/// A recording's samples with leading and trailing silence cut (for joining words into one utterance).
+fn trimmed(name: &str) -> Vec<i16> {
+    let mut reader = hound::WavReader::open(Path::new(SOUNDS).join(format!("{name}.wav"))).unwrap();
+    assert_eq!(reader.spec().sample_rate, 8_000);
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let loud = |s: &&i16| s.unsigned_abs() > 600;
+    let start = samples.iter().position(|s| loud(&s)).unwrap_or(0);
+    let end = samples
+        .iter()
+        .rposition(|s| loud(&s))
+        .map_or(samples.len(), |i| i + 1);
+    samples[start.saturating_sub(160)..(end + 160).min(samples.len())].to_vec()
+}
+
+fn write_turn(path: &Path, words: &[&str]) -> PathBuf {
+    let gap = vec![0i16; 800]; // 100 ms: shorter than the VAD's end-of-speech silence
+    let mut audio = vec![0i16; 1_600];
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            audio.extend(&gap);
+        }
+        audio.extend(trimmed(word));
+    }
+    audio.extend(vec![0i16; 1_600]);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for s in audio {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+    path.to_owned()
+}
+
+/// Three caller turns of real speech: a hello, a callback number, a goodbye.
+fn caller_turns(dir: &Path) -> Vec<PathBuf> {
+    let mut number = vec!["telephone-number"];
+    number.extend([
+        "digits/4", "digits/1", "digits/5", "digits/5", "digits/5", "digits/5", "digits/0",
+        "digits/1", "digits/0", "digits/0",
+    ]);
+    vec![
+        write_turn(&dir.join("t1.wav"), &["hello"]),
+        write_turn(&dir.join("t2.wav"), &number),
+        write_turn(&dir.join("t3.wav"), &["goodbye"]),
+    ]
+}
+
+/// Runs `switchboard call` and checks the files it wrote; returns the report.
+fn call_and_check(data_dir: &Path, models: &Path, database_url: Option<&str>) -> Value {
+    let turns = caller_turns(data_dir);
+    let out_dir = data_dir.join("out");
+    let mut cmd = switchboard(data_dir);
+    cmd.env("MODELS_DIR", models)
+        .env("LOG_LEVEL", "warn")
+        .arg("call");
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    for turn in &turns {
+        cmd.arg("--audio").arg(turn);
+    }
+    let out = cmd.arg("--out").arg(&out_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    eprintln!("{stdout}");
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let report_turns = report["turns"].as_array().unwrap();
+    assert_eq!(report_turns.len(), 3, "{report:#}");
+    for turn in report_turns {
+        assert_eq!(turn["answered"], true, "{turn:#}");
+        let v2v = turn["voice_to_voice_s"].as_f64().unwrap();
+        assert!(v2v > 0.0 && v2v < 30.0, "{turn:#}");
+        let server = &turn["server"];
+        for part in [
+            "end_of_turn",
+            "stt",
+            "llm_first_sentence",
+            "tts_first_chunk",
+            "transport",
+        ] {
+            assert!(
+                server[part].as_f64().is_some_and(|s| s >= 0.0),
+                "{part}: {turn:#}"
+            );
+        }
+    }
+    assert_eq!(
+        report["claim"]["callback_phone"], "+14155550100",
+        "the spoken number reaches the claim: {report:#}"
+    );
+    assert!(
+        report["synthesis"]["short_summary"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["end_reason"], "agent_ended",
+        "the caller's goodbye ends the call: {report:#}"
+    );
+
+    let transcript: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("transcript.json")).unwrap()).unwrap();
+    let lines = transcript["turns"].as_array().unwrap();
+    let said = |speaker: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["speaker"] == speaker)
+            .map(|l| l["text"].as_str().unwrap().to_lowercase())
+            .collect()
+    };
+    let caller = said("caller");
+    assert_eq!(caller.len(), 3, "{lines:#?}");
+    assert!(caller[0].contains("hello"), "{caller:?}");
+    assert!(
+        caller[2].contains("goodbye") || caller[2].contains("bye"),
+        "{caller:?}"
+    );
+    let agent = said("agent");
+    assert!(agent.len() >= 4, "greeting and three answers: {agent:?}");
+    assert!(agent[0].contains("thank you for calling"), "{agent:?}");
+
+    let wav = hound::WavReader::open(out_dir.join("agent.wav")).unwrap();
+    assert_eq!(wav.spec().sample_rate, 16_000);
+    let seconds = wav.len() as f64 / 16_000.0;
+    assert!(seconds > 5.0, "agent.wav holds {seconds:.1} s");
+    report
+}
+
+/// After the process (and its server) is gone, the database still holds the whole call.
+async fn check_stored(target: DatabaseTarget, report: &Value) {
+    let db = Database::connect(&target).await.unwrap();
+    let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
+    let call = db.call(id).await.unwrap().expect("the call is stored");
+    assert_eq!(call.status, "ended");
+    assert_eq!(call.end_reason.as_deref(), Some("agent_ended"));
+    let turns = db.turns(id).await.unwrap();
+    assert_eq!(
+        turns
+            .iter()
+            .filter(|t| t.speaker == Speaker::Caller)
+            .count(),
+        3
+    );
+    assert!(turns.iter().filter(|t| t.speaker == Speaker::Agent).count() >= 4);
+    let summary = db
+        .summary(id)
+        .await
+        .unwrap()
+        .expect("the synthesis is stored");
+    assert!(summary.claim.contains("+14155550100"), "{}", summary.claim);
+    db.close().await;
+}
+
+#[test]
+fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sqlite() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(dir.path(), &models, None);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(check_stored(
+        DatabaseTarget::Sqlite {
+            path: dir.path().join("switchboard.db"),
+        },
+        &report,
+    ));
+}
+
+#[test]
+fn the_same_call_is_stored_in_postgresql_when_configured() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = format!("sb_call_{}", uuid::Uuid::now_v7().simple());
+    let admin = match runtime.block_on(Database::connect(&DatabaseTarget::Postgres {
+        url: Secret::new(base.clone()),
+    })) {
+        Ok(db) => db,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: PostgreSQL at {base} unreachable ({e})");
+            return;
+        }
+        Err(e) => panic!("CI=true and PostgreSQL at {base} is unreachable: {e}"),
+    };
+    runtime
+        .block_on(admin.execute_raw(&format!("CREATE SCHEMA {schema}")))
+        .unwrap();
+    let url = format!("{base}?options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(dir.path(), &models, Some(&url));
+    assert!(
+        !dir.path().join("switchboard.db").exists(),
+        "with PostgreSQL configured nothing goes to SQLite"
+    );
+    runtime.block_on(check_stored(
+        DatabaseTarget::Postgres {
+            url: Secret::new(url),
+        },
+        &report,
+    ));
+    runtime
+        .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
+        .unwrap();
+}

@@ -1,0 +1,162 @@
+//! Helpers shared by the binary's integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// A command with a clean configuration environment rooted in `data_dir`.
+pub(crate) fn switchboard(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if switchboard_core::config::settings::ALL
+            .iter()
+            .any(|s| s.env == key)
+            || key == "CONFIG_FILE"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("DATA_DIR", data_dir)
+        .current_dir(data_dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Whether Debian's recorded prompts are installed; outside CI a missing corpus skips, under CI=true it fails.
+pub(crate) fn speech_corpus_installed() -> bool {
+    let installed =
+        std::path::Path::new("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+            .is_file()
+            && std::path::Path::new("/usr/share/asterisk/sounds/en/auth-incorrect.wav").is_file();
+    if !installed {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and the asterisk prompts are missing"
+        );
+        eprintln!("SKIPPED: asterisk prompts not installed (make setup)");
+    }
+    installed
+}
+
+/// The models `make test` provisions once into MODELS_DIR (the configured one, stable across clones).
+pub(crate) fn provisioned_models() -> Option<PathBuf> {
+    let out = Command::new(BIN)
+        .args(["models", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = PathBuf::from(list["models_dir"].as_str().unwrap());
+    let ok = list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["required"] == true)
+        .all(|m| m["status"] == "present");
+    if ok {
+        Some(dir)
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true and the default models are not provisioned in {}: run `make models`",
+            dir.display()
+        );
+    } else {
+        eprintln!(
+            "SKIPPED: default models not provisioned in {}; run `make models`",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A running `switchboard serve` and the address it listens on (read from its JSON log).
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) address: String,
+    pub(crate) log: std::sync::mpsc::Receiver<String>,
+}
+
+pub(crate) fn start_server(data_dir: &Path, models_dir: &Path) -> Server {
+    let mut child = switchboard(data_dir)
+        .env("SERVER_HOST", "127.0.0.1")
+        .env("SERVER_PORT", "0")
+        .env("MODELS_DIR", models_dir)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+        if event["message"] == "listening" {
+            let address = event["address"].as_str().unwrap().to_owned();
+            return Server {
+                child,
+                address,
+                log: rx,
+            };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("server did not report its address");
+}
+
+pub(crate) fn http_get(address: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, serde_json::from_str(body).unwrap())
+}
+
+pub(crate) fn stop(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines: Vec<String> = server.log.try_iter().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"signal\":\"SIGTERM\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("\"message\":\"stopped\"")),
+        "{lines:?}"
+    );
+}
