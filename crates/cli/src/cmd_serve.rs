@@ -80,10 +80,21 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         // Calls end politely and record their end; requests then drain.
         calls.hang_up_all();
     };
-    let drained = serve(listener, app(state), shutdown, grace)
+    let drained = serve(listener, app(state.clone()), shutdown, grace)
         .await
         .context("serving HTTP")?;
+    // Calls were told to hang up; each records its end and synthesis before its models may go away.
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.calls.active() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if state.calls.active() > 0 {
+        tracing::warn!(calls = state.calls.active(), "calls still running at the end of the grace period");
+    }
     loader.abort();
+    let _ = loader.await;
+    // The models are freed here, on this thread, while nothing uses them (their worker threads are joined).
+    drop(state);
     stop.cancel();
     let _ = checker.await;
     database.close().await;

@@ -83,8 +83,11 @@ impl Page {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let page = self.eval("document.body.innerText").await;
+        let status = self
+            .eval("fetch('/api/v1/calls').then(r => r.status + ' ' + location.href)")
+            .await;
         panic!(
-            "{what} within {} s; the page shows:\n{page}",
+            "{what} within {} s ({status}); the page shows:\n{page}",
             timeout.as_secs()
         );
     }
@@ -193,7 +196,13 @@ fn the_console_signs_in_and_its_softphone_talks_with_the_agent() {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
             let mut page = Page::open(port).await;
-            page.wait_for("document.readyState === 'complete'", Duration::from_secs(20), "the console never loaded").await;
+            // The first page may still be about:blank: wait for the console's own document.
+            page.wait_for(
+                "document.readyState === 'complete' && !!document.getElementById('signin-button')",
+                Duration::from_secs(20),
+                "the console never loaded",
+            )
+            .await;
             // A wrong key is refused on the page.
             page.eval("document.getElementById('key').value = 'sb_wrong_key'; document.getElementById('signin-button').click(); true").await;
             page.wait_for("document.getElementById('signin-error').innerText.includes('failed')", Duration::from_secs(10), "a bad key was not refused").await;

@@ -59,7 +59,21 @@ impl Default for EmbeddedOptions {
 /// A GGUF chat model run in-process (see the module docs).
 pub struct EmbeddedLlama {
     name: String,
-    jobs: std_mpsc::Sender<Job>,
+    jobs: Option<std_mpsc::Sender<Job>>,
+    worker: Option<thread::JoinHandle<()>>,
+}
+
+/// Closing the queue ends the worker, which frees the context and the model; waiting for it keeps the
+/// process from exiting (and running llama.cpp's static destructors) while it still computes.
+impl Drop for EmbeddedLlama {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(worker) = self.worker.take()
+            && worker.join().is_err()
+        {
+            tracing::error!(engine = %self.name, "the model's worker thread panicked");
+        }
+    }
 }
 
 impl std::fmt::Debug for EmbeddedLlama {
@@ -108,12 +122,16 @@ impl EmbeddedLlama {
         let (ready_tx, ready_rx) = std_mpsc::channel();
         let worker_name = name.clone();
         let path = path.to_path_buf();
-        thread::Builder::new()
+        let handle = thread::Builder::new()
             .name("llm-embedded".into())
             .spawn(move || worker(worker_name, path, options, queue, ready_tx))
             .map_err(|e| engine_error(&name, format!("cannot start the worker thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { name, jobs }),
+            Ok(Ok(())) => Ok(Self {
+                name,
+                jobs: Some(jobs),
+                worker: Some(handle),
+            }),
             Ok(Err(detail)) => Err(engine_error(&name, detail)),
             Err(_) => Err(engine_error(
                 &name,
@@ -141,6 +159,8 @@ impl ChatModel for EmbeddedLlama {
                 events,
             };
             self.jobs
+                .as_ref()
+                .ok_or_else(|| engine_error(&self.name, "the model is shutting down".into()))?
                 .send(job)
                 .map_err(|_| engine_error(&self.name, "the model's worker has stopped".into()))?;
             started_rx
