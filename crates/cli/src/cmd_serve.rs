@@ -89,7 +89,10 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if state.calls.active() > 0 {
-        tracing::warn!(calls = state.calls.active(), "calls still running at the end of the grace period");
+        tracing::warn!(
+            calls = state.calls.active(),
+            "calls still running at the end of the grace period"
+        );
     }
     loader.abort();
     let _ = loader.await;

@@ -91,7 +91,7 @@ async fn create_call(
     body: Result<Json<CreateCall>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     who.require(Role::Supervisor)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body?;
     for (name, number) in [
         ("to_number", &body.to_number),
         ("from_number", &body.from_number),
@@ -153,7 +153,7 @@ async fn list_calls(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     who.require(Role::Viewer)?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(query) = query?;
     let filter = CallFilter {
         status: query.status,
         direction: query.direction,
@@ -294,7 +294,7 @@ async fn create_key(
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     who.require(Role::Admin)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body?;
     if body.name.trim().is_empty() || body.name.len() > 100 {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }

@@ -69,6 +69,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(e.body_text())
+    }
+}
+
 impl From<switchboard_store::StoreError> for ApiError {
     fn from(e: switchboard_store::StoreError) -> Self {
         ApiError::internal(e)

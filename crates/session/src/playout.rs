@@ -174,14 +174,27 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn frames_leave_one_per_tick_and_a_cut_speech_reports_what_was_heard() {
+    /// Playout running on its own task, with the ends the tests hold.
+    #[allow(clippy::type_complexity)]
+    fn spawn_playout() -> (
+        mpsc::Sender<Queued>,
+        mpsc::UnboundedSender<SpeechId>,
+        mpsc::Receiver<Outbound>,
+        mpsc::UnboundedReceiver<Played>,
+        CancellationToken,
+    ) {
         let (queue_tx, queue_rx) = mpsc::channel(64);
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
-        let (out_tx, mut out_rx) = mpsc::channel(64);
-        let (played_tx, mut played_rx) = mpsc::unbounded_channel();
+        let (out_tx, out_rx) = mpsc::channel(64);
+        let (played_tx, played_rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
         tokio::spawn(run(queue_rx, cancel_rx, out_tx, played_tx, stop.clone()));
+        (queue_tx, cancel_tx, out_rx, played_rx, stop)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_leave_one_per_tick_and_a_cut_speech_reports_what_was_heard() {
+        let (queue_tx, cancel_tx, mut out_rx, mut played_rx, stop) = spawn_playout();
 
         for piece in 0..3 {
             for _ in 0..5 {
@@ -242,12 +255,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancelling_speech_not_yet_played_drops_it_silently() {
-        let (queue_tx, queue_rx) = mpsc::channel(64);
-        let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
-        let (out_tx, mut out_rx) = mpsc::channel(64);
-        let (played_tx, mut played_rx) = mpsc::unbounded_channel();
-        let stop = CancellationToken::new();
-        tokio::spawn(run(queue_rx, cancel_rx, out_tx, played_tx, stop.clone()));
+        let (queue_tx, cancel_tx, mut out_rx, mut played_rx, stop) = spawn_playout();
         cancel_tx.send(SpeechId(3)).unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
         queue_tx.send(frame(3, 0)).await.unwrap();
