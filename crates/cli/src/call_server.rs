@@ -9,6 +9,7 @@ use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_server::{AppState, Readiness, Role, app, generate_api_key, serve};
 use switchboard_session::Engines;
+use switchboard_store::LiveState;
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process server.
@@ -33,8 +34,17 @@ impl LocalServer {
         let engines = tokio::task::spawn_blocking(move || Engines::load(&loading, knowledge))
             .await
             .context("loading the models")??;
-        let state = AppState::new(config, Readiness::default(), database.clone())
+        let mut state = AppState::new(config.clone(), Readiness::default(), database.clone())
             .map_err(anyhow::Error::msg)?;
+        if let Some(redis) = &config.redis {
+            state.live = Some(
+                LiveState::connect(redis, "switchboard-call")
+                    .await
+                    .context(
+                        "connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)",
+                    )?,
+            );
+        }
         let _ = state.engines.set(Arc::new(engines));
         let key =
             generate_api_key("switchboard call", Role::Supervisor).map_err(anyhow::Error::msg)?;

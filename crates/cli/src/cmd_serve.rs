@@ -9,7 +9,7 @@ use switchboard_core::Config;
 use switchboard_models::required_models;
 use switchboard_server::{AppState, EnginesCheck, Readiness, app, serve};
 use switchboard_session::Engines;
-use switchboard_store::{Database, MigrationState};
+use switchboard_store::{Database, LiveState, MigrationState};
 use tokio_util::sync::CancellationToken;
 
 /// How often an unready node re-verifies its models.
@@ -69,9 +69,18 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     );
     let grace = config.server.shutdown_grace;
     let config = Arc::new(config);
-    let state = AppState::new(config.clone(), readiness, database.clone())
+    let mut state = AppState::new(config.clone(), readiness, database.clone())
         .map_err(anyhow::Error::msg)
         .context("setting up authentication (JWT_SECRET / JWT_PUBLIC_KEY_FILE)")?;
+    if let Some(redis) = &config.redis {
+        let node = format!("{}:{}", hostname(), local.port());
+        state.live = Some(
+            LiveState::connect(redis, &node)
+                .await
+                .context("connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)")?,
+        );
+        tracing::info!(node, "live call state shared through Redis");
+    }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");
     let calls = state.calls.clone();
@@ -143,6 +152,15 @@ fn spawn_engine_loader(
             }
         }
     })
+}
+
+/// This machine's name, to tell nodes apart in the shared state.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
 }
 
 /// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use switchboard_core::config::DatabaseTarget;
+use switchboard_core::config::{DatabaseTarget, RedisConfig};
 use switchboard_core::{CallId, Secret, Speaker};
-use switchboard_store::Database;
+use switchboard_store::{Database, LiveState};
 
 mod common;
 use common::{provisioned_models, speech_corpus_installed, switchboard};
@@ -68,7 +68,12 @@ fn caller_turns(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Runs `switchboard call` and checks the files it wrote; returns the report.
-fn call_and_check(data_dir: &Path, models: &Path, database_url: Option<&str>) -> Value {
+fn call_and_check(
+    data_dir: &Path,
+    models: &Path,
+    database_url: Option<&str>,
+    redis_host: Option<&str>,
+) -> Value {
     let turns = caller_turns(data_dir);
     let out_dir = data_dir.join("out");
     let mut cmd = switchboard(data_dir);
@@ -77,6 +82,9 @@ fn call_and_check(data_dir: &Path, models: &Path, database_url: Option<&str>) ->
         .arg("call");
     if let Some(url) = database_url {
         cmd.env("DATABASE_URL", url);
+    }
+    if let Some(host) = redis_host {
+        cmd.env("REDIS_HOST", host);
     }
     for turn in &turns {
         cmd.arg("--audio").arg(turn);
@@ -186,7 +194,7 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let report = call_and_check(dir.path(), &models, None);
+    let report = call_and_check(dir.path(), &models, None, None);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(check_stored(
         DatabaseTarget::Sqlite {
@@ -197,7 +205,7 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
 }
 
 #[test]
-fn the_same_call_is_stored_in_postgresql_when_configured() {
+fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_when_configured() {
     if !speech_corpus_installed() {
         return;
     }
@@ -223,7 +231,8 @@ fn the_same_call_is_stored_in_postgresql_when_configured() {
         .unwrap();
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
-    let report = call_and_check(dir.path(), &models, Some(&url));
+    let redis_host = std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let report = call_and_check(dir.path(), &models, Some(&url), Some(&redis_host));
     assert!(
         !dir.path().join("switchboard.db").exists(),
         "with PostgreSQL configured nothing goes to SQLite"
@@ -237,4 +246,32 @@ fn the_same_call_is_stored_in_postgresql_when_configured() {
     runtime
         .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
         .unwrap();
+
+    // Every transcript line and latency report went out on the Redis stream too, and the call is no
+    // longer registered as live once it ended.
+    let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
+    runtime.block_on(async {
+        let live = LiveState::connect(
+            &RedisConfig {
+                host: redis_host,
+                port: 6379,
+                password: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        let events = live.events(id).await.unwrap();
+        let transcripts = events
+            .iter()
+            .filter(|e| e.contains(r#""event":"transcript""#))
+            .count();
+        assert!(transcripts >= 7, "{events:#?}");
+        assert!(events.iter().any(|e| e.contains(r#""event":"latency""#)));
+        assert!(
+            events.last().unwrap().contains(r#""event":"hangup""#),
+            "{events:#?}"
+        );
+        assert_eq!(live.owner(id).await.unwrap(), None);
+    });
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     pub engines: Arc<OnceLock<Arc<switchboard_session::Engines>>>,
     /// Credential checks and the audit log.
     pub auth: Authenticator,
+    /// Shared live state in Redis (REDIS_HOST); `None` keeps it in this process.
+    pub live: Option<switchboard_store::LiveState>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             database,
             engines: Arc::new(OnceLock::new()),
             auth,
+            live: None,
         })
     }
 }

@@ -30,6 +30,14 @@ pub enum StoreError {
         /// Why.
         source: sqlx::Error,
     },
+    /// Redis (shared live state) failed or did not answer.
+    #[error("{operation} failed: {detail}")]
+    Redis {
+        /// What we were doing.
+        operation: &'static str,
+        /// Why.
+        detail: String,
+    },
     /// A stored row holds a value this build does not understand.
     #[error("stored {what} is invalid: {detail}")]
     Corrupt {

@@ -6,6 +6,7 @@ mod calls;
 mod db;
 mod error;
 mod knowledge;
+mod live;
 mod summaries;
 
 pub use access::{ApiKeyRecord, AuditEntry};
@@ -13,4 +14,5 @@ pub use calls::{CallFilter, CallRecord, NewCall, TurnRecord};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
 pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};
+pub use live::{EVENTS_STREAM, LIVE_CALLS_KEY, LiveState};
 pub use summaries::{CallSummary, PastCall};

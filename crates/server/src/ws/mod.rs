@@ -84,9 +84,11 @@ pub(crate) async fn audio(
         .audit(&principal, "call.connect", Some(call_id.to_string()), None)
         .await;
     let database = state.database.clone();
+    let shared = state.live.clone();
     Ok(upgrade
         .max_message_size(protocol::MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| {
+            let events = spawn_event_publisher(shared, call_id);
             carry(
                 socket,
                 call_id,
@@ -96,6 +98,7 @@ pub(crate) async fn audio(
                 live,
                 registration,
                 principal,
+                events,
             )
         }))
 }
@@ -145,6 +148,7 @@ async fn carry(
     live: LiveCall,
     registration: Registration,
     principal: Principal,
+    shared_events: Option<mpsc::UnboundedSender<Arc<str>>>,
 ) {
     // The first message may set the format; audio before any `start` is 16 kHz PCM16.
     let mut format = InputFormat::Pcm16(SampleRate::Hz16000);
@@ -203,7 +207,11 @@ async fn carry(
                 let Some(out) = out else { break };
                 let text = encode(&out);
                 if !matches!(out, Outbound::Audio(_)) {
-                    let _ = live.events.send(Arc::from(text.as_str()));
+                    let event: Arc<str> = Arc::from(text.as_str());
+                    if let Some(shared) = &shared_events {
+                        let _ = shared.send(event.clone());
+                    }
+                    let _ = live.events.send(event);
                 }
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     break;
@@ -257,6 +265,32 @@ async fn carry(
         }
         drop(registration);
     });
+}
+
+/// With Redis configured: registers the call as carried by this node and publishes its events to the
+/// events stream in order, off the call's path (a slow Redis delays the stream, never the call); the
+/// registration is removed when the call's events end.
+fn spawn_event_publisher(
+    shared: Option<switchboard_store::LiveState>,
+    call_id: CallId,
+) -> Option<mpsc::UnboundedSender<Arc<str>>> {
+    let shared = shared?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<str>>();
+    tokio::spawn(async move {
+        if let Err(e) = shared.call_started(call_id).await {
+            tracing::warn!(%call_id, error = %e, "cannot register the call in Redis");
+        }
+        while let Some(event) = rx.recv().await {
+            if let Err(e) = shared.publish(call_id, &event).await {
+                tracing::warn!(%call_id, error = %e, "cannot publish a call event to Redis");
+                metrics::counter!("switchboard_errors_total", "kind" => "redis").increment(1);
+            }
+        }
+        if let Err(e) = shared.call_ended(call_id).await {
+            tracing::warn!(%call_id, error = %e, "cannot unregister the call in Redis");
+        }
+    });
+    Some(tx)
 }
 
 /// Hands a client message to the call; false when it had to be dropped (the call is behind).
