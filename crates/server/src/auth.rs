@@ -262,7 +262,12 @@ impl FromRequestParts<AppState> for Principal {
         let token = credentials(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized("credentials required: `Authorization: Bearer <API key or JWT>`")
         })?;
-        state.auth.authenticate(&token).await
+        let principal = state.auth.authenticate(&token).await?;
+        state
+            .limiter
+            .check(&principal.actor, state.live.as_ref())
+            .await?;
+        Ok(principal)
     }
 }
 

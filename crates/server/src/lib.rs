@@ -9,6 +9,7 @@ mod error;
 mod health;
 pub mod metrics;
 mod openapi;
+pub mod ratelimit;
 mod readiness;
 pub mod registry;
 mod serve;

@@ -29,6 +29,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Shared live state in Redis (REDIS_HOST); `None` keeps it in this process.
     pub live: Option<switchboard_store::LiveState>,
+    /// Requests per credential per minute.
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
         let auth = Authenticator::from_config(&config, database.clone())?;
         Ok(Self {
             calls: CallRegistry::new(config.calls.max_concurrent),
+            limiter: crate::ratelimit::RateLimiter::new(config.auth.rate_limit_per_minute),
             config,
             readiness,
             database,

@@ -527,3 +527,29 @@ async fn the_openapi_document_lists_only_routes_that_exist() {
         }
     }
 }
+
+#[tokio::test]
+async fn requests_over_the_rate_limit_get_429_per_credential() {
+    let api = Api::new(&[("RATE_LIMIT_PER_MINUTE", "3")]).await;
+    let busy = api.key(Role::Viewer).await;
+    let other = api.key(Role::Viewer).await;
+    for _ in 0..3 {
+        assert_eq!(
+            api.send(Method::GET, "/api/v1/calls", Some(&busy), None)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let (status, body) = api
+        .send(Method::GET, "/api/v1/calls", Some(&busy), None)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        api.send(Method::GET, "/api/v1/calls", Some(&other), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+}

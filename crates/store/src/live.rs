@@ -136,6 +136,28 @@ impl LiveState {
         .await
     }
 
+    /// Counts one more use of `key` in the current window and returns the count so far (a fixed-window
+    /// counter shared by every node; the key expires two windows later).
+    pub async fn count(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+        let mut c = self.connection.clone();
+        let slot = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / window.as_secs().max(1))
+            .unwrap_or(0);
+        let key = format!("switchboard:ratelimit:{key}:{slot}");
+        let (count, _): (u64, bool) = self
+            .bounded(
+                "counting a rate limit",
+                redis::pipe()
+                    .atomic()
+                    .incr(&key, 1u64)
+                    .expire(&key, (window.as_secs() * 2) as i64)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(count)
+    }
+
     /// The events of `call` in the stream, oldest first (for tests and tools; consumers use XREAD).
     pub async fn events(&self, call: CallId) -> Result<Vec<String>, StoreError> {
         let mut c = self.connection.clone();

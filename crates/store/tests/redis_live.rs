@@ -60,3 +60,18 @@ async fn an_unreachable_redis_is_a_clear_error() {
         .to_string();
     assert!(err.contains("connecting to Redis"), "{err}");
 }
+
+#[tokio::test]
+async fn rate_limit_counters_are_shared_between_nodes() {
+    let Some(a) = live("node-a").await else {
+        return;
+    };
+    let b = live("node-b").await.unwrap();
+    let key = format!("test:{}", CallId::new());
+    // A day-long window: the three counts cannot straddle a window boundary in practice.
+    let window = std::time::Duration::from_secs(86_400);
+    assert_eq!(a.count(&key, window).await.unwrap(), 1);
+    assert_eq!(b.count(&key, window).await.unwrap(), 2);
+    assert_eq!(a.count(&key, window).await.unwrap(), 3);
+    assert_eq!(a.count(&format!("{key}-other"), window).await.unwrap(), 1);
+}

@@ -249,6 +249,8 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// RS256/ES256 public key file for JWT bearer tokens.
     pub jwt_public_key_file: Option<PathBuf>,
+    /// API requests per credential per minute; 0 is unlimited.
+    pub rate_limit_per_minute: u32,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -482,6 +484,7 @@ impl Config {
             auth: AuthConfig {
                 jwt_secret: r.text(&JWT_SECRET).map(Secret::new),
                 jwt_public_key_file: r.text(&JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
+                rate_limit_per_minute: r.int(&RATE_LIMIT_PER_MINUTE, 0..=1_000_000)? as u32,
             },
             audio: AudioConfig {
                 buffer_size: Duration::from_millis(

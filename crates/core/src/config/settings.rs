@@ -130,6 +130,8 @@ settings! {
     JWT_SECRET: "auth.jwt_secret", "JWT_SECRET", default None, allowed "a random string of at least 32 characters", secret;
     /// PEM public key (RS256 or ES256) that verifies accepted JWT bearer tokens, for tokens from an identity provider.
     JWT_PUBLIC_KEY_FILE: "auth.jwt_public_key_file", "JWT_PUBLIC_KEY_FILE", default None, allowed "a path to a PEM public key (RSA or EC P-256)";
+    /// API requests one credential may make per minute (counted in Redis when REDIS_HOST is set, so across nodes); 0 turns the limit off.
+    RATE_LIMIT_PER_MINUTE: "auth.rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", default Some("600"), allowed "an integer from 0 to 1000000";
     /// Upper bound on audio queued per call direction.
     AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("500"), allowed "an integer from 20 to 10000 (milliseconds)";
     /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.
