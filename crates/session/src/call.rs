@@ -185,13 +185,17 @@ impl Session {
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
         let (queue_tx, queue_rx) = mpsc::channel(QUEUE_FRAMES);
         let playout_stop = CancellationToken::new();
-        tokio::spawn(playout::run(
-            queue_rx,
-            cancel_rx,
-            out_tx.clone(),
-            played_tx,
-            playout_stop.clone(),
-        ));
+        // The call's tasks and threads log inside its span, so every line carries the call id.
+        tokio::spawn(
+            playout::run(
+                queue_rx,
+                cancel_rx,
+                out_tx.clone(),
+                played_tx,
+                playout_stop.clone(),
+            )
+            .in_current_span(),
+        );
         let mut conversation = Conversation::new(
             engines.model.clone(),
             engines.knowledge.clone(),
@@ -207,7 +211,8 @@ impl Session {
             format: setup.format,
             queue_tx: queue_tx.clone(),
         };
-        let speaker = tokio::spawn(speaker::run(conversation, voice, jobs_rx, spoken_tx));
+        let speaker =
+            tokio::spawn(speaker::run(conversation, voice, jobs_rx, spoken_tx).in_current_span());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
         Self {
             call_id: setup.call_id,
@@ -337,7 +342,9 @@ impl Session {
             None => {
                 let phrases = self.engines.phrases.clone();
                 let words = text.clone();
+                let span = tracing::Span::current();
                 tokio::task::spawn_blocking(move || {
+                    let _call = span.enter();
                     phrases.get(tts.as_ref(), &words).map(|(p, _)| p)
                 })
                 .await
@@ -475,7 +482,9 @@ impl Session {
     /// Final recognition of an utterance on the blocking pool; the result comes back as an event.
     fn finish_utterance(&self, mut utterance: Utterance, clock: TurnClock) {
         let tx = self.recognised_tx.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _call = span.enter();
             let text = utterance
                 .stream
                 .finish()

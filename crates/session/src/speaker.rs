@@ -88,7 +88,9 @@ async fn reply(
         let voice = voice.clone();
         let cancel = job.cancel.clone();
         let spoken_tx = spoken_tx.clone();
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _call = span.enter();
             speak_sentences(&voice, speech, sentence_rx, &cancel, &spoken_tx)
         })
     };
