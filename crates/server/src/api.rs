@@ -10,11 +10,10 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard_core::{CallDirection, CallId};
-use switchboard_store::{CallFilter, CallRecord, NewCall};
+use switchboard_store::{CallCommand, CallFilter, CallRecord, Delivery, NewCall};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -194,21 +193,46 @@ async fn end_call(
             call.id
         )));
     }
+    let mut carried_by = None;
     match state.calls.get(call.id) {
         // A connected call ends through its session, which records the end itself.
         Some(live) => live.hangup.cancel(),
         None => {
-            state
-                .database
-                .end_call(call.id, SystemTime::now(), "ended_by_api")
-                .await?;
+            if let Some(shared) = &state.live {
+                match shared.send_command(call.id, CallCommand::Hangup).await {
+                    Ok(Delivery::Delivered { node }) => carried_by = Some(node),
+                    Ok(Delivery::NodeGone { node }) => {
+                        tracing::warn!(call_id = %call.id, %node, "the node that carried the call is gone; ending its record here")
+                    }
+                    Ok(Delivery::NotLive) => {}
+                    Err(e) => {
+                        return Err(ApiError::unavailable(
+                            "shared_state_unavailable",
+                            format!(
+                                "cannot reach the node carrying call {}: {e}; try again",
+                                call.id
+                            ),
+                        ));
+                    }
+                }
+            }
+            if carried_by.is_none() {
+                state
+                    .database
+                    .end_call(call.id, SystemTime::now(), "ended_by_api")
+                    .await?;
+            }
         }
     }
     state
         .auth
         .audit(&who, "call.end", Some(call.id.to_string()), None)
         .await;
-    Ok(Json(json!({ "id": call.id, "status": "ending" })))
+    let mut answer = json!({ "id": call.id, "status": "ending" });
+    if let Some(node) = carried_by {
+        answer["node"] = json!(node);
+    }
+    Ok(Json(answer))
 }
 
 async fn transcript(
@@ -260,26 +284,57 @@ async fn summary(
     })))
 }
 
-/// Server-sent events of a live call: transcript lines, latencies, hang-up.
+/// A live view's events, whichever node the call is on.
+type EventStream = futures_util::stream::BoxStream<'static, Result<SseEvent, Infallible>>;
+
+/// Server-sent events of a live call: transcript lines, latencies, hang-up. A call carried by another
+/// node is followed on the shared events stream (REDIS_HOST).
 async fn events(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Result<Sse<axum::response::sse::KeepAliveStream<EventStream>>, ApiError> {
     who.require(Role::Viewer)?;
     let call = load_call(&state, &id).await?;
-    let live = state.calls.get(call.id).ok_or_else(|| {
+    let not_live = || {
         ApiError::not_found(format!(
-            "call {} is not live on this node; its transcript is at /api/v1/calls/{}/transcript",
+            "call {} is not live; its transcript is at /api/v1/calls/{}/transcript",
             call.id, call.id
         ))
-    })?;
-    let stream = BroadcastStream::new(live.events.subscribe()).filter_map(|event| match event {
-        Ok(text) => Some(Ok(SseEvent::default().data(text.as_ref()))),
-        // A viewer too slow for the call skips what it missed.
-        Err(_) => None,
+    };
+    if let Some(live) = state.calls.get(call.id) {
+        let stream =
+            BroadcastStream::new(live.events.subscribe()).filter_map(|event| match event {
+                Ok(text) => Some(Ok(SseEvent::default().data(text.as_ref()))),
+                // A viewer too slow for the call skips what it missed.
+                Err(_) => None,
+            });
+        return Ok(Sse::new(Box::pin(stream) as EventStream).keep_alive(KeepAlive::default()));
+    }
+    let Some(shared) = &state.live else {
+        return Err(not_live());
+    };
+    let unavailable = |e: switchboard_store::StoreError| {
+        ApiError::unavailable(
+            "shared_state_unavailable",
+            format!("cannot follow call {}: {e}", call.id),
+        )
+    };
+    if shared.owner(call.id).await.map_err(unavailable)?.is_none() {
+        return Err(not_live());
+    }
+    let follower = shared.follow(call.id).await.map_err(unavailable)?;
+    let stream = futures_util::stream::unfold(follower, |mut follower| async move {
+        match follower.next().await {
+            Ok(Some(text)) => Some((Ok(SseEvent::default().data(text)), follower)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the shared events stream; ending the live view");
+                None
+            }
+        }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(Box::pin(stream) as EventStream).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Debug, Deserialize)]

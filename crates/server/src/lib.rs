@@ -8,6 +8,7 @@ mod console;
 mod error;
 mod health;
 pub mod metrics;
+pub mod nodes;
 mod openapi;
 pub mod ratelimit;
 mod readiness;

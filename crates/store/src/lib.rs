@@ -14,5 +14,8 @@ pub use calls::{CallFilter, CallRecord, NewCall, TurnRecord};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
 pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};
-pub use live::{EVENTS_STREAM, LIVE_CALLS_KEY, LiveState};
+pub use live::{
+    CallCommand, CommandListener, Delivery, EVENTS_STREAM, EventFollower, LIVE_CALLS_KEY,
+    LiveState, command_channel,
+};
 pub use summaries::{CallSummary, PastCall};

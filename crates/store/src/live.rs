@@ -1,9 +1,11 @@
 //! State several nodes must share, in Redis when REDIS_HOST is set: which node carries each live call
-//! (a hash), and every call's events on a Redis Stream (the seed's message queue), so that any node, a
-//! dashboard or a downstream consumer can follow a call carried elsewhere.
+//! (a hash), every call's events on a Redis Stream (the seed's message queue), so that any node, a
+//! dashboard or a downstream consumer can follow a call carried elsewhere, and commands for a call
+//! (hang up) sent to the node carrying it over that node's Pub/Sub channel.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use switchboard_core::CallId;
@@ -19,10 +21,66 @@ pub const EVENTS_STREAM: &str = "switchboard:call-events";
 const STREAM_MAX_LEN: usize = 100_000;
 /// Longest wait for Redis on a call's path; a slow Redis must not stall a call.
 const TIMEOUT: Duration = Duration::from_millis(500);
+/// How long one blocking read of the events stream waits before the follower checks the call is live.
+const FOLLOW_BLOCK: Duration = Duration::from_secs(2);
+
+/// The Pub/Sub channel on which `node` receives commands for the calls it carries.
+pub fn command_channel(node: &str) -> String {
+    format!("switchboard:node:{node}:commands")
+}
+
+/// A command for a live call, sent to the node that carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallCommand {
+    /// End the call politely (DELETE /api/v1/calls/{id} on another node).
+    Hangup,
+}
+
+impl CallCommand {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hangup => "hangup",
+        }
+    }
+
+    /// The wire form: `<command> <call id>`.
+    fn encode(self, call: CallId) -> String {
+        format!("{} {call}", self.as_str())
+    }
+
+    /// Reads the wire form; `None` for anything else (a newer node's command, garbage).
+    fn decode(text: &str) -> Option<(Self, CallId)> {
+        let (command, call) = text.split_once(' ')?;
+        let command = match command {
+            "hangup" => Self::Hangup,
+            _ => return None,
+        };
+        Some((command, call.trim().parse().ok()?))
+    }
+}
+
+/// What became of a command sent to another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The node carrying the call received it.
+    Delivered {
+        /// That node's id.
+        node: String,
+    },
+    /// The call was registered to `node`, but no such node listens any more (it stopped or crashed):
+    /// the registration was stale and has been removed.
+    NodeGone {
+        /// The node the call was registered to.
+        node: String,
+    },
+    /// No node carries the call.
+    NotLive,
+}
 
 /// A connection to the shared state, for one node.
 #[derive(Clone)]
 pub struct LiveState {
+    client: redis::Client,
     connection: ConnectionManager,
     node: String,
     display: String,
@@ -56,15 +114,18 @@ impl LiveState {
             },
         };
         let client = redis::Client::open(info).map_err(redis_error("connecting to Redis"))?;
-        let connection =
-            tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
-                .await
-                .map_err(|_| StoreError::Redis {
-                    operation: "connecting to Redis",
-                    detail: format!("{display} did not answer within 5 s"),
-                })?
-                .map_err(redis_error("connecting to Redis"))?;
+        let connection = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new(client.clone()),
+        )
+        .await
+        .map_err(|_| StoreError::Redis {
+            operation: "connecting to Redis",
+            detail: format!("{display} did not answer within 5 s"),
+        })?
+        .map_err(redis_error("connecting to Redis"))?;
         Ok(Self {
+            client,
             connection,
             node: node.to_owned(),
             display,
@@ -158,6 +219,84 @@ impl LiveState {
         Ok(count)
     }
 
+    /// Sends `command` for `call` to the node carrying it. A registration whose node no longer listens is
+    /// removed, so the caller can settle the call itself.
+    pub async fn send_command(
+        &self,
+        call: CallId,
+        command: CallCommand,
+    ) -> Result<Delivery, StoreError> {
+        let Some(node) = self.owner(call).await? else {
+            return Ok(Delivery::NotLive);
+        };
+        let mut c = self.connection.clone();
+        let receivers: u64 = self
+            .bounded(
+                "sending a call command",
+                c.publish(command_channel(&node), command.encode(call)),
+            )
+            .await?;
+        if receivers > 0 {
+            return Ok(Delivery::Delivered { node });
+        }
+        self.call_ended(call).await?;
+        Ok(Delivery::NodeGone { node })
+    }
+
+    /// Subscribes to this node's command channel. Returns once the subscription is in place, so commands
+    /// sent after this returns reach the listener.
+    pub async fn listen(&self) -> Result<CommandListener, StoreError> {
+        let mut pubsub =
+            tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
+                .await
+                .map_err(|_| StoreError::Redis {
+                    operation: "subscribing to call commands",
+                    detail: format!("{} did not answer within 5 s", self.display),
+                })?
+                .map_err(redis_error("subscribing to call commands"))?;
+        pubsub
+            .subscribe(command_channel(&self.node))
+            .await
+            .map_err(redis_error("subscribing to call commands"))?;
+        Ok(CommandListener {
+            messages: Box::pin(pubsub.into_on_message()),
+        })
+    }
+
+    /// Follows the events of `call` published from now on, by whichever node carries it: each call of
+    /// [`EventFollower::next`] waits for the next one. Uses its own connection, since a blocking read
+    /// would hold up every other command on the shared one.
+    pub async fn follow(&self, call: CallId) -> Result<EventFollower, StoreError> {
+        let connection =
+            tokio::time::timeout(TIMEOUT * 4, self.client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| StoreError::Redis {
+                    operation: "following call events",
+                    detail: format!("{} did not answer within 2 s", self.display),
+                })?
+                .map_err(redis_error("following call events"))?;
+        // "From now on" is the stream's newest entry at this moment, not `$` at the first read (which
+        // would miss what is published before the follower is first polled).
+        let mut c = self.connection.clone();
+        let newest: redis::streams::StreamRangeReply = self
+            .bounded(
+                "following call events",
+                c.xrevrange_count(EVENTS_STREAM, "+", "-", 1),
+            )
+            .await?;
+        let last_id = newest
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_owned(), |entry| entry.id.clone());
+        Ok(EventFollower {
+            shared: self.clone(),
+            connection,
+            call,
+            last_id,
+            pending: std::collections::VecDeque::new(),
+        })
+    }
+
     /// The events of `call` in the stream, oldest first (for tests and tools; consumers use XREAD).
     pub async fn events(&self, call: CallId) -> Result<Vec<String>, StoreError> {
         let mut c = self.connection.clone();
@@ -171,5 +310,113 @@ impl LiveState {
             .filter(|entry| entry.get::<String>("call_id").as_deref() == Some(id.as_str()))
             .filter_map(|entry| entry.get::<String>("event"))
             .collect())
+    }
+}
+
+/// This node's incoming call commands (see [`LiveState::listen`]).
+pub struct CommandListener {
+    messages: std::pin::Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>,
+}
+
+impl std::fmt::Debug for CommandListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandListener").finish_non_exhaustive()
+    }
+}
+
+impl CommandListener {
+    /// The next command; `None` when the subscription is lost (Redis went away), so the owner can
+    /// subscribe again. Messages that are not commands are skipped with a warning.
+    pub async fn next(&mut self) -> Option<(CallCommand, CallId)> {
+        loop {
+            let message = self.messages.next().await?;
+            match message.get_payload::<String>() {
+                Ok(text) => match CallCommand::decode(&text) {
+                    Some(command) => return Some(command),
+                    None => tracing::warn!(
+                        message = %text.chars().take(80).collect::<String>(),
+                        "ignoring an unknown call command"
+                    ),
+                },
+                Err(e) => tracing::warn!(error = %e, "ignoring an unreadable call command"),
+            }
+        }
+    }
+}
+
+/// Events of one call read from the shared stream (see [`LiveState::follow`]).
+pub struct EventFollower {
+    shared: LiveState,
+    connection: redis::aio::MultiplexedConnection,
+    call: CallId,
+    last_id: String,
+    pending: std::collections::VecDeque<String>,
+}
+
+impl std::fmt::Debug for EventFollower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventFollower")
+            .field("call", &self.call)
+            .field("last_id", &self.last_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventFollower {
+    /// The call's next event (JSON text); `Ok(None)` once the call is no longer live on any node and
+    /// every event it published has been read.
+    pub async fn next(&mut self) -> Result<Option<String>, StoreError> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(Some(event));
+            }
+            let options = redis::streams::StreamReadOptions::default()
+                .block(FOLLOW_BLOCK.as_millis() as usize)
+                .count(100);
+            let reply: Option<redis::streams::StreamReadReply> = self
+                .connection
+                .xread_options(&[EVENTS_STREAM], &[self.last_id.as_str()], &options)
+                .await
+                .map_err(redis_error("following call events"))?;
+            let entries = reply
+                .into_iter()
+                .flat_map(|r| r.keys)
+                .flat_map(|k| k.ids)
+                .collect::<Vec<_>>();
+            if entries.is_empty() {
+                // Nothing for a while: stop once the call has ended everywhere.
+                if self.shared.owner(self.call).await?.is_none() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let id = self.call.to_string();
+            for entry in entries {
+                if entry.get::<String>("call_id").as_deref() == Some(id.as_str())
+                    && let Some(event) = entry.get::<String>("event")
+                {
+                    self.pending.push_back(event);
+                }
+                self.last_id = entry.id;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_and_garbage_is_refused() {
+        let call = CallId::new();
+        let text = CallCommand::Hangup.encode(call);
+        assert_eq!(
+            CallCommand::decode(&text),
+            Some((CallCommand::Hangup, call))
+        );
+        for garbage in ["", "hangup", "hangup not-a-uuid", "reboot 0190", "hangup  "] {
+            assert_eq!(CallCommand::decode(garbage), None, "{garbage:?}");
+        }
     }
 }
