@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 const MODEL_RECHECK: Duration = Duration::from_secs(15);
 
 pub(crate) fn run(config: Config) -> anyhow::Result<ExitCode> {
-    crate::logging::init(config.log);
+    let _telemetry = crate::logging::init(config.log, &config.observability)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("switchboard")
@@ -80,6 +80,11 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
                 .context("connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)")?,
         );
         tracing::info!(node, "live call state shared through Redis");
+    }
+    if let Some(shared) = state.live.clone() {
+        switchboard_server::nodes::listen_for_commands(shared, state.calls.clone(), stop.clone())
+            .await
+            .context("subscribing to this node's call commands in Redis")?;
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");

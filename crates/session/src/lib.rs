@@ -12,6 +12,7 @@ pub mod media;
 mod phrases;
 mod playout;
 mod speaker;
+mod trace;
 mod voice_out;
 
 pub use backchannel::is_backchannel;

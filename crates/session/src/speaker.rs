@@ -12,6 +12,7 @@ use switchboard_speech::tts::{AudioChunk, PhraseCache, TextToSpeech, resample_fo
 use switchboard_speech::{ChunkerOptions, SentenceChunker};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::machine::SpeechId;
 use crate::playout::Queued;
@@ -71,7 +72,10 @@ pub(crate) async fn run(
             let _ = voice.queue_tx.send(Queued::End(job.speech)).await;
             continue;
         }
-        reply(&mut conversation, &voice, job, &spoken_tx).await;
+        let span = tracing::info_span!("agent_reply");
+        reply(&mut conversation, &voice, job, &spoken_tx)
+            .instrument(span)
+            .await;
     }
     conversation
 }
@@ -201,6 +205,7 @@ fn speak_sentences(
         if let Some(phrase) = voice.phrases.cached(voice.tts.as_ref(), &sentence) {
             let _ = emit(&phrase.samples);
         } else {
+            let _stage = tracing::info_span!("tts_sentence", piece = index).entered();
             let result = voice.tts.synthesize(&sentence, &mut |chunk: AudioChunk| {
                 if chunk.sample_rate == rate {
                     emit(&chunk.samples)
