@@ -21,6 +21,9 @@ pub(crate) enum BenchCommand {
     /// Language engines: time to the first token, cold and with the call's prompt prefix reused, and
     /// tokens per second, for each embedded model fetched and each configured server that answers.
     Llm(LlmArgs),
+    /// Whole calls of real recorded speech through the real transport: voice-to-voice latency per turn
+    /// (p50 / p95 / max) and its parts, CPU use, and how the tail grows with concurrent calls.
+    Latency(crate::bench_latency::LatencyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,5 +91,6 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
         BenchCommand::Stt(args) => crate::bench_stt::run(&args, config),
         BenchCommand::Tts(args) => crate::bench_tts::run(&args, config),
         BenchCommand::Llm(args) => crate::bench_llm::run(&args, config),
+        BenchCommand::Latency(args) => crate::bench_latency::run(&args, config),
     }
 }

@@ -3,10 +3,12 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod bench_latency;
 mod bench_llm;
 mod bench_stt;
 mod bench_tts;
 mod call_server;
+mod caller;
 mod cmd_agent_test;
 mod cmd_bench;
 mod cmd_call;
@@ -87,16 +89,23 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cmd_config::run(cmd, &config),
         Command::Models(cmd) => cmd_models::run(cmd, &config),
         Command::Migrate(args) => cmd_migrate::run(args, config),
+        Command::Bench(cmd @ cmd_bench::BenchCommand::Latency(_)) => {
+            // Whole calls run in this process: their logs and traces are wanted like a server's.
+            match crate::logging::init(config.log, &config.observability) {
+                Ok(_telemetry) => cmd_bench::run(cmd, &config),
+                Err(e) => Err(e),
+            }
+        }
         Command::Bench(cmd) => cmd_bench::run(cmd, &config),
         Command::Transcribe(args) => cmd_transcribe::run(&args, &config),
         Command::Say(args) => cmd_say::run(&args, &config),
         Command::AgentTest(args) => cmd_agent_test::run(&args, &config),
         Command::Kb(cmd) => cmd_kb::run(cmd, &config),
         Command::Keys(cmd) => cmd_keys::run(cmd, &config),
-        Command::Call(args) => {
-            crate::logging::init(config.log);
-            cmd_call::run(&args, &config)
-        }
+        Command::Call(args) => match crate::logging::init(config.log, &config.observability) {
+            Ok(_telemetry) => cmd_call::run(&args, &config),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(code) => code,

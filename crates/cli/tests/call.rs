@@ -1,9 +1,17 @@
 //! `switchboard call`: a whole call over /ws/audio with three turns of real recorded speech, on SQLite and
 //! on PostgreSQL, and what it leaves behind (transcript, agent audio, latency report, claim, synthesis, the
-//! stored record after the server is gone).
+//! stored record after the server is gone), and the call's trace exported over OTLP/HTTP.
 #![allow(clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 
 use serde_json::Value;
 use switchboard_core::config::{DatabaseTarget, RedisConfig};
@@ -67,12 +75,13 @@ fn caller_turns(dir: &Path) -> Vec<PathBuf> {
     ]
 }
 
-/// Runs `switchboard call` and checks the files it wrote; returns the report.
+/// Runs `switchboard call` (with `env` added) and checks the files it wrote; returns the report.
 fn call_and_check(
     data_dir: &Path,
     models: &Path,
     database_url: Option<&str>,
     redis_host: Option<&str>,
+    env: &[(&str, &str)],
 ) -> Value {
     let turns = caller_turns(data_dir);
     let out_dir = data_dir.join("out");
@@ -86,6 +95,7 @@ fn call_and_check(
     if let Some(host) = redis_host {
         cmd.env("REDIS_HOST", host);
     }
+    cmd.envs(env.iter().copied());
     for turn in &turns {
         cmd.arg("--audio").arg(turn);
     }
@@ -194,7 +204,18 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let report = call_and_check(dir.path(), &models, None, None);
+    let collector = OtlpCollector::start();
+    let endpoint = collector.endpoint();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        None,
+        None,
+        &[
+            ("ENABLE_TRACING", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ],
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(check_stored(
         DatabaseTarget::Sqlite {
@@ -202,6 +223,79 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
         },
         &report,
     ));
+    check_trace(&collector.spans(), &report);
+}
+
+/// The call's trace: one `call` span carrying the call id, a `turn` span under it per answered caller
+/// turn lasting that turn's voice-to-voice latency, and under each turn its five stages in order.
+fn check_trace(spans: &[Span], report: &Value) {
+    let call_id = report["call_id"].as_str().unwrap();
+    let attribute = |span: &Span, key: &str| -> Option<String> {
+        span.attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.as_ref())
+            .map(|v| match v {
+                any_value::Value::StringValue(s) => s.clone(),
+                any_value::Value::IntValue(i) => i.to_string(),
+                any_value::Value::DoubleValue(d) => d.to_string(),
+                other => format!("{other:?}"),
+            })
+    };
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    let call = spans
+        .iter()
+        .find(|s| s.name == "call" && attribute(s, "call_id").as_deref() == Some(call_id))
+        .unwrap_or_else(|| panic!("no call span for {call_id} among {names:?}"));
+    let children = |parent: &Span, name: &str| -> Vec<&Span> {
+        spans
+            .iter()
+            .filter(|s| s.parent_span_id == parent.span_id && s.name == name)
+            .collect()
+    };
+    let turns = children(call, "turn");
+    let answered = report["turns"].as_array().unwrap().len();
+    assert_eq!(
+        turns.len(),
+        answered,
+        "a turn span per answered turn: {names:?}"
+    );
+    for turn in turns {
+        assert_eq!(turn.trace_id, call.trace_id);
+        let turn_ns = turn.end_time_unix_nano - turn.start_time_unix_nano;
+        let mut at = turn.start_time_unix_nano;
+        for stage in [
+            "end_of_turn",
+            "stt_final",
+            "llm_first_sentence",
+            "tts_first_chunk",
+            "transport",
+        ] {
+            let found = children(turn, stage);
+            assert_eq!(found.len(), 1, "{stage} under turn: {names:?}");
+            let stage = found[0];
+            // Stages follow each other within the turn (a millisecond of slack for rounding).
+            assert!(
+                stage.start_time_unix_nano + 1_000_000 >= at,
+                "{}",
+                stage.name
+            );
+            assert!(stage.end_time_unix_nano <= turn.end_time_unix_nano + 1_000_000);
+            at = stage.end_time_unix_nano;
+        }
+        let v2v_ms: f64 = attribute(turn, "voice_to_voice_ms")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (turn_ns as f64 / 1e6 - v2v_ms).abs() < 2.0,
+            "{v2v_ms} ms vs {turn_ns} ns"
+        );
+    }
+    // The work itself shows up too: every final transcription and every answer, inside the call.
+    assert!(children(call, "stt_final").len() >= answered, "{names:?}");
+    assert!(children(call, "agent_reply").len() >= answered, "{names:?}");
 }
 
 #[test]
@@ -232,7 +326,7 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
     let redis_host = std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let report = call_and_check(dir.path(), &models, Some(&url), Some(&redis_host));
+    let report = call_and_check(dir.path(), &models, Some(&url), Some(&redis_host), &[]);
     assert!(
         !dir.path().join("switchboard.db").exists(),
         "with PostgreSQL configured nothing goes to SQLite"
@@ -274,4 +368,141 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
         );
         assert_eq!(live.owner(id).await.unwrap(), None);
     });
+}
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP protobuf exports on a free loopback port and
+/// keeps the requests' bodies.
+struct OtlpCollector {
+    port: u16,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl OtlpCollector {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    // One connection carries several requests (keep-alive).
+                    loop {
+                        let mut length = None;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse::<usize>().ok();
+                            }
+                        }
+                        let mut body = vec![0; length.unwrap_or(0)];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        kept.lock().unwrap().push(body);
+                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, bodies }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every span received so far.
+    fn spans(&self) -> Vec<Span> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|body| {
+                ExportTraceServiceRequest::decode(body.as_slice())
+                    .unwrap()
+                    .resource_spans
+            })
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .collect()
+    }
+}
+
+/// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;
+/// its JSON holds every turn of every call.
+#[test]
+fn bench_latency_prints_percentiles_of_whole_calls() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("latency.json");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .env("LOG_LEVEL", "warn")
+        .args([
+            "bench",
+            "latency",
+            "--calls",
+            "1",
+            "--concurrency",
+            "2",
+            "--json",
+        ])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for row in [
+        "voice-to-voice",
+        "end-of-turn wait",
+        "STT final",
+        "LLM first sentence",
+        "TTS first chunk",
+        "transport",
+        "how the tail grows with load",
+    ] {
+        assert!(stdout.contains(row), "{row} missing:\n{stdout}");
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let levels = report["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2, "concurrency 1 and 2: {report:#}");
+    for level in levels {
+        assert_eq!(level["failed_calls"], 0, "{level:#}");
+        assert_eq!(level["turns"], 3, "{level:#}");
+        assert_eq!(level["unanswered_turns"], 0, "{level:#}");
+        let v2v = &level["voice_to_voice"];
+        let (p50, p95, max) = (
+            v2v["p50"].as_f64().unwrap(),
+            v2v["p95"].as_f64().unwrap(),
+            v2v["max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p95 && p95 <= max && max < 30.0, "{v2v}");
+        assert!(level["parts"]["stt"]["p50"].as_f64().is_some(), "{level:#}");
+        assert!(
+            level["cpu_cores_busy"].as_f64().is_some_and(|c| c > 0.0),
+            "{level:#}"
+        );
+    }
 }
