@@ -224,6 +224,11 @@ impl FrontEnd {
         self.vad.in_speech()
     }
 
+    /// Whether the caller went quiet after speaking, and the end of speech is not yet declared.
+    pub fn pausing(&self) -> bool {
+        self.vad.pausing()
+    }
+
     /// Input samples dropped because frames were not drained.
     pub fn dropped_samples(&self) -> u64 {
         self.framer.dropped()

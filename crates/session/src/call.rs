@@ -85,6 +85,8 @@ pub struct CallReport {
 struct Utterance {
     stream: Box<dyn SpeechStream>,
     started: Instant,
+    /// The VAD saw the caller go quiet (and the stream was told).
+    paused: bool,
 }
 
 /// The result of a final recognition pass.
@@ -442,6 +444,7 @@ impl Session {
                     self.utterance = Some(Utterance {
                         stream,
                         started: now.checked_sub(lead).unwrap_or(now),
+                        paused: false,
                     });
                     change = Some(Event::CallerSpeechStarted);
                 }
@@ -460,6 +463,15 @@ impl Session {
                     change = Some(Event::CallerSpeechEnded);
                 }
                 None => {}
+            }
+            let pausing = self.front.pausing();
+            if let Some(utterance) = &mut self.utterance {
+                // The caller just went quiet: transcribe what was said while the end of the turn is
+                // being confirmed.
+                if pausing && !utterance.paused && self.engines.early_final {
+                    utterance.stream.speech_paused();
+                }
+                utterance.paused = pausing;
             }
             if let Some(utterance) = &mut self.utterance
                 && let Err(e) = utterance.stream.push(&samples)
@@ -485,6 +497,7 @@ impl Session {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _call = span.enter();
+            let _stage = tracing::info_span!("stt_final").entered();
             let text = utterance
                 .stream
                 .finish()
@@ -625,6 +638,7 @@ impl Session {
                     clock.first_audio = Some(at);
                     if let Some(latency) = clock.latency(*turn) {
                         latency.record();
+                        crate::trace::export_turn(clock, &latency);
                         self.latencies.push(latency);
                         let _ = self.out_tx.send(Outbound::Latency(latency)).await;
                     }

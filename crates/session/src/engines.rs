@@ -16,21 +16,40 @@ use switchboard_speech::{SpeechToText, StreamOptions, StreamingRecognizer, Whisp
 use crate::machine::TurnOptions;
 use crate::phrases::PhraseBook;
 
-/// Why the engines could not be loaded; each names the model and what to do.
+/// Why the engines could not be loaded; each names the engine, what failed and what to do. The inner
+/// error is part of the message, not a source, so that a report of the whole chain says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// Speech recognition.
-    #[error("speech recognition: {0} (run `switchboard models fetch`)")]
-    Stt(#[from] switchboard_speech::whisper::SttError),
+    #[error("speech recognition: {0}")]
+    Stt(switchboard_speech::whisper::SttError),
     /// The voice.
     #[error("voice: {0} (run `switchboard models fetch`)")]
-    Tts(#[from] switchboard_speech::tts::TtsError),
+    Tts(switchboard_speech::tts::TtsError),
     /// The language model.
     #[error("language model: {0}")]
-    Llm(#[from] switchboard_llm::LlmError),
+    Llm(switchboard_llm::LlmError),
     /// The agent's configuration.
     #[error(transparent)]
     Agent(#[from] switchboard_agent::AgentConfigError),
+}
+
+impl From<switchboard_speech::whisper::SttError> for EngineError {
+    fn from(e: switchboard_speech::whisper::SttError) -> Self {
+        Self::Stt(e)
+    }
+}
+
+impl From<switchboard_speech::tts::TtsError> for EngineError {
+    fn from(e: switchboard_speech::tts::TtsError) -> Self {
+        Self::Tts(e)
+    }
+}
+
+impl From<switchboard_llm::LlmError> for EngineError {
+    fn from(e: switchboard_llm::LlmError) -> Self {
+        Self::Llm(e)
+    }
 }
 
 /// Everything a call needs besides its transport and the database.
@@ -53,6 +72,8 @@ pub struct Engines {
     pub agent: AgentConfig,
     /// Turn-taking settings.
     pub turns: TurnOptions,
+    /// Tell the recogniser when the caller goes quiet (STT_EARLY_FINAL).
+    pub early_final: bool,
     /// Where the VAD model lives.
     pub models_dir: PathBuf,
     /// VAD thresholds.
@@ -87,9 +108,13 @@ impl Engines {
         ));
         let stt = Arc::new(StreamingRecognizer::new(
             recognizer,
-            StreamOptions {
-                partial_interval: config.stt.partial_interval,
-                ..StreamOptions::default()
+            if config.stt.early_final {
+                StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
+            } else {
+                StreamOptions {
+                    partial_interval: config.stt.partial_interval,
+                    ..StreamOptions::default()
+                }
             },
         ));
         let voice = tts::load(&tts::options_from_config(config))?;
@@ -108,6 +133,7 @@ impl Engines {
             knowledge,
             agent,
             turns: TurnOptions::from_config(config),
+            early_final: config.stt.early_final,
             models_dir: config.paths.models_dir.clone(),
             vad: vad::options_from_config(&config.audio),
             vad_sensitivity: config.audio.vad_sensitivity.level(),

@@ -115,6 +115,11 @@ pub trait SpeechStream: Send {
     fn finish(&mut self) -> Result<Hypothesis, SttError>;
     /// Audio pushed so far.
     fn audio(&self) -> Duration;
+    /// The caller just went quiet: the utterance may be over. Starts a pass over everything heard so far
+    /// now (or as soon as the pass in flight is done), so that when the end of the turn is confirmed a
+    /// moment later the final transcript is already computed or nearly so. Harmless if the caller goes
+    /// on: the pass becomes one more partial.
+    fn speech_paused(&mut self) {}
 }
 
 /// When partials are computed.
@@ -127,6 +132,19 @@ pub struct StreamOptions {
     /// A pass may serve as the final if it misses at most this much audio at the end (trailing
     /// silence the end-of-turn detector waited through). Zero: only a pass over all of it.
     pub final_reuse_tail: Duration,
+}
+
+impl StreamOptions {
+    /// Options for calls whose end of turn is declared after `end_of_turn_silence` of quiet: a pass
+    /// started when the caller went quiet covers every word, so it may serve as the final.
+    pub fn for_calls(partial_interval: Duration, end_of_turn_silence: Duration) -> Self {
+        Self {
+            partial_interval,
+            // The VAD decides on 32 ms windows; allow two more than the silence itself.
+            final_reuse_tail: end_of_turn_silence + Duration::from_millis(64),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for StreamOptions {
@@ -166,6 +184,7 @@ impl<R: Recognizer> SpeechToText for StreamingRecognizer<R> {
             pass: None,
             ready: None,
             latest: None,
+            pass_wanted: false,
         })
     }
 }
@@ -190,6 +209,8 @@ struct Utterance<R> {
     ready: Option<Hypothesis>,
     /// The newest partial, handed out or not: the final when nothing was said after it.
     latest: Option<Hypothesis>,
+    /// The caller paused while a pass was running: start the next one as soon as it is done.
+    pass_wanted: bool,
 }
 
 impl<R: Recognizer> Utterance<R> {
@@ -250,10 +271,25 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         let due = self.audio.len() - self.partial_from
             >= Self::samples(self.options.partial_interval)
             && self.audio.len() >= Self::samples(self.options.min_partial_audio);
-        if due && self.pass.is_none() {
+        if (due || self.pass_wanted) && self.pass.is_none() {
+            self.pass_wanted = false;
             self.start_pass();
         }
         Ok(())
+    }
+
+    fn speech_paused(&mut self) {
+        self.collect();
+        if self.audio.len() < Self::samples(self.options.min_partial_audio)
+            || self.partial_from == self.audio.len()
+        {
+            return;
+        }
+        if self.pass.is_none() {
+            self.start_pass();
+        } else {
+            self.pass_wanted = true;
+        }
     }
 
     fn poll_partial(&mut self) -> Option<Hypothesis> {
@@ -264,13 +300,17 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
     fn finish(&mut self) -> Result<Hypothesis, SttError> {
         let total = self.audio.len();
         let tail = Self::samples(self.options.final_reuse_tail);
-        if let Some(pass) = self.pass.take()
-            && pass.samples + tail >= total
-            && let Ok(Ok(transcript)) = pass.result.recv()
-        {
-            return Ok(Hypothesis::from_transcript(transcript, total, true));
+        if let Some(pass) = self.pass.take() {
+            if pass.samples + tail >= total {
+                if let Ok(Ok(transcript)) = pass.result.recv() {
+                    return Ok(Hypothesis::from_transcript(transcript, total, true));
+                }
+            } else {
+                // The pass in flight holds the cores: let it end rather than run two at once (each
+                // would run at half speed, and the final would be no sooner).
+                let _ = pass.result.recv();
+            }
         }
-        // A pass that misses too much runs out on its own thread; its result is dropped.
         self.ready = None;
         if let Some(latest) = self.latest.take()
             && Self::samples(latest.audio) + tail >= total
@@ -397,6 +437,38 @@ mod tests {
         let _ = wait_partial(stream.as_mut());
         stream.push(&vec![0.0; 3_200]).unwrap(); // +200 ms: a new pass
         assert_eq!(stream.finish().unwrap().text, "7");
+    }
+
+    #[test]
+    fn a_pause_starts_the_pass_that_becomes_the_final() {
+        let recognizer = recognizer(30);
+        let options = StreamOptions::for_calls(Duration::from_secs(10), Duration::from_millis(320));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 16_000]).unwrap(); // 1 s of speech, no partial due
+        stream.speech_paused();
+        stream.push(&vec![0.0; 5_120]).unwrap(); // the 320 ms of silence that ends the turn
+        let last = stream.finish().unwrap();
+        assert_eq!(last.text, "10", "the pass from the pause is the final");
+        assert_eq!(last.audio, Duration::from_millis(1_320));
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_pause_during_a_pass_starts_the_next_one_when_it_ends() {
+        let recognizer = recognizer(40);
+        let options =
+            StreamOptions::for_calls(Duration::from_millis(500), Duration::from_millis(320));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 8_000]).unwrap(); // a partial pass starts at 500 ms
+        stream.push(&vec![0.0; 4_800]).unwrap(); // 800 ms, then the caller pauses
+        stream.speech_paused();
+        thread::sleep(Duration::from_millis(60)); // the first pass ends
+        stream.push(&vec![0.0; 320]).unwrap(); // the next frame starts the wanted pass at 820 ms
+        stream.push(&vec![0.0; 4_800]).unwrap();
+        assert_eq!(stream.finish().unwrap().text, "8");
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
     }
 
     #[test]

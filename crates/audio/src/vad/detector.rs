@@ -189,6 +189,12 @@ impl VadDetector {
         matches!(self.state, State::Speech { .. } | State::Pause { .. })
     }
 
+    /// Whether the caller went quiet after speaking and the detector is waiting out `min_silence` to
+    /// call it the end of speech.
+    pub fn pausing(&self) -> bool {
+        matches!(self.state, State::Pause { .. })
+    }
+
     /// Windows judged background by energy alone, without running the engine (a cost saving).
     pub fn skipped_windows(&self) -> u64 {
         self.skipped_windows

@@ -177,6 +177,10 @@ pub struct SttConfig {
     pub language: Option<String>,
     /// New audio between partial transcripts.
     pub partial_interval: Duration,
+    /// The encoder's shortest window (WHISPER_WINDOW_MS).
+    pub window: Duration,
+    /// Start the final pass when the caller goes quiet (STT_EARLY_FINAL).
+    pub early_final: bool,
 }
 
 /// Speech synthesis settings.
@@ -441,6 +445,8 @@ impl Config {
                 partial_interval: Duration::from_millis(
                     r.int(&STT_PARTIAL_INTERVAL_MS, 100..=10_000)? as u64,
                 ),
+                early_final: r.bool(&STT_EARLY_FINAL)?,
+                window: Duration::from_millis(r.int(&WHISPER_WINDOW_MS, 5_000..=30_000)? as u64),
             },
             tts: TtsConfig {
                 engine: r.choice(&TTS_MODEL)?,

@@ -76,8 +76,12 @@ settings! {
     WHISPER_THREADS: "stt.threads", "WHISPER_THREADS", default Some("2"), allowed "an integer from 1 to 64";
     /// Language spoken by callers; unset uses TTS_LANGUAGE (the conversation's language) rather than detecting it per utterance.
     WHISPER_LANGUAGE: "stt.language", "WHISPER_LANGUAGE", default None, allowed "an ISO 639-1 code such as en, fr, de";
+    /// The shortest audio window Whisper's encoder looks at (longer utterances get a window that covers them). Its cost grows with the window; 15 s keeps tiny.en's accuracy at 2.5× the speed of the full 30 s (see README).
+    WHISPER_WINDOW_MS: "stt.window_ms", "WHISPER_WINDOW_MS", default Some("15000"), allowed "an integer from 5000 to 30000 (milliseconds; 30000 is Whisper's full window)";
     /// How much new caller audio triggers another partial transcript while the caller speaks.
     STT_PARTIAL_INTERVAL_MS: "stt.partial_interval_ms", "STT_PARTIAL_INTERVAL_MS", default Some("500"), allowed "an integer from 100 to 10000 (milliseconds)";
+    /// Start the final transcription as soon as the caller goes quiet, while the end of the turn is still being confirmed (the pass is reused when the caller said nothing more). Off: the final pass starts once the turn has ended.
+    STT_EARLY_FINAL: "stt.early_final", "STT_EARLY_FINAL", default Some("true"), allowed "true or false";
     /// Text-to-speech engine. Piper is the default until Kokoro's English voices ship in a package.
     TTS_MODEL: "tts.model", "TTS_MODEL", default Some("piper"), allowed "one of kokoro, piper, espeak";
     /// Voice of the TTS engine.

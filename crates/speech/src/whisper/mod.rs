@@ -32,7 +32,8 @@ pub fn options_from_config(config: &Config) -> TranscribeOptions {
             .clone()
             .or_else(|| Some(config.tts.language.clone())),
         threads: usize::from(config.stt.threads),
-        ..TranscribeOptions::default()
+        min_window: (config.stt.window < std::time::Duration::from_secs(30))
+            .then_some(config.stt.window),
     }
 }
 
