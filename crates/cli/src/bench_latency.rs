@@ -78,19 +78,9 @@ pub(crate) fn run(args: &LatencyArgs, config: &Config) -> anyhow::Result<ExitCod
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (base, token, local) = match &args.server {
-            Some(url) => {
-                let token = args.token.clone().ok_or_else(|| {
-                    anyhow!("--server needs --token (or SWITCHBOARD_TOKEN): an API key with the supervisor role")
-                })?;
-                (url.trim_end_matches('/').to_owned(), token, None)
-            }
-            None => {
-                eprintln!("starting a server in this process (loading models)...");
-                let local = LocalServer::start(config.clone()).await?;
-                (local.base_url(), local.token.clone(), Some(local))
-            }
-        };
+        let (base, token, local) =
+            LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
+                .await?;
         let result = measure(args, &base, &token, &turns, local.is_some()).await;
         if let Some(local) = local {
             local.stop().await;

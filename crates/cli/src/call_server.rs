@@ -72,6 +72,28 @@ impl LocalServer {
         })
     }
 
+    /// The server a caller command talks to: `server` (with its `token`) when given, else one started in
+    /// this process. Returns its base URL, a token for it, and the local server to stop afterwards.
+    pub(crate) async fn given_or_started(
+        server: Option<&str>,
+        token: Option<&str>,
+        config: &Config,
+    ) -> anyhow::Result<(String, String, Option<Self>)> {
+        match server {
+            Some(url) => {
+                let token = token.ok_or_else(|| {
+                    anyhow::anyhow!("--server needs --token (or SWITCHBOARD_TOKEN): an API key with the supervisor role")
+                })?;
+                Ok((url.trim_end_matches('/').to_owned(), token.to_owned(), None))
+            }
+            None => {
+                eprintln!("starting a server in this process (loading models)...");
+                let local = Self::start(config.clone()).await?;
+                Ok((local.base_url(), local.token.clone(), Some(local)))
+            }
+        }
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub(crate) fn base_url(&self) -> String {
         format!("http://{}", self.address)

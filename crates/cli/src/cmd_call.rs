@@ -55,20 +55,9 @@ pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> 
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (base, token, local) = match &args.server {
-            Some(url) => {
-                let token = args
-                    .token
-                    .clone()
-                    .ok_or_else(|| anyhow!("--server needs --token (or SWITCHBOARD_TOKEN): an API key with the supervisor role"))?;
-                (url.trim_end_matches('/').to_owned(), token, None)
-            }
-            None => {
-                eprintln!("starting a server in this process (loading models)...");
-                let local = LocalServer::start(config.clone()).await?;
-                (local.base_url(), local.token.clone(), Some(local))
-            }
-        };
+        let (base, token, local) =
+            LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
+                .await?;
         let script = Script {
             from: args.from.clone(),
             source: "switchboard call",
@@ -82,7 +71,10 @@ pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> 
         }
         let call = result?;
         write_wav(&args.out.join("agent.wav"), &call.agent_audio)?;
-        for (name, value) in [("transcript.json", &call.transcript), ("report.json", &call.report)] {
+        for (name, value) in [
+            ("transcript.json", &call.transcript),
+            ("report.json", &call.report),
+        ] {
             let path = args.out.join(name);
             std::fs::write(&path, serde_json::to_vec_pretty(value)?)
                 .with_context(|| format!("cannot write {}", path.display()))?;

@@ -71,6 +71,21 @@ async fn send(app: &Router, method: Method, path: &str, key: &str) -> (StatusCod
     )
 }
 
+async fn create_call(app: &Router, key: &str) -> CallId {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/calls")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    body["id"].as_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
 async fn a_call_on_one_node_is_ended_and_watched_through_another() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,18 +107,7 @@ async fn a_call_on_one_node_is_ended_and_watched_through_another() {
     database.insert_api_key(&key.record).await.unwrap();
 
     // A call placed through node A, whose audio node B carries.
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/calls")
-        .header("authorization", format!("Bearer {}", key.key))
-        .header("content-type", "application/json")
-        .body(Body::from("{}"))
-        .unwrap();
-    let response = a.app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let id: CallId = body["id"].as_str().unwrap().parse().unwrap();
+    let id = create_call(&a.app, &key.key).await;
     let (_registration, carried) = b.state.calls.register(id).unwrap();
     let b_shared = b.state.live.clone().unwrap();
     b_shared.call_started(id).await.unwrap();
@@ -150,17 +154,7 @@ async fn a_call_on_one_node_is_ended_and_watched_through_another() {
 
     // A call registered to a node that no longer listens is settled by the node asked.
     let ghost = shared(&format!("test-ghost-{suffix}")).await.unwrap();
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/api/v1/calls")
-        .header("authorization", format!("Bearer {}", key.key))
-        .header("content-type", "application/json")
-        .body(Body::from("{}"))
-        .unwrap();
-    let response = a.app.clone().oneshot(request).await.unwrap();
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    let orphan: CallId = body["id"].as_str().unwrap().parse().unwrap();
+    let orphan = create_call(&a.app, &key.key).await;
     ghost.call_started(orphan).await.unwrap();
     let (status, body) = send(
         &a.app,
