@@ -122,6 +122,20 @@ fn confirmed(config: &AgentConfig, intent: &str, caller_said: &str) -> bool {
         .any(|cue| said.contains(&format!(" {} ", cue.to_lowercase())))
 }
 
+/// Whether the model's intent label could change what a turn does (see `Conversation::instruction`): a
+/// transfer or hang-up needs one of its cue words in the caller's line (or an intent configured without
+/// cues), a document search needs a knowledge base (`documents`). When it cannot, the label is not asked
+/// for: on the embedded model that request is about half of the wait before the first sentence.
+fn intent_matters(config: &AgentConfig, documents: bool, caller_said: &str) -> bool {
+    let configured = |intent: &str| config.intents.iter().any(|i| i == intent);
+    if documents && (configured("coverage_question") || configured("claim_status")) {
+        return true;
+    }
+    ["speak_to_human", "goodbye"]
+        .into_iter()
+        .any(|intent| configured(intent) && confirmed(config, intent, caller_said))
+}
+
 /// The answer of a turn spoken from fixed words, for models too small to follow instructions reliably
 /// (the embedded default): the next question of the schema, the transfer notice, the goodbye, the wrap-up.
 /// Answers from documents are always generated. `None` means generate.
@@ -288,6 +302,7 @@ impl Conversation {
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> TurnOutcome {
         let mut outcome = TurnOutcome::default();
+        let label_needed = intent_matters(&self.config, self.knowledge.is_some(), caller_said);
         let (understanding, error) = understand(
             self.model.as_ref(),
             &self.config,
@@ -296,6 +311,7 @@ impl Conversation {
             &self.last_agent,
             caller_said,
             self.today,
+            label_needed,
         )
         .await;
         if let Some(error) = error {
@@ -441,6 +457,7 @@ impl Conversation {
                 temperature: None,
                 max_tokens: Some(REPLY_MAX_TOKENS),
                 response_schema: None,
+                background: false,
             };
             let mut stream = self.model.chat(&request).await?;
             let mut calls: Vec<ToolCall> = Vec::new();
@@ -554,5 +571,36 @@ impl Conversation {
         } else {
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_intent_label_is_asked_for_only_when_it_could_act() {
+        let config = AgentConfig::default();
+        assert!(!intent_matters(&config, false, "My name is Ana Lopez."));
+        assert!(!intent_matters(
+            &config,
+            false,
+            "Does my policy cover windshields?"
+        ));
+        assert!(intent_matters(
+            &config,
+            true,
+            "Does my policy cover windshields?"
+        ));
+        assert!(intent_matters(&config, false, "Can I talk to a person?"));
+        assert!(intent_matters(&config, false, "No, that's all, bye."));
+        // An action intent configured without cue words acts on the label alone.
+        let mut uncued = AgentConfig::default();
+        uncued.intent_cues.clear();
+        assert!(intent_matters(&uncued, false, "My name is Ana Lopez."));
+        // Without the action intents and documents, no label changes anything.
+        let mut plain = AgentConfig::default();
+        plain.intents = vec!["report_claim".into(), "other".into()];
+        assert!(!intent_matters(&plain, true, "Can I talk to a person?"));
     }
 }

@@ -40,6 +40,10 @@ pub struct Synthesis {
     pub next_action: NextAction,
 }
 
+/// Tokens for the synthesis: its strings at their longest (120 + 199 + 100 characters), the rest of
+/// the JSON, and a margin.
+const SYNTHESIS_MAX_TOKENS: u32 = 520;
+
 /// Writes the synthesis of a call from its transcript (`(speaker, text)` pairs) and the claim.
 pub async fn synthesize(
     model: &dyn ChatModel,
@@ -72,20 +76,22 @@ pub async fn synthesize(
         ],
         tools: Vec::new(),
         temperature: None,
-        // Room for every field at its longest; a small model that runs away inside a string is cut by the
-        // lengths below, not by the token limit (which would leave broken JSON).
-        max_tokens: Some(480),
+        // Room for every field at its longest even at one character per token: a small model that runs
+        // away inside a string is cut by the lengths below, not by the token limit, which would leave
+        // broken JSON.
+        max_tokens: Some(SYNTHESIS_MAX_TOKENS),
         response_schema: Some(json!({
             "type": "object",
             "properties": {
-                "short_summary": {"type": "string", "maxLength": 140},
-                "long_summary": {"type": "string", "maxLength": 420},
+                "short_summary": {"type": "string", "maxLength": 120},
+                "long_summary": {"type": "string", "maxLength": 199},
                 "satisfaction": {"enum": [1, 2, 3, 4, 5]},
-                "improvement": {"type": "string", "maxLength": 140},
+                "improvement": {"type": "string", "maxLength": 100},
                 "next_action": {"enum": ["case_closed", "follow_up", "human_callback", "commercial_offer"]},
             },
             "required": ["short_summary", "long_summary", "satisfaction", "improvement", "next_action"],
         })),
+        background: true,
     };
     let answer = complete(model, &request).await?;
     let engine = model.name().to_owned();

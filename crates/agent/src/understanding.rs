@@ -28,7 +28,10 @@ pub struct Understanding {
 const EXTRACTION_MAX_TOKENS: u32 = 160;
 
 /// Reads one caller turn. `asked` is the field the agent's last question was about, `agent_said` that
-/// question. An engine failure leaves the intent and free-text facts out; entities are always there.
+/// question. `label_needed` says whether an intent label could change what the turn does; when not, the
+/// model is not asked for one. An engine failure leaves the intent and free-text facts out; entities are
+/// always there.
+#[allow(clippy::too_many_arguments)]
 pub async fn understand(
     model: &dyn ChatModel,
     config: &AgentConfig,
@@ -37,6 +40,7 @@ pub async fn understand(
     agent_said: &str,
     caller_said: &str,
     today: NaiveDate,
+    label_needed: bool,
 ) -> (Understanding, Option<LlmError>) {
     let schema = &config.claim_schema;
     let entities = extract(caller_said, today, &config.country_code);
@@ -58,14 +62,24 @@ pub async fn understand(
         entities,
         proposals: Vec::new(),
     };
+    // A line made only of one intent's cue words and courtesies ("Goodbye.", "Okay, thanks, bye") is
+    // that intent, without asking the model; and it answers no question, so nothing is extracted from it
+    // (a 135M model took "Goodbye" for the caller's name).
+    if let Some(intent) = cue_only_intent(config, caller_said) {
+        understanding.intent = Some(intent);
+        understanding.proposals = proposals;
+        return (understanding, None);
+    }
     let mut failure = None;
-    match complete(model, &intent_request(config, caller_said)).await {
-        Ok(answer) => {
-            understanding.intent = serde_json::from_str::<String>(answer.trim())
-                .ok()
-                .filter(|i| config.intents.iter().any(|known| known == i));
+    if label_needed {
+        match complete(model, &intent_request(config, caller_said)).await {
+            Ok(answer) => {
+                understanding.intent = serde_json::from_str::<String>(answer.trim())
+                    .ok()
+                    .filter(|i| config.intents.iter().any(|known| known == i));
+            }
+            Err(error) => failure = Some(error),
         }
-        Err(error) => failure = Some(error),
     }
 
     // The model is asked for one field: the one the agent just asked about, when the parsers did not
@@ -139,6 +153,44 @@ pub fn yes_or_no(text: &str) -> Option<bool> {
     None
 }
 
+/// Words that carry no request of their own around a cue ("okay, thanks, bye").
+const COURTESIES: &[&str] = &[
+    "ok", "okay", "alright", "all", "right", "thanks", "thank", "you", "very", "much", "so",
+    "well", "then", "oh", "um", "uh", "and", "no", "yes", "have", "a", "nice", "good", "great",
+    "day", "for", "your", "help", "again", "cheers", "bye",
+];
+
+/// The intent a line names by its cue words alone (see `AgentConfig::intent_cues`), when nothing else
+/// but courtesies is said. `None` when the line says anything more, or names two intents.
+pub(crate) fn cue_only_intent(config: &AgentConfig, caller_said: &str) -> Option<String> {
+    let normalized = caller_said
+        .to_lowercase()
+        .replace(|c: char| !c.is_alphanumeric() && c != '\'', " ");
+    let mut found = None;
+    let mut rest = format!(
+        " {} ",
+        normalized.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+    for (intent, cues) in &config.intent_cues {
+        let mut named = false;
+        for cue in cues {
+            let cue = format!(" {} ", cue.to_lowercase());
+            while let Some(at) = rest.find(&cue) {
+                rest.replace_range(at..at + cue.len(), " ");
+                named = true;
+            }
+        }
+        if named {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(intent.clone());
+        }
+    }
+    let only_courtesies = rest.split_whitespace().all(|w| COURTESIES.contains(&w));
+    found.filter(|intent| only_courtesies && config.intents.contains(intent))
+}
+
 /// Classifies the caller's words into one of the configured intents, shown the configured examples
 /// first: a small model labels far better from examples than from label names, and the examples form a
 /// fixed prefix the engine keeps cached.
@@ -158,6 +210,7 @@ fn intent_request(config: &AgentConfig, caller_said: &str) -> ChatRequest {
         temperature: None,
         max_tokens: Some(16),
         response_schema: Some(json!({"enum": config.intents})),
+        background: false,
     }
 }
 
@@ -286,6 +339,7 @@ fn extraction_request(
         temperature: None,
         max_tokens: Some(EXTRACTION_MAX_TOKENS),
         response_schema: Some(answer_schema(open, caller_said)),
+        background: false,
     }
 }
 
@@ -309,6 +363,37 @@ pub(crate) async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_of_cue_words_and_courtesies_names_its_intent() {
+        let config = AgentConfig::default();
+        for line in [
+            "Goodbye.",
+            "Okay, thanks, bye!",
+            "No, that's all. Thank you, goodbye.",
+            "Bye-bye",
+        ] {
+            assert_eq!(
+                cue_only_intent(&config, line).as_deref(),
+                Some("goodbye"),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            cue_only_intent(&config, "A human, please, now").as_deref(),
+            None,
+            "\"please\" and \"now\" are words of a request the model reads"
+        );
+        for line in [
+            "My name is Bye.",
+            "Goodbye, can I talk to a person",
+            "Hello",
+            "",
+            "Thanks",
+        ] {
+            assert_eq!(cue_only_intent(&config, line), None, "{line}");
+        }
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()

@@ -125,8 +125,8 @@ fn with_ollama_unreachable_the_call_is_answered_by_the_embedded_fallback() {
         outcome.reply
     );
     assert!(
-        switchboard_llm::total_fallbacks() >= before + 2,
-        "extraction and reply both fell back"
+        switchboard_llm::total_fallbacks() > before,
+        "the reply fell back (no intent label is asked for: nothing in the line could act on one)"
     );
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("falling back"), "{logged}");

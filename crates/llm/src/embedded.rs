@@ -4,10 +4,13 @@
 //! the context's KV cache survives between requests: each new prompt is compared with the tokens already
 //! in the cache, the common prefix (the system prompt and every earlier turn) is kept, and only the new
 //! tail is evaluated. A call's second turn therefore costs its new words, not the whole prompt again.
-//! Requests are served one at a time in arrival order. Output is constrained by a GBNF grammar when the
+//! Requests are served one at a time in arrival order, except that background work (a post-call
+//! synthesis) gives way: while it runs, a live call's request is served between two of its tokens, its
+//! own sequence of the cache kept aside until it goes on. Output is constrained by a GBNF grammar when the
 //! request carries a response schema (always a value of the schema) or tools (prose, or one well-formed
 //! call of one of the tools).
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -237,8 +240,11 @@ fn worker(
         slots: vec![Slot::default(); SLOTS as usize],
         clock: 0,
         options,
+        queue,
+        deferred: VecDeque::new(),
+        paused: Vec::new(),
     };
-    while let Ok(job) = queue.recv() {
+    while let Some(job) = session.next_job() {
         session.run(job);
     }
 }
@@ -253,6 +259,12 @@ struct Session<'m> {
     /// Requests served, to find the least recently used slot.
     clock: u64,
     options: EmbeddedOptions,
+    /// Requests as they arrive.
+    queue: std_mpsc::Receiver<Job>,
+    /// Background requests waiting until no live request is queued.
+    deferred: VecDeque<Job>,
+    /// Slots of background requests paused mid-way, which other requests must leave alone.
+    paused: Vec<usize>,
 }
 
 /// Sequences (prompt prefixes) the cache keeps at once.
@@ -275,6 +287,32 @@ enum Mode {
 }
 
 impl Session<'_> {
+    /// The next request to serve: a live one when any is queued (in arrival order), else the oldest
+    /// background one; waits for one when there is none. `None` once the engine is dropped.
+    fn next_job(&mut self) -> Option<Job> {
+        while let Ok(job) = self.queue.try_recv() {
+            if !job.request.background {
+                return Some(job);
+            }
+            self.deferred.push_back(job);
+        }
+        self.deferred.pop_front().or_else(|| self.queue.recv().ok())
+    }
+
+    /// Serves the live requests queued now while the background request on `slot` waits; background
+    /// ones are put aside for later.
+    fn serve_live_requests(&mut self, slot: usize) {
+        while let Ok(job) = self.queue.try_recv() {
+            if job.request.background {
+                self.deferred.push_back(job);
+                continue;
+            }
+            self.paused.push(slot);
+            self.run(job);
+            self.paused.pop();
+        }
+    }
+
     fn run(&mut self, job: Job) {
         let Job {
             request,
@@ -290,8 +328,9 @@ impl Session<'_> {
             }
         };
         let t0 = Instant::now();
+        let background = request.background;
         let slot = self.pick_slot(&prompt);
-        let reused = match self.evaluate_prompt(slot, &prompt) {
+        let reused = match self.evaluate_prompt(slot, &prompt, background) {
             Ok(reused) => reused,
             Err(e) => {
                 let _ = started.send(Err(e));
@@ -312,7 +351,7 @@ impl Session<'_> {
             .max_tokens
             .unwrap_or(self.options.default_max_tokens);
         let usage_prompt = u32::try_from(prompt.len() - reused).ok();
-        let result = self.generate(slot, &mut samplers, max_tokens, &mode, &events);
+        let result = self.generate(slot, &mut samplers, max_tokens, &mode, background, &events);
         let event = result.map(|(completion_tokens, finish_reason, held_back)| {
             if let Some(text) = held_back {
                 let event = match parse_text_tool_call(&text) {
@@ -433,23 +472,21 @@ impl Session<'_> {
     }
 
     /// The slot whose cached tokens share the longest prefix with `prompt`; the least recently used one
-    /// when none shares anything.
+    /// when none shares anything. Slots of paused background requests are not candidates.
     fn pick_slot(&mut self, prompt: &[LlamaToken]) -> usize {
         self.clock += 1;
-        let best = self
-            .slots
-            .iter()
-            .enumerate()
+        let free = || {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !self.paused.contains(i))
+        };
+        let best = free()
             .map(|(i, slot)| (common_prefix(&slot.tokens, prompt), i))
             .max_by_key(|&(common, i)| (common, std::cmp::Reverse(self.slots[i].used)));
         let slot = match best {
             Some((common, i)) if common > 0 => i,
-            _ => self
-                .slots
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.used)
-                .map_or(0, |(i, _)| i),
+            _ => free().min_by_key(|(_, s)| s.used).map_or(0, |(i, _)| i),
         };
         self.slots[slot].used = self.clock;
         slot
@@ -457,7 +494,12 @@ impl Session<'_> {
 
     /// Brings `slot`'s sequence to `prompt`, evaluating only what differs from what it holds. Returns how
     /// many tokens were reused.
-    fn evaluate_prompt(&mut self, slot: usize, prompt: &[LlamaToken]) -> Result<usize, LlmError> {
+    fn evaluate_prompt(
+        &mut self,
+        slot: usize,
+        prompt: &[LlamaToken],
+        background: bool,
+    ) -> Result<usize, LlmError> {
         let common = common_prefix(&self.slots[slot].tokens, prompt);
         // The last prompt token is always evaluated again: its logits start the answer.
         let keep = common.min(prompt.len() - 1);
@@ -469,9 +511,10 @@ impl Session<'_> {
             Ok(true)
         ) {
             let _ = self.context.clear_kv_cache_seq(Some(seq), None, None);
-            return self.evaluate_from(slot, prompt, 0).map(|()| 0);
+            return self.evaluate_from(slot, prompt, 0, background).map(|()| 0);
         }
-        self.evaluate_from(slot, prompt, keep).map(|()| keep)
+        self.evaluate_from(slot, prompt, keep, background)
+            .map(|()| keep)
     }
 
     fn evaluate_from(
@@ -479,13 +522,18 @@ impl Session<'_> {
         slot: usize,
         prompt: &[LlamaToken],
         start: usize,
+        background: bool,
     ) -> Result<(), LlmError> {
         self.slots[slot].tokens.truncate(start);
         let seq = slot as i32;
-        let batch_size = 512;
+        // Background prompts go in smaller pieces, so that a live request waits less between them.
+        let batch_size = if background { 128 } else { 512 };
         let mut batch = LlamaBatch::new(batch_size, 1);
         let last = prompt.len() - 1;
         for (chunk_index, chunk) in prompt[start..].chunks(batch_size).enumerate() {
+            if background && chunk_index > 0 {
+                self.serve_live_requests(slot);
+            }
             batch.clear();
             for (i, token) in chunk.iter().enumerate() {
                 let position = start + chunk_index * batch_size + i;
@@ -509,6 +557,7 @@ impl Session<'_> {
         samplers: &mut Samplers,
         max_tokens: u32,
         mode: &Mode,
+        background: bool,
         events: &mpsc::Sender<Result<ChatEvent, LlmError>>,
     ) -> Result<(u32, &'static str, Option<String>), LlmError> {
         let vocab = self.model.vocab();
@@ -550,6 +599,11 @@ impl Session<'_> {
             }
             if events.is_closed() {
                 return Ok((produced, "cancelled", None));
+            }
+            if background {
+                // The logits of this token are used; the next ones come from decoding it below, after
+                // whatever live request runs here has used the context.
+                self.serve_live_requests(slot);
             }
             batch.clear();
             let position = self.slots[slot].tokens.len() as i32;

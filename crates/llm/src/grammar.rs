@@ -3,8 +3,8 @@
 //! A small model asked for JSON drifts: it forgets a quote, invents a field, or talks instead. Sampling
 //! under a grammar makes every token it can choose one that keeps the output a value of the schema, so the
 //! answer always parses. This covers the part of JSON Schema that tool arguments and extraction use:
-//! objects (properties in the schema's order; `required` ones always, the others may be left out only by
-//! giving them as `null`-able), strings (with `maxLength`), `enum` and `const`, numbers, integers, booleans,
+//! objects (properties in the order `required` lists them, then the others; the others may be left out
+//! only by giving them as `null`-able), strings (with `maxLength`), `enum` and `const`, numbers, integers, booleans,
 //! `null`, arrays (with `maxItems`), `anyOf`/`oneOf` and a list of types.
 
 use std::collections::BTreeMap;
@@ -176,7 +176,7 @@ impl Builder {
             return Ok(r#""{" ws "}""#.into());
         };
         let mut members = Vec::with_capacity(properties.len());
-        for (key, schema) in properties {
+        for (key, schema) in ordered_properties(object, properties) {
             let value = self.rule_for(schema, &format!("{name}-{}", rule_name(key)))?;
             members.push(format!(
                 r#"{} ws ":" ws {value}"#,
@@ -191,6 +191,31 @@ impl Builder {
             members.join(r#" "," ws "#)
         ))
     }
+}
+
+/// An object's properties in the order its `required` list gives, then the rest in map order. A JSON
+/// object's keys have no order (serde_json sorts them), but the order the model writes fields in matters:
+/// a summary written before the verdict on it reads better, and a small model that starts with an odd
+/// field can derail.
+fn ordered_properties<'s>(
+    object: &'s serde_json::Map<String, Value>,
+    properties: &'s serde_json::Map<String, Value>,
+) -> Vec<(&'s String, &'s Value)> {
+    let required: Vec<&str> = object
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut ordered: Vec<(&String, &Value)> = required
+        .iter()
+        .filter_map(|name| properties.get_key_value(*name))
+        .collect();
+    ordered.extend(
+        properties
+            .iter()
+            .filter(|(key, _)| !required.contains(&key.as_str())),
+    );
+    ordered
 }
 
 impl Builder {
@@ -282,10 +307,25 @@ mod tests {
         }))
         .unwrap();
         let root = grammar.lines().find(|l| l.starts_with("root ::=")).unwrap();
-        // serde_json keeps keys sorted without `preserve_order`; the grammar follows the map's order.
+        // `required` gives the order (serde_json's map sorts keys), the others follow.
+        let at = |key: &str| root.find(&format!(r#""\"{key}\"" ws ":""#)).unwrap();
         assert!(
-            root.contains(r#""\"field\"" ws ":" ws root-field"#),
+            at("field") < at("value") && at("value") < at("sure"),
             "{root}"
+        );
+        let reordered = json_schema_to_gbnf(&json!({
+            "type": "object",
+            "properties": {"a_verdict": {"type": "boolean"}, "summary": {"type": "string"}},
+            "required": ["summary", "a_verdict"],
+        }))
+        .unwrap();
+        let root2 = reordered
+            .lines()
+            .find(|l| l.starts_with("root ::="))
+            .unwrap();
+        assert!(
+            root2.find("summary").unwrap() < root2.find("a_verdict").unwrap(),
+            "{root2}"
         );
         assert!(
             grammar.contains(r#"root-field ::= ("\"caller_name\"" | "\"email\"")"#),

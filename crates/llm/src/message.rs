@@ -119,6 +119,9 @@ pub struct ChatRequest {
     /// OpenAI's `response_format`, a grammar for the embedded engine. Small models need this to extract
     /// fields reliably.
     pub response_schema: Option<serde_json::Value>,
+    /// Work no caller is waiting for (a post-call synthesis). An engine that serves one request at a time
+    /// (the embedded one) lets the requests of live calls go ahead of it, pausing it between tokens.
+    pub background: bool,
 }
 
 /// Token counts and why generation stopped.

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use serde_json::json;
@@ -253,4 +254,69 @@ fn sentence_embeddings_rank_by_meaning() {
     // Batching and padding do not change a text's vector.
     let alone = embedder.embed(&texts[..1]).unwrap();
     assert!(cosine(&alone[0], &vectors[0]) > 0.999);
+}
+
+#[tokio::test]
+async fn a_live_request_is_served_while_background_work_waits_and_that_work_is_unchanged() {
+    let Some(engine) = smollm() else { return };
+    let engine = std::sync::Arc::new(engine);
+    let background = ChatRequest {
+        messages: vec![
+            Message::system("You are a counting machine."),
+            Message::user("Count from 1 to 300, separated by commas."),
+        ],
+        max_tokens: Some(240),
+        background: true,
+        ..ChatRequest::default()
+    };
+    let (alone, _, alone_usage) = run(engine.as_ref(), &background).await;
+
+    // The same background request again, read by a task that notes when each piece arrives; a live
+    // request is sent once the first piece is there.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let reader = {
+        let engine = engine.clone();
+        let request = background.clone();
+        tokio::spawn(async move {
+            let mut stream = engine.chat(&request).await.unwrap();
+            let mut first = Some(first_tx);
+            let mut pieces = Vec::new();
+            let mut usage = None;
+            while let Some(event) = stream.next().await {
+                match event.unwrap() {
+                    ChatEvent::Text(t) => {
+                        pieces.push((Instant::now(), t));
+                        if let Some(tx) = first.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    ChatEvent::Done(u) => usage = Some((Instant::now(), u)),
+                    ChatEvent::ToolCall(_) => {}
+                }
+            }
+            (pieces, usage.unwrap())
+        })
+    };
+    first_rx.await.unwrap();
+    let (answer, _, _) = run(
+        engine.as_ref(),
+        &conversation(&["Hello, I had an accident."]),
+    )
+    .await;
+    let live_done = Instant::now();
+    assert!(!answer.is_empty());
+    let (pieces, (background_done, usage)) = reader.await.unwrap();
+    let after_live = pieces.iter().filter(|(at, _)| *at > live_done).count();
+    println!(
+        "{} pieces, {after_live} after the live answer",
+        pieces.len()
+    );
+    assert!(
+        background_done > live_done && after_live > 0,
+        "the live request did not wait for the background one: {after_live} pieces came after it"
+    );
+    assert_eq!(usage.completion_tokens, alone_usage.completion_tokens);
+    // Its cache sequence was left alone while the live request ran: the same greedy answer.
+    let interleaved: String = pieces.into_iter().map(|(_, t)| t).collect();
+    assert_eq!(interleaved, alone);
 }

@@ -94,6 +94,7 @@ fn request() -> ChatRequest {
         temperature: Some(0.2),
         max_tokens: Some(128),
         response_schema: None,
+        background: false,
     }
 }
 
