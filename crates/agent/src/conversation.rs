@@ -599,8 +599,10 @@ mod tests {
         uncued.intent_cues.clear();
         assert!(intent_matters(&uncued, false, "My name is Ana Lopez."));
         // Without the action intents and documents, no label changes anything.
-        let mut plain = AgentConfig::default();
-        plain.intents = vec!["report_claim".into(), "other".into()];
+        let plain = AgentConfig {
+            intents: vec!["report_claim".into(), "other".into()],
+            ..AgentConfig::default()
+        };
         assert!(!intent_matters(&plain, true, "Can I talk to a person?"));
     }
 }
