@@ -23,7 +23,7 @@ use crate::knowledge::{Hit, KnowledgeSearch, Passage};
 use crate::memory::Memory;
 use crate::prompt::{Instruction, reply_system_prompt};
 use crate::tools::{Action, tool_specs, validate};
-use crate::understanding::understand;
+use crate::understanding::{cue_text, understand};
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -112,14 +112,8 @@ fn confirmed(config: &AgentConfig, intent: &str, caller_said: &str) -> bool {
     let Some(cues) = config.intent_cues.get(intent) else {
         return true;
     };
-    let said = format!(
-        " {} ",
-        caller_said
-            .to_lowercase()
-            .replace(|c: char| !c.is_alphanumeric() && c != '\'', " ")
-    );
-    cues.iter()
-        .any(|cue| said.contains(&format!(" {} ", cue.to_lowercase())))
+    let said = cue_text(caller_said);
+    cues.iter().any(|cue| said.contains(&cue_text(cue)))
 }
 
 /// Whether the model's intent label could change what a turn does (see `Conversation::instruction`): a
@@ -594,6 +588,10 @@ mod tests {
         ));
         assert!(intent_matters(&config, false, "Can I talk to a person?"));
         assert!(intent_matters(&config, false, "No, that's all, bye."));
+        // A cue of several words is found however the words are punctuated apart, as
+        // `cue_only_intent` finds it.
+        assert!(intent_matters(&config, false, "I think that's -- all"));
+        assert!(!intent_matters(&config, false, "The hangar flooded."));
         // An action intent configured without cue words acts on the label alone.
         let mut uncued = AgentConfig::default();
         uncued.intent_cues.clear();

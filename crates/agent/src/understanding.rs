@@ -160,21 +160,28 @@ const COURTESIES: &[&str] = &[
     "day", "for", "your", "help", "again", "cheers", "bye",
 ];
 
+/// A line in the form cue words are matched in: lower case, every character but letters, digits and
+/// the apostrophe turned into a space, runs of spaces collapsed, and one space at each end, so a cue is
+/// found as `" {cue} "` only as whole words ("a—person" holds the cue "a person", "hangar" not "hang").
+pub(crate) fn cue_text(line: &str) -> String {
+    let spaced = line
+        .to_lowercase()
+        .replace(|c: char| !c.is_alphanumeric() && c != '\'', " ");
+    format!(
+        " {} ",
+        spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
+}
+
 /// The intent a line names by its cue words alone (see `AgentConfig::intent_cues`), when nothing else
 /// but courtesies is said. `None` when the line says anything more, or names two intents.
 pub(crate) fn cue_only_intent(config: &AgentConfig, caller_said: &str) -> Option<String> {
-    let normalized = caller_said
-        .to_lowercase()
-        .replace(|c: char| !c.is_alphanumeric() && c != '\'', " ");
     let mut found = None;
-    let mut rest = format!(
-        " {} ",
-        normalized.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
+    let mut rest = cue_text(caller_said);
     for (intent, cues) in &config.intent_cues {
         let mut named = false;
         for cue in cues {
-            let cue = format!(" {} ", cue.to_lowercase());
+            let cue = cue_text(cue);
             while let Some(at) = rest.find(&cue) {
                 rest.replace_range(at..at + cue.len(), " ");
                 named = true;
