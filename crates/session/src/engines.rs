@@ -11,7 +11,9 @@ use switchboard_core::Config;
 use switchboard_llm::ChatModel;
 use switchboard_speech::tts::{self, PhraseCache, TextToSpeech};
 use switchboard_speech::whisper::{self, WhisperModel};
-use switchboard_speech::{SpeechToText, StreamOptions, StreamingRecognizer, WhisperRecognizer};
+use switchboard_speech::{
+    PassGate, SpeechToText, StreamOptions, StreamingRecognizer, WhisperRecognizer,
+};
 
 use crate::machine::TurnOptions;
 use crate::phrases::PhraseBook;
@@ -106,17 +108,18 @@ impl Engines {
             whisper_model,
             whisper::options_from_config(config),
         ));
-        let stt = Arc::new(StreamingRecognizer::new(
-            recognizer,
-            if config.stt.early_final {
-                StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
-            } else {
-                StreamOptions {
-                    partial_interval: config.stt.partial_interval,
-                    ..StreamOptions::default()
-                }
-            },
-        ));
+        let mut stream_options = if config.stt.early_final {
+            StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
+        } else {
+            StreamOptions {
+                partial_interval: config.stt.partial_interval,
+                ..StreamOptions::default()
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        stream_options.concurrent_passes =
+            PassGate::slots_for(cores, usize::from(config.stt.threads));
+        let stt = Arc::new(StreamingRecognizer::new(recognizer, stream_options));
         let voice = tts::load(&tts::options_from_config(config))?;
         let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);
         let native_tools = switchboard_llm::uses_native_tools(config);

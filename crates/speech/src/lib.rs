@@ -1,11 +1,13 @@
 //! Speech recognition and synthesis.
 
 mod chunker;
+pub mod gate;
 pub mod stream;
 pub mod tts;
 pub mod wer;
 
 pub use chunker::{ChunkerOptions, SentenceChunker};
+pub use gate::PassGate;
 pub use stream::{
     Hypothesis, Recognizer, SpeechStream, SpeechToText, StreamOptions, StreamingRecognizer,
     WhisperRecognizer,

@@ -5,13 +5,15 @@
 //! Whisper transcribes a buffer, not a stream, so this is how streaming is done with it: re-decoding the
 //! growing utterance. A pass costs about the same whatever the utterance's length (the encoder always sees
 //! 30 s), so partials are at most one pass in flight; a pass that already covers the whole utterance when
-//! it ends is the final, with no second pass.
+//! it ends is the final, with no second pass. Passes of all utterances go through one [`PassGate`]:
+//! finals first, partials only on idle cores.
 
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::gate::{PassGate, PassPermit};
 use crate::whisper::{Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
 
 /// Samples per second the recognisers take.
@@ -132,6 +134,8 @@ pub struct StreamOptions {
     /// A pass may serve as the final if it misses at most this much audio at the end (trailing
     /// silence the end-of-turn detector waited through). Zero: only a pass over all of it.
     pub final_reuse_tail: Duration,
+    /// Passes that may run at once across all utterances (see [`PassGate::slots_for`]).
+    pub concurrent_passes: usize,
 }
 
 impl StreamOptions {
@@ -153,6 +157,7 @@ impl Default for StreamOptions {
             partial_interval: Duration::from_millis(500),
             min_partial_audio: Duration::from_millis(300),
             final_reuse_tail: Duration::ZERO,
+            concurrent_passes: 1,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Default for StreamOptions {
 pub struct StreamingRecognizer<R> {
     recognizer: Arc<R>,
     options: StreamOptions,
+    gate: Arc<PassGate>,
 }
 
 impl<R: Recognizer> StreamingRecognizer<R> {
@@ -170,6 +176,7 @@ impl<R: Recognizer> StreamingRecognizer<R> {
         Self {
             recognizer,
             options,
+            gate: PassGate::new(options.concurrent_passes),
         }
     }
 }
@@ -179,12 +186,12 @@ impl<R: Recognizer> SpeechToText for StreamingRecognizer<R> {
         Box::new(Utterance {
             recognizer: self.recognizer.clone(),
             options: self.options,
+            gate: self.gate.clone(),
             audio: Arc::new(Vec::new()),
             partial_from: 0,
             pass: None,
             ready: None,
             latest: None,
-            pass_wanted: false,
         })
     }
 }
@@ -200,6 +207,7 @@ struct Pass {
 struct Utterance<R> {
     recognizer: Arc<R>,
     options: StreamOptions,
+    gate: Arc<PassGate>,
     /// Shared with a running pass, copied on write only while one runs.
     audio: Arc<Vec<f32>>,
     /// Audio length when the last partial pass started.
@@ -209,8 +217,15 @@ struct Utterance<R> {
     ready: Option<Hypothesis>,
     /// The newest partial, handed out or not: the final when nothing was said after it.
     latest: Option<Hypothesis>,
-    /// The caller paused while a pass was running: start the next one as soon as it is done.
-    pass_wanted: bool,
+}
+
+/// Whether a caller waits for a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Urgency {
+    /// A partial: run it only on a slot nothing else wants, else skip it.
+    Partial,
+    /// Started at a pause, likely the final: queue for the next slot.
+    Paused,
 }
 
 impl<R: Recognizer> Utterance<R> {
@@ -218,14 +233,25 @@ impl<R: Recognizer> Utterance<R> {
         (d.as_secs_f64() * f64::from(STT_SAMPLE_RATE)) as usize
     }
 
-    fn start_pass(&mut self) {
+    /// Starts a pass over all audio so far, replacing the one in flight (whose result is then unused;
+    /// it still ends first, as it holds its slot). A partial that finds no free slot is not started.
+    fn start_pass(&mut self, urgency: Urgency) {
+        let permit: Option<PassPermit> = match urgency {
+            Urgency::Partial => match self.gate.try_partial() {
+                Some(permit) => Some(permit),
+                None => return,
+            },
+            Urgency::Paused => None,
+        };
         let (sender, result) = mpsc::sync_channel(1);
         let recognizer = self.recognizer.clone();
+        let gate = self.gate.clone();
         let audio = self.audio.clone();
         let samples = audio.len();
         let spawned = thread::Builder::new()
-            .name("stt-partial".into())
+            .name("stt-pass".into())
             .spawn(move || {
+                let _permit = permit.unwrap_or_else(|| gate.urgent());
                 let _ = sender.send(recognizer.transcribe(&audio));
             });
         match spawned {
@@ -271,9 +297,8 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         let due = self.audio.len() - self.partial_from
             >= Self::samples(self.options.partial_interval)
             && self.audio.len() >= Self::samples(self.options.min_partial_audio);
-        if (due || self.pass_wanted) && self.pass.is_none() {
-            self.pass_wanted = false;
-            self.start_pass();
+        if due && self.pass.is_none() {
+            self.start_pass(Urgency::Partial);
         }
         Ok(())
     }
@@ -285,11 +310,7 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         {
             return;
         }
-        if self.pass.is_none() {
-            self.start_pass();
-        } else {
-            self.pass_wanted = true;
-        }
+        self.start_pass(Urgency::Paused);
     }
 
     fn poll_partial(&mut self) -> Option<Hypothesis> {
@@ -300,16 +321,13 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
     fn finish(&mut self) -> Result<Hypothesis, SttError> {
         let total = self.audio.len();
         let tail = Self::samples(self.options.final_reuse_tail);
-        if let Some(pass) = self.pass.take() {
-            if pass.samples + tail >= total {
-                if let Ok(Ok(transcript)) = pass.result.recv() {
-                    return Ok(Hypothesis::from_transcript(transcript, total, true));
-                }
-            } else {
-                // The pass in flight holds the cores: let it end rather than run two at once (each
-                // would run at half speed, and the final would be no sooner).
-                let _ = pass.result.recv();
-            }
+        // A pass in flight that misses too much is left to end on its own: it holds its slot, so the
+        // final pass below starts after it rather than sharing the cores with it.
+        if let Some(pass) = self.pass.take()
+            && pass.samples + tail >= total
+            && let Ok(Ok(transcript)) = pass.result.recv()
+        {
+            return Ok(Hypothesis::from_transcript(transcript, total, true));
         }
         self.ready = None;
         if let Some(latest) = self.latest.take()
@@ -321,6 +339,7 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
                 ..latest
             });
         }
+        let _permit = self.gate.urgent();
         let started = Instant::now();
         let transcript = self.recognizer.transcribe(&self.audio)?;
         let mut hypothesis = Hypothesis::from_transcript(transcript, total, true);
@@ -455,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pause_during_a_pass_starts_the_next_one_when_it_ends() {
+    fn a_pause_during_a_pass_queues_the_next_one_behind_it() {
         let recognizer = recognizer(40);
         let options =
             StreamOptions::for_calls(Duration::from_millis(500), Duration::from_millis(320));
@@ -463,12 +482,31 @@ mod tests {
         let mut stream = stt.stream();
         stream.push(&vec![0.0; 8_000]).unwrap(); // a partial pass starts at 500 ms
         stream.push(&vec![0.0; 4_800]).unwrap(); // 800 ms, then the caller pauses
-        stream.speech_paused();
-        thread::sleep(Duration::from_millis(60)); // the first pass ends
-        stream.push(&vec![0.0; 320]).unwrap(); // the next frame starts the wanted pass at 820 ms
-        stream.push(&vec![0.0; 4_800]).unwrap();
+        stream.speech_paused(); // a pass over 800 ms, started when the first one ends
+        stream.push(&vec![0.0; 5_120]).unwrap();
         assert_eq!(stream.finish().unwrap().text, "8");
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn another_calls_final_goes_before_partials() {
+        let recognizer = recognizer(200);
+        let stt = StreamingRecognizer::new(recognizer.clone(), StreamOptions::default());
+        let passes = || recognizer.passes.load(Ordering::SeqCst);
+        let (mut first, mut second) = (stt.stream(), stt.stream());
+        first.push(&vec![0.0; 8_000]).unwrap(); // the first caller's partial takes the one slot
+        second.push(&vec![0.0; 8_000]).unwrap(); // the second's is skipped, not queued
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(passes(), 1);
+        second.speech_paused(); // queued behind the running partial
+        thread::sleep(Duration::from_millis(250)); // the partial ended; the paused pass runs
+        assert_eq!(passes(), 2);
+        first.push(&vec![0.0; 8_000]).unwrap(); // due, but the slot is the waiting caller's
+        let final_text = second.finish().unwrap().text;
+        assert_eq!(final_text, "5", "the pass from the pause is the final");
+        assert_eq!(passes(), 2, "no partial ran while a caller waited");
+        assert_eq!(first.finish().unwrap().text, "10");
+        assert_eq!(passes(), 3);
     }
 
     #[test]
