@@ -470,6 +470,8 @@ impl Session {
                 // being confirmed.
                 if pausing && !utterance.paused && self.engines.early_final {
                     utterance.stream.speech_paused();
+                } else if !pausing && utterance.paused {
+                    utterance.stream.speech_resumed();
                 }
                 utterance.paused = pausing;
             }

@@ -3,11 +3,11 @@
 //! A Whisper pass keeps its threads busy until it ends, and whisper.cpp's threads spin while they wait
 //! for each other: two passes on cores meant for one each run far more than twice as slow. Without an
 //! order across calls, a final transcript that a caller is waiting for shares the cores with other
-//! callers' partials, which nobody waits for. The gate lets at most `slots` passes run at once, serves
-//! passes someone waits for (finals, and the pass started when a caller pauses) in the order they asked,
-//! and runs a partial only on a slot nothing else wants.
+//! callers' partials, which nobody waits for. The gate lets at most `slots` passes run at once. Passes
+//! someone waits for queue: a confirmed final before a pass started at a pause, then in the order asked;
+//! a pass no longer wanted (the caller went on speaking, or a newer pass covers more) leaves the queue
+//! without running. A partial runs only on a slot nothing in the queue wants.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Admits recognition passes; shared by every utterance of one recogniser.
@@ -18,18 +18,45 @@ pub struct PassGate {
     freed: Condvar,
 }
 
+/// How much a queued pass is waited for; a lower level starts first, then the older ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// The end of the caller's turn is confirmed and the caller waits for this pass.
+    Final,
+    /// The caller went quiet: this pass is likely the final, or becomes a partial if they go on.
+    Paused,
+}
+
 #[derive(Debug, Default)]
 struct GateState {
     running: usize,
-    /// Tickets of urgent passes waiting, oldest first.
-    waiting: VecDeque<u64>,
-    next_ticket: u64,
+    /// Queued passes as (priority, ticket id); ids grow in order of asking.
+    waiting: Vec<(Priority, u64)>,
+    next_id: u64,
+}
+
+impl GateState {
+    fn next_in_line(&self) -> Option<u64> {
+        self.waiting.iter().min().map(|&(_, id)| id)
+    }
+
+    fn position(&self, id: u64) -> Option<usize> {
+        self.waiting.iter().position(|&(_, queued)| queued == id)
+    }
 }
 
 /// A running pass's slot, given back when dropped.
 #[derive(Debug)]
 pub struct PassPermit {
     gate: Arc<PassGate>,
+}
+
+/// A place in the queue for one pass. Whoever holds a clone may wait for it, raise it to
+/// [`Priority::Final`] or withdraw it while it has not started.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    gate: Arc<PassGate>,
+    id: u64,
 }
 
 impl PassGate {
@@ -52,8 +79,8 @@ impl PassGate {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A slot for a partial pass, only when one is free and no urgent pass is waiting for it; `None`
-    /// means skip this partial (the next one covers more audio anyway).
+    /// A slot for a partial pass, only when one is free and no queued pass wants it; `None` means skip
+    /// this partial (the next one covers more audio anyway).
     pub fn try_partial(self: &Arc<Self>) -> Option<PassPermit> {
         let mut state = self.lock();
         if state.running < self.slots && state.waiting.is_empty() {
@@ -64,30 +91,82 @@ impl PassGate {
         }
     }
 
-    /// A slot for a pass a caller is waiting for. Blocks until the urgent passes that asked before have
-    /// started and a slot is free (call it off an async runtime's worker threads).
-    pub fn urgent(self: &Arc<Self>) -> PassPermit {
+    /// Queues a pass; it starts when [`Ticket::wait`] finds it first in line and a slot free.
+    pub fn enqueue(self: &Arc<Self>, priority: Priority) -> Ticket {
         let mut state = self.lock();
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        state.waiting.push_back(ticket);
-        while state.running >= self.slots || state.waiting.front() != Some(&ticket) {
-            state = self
-                .freed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        let id = state.next_id;
+        state.next_id += 1;
+        state.waiting.push((priority, id));
+        Ticket {
+            gate: self.clone(),
+            id,
         }
-        state.waiting.pop_front();
-        state.running += 1;
-        drop(state);
-        // The next ticket may fit too when there are several slots.
-        self.freed.notify_all();
-        PassPermit { gate: self.clone() }
+    }
+
+    /// A slot for a pass the caller waits for now, after the passes before it in line. Blocks (call it
+    /// off an async runtime's worker threads).
+    pub fn urgent(self: &Arc<Self>) -> PassPermit {
+        // Nobody else holds this ticket, so nobody can withdraw it.
+        let ticket = self.enqueue(Priority::Final);
+        ticket.wait().unwrap_or_else(|| self.urgent())
     }
 
     /// Passes running now.
     pub fn running(&self) -> usize {
         self.lock().running
+    }
+
+    /// Passes queued now.
+    pub fn queued(&self) -> usize {
+        self.lock().waiting.len()
+    }
+}
+
+impl Ticket {
+    /// Blocks until this pass may start; `None` when it was withdrawn first.
+    pub fn wait(&self) -> Option<PassPermit> {
+        let mut state = self.gate.lock();
+        loop {
+            // Gone from the queue without starting: withdrawn.
+            let at = state.position(self.id)?;
+            if state.running < self.gate.slots && state.next_in_line() == Some(self.id) {
+                state.waiting.swap_remove(at);
+                state.running += 1;
+                drop(state);
+                // With several slots the next in line may fit too.
+                self.gate.freed.notify_all();
+                return Some(PassPermit {
+                    gate: self.gate.clone(),
+                });
+            }
+            state = self
+                .gate
+                .freed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Takes the pass out of the queue if it has not started; true if it was still waiting.
+    pub fn withdraw(&self) -> bool {
+        let mut state = self.gate.lock();
+        let Some(at) = state.position(self.id) else {
+            return false;
+        };
+        state.waiting.swap_remove(at);
+        drop(state);
+        self.gate.freed.notify_all();
+        true
+    }
+
+    /// The caller now waits for this pass: it goes before the passes of callers who only paused.
+    pub fn promote(&self) {
+        let mut state = self.gate.lock();
+        if let Some(at) = state.position(self.id) {
+            state.waiting[at].0 = Priority::Final;
+            drop(state);
+            self.gate.freed.notify_all();
+        }
     }
 }
 
@@ -152,7 +231,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(5));
             }));
             // Each asks only once the one before is queued.
-            while gate.lock().waiting.len() < caller + 1 {
+            while gate.queued() < caller + 1 {
                 thread::sleep(Duration::from_millis(1));
             }
         }
@@ -162,6 +241,62 @@ mod tests {
         }
         let served: Vec<usize> = started.try_iter().collect();
         assert_eq!(served, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_confirmed_final_goes_before_passes_started_at_pauses() {
+        let gate = PassGate::new(1);
+        let holder = gate.urgent();
+        let paused = gate.enqueue(Priority::Paused);
+        let promoted = gate.enqueue(Priority::Paused);
+        let final_pass = gate.enqueue(Priority::Final);
+        promoted.promote();
+        let (order, served) = mpsc::channel();
+        let waiters: Vec<_> = [
+            ("paused", paused),
+            ("promoted", promoted),
+            ("final", final_pass),
+        ]
+        .into_iter()
+        .map(|(name, ticket)| {
+            let order = order.clone();
+            thread::spawn(move || {
+                let _permit = ticket.wait().expect("not withdrawn");
+                order.send(name).unwrap();
+            })
+        })
+        .collect();
+        thread::sleep(Duration::from_millis(20));
+        drop(holder);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        let served: Vec<&str> = served.try_iter().collect();
+        assert_eq!(served, vec!["promoted", "final", "paused"]);
+    }
+
+    #[test]
+    fn a_withdrawn_pass_never_starts_and_frees_its_place() {
+        let gate = PassGate::new(1);
+        let holder = gate.urgent();
+        let stale = gate.enqueue(Priority::Paused);
+        let waiter = {
+            let stale = stale.clone();
+            thread::spawn(move || stale.wait().is_none())
+        };
+        thread::sleep(Duration::from_millis(20));
+        assert!(stale.withdraw(), "it was still waiting");
+        assert!(waiter.join().unwrap(), "its waiter learns it was withdrawn");
+        assert_eq!(gate.queued(), 0);
+        drop(holder);
+        assert!(gate.try_partial().is_some(), "nothing is left in line");
+        // A pass that started cannot be withdrawn.
+        let started = gate.enqueue(Priority::Paused);
+        let permit = started.wait().expect("the slot is free");
+        assert!(!started.withdraw());
+        assert_eq!(gate.running(), 1);
+        drop(permit);
+        assert_eq!(gate.running(), 0);
     }
 
     #[test]

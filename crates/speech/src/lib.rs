@@ -7,7 +7,7 @@ pub mod tts;
 pub mod wer;
 
 pub use chunker::{ChunkerOptions, SentenceChunker};
-pub use gate::PassGate;
+pub use gate::{PassGate, Priority, Ticket};
 pub use stream::{
     Hypothesis, Recognizer, SpeechStream, SpeechToText, StreamOptions, StreamingRecognizer,
     WhisperRecognizer,

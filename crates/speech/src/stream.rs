@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::gate::{PassGate, PassPermit};
+use crate::gate::{PassGate, Priority, Ticket};
 use crate::whisper::{Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
 
 /// Samples per second the recognisers take.
@@ -122,6 +122,9 @@ pub trait SpeechStream: Send {
     /// moment later the final transcript is already computed or nearly so. Harmless if the caller goes
     /// on: the pass becomes one more partial.
     fn speech_paused(&mut self) {}
+    /// The caller spoke again after [`speech_paused`](Self::speech_paused): a pass it queued that has not
+    /// started is dropped (the next one covers more).
+    fn speech_resumed(&mut self) {}
 }
 
 /// When partials are computed.
@@ -202,6 +205,17 @@ const MAX_UTTERANCE: Duration = crate::whisper::MAX_AUDIO;
 struct Pass {
     samples: usize,
     result: mpsc::Receiver<Result<Transcript, SttError>>,
+    /// Its place in the gate's queue, for a pass that had to queue.
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Pass {
+    /// A pass nobody will read leaves the queue if it has not started; one that runs is left to end.
+    fn drop(&mut self) {
+        if let Some(ticket) = &self.ticket {
+            ticket.withdraw();
+        }
+    }
 }
 
 struct Utterance<R> {
@@ -236,28 +250,34 @@ impl<R: Recognizer> Utterance<R> {
     /// Starts a pass over all audio so far, replacing the one in flight (whose result is then unused;
     /// it still ends first, as it holds its slot). A partial that finds no free slot is not started.
     fn start_pass(&mut self, urgency: Urgency) {
-        let permit: Option<PassPermit> = match urgency {
+        let (permit, ticket) = match urgency {
             Urgency::Partial => match self.gate.try_partial() {
-                Some(permit) => Some(permit),
+                Some(permit) => (Some(permit), None),
                 None => return,
             },
-            Urgency::Paused => None,
+            Urgency::Paused => (None, Some(self.gate.enqueue(Priority::Paused))),
         };
         let (sender, result) = mpsc::sync_channel(1);
         let recognizer = self.recognizer.clone();
-        let gate = self.gate.clone();
         let audio = self.audio.clone();
         let samples = audio.len();
+        let queued = ticket.clone();
         let spawned = thread::Builder::new()
             .name("stt-pass".into())
             .spawn(move || {
-                let _permit = permit.unwrap_or_else(|| gate.urgent());
+                let Some(_permit) = permit.or_else(|| queued.and_then(|t| t.wait())) else {
+                    return; // withdrawn before it started
+                };
                 let _ = sender.send(recognizer.transcribe(&audio));
             });
         match spawned {
             Ok(_) => {
                 self.partial_from = samples;
-                self.pass = Some(Pass { samples, result });
+                self.pass = Some(Pass {
+                    samples,
+                    result,
+                    ticket,
+                });
             }
             Err(e) => tracing::warn!(error = %e, "cannot start a partial transcription"),
         }
@@ -313,6 +333,15 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         self.start_pass(Urgency::Paused);
     }
 
+    fn speech_resumed(&mut self) {
+        // The pass queued at the pause would be only a partial now: let it go if it has not started.
+        if let Some(ticket) = self.pass.as_ref().and_then(|p| p.ticket.as_ref())
+            && ticket.withdraw()
+        {
+            self.pass = None;
+        }
+    }
+
     fn poll_partial(&mut self) -> Option<Hypothesis> {
         self.collect();
         self.ready.take()
@@ -321,13 +350,18 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
     fn finish(&mut self) -> Result<Hypothesis, SttError> {
         let total = self.audio.len();
         let tail = Self::samples(self.options.final_reuse_tail);
-        // A pass in flight that misses too much is left to end on its own: it holds its slot, so the
-        // final pass below starts after it rather than sharing the cores with it.
+        // A pass that misses too much is dropped here: withdrawn if it still waits in line; if it runs,
+        // it keeps its slot to the end, so the final pass below starts after it rather than sharing the
+        // cores with it.
         if let Some(pass) = self.pass.take()
             && pass.samples + tail >= total
-            && let Ok(Ok(transcript)) = pass.result.recv()
         {
-            return Ok(Hypothesis::from_transcript(transcript, total, true));
+            if let Some(ticket) = &pass.ticket {
+                ticket.promote();
+            }
+            if let Ok(Ok(transcript)) = pass.result.recv() {
+                return Ok(Hypothesis::from_transcript(transcript, total, true));
+            }
         }
         self.ready = None;
         if let Some(latest) = self.latest.take()
@@ -486,6 +520,22 @@ mod tests {
         stream.push(&vec![0.0; 5_120]).unwrap();
         assert_eq!(stream.finish().unwrap().text, "8");
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_pass_queued_at_a_pause_is_dropped_when_the_caller_goes_on() {
+        let recognizer = recognizer(200);
+        let stt = StreamingRecognizer::new(recognizer.clone(), StreamOptions::default());
+        let passes = || recognizer.passes.load(Ordering::SeqCst);
+        let (mut first, mut second) = (stt.stream(), stt.stream());
+        first.push(&vec![0.0; 8_000]).unwrap(); // holds the one slot for 200 ms
+        second.push(&vec![0.0; 8_000]).unwrap();
+        second.speech_paused(); // queued behind it
+        second.speech_resumed(); // the caller goes on: the queued pass would be only a partial
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(passes(), 1, "only the first caller's partial ran");
+        assert_eq!(second.finish().unwrap().text, "5");
+        assert_eq!(passes(), 2);
     }
 
     #[test]
