@@ -293,7 +293,7 @@ fn spawn_event_publisher(
     Some(tx)
 }
 
-/// Hands a client message to the call; false when it had to be dropped (the call is behind).
+/// Hands a client message to the call; false when it had to be dropped because the call is behind.
 fn forward(message: ClientMessage, inbound_tx: &mpsc::Sender<Inbound>) -> bool {
     let inbound = match message {
         ClientMessage::Media(bytes) => Inbound::Audio(bytes),
@@ -308,5 +308,10 @@ fn forward(message: ClientMessage, inbound_tx: &mpsc::Sender<Inbound>) -> bool {
             return true;
         }
     };
-    inbound_tx.try_send(inbound).is_ok()
+    match inbound_tx.try_send(inbound) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => false,
+        // The call has ended (the agent hung up) and the client is still sending: nothing is lost.
+        Err(mpsc::error::TrySendError::Closed(_)) => true,
+    }
 }
