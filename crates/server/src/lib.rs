@@ -4,6 +4,7 @@
 
 mod api;
 pub mod auth;
+mod carrier;
 mod console;
 mod error;
 mod health;

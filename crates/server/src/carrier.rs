@@ -1,0 +1,233 @@
+//! Carrying one call, whatever its transport. A transport (`/ws/audio`, and the telephony adapters) only
+//! translates its wire format to [`Inbound`] and from [`Outbound`]; everything else a connected call
+//! needs is here, once: the checks before it may connect, its slot on this node, its status, the session
+//! task, its events for live viewers and Redis, and the bookkeeping when the transport goes away.
+
+use std::sync::Arc;
+
+use switchboard_agent::{CallContext, PreviousCall};
+use switchboard_audio::InputFormat;
+use switchboard_core::CallId;
+use switchboard_session::{CallReport, CallSetup, Engines, Inbound, Outbound, run_call};
+use switchboard_store::Database;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::registry::{LiveCall, RegisterError, Registration};
+use crate::ws::protocol::encode;
+use crate::{ApiError, AppState};
+
+/// Inbound messages buffered between the transport and the call.
+const INBOUND_BUFFER: usize = 256;
+/// Outbound events buffered between the call and the transport.
+const OUTBOUND_BUFFER: usize = 512;
+/// Earlier calls of the same caller given to the agent.
+const PREVIOUS_CALLS: i64 = 3;
+
+/// A call allowed to connect here, holding its slot.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    call_id: CallId,
+    engines: Arc<Engines>,
+    registration: Registration,
+    live: LiveCall,
+    context: CallContext,
+}
+
+/// Checks that `call_id` may connect on this node (it exists, has not ended, models are loaded, a slot is
+/// free and it is not connected already) and takes its slot.
+pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission, ApiError> {
+    let call = state.database.call(call_id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no call {call_id}; create it with POST /api/v1/calls"
+        ))
+    })?;
+    if call.ended_at.is_some() {
+        return Err(ApiError::conflict(format!("call {call_id} has ended")));
+    }
+    let engines = state.engines.get().cloned().ok_or_else(|| {
+        ApiError::unavailable(
+            "models_not_loaded",
+            "this node has no speech and language models loaded; see /ready",
+        )
+    })?;
+    let (registration, live) = state.calls.register(call_id).map_err(|e| match e {
+        RegisterError::Full(_) => ApiError::unavailable("too_many_calls", e.to_string()),
+        RegisterError::AlreadyConnected(_) => ApiError::conflict(e.to_string()),
+    })?;
+    let context = call_context(&state.database, call.from_number.clone()).await;
+    Ok(Admission {
+        call_id,
+        engines,
+        registration,
+        live,
+        context,
+    })
+}
+
+/// The agent's context: the caller's number and their earlier calls' summaries.
+async fn call_context(db: &Database, phone: Option<String>) -> CallContext {
+    let mut previous_calls = Vec::new();
+    if let Some(phone) = &phone {
+        match db.previous_calls(phone, PREVIOUS_CALLS).await {
+            Ok(past) => {
+                previous_calls = past
+                    .into_iter()
+                    .map(|p| PreviousCall {
+                        date: chrono_date(p.started_at),
+                        summary: p.summary.short_summary,
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the caller's previous calls"),
+        }
+    }
+    CallContext {
+        today: None,
+        caller_phone: phone,
+        previous_calls,
+    }
+}
+
+fn chrono_date(at: std::time::SystemTime) -> String {
+    let days = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp((days * 86_400) as i64, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// A running call and the channels its transport talks to it through.
+#[derive(Debug)]
+pub(crate) struct Carried {
+    call_id: CallId,
+    inbound: mpsc::Sender<Inbound>,
+    /// What the call sends: audio, marks, clears, transcript, latency, the hang-up.
+    pub(crate) outbound: mpsc::Receiver<Outbound>,
+    live: LiveCall,
+    shared_events: Option<mpsc::UnboundedSender<Arc<str>>>,
+    task: JoinHandle<Result<CallReport, switchboard_session::CallError>>,
+    registration: Registration,
+    dropped: u64,
+}
+
+impl Carried {
+    /// Marks the call active and starts its session on audio in `format`.
+    pub(crate) async fn start(state: &AppState, admission: Admission, format: InputFormat) -> Self {
+        let Admission {
+            call_id,
+            engines,
+            registration,
+            live,
+            context,
+        } = admission;
+        if let Err(e) = state.database.set_call_status(call_id, "active").await {
+            tracing::error!(%call_id, error = %e, "cannot mark the call active");
+        }
+        let shared_events = spawn_event_publisher(state.live.clone(), call_id);
+        let (inbound, inbound_rx) = mpsc::channel(INBOUND_BUFFER);
+        let (out_tx, outbound) = mpsc::channel(OUTBOUND_BUFFER);
+        let setup = CallSetup {
+            call_id,
+            format,
+            context,
+        };
+        let task = tokio::spawn(run_call(
+            setup,
+            engines,
+            state.database.clone(),
+            inbound_rx,
+            out_tx,
+            live.hangup.clone(),
+        ));
+        Self {
+            call_id,
+            inbound,
+            outbound,
+            live,
+            shared_events,
+            task,
+            registration,
+            dropped: 0,
+        }
+    }
+
+    /// Sends a call event (anything but audio) to live viewers and, with Redis, to the events stream,
+    /// in the `/ws/audio` event shape; returns that JSON text for a transport that sends it on as is.
+    pub(crate) fn publish(&self, out: &Outbound) -> String {
+        let text = encode(out);
+        if !matches!(out, Outbound::Audio(_)) {
+            let event: Arc<str> = Arc::from(text.as_str());
+            if let Some(shared) = &self.shared_events {
+                let _ = shared.send(event.clone());
+            }
+            let _ = self.live.events.send(event);
+        }
+        text
+    }
+
+    /// Hands the transport's message to the call. A message the call cannot take because it is behind
+    /// is counted and logged when the transport finishes; after the call has ended, nothing is lost.
+    pub(crate) fn forward(&mut self, inbound: Inbound) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.inbound.try_send(inbound) {
+            self.dropped += 1;
+        }
+    }
+
+    /// The transport is gone (the caller hung up, or the call ended): the call finishes its record
+    /// (end, synthesis) on its own, and frees its slot when done.
+    pub(crate) fn finish(self) {
+        let Self {
+            call_id,
+            inbound,
+            task,
+            registration,
+            dropped,
+            ..
+        } = self;
+        // The transport may already have said so; a second hang-up is harmless.
+        let _ = inbound.try_send(Inbound::Hangup);
+        drop(inbound);
+        if dropped > 0 {
+            tracing::warn!(%call_id, dropped, "caller messages dropped: the call fell behind");
+        }
+        tokio::spawn(async move {
+            match task.await {
+                Ok(Ok(report)) => {
+                    tracing::info!(%call_id, turns = report.turns, reason = %report.end_reason, "call finished")
+                }
+                Ok(Err(e)) => tracing::error!(%call_id, error = %e, "call could not start"),
+                Err(e) => tracing::error!(%call_id, error = %e, "call task failed"),
+            }
+            drop(registration);
+        });
+    }
+}
+
+/// With Redis configured: registers the call as carried by this node and publishes its events to the
+/// events stream in order, off the call's path (a slow Redis delays the stream, never the call); the
+/// registration is removed when the call's events end.
+fn spawn_event_publisher(
+    shared: Option<switchboard_store::LiveState>,
+    call_id: CallId,
+) -> Option<mpsc::UnboundedSender<Arc<str>>> {
+    let shared = shared?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<str>>();
+    tokio::spawn(async move {
+        if let Err(e) = shared.call_started(call_id).await {
+            tracing::warn!(%call_id, error = %e, "cannot register the call in Redis");
+        }
+        while let Some(event) = rx.recv().await {
+            if let Err(e) = shared.publish(call_id, &event).await {
+                tracing::warn!(%call_id, error = %e, "cannot publish a call event to Redis");
+                metrics::counter!("switchboard_errors_total", "kind" => "redis").increment(1);
+            }
+        }
+        if let Err(e) = shared.call_ended(call_id).await {
+            tracing::warn!(%call_id, error = %e, "cannot unregister the call in Redis");
+        }
+    });
+    Some(tx)
+}
