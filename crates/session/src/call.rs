@@ -270,7 +270,7 @@ impl Session {
                     Some(event) => event,
                     None => continue,
                 },
-                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken) {
+                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken).await {
                     Some(event) => event,
                     None => continue,
                 },
@@ -575,7 +575,7 @@ impl Session {
     }
 
     /// The speaker's progress: timing for the latency, the pieces' words, the answer's outcome.
-    fn on_spoken(&mut self, spoken: Spoken) -> Option<Event> {
+    async fn on_spoken(&mut self, spoken: Spoken) -> Option<Event> {
         match spoken {
             Spoken::FirstSentence { speech, at } => {
                 if let Some((_, clock)) = self.clocks.get_mut(&speech) {
@@ -584,6 +584,7 @@ impl Session {
                 let started = self.speech_started.get(&speech).copied().unwrap_or(at);
                 metrics::histogram!("switchboard_llm_first_sentence_seconds")
                     .record(at.saturating_duration_since(started).as_secs_f64());
+                self.report_latency(speech).await;
                 None
             }
             Spoken::FirstChunk { speech, at } => {
@@ -594,6 +595,7 @@ impl Session {
                             .record(at.saturating_duration_since(sentence).as_secs_f64());
                     }
                 }
+                self.report_latency(speech).await;
                 None
             }
             Spoken::Piece {
@@ -632,19 +634,34 @@ impl Session {
         }
     }
 
+    /// Reports a turn's latency once every moment of it is known. The speaker's reports (first sentence,
+    /// first chunk) and playout's (first audio) come on separate channels, and with a cached phrase the
+    /// first audio can be reported before the speaker's moments are seen: whichever comes last reports.
+    async fn report_latency(&mut self, speech: SpeechId) {
+        let Some((turn, clock)) = self.clocks.get_mut(&speech) else {
+            return;
+        };
+        if clock.reported {
+            return;
+        }
+        let Some(latency) = clock.latency(*turn) else {
+            return;
+        };
+        clock.reported = true;
+        latency.record();
+        crate::trace::export_turn(clock, &latency);
+        self.latencies.push(latency);
+        let _ = self.out_tx.send(Outbound::Latency(latency)).await;
+    }
+
     /// Playout's report: latency at first audio; at the end, the words actually heard are stored.
     async fn on_played(&mut self, played: Played) -> Option<Event> {
         match played {
             Played::Audible { speech, at } => {
-                if let Some((turn, clock)) = self.clocks.get_mut(&speech) {
+                if let Some((_, clock)) = self.clocks.get_mut(&speech) {
                     clock.first_audio = Some(at);
-                    if let Some(latency) = clock.latency(*turn) {
-                        latency.record();
-                        crate::trace::export_turn(clock, &latency);
-                        self.latencies.push(latency);
-                        let _ = self.out_tx.send(Outbound::Latency(latency)).await;
-                    }
                 }
+                self.report_latency(speech).await;
                 Some(Event::SpeechAudible(speech))
             }
             Played::Finished {

@@ -20,6 +20,8 @@ pub struct TurnClock {
     pub first_chunk: Option<Instant>,
     /// The first audio frame was handed to the transport.
     pub first_audio: Option<Instant>,
+    /// The turn's latency has been reported (it is reported once, when every moment is known).
+    pub reported: bool,
 }
 
 /// A finished turn's latency, in seconds.
@@ -91,6 +93,7 @@ mod tests {
             first_sentence: at(1_000),
             first_chunk: at(1_150),
             first_audio: at(1_170),
+            reported: false,
         };
         let l = clock.latency(1).unwrap();
         let sum = l.end_of_turn + l.stt + l.llm_first_sentence + l.tts_first_chunk + l.transport;
