@@ -14,7 +14,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::registry::{LiveCall, RegisterError, Registration};
-use crate::ws::protocol::encode;
 use crate::{ApiError, AppState};
 
 /// Inbound messages buffered between the transport and the call.
@@ -154,18 +153,15 @@ impl Carried {
         }
     }
 
-    /// Sends a call event (anything but audio) to live viewers and, with Redis, to the events stream,
-    /// in the `/ws/audio` event shape; returns that JSON text for a transport that sends it on as is.
-    pub(crate) fn publish(&self, out: &Outbound) -> String {
-        let text = encode(out);
-        if !matches!(out, Outbound::Audio(_)) {
-            let event: Arc<str> = Arc::from(text.as_str());
-            if let Some(shared) = &self.shared_events {
-                let _ = shared.send(event.clone());
-            }
-            let _ = self.live.events.send(event);
+    /// Sends one of the call's events (anything but audio), already in the `/ws/audio` event shape
+    /// (`ws::protocol::encode`), to live viewers and, with Redis, to the events stream. Audio is never
+    /// published: a transport encodes it for its own wire only.
+    pub(crate) fn publish(&self, event: &str) {
+        let event: Arc<str> = Arc::from(event);
+        if let Some(shared) = &self.shared_events {
+            let _ = shared.send(event.clone());
         }
-        text
+        let _ = self.live.events.send(event);
     }
 
     /// Hands the transport's message to the call. A message the call cannot take because it is behind

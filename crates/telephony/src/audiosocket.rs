@@ -11,6 +11,9 @@ use uuid::Uuid;
 /// Bytes before the payload: kind and length.
 pub const HEADER_BYTES: usize = 3;
 
+/// The most audio one message carries: the largest even length the 16-bit length field can hold.
+const MAX_AUDIO_BYTES: usize = u16::MAX as usize & !1;
+
 /// One AudioSocket message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -152,17 +155,15 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             let mut buf = [0u8; 4];
             digit.encode_utf8(&mut buf).as_bytes().to_vec()
         }
-        Frame::Audio { pcm, .. } => {
-            let fits = pcm.len().min(usize::from(u16::MAX) & !1);
-            pcm[..fits].to_vec()
-        }
+        Frame::Audio { pcm, .. } => pcm[..pcm.len().min(MAX_AUDIO_BYTES)].to_vec(),
         Frame::Error(code) => code.iter().copied().collect(),
     };
-    let length = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+    // Every payload above is at most MAX_AUDIO_BYTES long, so its length fits the header's 16 bits.
+    let length = payload.len() as u16;
     let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
     bytes.push(kind_of(frame));
     bytes.extend_from_slice(&length.to_be_bytes());
-    bytes.extend_from_slice(&payload[..usize::from(length)]);
+    bytes.extend_from_slice(&payload);
     bytes
 }
 

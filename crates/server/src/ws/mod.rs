@@ -19,7 +19,7 @@ use switchboard_session::{Inbound, Outbound};
 use crate::auth::{Principal, Role, credentials};
 use crate::carrier::{self, Admission, Carried};
 use crate::{ApiError, AppState};
-use protocol::{ClientMessage, decode, error_event, format_words};
+use protocol::{ClientMessage, decode, encode, error_event, format_words};
 
 /// How long the client has to send its first message before the default format is assumed.
 const START_WAIT: Duration = Duration::from_secs(2);
@@ -104,7 +104,10 @@ async fn carry(
         tokio::select! {
             out = call.outbound.recv() => {
                 let Some(out) = out else { break };
-                let text = call.publish(&out);
+                let text = encode(&out);
+                if !matches!(out, Outbound::Audio(_)) {
+                    call.publish(&text);
+                }
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// Largest `media` payload accepted, decoded: Twilio sends 160 bytes (20 ms); a second of audio is far
@@ -134,18 +133,12 @@ pub enum StreamError {
     BadDigit(String),
 }
 
-/// A number Twilio may send as a string or as a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Numeric {
-    Number(u64),
-    Text(String),
-}
-
+/// A number Twilio may send as a string ("3") or as a number.
 fn numeric(value: Option<&Value>) -> Option<u64> {
-    match serde_json::from_value::<Numeric>(value?.clone()).ok()? {
-        Numeric::Number(n) => Some(n),
-        Numeric::Text(text) => text.trim().parse().ok(),
+    match value? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
     }
 }
 
