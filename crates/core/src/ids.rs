@@ -25,6 +25,13 @@ impl CallId {
     }
 }
 
+impl From<Uuid> for CallId {
+    /// A call named by someone else (Asterisk's AudioSocket UUID); any UUID version is kept as given.
+    fn from(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
 impl Default for CallId {
     fn default() -> Self {
         Self::new()

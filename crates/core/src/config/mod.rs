@@ -149,6 +149,10 @@ pub struct TelephonyConfig {
     pub provider: TelephonyProvider,
     /// Twilio credentials, when used.
     pub twilio: TwilioConfig,
+    /// Where a caller asking for a person is sent: an E.164 number or a `sip:` URI.
+    pub transfer_target: Option<String>,
+    /// Port of the AudioSocket listener on SERVER_HOST; `None`: no listener.
+    pub audiosocket_port: Option<u16>,
 }
 
 /// Twilio account settings.
@@ -160,6 +164,8 @@ pub struct TwilioConfig {
     pub auth_token: Option<Secret>,
     /// Caller id for outbound calls.
     pub phone_number: Option<String>,
+    /// REST API base (Twilio's own unless testing against a stand-in).
+    pub api_url: Option<Url>,
 }
 
 /// Speech recognition settings.
@@ -404,12 +410,21 @@ impl Config {
             public_url: r.url(&PUBLIC_URL)?,
             shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
         };
+        let provider: TelephonyProvider = r.choice(&TELEPHONY_PROVIDER)?;
         let telephony = TelephonyConfig {
-            provider: r.choice(&TELEPHONY_PROVIDER)?,
+            provider,
             twilio: TwilioConfig {
                 account_sid: r.checked(&TWILIO_ACCOUNT_SID, is_twilio_sid)?,
                 auth_token: r.text(&TWILIO_AUTH_TOKEN).map(Secret::new),
                 phone_number: r.checked(&TWILIO_PHONE_NUMBER, is_e164)?,
+                api_url: r.url(&TWILIO_API_URL)?,
+            },
+            transfer_target: r.checked(&TRANSFER_TARGET, is_transfer_target)?,
+            audiosocket_port: match r.text(&AUDIOSOCKET_PORT) {
+                Some(_) => Some(r.int(&AUDIOSOCKET_PORT, 0..=65_535)? as u16),
+                None => {
+                    (provider == TelephonyProvider::Asterisk).then_some(DEFAULT_AUDIOSOCKET_PORT)
+                }
             },
         };
         let database = DatabaseConfig {
@@ -660,6 +675,23 @@ fn redact_url_password(url: &str) -> String {
 
 fn is_twilio_sid(s: &str) -> bool {
     s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The AudioSocket port Asterisk examples use, taken when TELEPHONY_PROVIDER=asterisk sets none.
+pub const DEFAULT_AUDIOSOCKET_PORT: u16 = 9092;
+
+/// A number to dial or a SIP address (`sip:queue@pbx.example.com`); nothing that could break TwiML or SIP.
+fn is_transfer_target(s: &str) -> bool {
+    match s.strip_prefix("sip:") {
+        Some(uri) => {
+            !uri.is_empty()
+                && uri.len() <= 200
+                && uri
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@.:;=_-+%".contains(c))
+        }
+        None => is_e164(s),
+    }
 }
 
 fn is_e164(s: &str) -> bool {

@@ -66,6 +66,12 @@ settings! {
     TWILIO_AUTH_TOKEN: "telephony.twilio.auth_token", "TWILIO_AUTH_TOKEN", default None, allowed "the account's auth token", secret;
     /// Caller id for outbound Twilio calls.
     TWILIO_PHONE_NUMBER: "telephony.twilio.phone_number", "TWILIO_PHONE_NUMBER", default None, allowed "an E.164 number such as +14155550100";
+    /// Base URL of Twilio's REST API (outbound calls, transfer, hang-up); point it elsewhere only to test against a stand-in server.
+    TWILIO_API_URL: "telephony.twilio.api_url", "TWILIO_API_URL", default Some("https://api.twilio.com"), allowed "an absolute http(s) URL";
+    /// Where a caller who asks for a person is transferred: a phone number, or a SIP address for a PBX queue.
+    TRANSFER_TARGET: "telephony.transfer_target", "TRANSFER_TARGET", default None, allowed "an E.164 number such as +14155550100, or a sip: URI";
+    /// TCP port of the Asterisk AudioSocket listener (on SERVER_HOST); unset: 9092 with TELEPHONY_PROVIDER=asterisk, no listener otherwise. 0 picks a free port.
+    AUDIOSOCKET_PORT: "telephony.audiosocket_port", "AUDIOSOCKET_PORT", default None, allowed "an integer from 0 to 65535";
     /// Speech-to-text model.
     WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (the only Whisper model shipped in a package so far)";
     /// Device for speech recognition.

@@ -140,6 +140,38 @@ fn twilio_needs_its_credentials_and_a_public_url() {
 }
 
 #[test]
+fn the_audiosocket_listener_and_the_transfer_target_are_checked() {
+    assert_eq!(load(&[]).unwrap().telephony.audiosocket_port, None);
+    let asterisk = load(&[("TELEPHONY_PROVIDER", "asterisk")]).unwrap();
+    assert_eq!(asterisk.telephony.audiosocket_port, Some(9092));
+    let chosen = load(&[("AUDIOSOCKET_PORT", "4573")]).unwrap();
+    assert_eq!(chosen.telephony.audiosocket_port, Some(4573));
+    let err = load(&[("AUDIOSOCKET_PORT", "70000")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AUDIOSOCKET_PORT"), "{err}");
+    for good in [
+        "+14155550100",
+        "sip:queue@pbx.example.com",
+        "sip:100@10.0.0.5:5060;transport=tcp",
+    ] {
+        let c = load(Box::leak(Box::new([("TRANSFER_TARGET", good)]))).unwrap();
+        assert_eq!(c.telephony.transfer_target.as_deref(), Some(good));
+    }
+    for bad in [
+        "4155550100",
+        "sip:",
+        "sip:a\"/><Hangup/>",
+        "tel:+14155550100",
+    ] {
+        let err = load(Box::leak(Box::new([("TRANSFER_TARGET", bad)])))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TRANSFER_TARGET"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn effective_lists_every_setting_with_its_source() {
     let c = load(&[("SERVER_PORT", "9000"), ("TWILIO_AUTH_TOKEN", "tok-123")]).unwrap();
     let rows = c.effective();
