@@ -1,10 +1,11 @@
 //! The wire formats a phone call reaches Switchboard through, as pure functions: bytes or text in, typed
-//! messages out, and back. Nothing here opens a socket or touches a call; the server carries the bytes and
+//! messages out, and back. Apart from Twilio's REST client ([`twilio::rest`]), nothing here opens a socket
+//! or touches a call; the server carries the bytes and
 //! feeds the decoded messages to the same call session as `/ws/audio`, so every transport is tested on its
 //! documented wire format without a network.
 //!
-//! - [`twilio`]: the `X-Twilio-Signature` check on webhooks, the TwiML answers, and the Media Streams
-//!   WebSocket messages (µ-law 8 kHz audio as base64 JSON).
+//! - [`twilio`]: the `X-Twilio-Signature` check on webhooks, the TwiML answers, the Media Streams
+//!   WebSocket messages (µ-law 8 kHz audio as base64 JSON), and the REST calls (place, redirect, end).
 //! - [`audiosocket`]: Asterisk's AudioSocket TCP framing (kind byte, big-endian length, payload).
 
 pub mod audiosocket;

@@ -1,5 +1,7 @@
-//! Twilio: webhook signatures, TwiML, and the Media Streams messages.
+//! Twilio: webhook signatures, TwiML, the Media Streams messages, and the REST calls that place, transfer
+//! and end calls.
 
+pub mod rest;
 pub mod signature;
 pub mod stream;
 pub mod twiml;

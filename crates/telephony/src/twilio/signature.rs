@@ -45,6 +45,30 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: 
     mac(auth_token, url, params).verify_slice(&claimed).is_ok()
 }
 
+/// Domain separation: a stream token can never be mistaken for a webhook signature.
+const STREAM_TOKEN_CONTEXT: &str = "switchboard media stream\n";
+
+/// The token our TwiML gives a Media Stream for `call_id`. Twilio sends it back in the stream's `start`
+/// parameters; only whoever read our signed-for answer knows it, so a socket that cannot show it is not
+/// the stream Twilio opened for that call.
+pub fn stream_token(auth_token: &str, call_id: &str) -> String {
+    sign(
+        auth_token,
+        STREAM_TOKEN_CONTEXT,
+        &[(call_id.to_owned(), String::new())],
+    )
+}
+
+/// Whether `token` is [`stream_token`] for `call_id`, in constant time.
+pub fn verify_stream_token(auth_token: &str, call_id: &str, token: &str) -> bool {
+    verify(
+        auth_token,
+        STREAM_TOKEN_CONTEXT,
+        &[(call_id.to_owned(), String::new())],
+        token,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +133,14 @@ mod tests {
             !verify(token, url, &params, &good[..good.len() - 4]),
             "cut short"
         );
+    }
+
+    #[test]
+    fn a_stream_token_belongs_to_one_call_and_one_account() {
+        let token = stream_token("secret", "0193-a");
+        assert!(verify_stream_token("secret", "0193-a", &token));
+        assert!(!verify_stream_token("secret", "0193-b", &token));
+        assert!(!verify_stream_token("other", "0193-a", &token));
+        assert!(!verify_stream_token("secret", "0193-a", ""));
     }
 }

@@ -68,6 +68,53 @@ pub fn hang_up() -> String {
     response("<Hangup/>")
 }
 
+/// Reverses [`escape`] for the five entities it writes.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The value of attribute `name` in the tag text `tag` (`<Stream url="…">`), double-quoted as we write it.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let wanted = format!("{name}=\"");
+    let at = tag
+        .match_indices(&wanted)
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || tag[..i].ends_with(char::is_whitespace))?;
+    let start = at + wanted.len();
+    let length = tag[start..].find('"')?;
+    Some(unescape(&tag[start..start + length]))
+}
+
+/// A `<Connect><Stream>` answer read back: the socket Twilio would open and the parameters it would send
+/// in `start`. This is what a Twilio stand-in (the `switchboard call --transport twilio` caller) does with
+/// our answer; it reads the TwiML we write, not TwiML in general.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// The `wss://…/twilio/media` address.
+    pub url: String,
+    /// The `<Parameter>`s, in order.
+    pub parameters: Vec<(String, String)>,
+}
+
+/// Reads the stream of a [`connect_stream`] answer; `None` when the TwiML connects no stream.
+pub fn stream_target(twiml: &str) -> Option<StreamTarget> {
+    let open = twiml.find("<Stream ")?;
+    let body = &twiml[open..];
+    let first_tag_end = body.find('>')?;
+    let url = attribute(&body[..first_tag_end], "url")?;
+    let close = body.find("</Stream>").unwrap_or(body.len());
+    let parameters = body[..close]
+        .split("<Parameter ")
+        .skip(1)
+        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+        .collect();
+    Some(StreamTarget { url, parameters })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +131,26 @@ mod tests {
              <Stream url=\"wss://agent.example.com/twilio/media\">\
              <Parameter name=\"call_id\" value=\"0193-abc\"/></Stream></Connect></Response>"
         );
+    }
+
+    #[test]
+    fn a_stream_answer_reads_back() {
+        let twiml = connect_stream(
+            "wss://agent.example.com/twilio/media?a=1&b=\"2\"",
+            &[(CALL_ID_PARAMETER, "0193-abc"), ("from", "+1 <415>")],
+        );
+        assert_eq!(
+            stream_target(&twiml),
+            Some(StreamTarget {
+                url: "wss://agent.example.com/twilio/media?a=1&b=\"2\"".into(),
+                parameters: vec![
+                    ("call_id".into(), "0193-abc".into()),
+                    ("from".into(), "+1 <415>".into())
+                ],
+            })
+        );
+        assert_eq!(stream_target(&say_and_hang_up("busy")), None);
+        assert_eq!(stream_target("<Stream url=\"unterminated"), None);
     }
 
     #[test]
