@@ -12,6 +12,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchboard_core::config::TelephonyProvider;
 use switchboard_core::{CallDirection, CallId};
 use switchboard_store::{CallCommand, CallFilter, CallRecord, Delivery, NewCall};
 use tokio_stream::StreamExt;
@@ -132,8 +133,25 @@ async fn create_call(
         .call(call.id)
         .await?
         .ok_or_else(|| ApiError::internal("a created call vanished"))?;
+    // An outbound call with a number to ring goes out through the configured phone network; otherwise
+    // the client connects the call's audio itself over /ws/audio.
+    let provider_call_sid = match (&call.direction, &call.to_number) {
+        (CallDirection::Outbound, Some(to))
+            if state.config.telephony.provider == TelephonyProvider::Twilio =>
+        {
+            Some(crate::twilio::place_call(&state, call.id, to).await?)
+        }
+        _ => None,
+    };
+    let record = match provider_call_sid {
+        Some(_) => state.database.call(call.id).await?.unwrap_or(record),
+        None => record,
+    };
     let mut body = call_json(&record, false);
     body["audio_url"] = json!(format!("/ws/audio/{}", call.id));
+    if let Some(sid) = provider_call_sid {
+        body["provider_call_sid"] = json!(sid);
+    }
     Ok((StatusCode::CREATED, Json(body)))
 }
 

@@ -1,8 +1,10 @@
 //! Switchboard's HTTP edge: liveness and readiness, the `/api/v1` REST API with API-key and JWT auth,
-//! the call WebSocket `/ws/audio/{call_id}`, Prometheus `/metrics`, and a server that drains in-flight
+//! the call WebSocket `/ws/audio/{call_id}`, Twilio's webhooks and Media Streams, Asterisk's AudioSocket
+//! listener, Prometheus `/metrics`, and a server that drains in-flight
 //! work on shutdown within a bounded grace period.
 
 mod api;
+mod audiosocket;
 pub mod auth;
 mod carrier;
 mod console;
@@ -15,8 +17,10 @@ pub mod ratelimit;
 mod readiness;
 pub mod registry;
 mod serve;
+mod twilio;
 pub mod ws;
 
+pub use audiosocket::serve_audiosocket;
 pub use auth::{Authenticator, Principal, Role, generate_api_key};
 pub use error::ApiError;
 pub use readiness::{EnginesCheck, ModelsCheck, Readiness};

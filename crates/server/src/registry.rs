@@ -95,6 +95,11 @@ impl CallRegistry {
         self.lock().get(&id).cloned()
     }
 
+    /// Whether every slot is taken (the next call would be refused).
+    pub fn is_full(&self) -> bool {
+        self.slots.available_permits() == 0
+    }
+
     /// Calls carried now.
     pub fn active(&self) -> usize {
         self.lock().len()

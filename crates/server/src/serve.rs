@@ -31,6 +31,8 @@ pub struct AppState {
     pub live: Option<switchboard_store::LiveState>,
     /// Requests per credential per minute.
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Twilio's REST API for this account (outbound calls, transfers), when configured.
+    pub twilio: Option<switchboard_telephony::twilio::rest::Client>,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
         Ok(Self {
             calls: CallRegistry::new(config.calls.max_concurrent),
             limiter: crate::ratelimit::RateLimiter::new(config.auth.rate_limit_per_minute),
+            twilio: crate::twilio::rest_client(&config),
             config,
             readiness,
             database,
@@ -54,12 +57,14 @@ impl AppState {
     }
 }
 
-/// Every route of a node: health, readiness, metrics, the API and the call WebSocket.
+/// Every route of a node: health, readiness, metrics, the API, the call WebSocket and Twilio's webhooks
+/// and Media Streams.
 pub fn app(state: AppState) -> Router {
     let mut router = crate::health::router(state.clone()).merge(
         crate::api::routes()
             .route("/ws/audio/{id}", axum::routing::get(crate::ws::audio))
             .route("/", axum::routing::get(crate::console::page))
+            .merge(crate::twilio::routes())
             .with_state(state.clone()),
     );
     if state.config.observability.enable_metrics {

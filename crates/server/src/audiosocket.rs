@@ -1,0 +1,213 @@
+//! Asterisk's AudioSocket: a TCP listener (AUDIOSOCKET_PORT) that carries calls Asterisk hands over with
+//! `AudioSocket(uuid,host:port)` in a dialplan or a `Dial(AudioSocket/host:port/uuid)`. The first message
+//! names the call by UUID: a call created through the API with that id, or a new inbound call. Audio is
+//! signed-linear PCM16 at the rate of Asterisk's first audio message, both ways; the carrier does the rest,
+//! as for `/ws/audio`.
+//!
+//! AudioSocket has no authentication: bind it (SERVER_HOST) to the network Asterisk reaches it on only.
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use switchboard_audio::InputFormat;
+use switchboard_core::{CallDirection, CallId};
+use switchboard_session::{Inbound, Outbound};
+use switchboard_store::NewCall;
+use switchboard_telephony::audiosocket::{self, AudioRate, Frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::carrier::{self, Carried};
+use crate::ws::protocol::encode;
+
+/// How long Asterisk has to name the call, and then to send its first audio.
+const OPENING_WAIT: Duration = Duration::from_secs(5);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Accepts AudioSocket connections on `listener` until `stop` is cancelled; each is carried on its own
+/// task, and one connection's failure never touches another.
+pub async fn serve_audiosocket(listener: TcpListener, state: AppState, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(reason) = carry(stream, state).await {
+                        metrics::counter!("switchboard_errors_total", "kind" => "audiosocket")
+                            .increment(1);
+                        tracing::warn!(%peer, %reason, "an AudioSocket connection was refused");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept an AudioSocket connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads whole AudioSocket messages off one connection, skipping malformed ones.
+struct FrameReader {
+    socket: tokio::net::tcp::OwnedReadHalf,
+    buffer: Vec<u8>,
+}
+
+impl FrameReader {
+    /// The next well-formed message; `None` when the connection closed.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) = audiosocket::decode(&self.buffer) {
+                self.buffer.drain(..used);
+                match frame {
+                    Ok(frame) => return Some(frame),
+                    Err(e) => {
+                        metrics::counter!("switchboard_errors_total", "kind" => "bad_message")
+                            .increment(1);
+                        tracing::warn!(error = %e, "a malformed AudioSocket message was skipped");
+                        continue;
+                    }
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            // Cancel-safe: a read interrupted by the other branch of a select loses no bytes.
+            match self.socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+/// The call a UUID names: the API's call of that id, or a new inbound call Asterisk is handing over.
+async fn call_for(state: &AppState, uuid: uuid::Uuid) -> Result<CallId, String> {
+    let call_id = CallId::from(uuid);
+    let known = state
+        .database
+        .call(call_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if known.is_none() {
+        let call = NewCall {
+            id: call_id,
+            direction: CallDirection::Inbound,
+            from_number: None,
+            to_number: None,
+            started_at: SystemTime::now(),
+            status: "pending",
+            context: Some(json!({ "source": "asterisk" }).to_string()),
+        };
+        state
+            .database
+            .insert_call(&call)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(call_id)
+}
+
+async fn send(writer: &mut OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
+    writer.write_all(&audiosocket::encode(frame)).await
+}
+
+/// Carries one AudioSocket connection; an error is why it was refused before the call started.
+async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
+    let (read_half, mut writer) = stream.into_split();
+    let mut reader = FrameReader {
+        socket: read_half,
+        buffer: Vec::new(),
+    };
+    let uuid = tokio::time::timeout(OPENING_WAIT, async {
+        loop {
+            match reader.next().await {
+                Some(Frame::Uuid(uuid)) => return Some(uuid),
+                Some(Frame::Hangup) | None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| "no UUID message within 5 s".to_owned())?
+    .ok_or("the connection closed before naming its call")?;
+    let call_id = call_for(&state, uuid).await?;
+    let admission = match carrier::admit(&state, call_id).await {
+        Ok(admission) => admission,
+        Err(e) => {
+            let _ = send(&mut writer, &Frame::Hangup).await;
+            return Err(format!("call {call_id}: {}", e.message));
+        }
+    };
+    // The rate of Asterisk's audio decides the call's format; 8 kHz is what AudioSocket() sends.
+    let opening = tokio::time::timeout(OPENING_WAIT, async {
+        loop {
+            match reader.next().await {
+                Some(Frame::Audio { rate, pcm }) => return Some((rate, pcm)),
+                Some(Frame::Hangup) | None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(Some((AudioRate::Hz8000, Vec::new())));
+    let Some((rate, first)) = opening else {
+        if let Err(e) = state
+            .database
+            .end_call(call_id, SystemTime::now(), "caller_hung_up")
+            .await
+        {
+            tracing::error!(%call_id, error = %e, "cannot record the end of a call");
+        }
+        return Err(format!("call {call_id}: hung up before any audio"));
+    };
+    let mut call = Carried::start(&state, admission, InputFormat::Pcm16(rate.sample_rate())).await;
+    tracing::info!(%call_id, rate = ?rate, "AudioSocket call connected");
+    if !first.is_empty() {
+        call.forward(Inbound::Audio(first));
+    }
+    loop {
+        tokio::select! {
+            out = call.outbound.recv() => {
+                let Some(out) = out else { break };
+                if let Outbound::Audio(pcm) = out {
+                    if send(&mut writer, &Frame::Audio { rate, pcm }).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                call.publish(&encode(&out));
+                if let Outbound::Hangup { reason } = &out {
+                    if reason == "transferred" {
+                        tracing::warn!(%call_id, "AudioSocket cannot transfer a call; the dialplan goes on after AudioSocket() (route the caller there)");
+                    }
+                    let _ = send(&mut writer, &Frame::Hangup).await;
+                    break;
+                }
+            }
+            frame = reader.next() => match frame {
+                Some(Frame::Audio { rate: got, pcm }) if got == rate => call.forward(Inbound::Audio(pcm)),
+                Some(Frame::Audio { rate: got, .. }) => {
+                    tracing::warn!(%call_id, ?got, ?rate, "AudioSocket audio changed rate mid-call; skipped");
+                }
+                Some(Frame::Dtmf(digit)) => call.forward(Inbound::Dtmf(digit)),
+                Some(Frame::Error(code)) => tracing::warn!(%call_id, ?code, "Asterisk reported an AudioSocket error"),
+                Some(Frame::Uuid(_)) => tracing::warn!(%call_id, "a second UUID message is ignored"),
+                Some(Frame::Hangup) | None => {
+                    call.forward(Inbound::Hangup);
+                    break;
+                }
+            },
+        }
+    }
+    let _ = writer.shutdown().await;
+    call.finish();
+    Ok(())
+}
