@@ -15,13 +15,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{Value, json};
 use switchboard_audio::corpus::{DEFAULT_SOUNDS_DIR, read_wav_16k};
 use switchboard_core::Config;
 
 use crate::call_server::LocalServer;
 use crate::caller::{Script, place_call};
+use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
 pub(crate) struct LatencyArgs {
@@ -31,9 +32,13 @@ pub(crate) struct LatencyArgs {
     /// Most calls at once; levels 1, 2, 4 … up to this are measured in turn.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
-    /// How caller audio reaches the agent.
-    #[arg(long, value_enum, default_value_t = Transport::Ws)]
-    transport: Transport,
+    /// How caller audio reaches the agent: /ws/audio, Twilio Media Streams framing, or Asterisk's
+    /// AudioSocket.
+    #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
+    transport: TransportKind,
+    /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server.
+    #[arg(long, value_name = "HOST:PORT")]
+    audiosocket: Option<String>,
     /// Also write every figure and every turn as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -46,13 +51,6 @@ pub(crate) struct LatencyArgs {
     /// Directory of the recorded prompts the caller speaks.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_SOUNDS_DIR)]
     sounds_dir: PathBuf,
-}
-
-/// The transports a benchmark call can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Transport {
-    /// Switchboard's own WebSocket protocol (`/ws/audio`), 16 kHz PCM16.
-    Ws,
 }
 
 /// Longest wait for one answer.
@@ -81,7 +79,17 @@ pub(crate) fn run(args: &LatencyArgs, config: &Config) -> anyhow::Result<ExitCod
         let (base, token, local) =
             LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
                 .await?;
-        let result = measure(args, &base, &token, &turns, local.is_some()).await;
+        let result = match Transport::resolve(
+            args.transport,
+            local.as_ref().map_or(config, |l| l.config()),
+            &base,
+            args.audiosocket.as_deref(),
+        ) {
+            Ok(transport) => {
+                measure(args, &base, &token, &transport, &turns, local.is_some()).await
+            }
+            Err(e) => Err(e),
+        };
         if let Some(local) = local {
             local.stop().await;
         }
@@ -98,15 +106,16 @@ async fn measure(
     args: &LatencyArgs,
     base: &str,
     token: &str,
+    transport: &Transport,
     turns: &[(String, Vec<i16>)],
     in_process: bool,
 ) -> anyhow::Result<Value> {
     let levels = concurrency_levels(args.concurrency);
     println!(
-        "voice-to-voice latency: {} calls × {} caller turns per level, transport {:?}, {} build, {} CPU cores ({})",
+        "voice-to-voice latency: {} calls × {} caller turns per level, transport {}, {} build, {} CPU cores ({})",
         args.calls,
         turns.len(),
-        args.transport,
+        transport.name(),
         if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -120,7 +129,7 @@ async fn measure(
         eprintln!("running {} calls, {concurrency} at a time...", args.calls);
         let cpu_before = process_cpu_seconds();
         let started = Instant::now();
-        let calls = run_level(base, token, turns, args.calls, concurrency).await;
+        let calls = run_level(base, token, transport, turns, args.calls, concurrency).await;
         let wall = started.elapsed().as_secs_f64();
         let cpu = match (in_process, cpu_before, process_cpu_seconds()) {
             (true, Some(before), Some(after)) => Some((after - before) / wall),
@@ -150,7 +159,7 @@ async fn measure(
     Ok(json!({
         "calls_per_level": args.calls,
         "turns_per_call": turns.len(),
-        "transport": format!("{:?}", args.transport).to_lowercase(),
+        "transport": transport.name(),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "cpu_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "cpu_model": cpu_model(),
@@ -171,6 +180,7 @@ fn concurrency_levels(max: usize) -> Vec<usize> {
 async fn run_level(
     base: &str,
     token: &str,
+    transport: &Transport,
     turns: &[(String, Vec<i16>)],
     calls: usize,
     concurrency: usize,
@@ -188,6 +198,7 @@ async fn run_level(
             // A call is done when its record is: its post-call synthesis runs on the same model and
             // cores, and the next call of this slot starts only after it (other slots' calls overlap it).
             fetch_record: true,
+            transport: transport.clone(),
         };
         let (base, token) = (base.to_owned(), token.to_owned());
         tasks.push(tokio::spawn(async move {

@@ -1,5 +1,7 @@
 //! A Switchboard server inside this process on a free loopback port, for `switchboard call` (and the
-//! latency benchmark) without a separate server: the same state, routes and models as `serve`.
+//! latency benchmark) without a separate server: the same state, routes and models as `serve`, with an
+//! AudioSocket listener on another free port and Twilio's webhooks enabled, so every transport can be
+//! driven against it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_core::Config;
-use switchboard_server::{AppState, Readiness, Role, app, generate_api_key, serve};
+use switchboard_core::Secret;
+use switchboard_server::{
+    AppState, Readiness, Role, app, generate_api_key, serve, serve_audiosocket,
+};
 use switchboard_session::Engines;
 use switchboard_store::LiveState;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +28,23 @@ pub(crate) struct LocalServer {
 }
 
 impl LocalServer {
-    /// Opens the configured database, loads the models, and serves on 127.0.0.1 at a free port.
-    pub(crate) async fn start(config: Config) -> anyhow::Result<Self> {
+    /// Opens the configured database, loads the models, and serves on 127.0.0.1 at a free port. Without
+    /// PUBLIC_URL and TWILIO_AUTH_TOKEN, this server's address and a token made for the run stand in, so
+    /// the Twilio transport can be driven against it.
+    pub(crate) async fn start(mut config: Config) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let audiosocket_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let audiosocket = audiosocket_listener.local_addr()?;
+        if config.server.public_url.is_none() {
+            config.server.public_url = Some(url::Url::parse(&format!("http://{address}"))?);
+        }
+        if config.telephony.twilio.auth_token.is_none() {
+            let mut token = [0u8; 16];
+            getrandom::fill(&mut token).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            config.telephony.twilio.auth_token = Some(Secret::new(hex::encode(token)));
+        }
+        config.telephony.audiosocket_port = Some(audiosocket.port());
         let database = crate::cmd_kb::open_database(&config)
             .await
             .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
@@ -49,9 +69,12 @@ impl LocalServer {
         let key =
             generate_api_key("switchboard call", Role::Supervisor).map_err(anyhow::Error::msg)?;
         database.insert_api_key(&key.record).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
         let stop = CancellationToken::new();
+        tokio::spawn(serve_audiosocket(
+            audiosocket_listener,
+            state.clone(),
+            stop.clone(),
+        ));
         let router = app(state.clone());
         let stopped = stop.clone();
         let task = tokio::spawn(async move {
@@ -92,6 +115,11 @@ impl LocalServer {
                 Ok((local.base_url(), local.token.clone(), Some(local)))
             }
         }
+    }
+
+    /// The configuration this server runs with (its stand-in PUBLIC_URL, Twilio token and AudioSocket port).
+    pub(crate) fn config(&self) -> &Config {
+        &self.state.config
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -1,6 +1,7 @@
-//! A caller over `/ws/audio`, for `switchboard call` and `switchboard bench latency`: it places a call
-//! through the API, plays each scripted turn in real time (silence in between, as a phone line would),
-//! waits for the agent's answer, and reports per turn when the caller stopped speaking (from the audio
+//! A scripted caller, for `switchboard call` and `switchboard bench latency`: it places a call over one
+//! of the transports of [`crate::wire`] (`/ws/audio`, Twilio Media Streams, AudioSocket), plays each turn
+//! in real time (silence in between, as a phone line would), waits for the agent's answer, and reports
+//! per turn when the caller stopped speaking (from the audio
 //! itself), when the agent's first audio came back, and the server's breakdown of that latency.
 
 use std::collections::VecDeque;
@@ -8,15 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use switchboard_audio::SampleRate;
+use switchboard_audio::corpus::resample_all;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message;
 
-/// 20 ms at 16 kHz.
+use crate::wire::{self, Line, Transport, WireEvent};
+
+/// 20 ms at 16 kHz: the frames speech ends are counted in.
 const FRAME: usize = 320;
+
 /// Quiet after the agent's end-of-speech mark that means it has finished answering.
 const AGENT_DONE_QUIET: Duration = Duration::from_millis(800);
 
@@ -33,6 +35,8 @@ pub(crate) struct Script {
     pub(crate) turn_timeout: Duration,
     /// Wait for the call's synthesis and stored transcript after hang-up.
     pub(crate) fetch_record: bool,
+    /// The wire format the call goes over.
+    pub(crate) transport: Transport,
 }
 
 /// One call's outcome.
@@ -46,14 +50,65 @@ pub(crate) struct CallResult {
     pub(crate) transcript: Value,
 }
 
-/// What the reader saw, with times relative to the connection.
+/// What the caller heard, with times relative to the connection.
 #[derive(Default)]
 struct Heard {
+    /// At the line's rate.
     agent_audio: Vec<i16>,
     last_media: Option<Instant>,
     events: Vec<Value>,
     latencies: Vec<Value>,
     hangup: Option<String>,
+}
+
+/// Where the caller's view of the call goes: the shared record and the watchers the turn loop waits on.
+#[derive(Clone)]
+struct Listener {
+    heard: Arc<Mutex<Heard>>,
+    marks: watch::Sender<u32>,
+    media: watch::Sender<Option<Instant>>,
+    /// Marks Twilio's side must echo.
+    echoes: mpsc::UnboundedSender<String>,
+    t0: Instant,
+}
+
+impl Listener {
+    fn hear(&self, event: WireEvent) {
+        let now = Instant::now();
+        let mut heard = self
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let logged = match event {
+            WireEvent::AgentAudio(samples) => {
+                heard.agent_audio.extend(samples);
+                heard.last_media = Some(now);
+                let _ = self.media.send(Some(now));
+                None
+            }
+            WireEvent::EchoMark(name) => {
+                let _ = self.echoes.send(name);
+                None
+            }
+            WireEvent::Mark => {
+                self.marks.send_modify(|n| *n += 1);
+                Some(json!({"event": "mark"}))
+            }
+            WireEvent::Latency(event) => {
+                heard.latencies.push(event.clone());
+                Some(event)
+            }
+            WireEvent::Hangup(reason) => {
+                heard.hangup = reason.clone();
+                Some(json!({"event": "hangup", "reason": reason}))
+            }
+            WireEvent::Other(event) => Some(event),
+        };
+        if let Some(mut logged) = logged {
+            logged["t"] = json!(now.duration_since(self.t0).as_secs_f64());
+            heard.events.push(logged);
+        }
+    }
 }
 
 /// Places one scripted call on the server at `base` and plays it through.
@@ -62,88 +117,52 @@ pub(crate) async fn place_call(
     token: &str,
     script: &Script,
 ) -> anyhow::Result<CallResult> {
-    let http = reqwest::Client::new();
-    let created: Value = http
-        .post(format!("{base}/api/v1/calls"))
-        .bearer_auth(token)
-        .json(&json!({
-            "from_number": script.from,
-            "direction": "inbound",
-            "context": { "source": script.source }
-        }))
-        .send()
-        .await
-        .context("cannot reach the server")?
-        .error_for_status()
-        .context("the server refused to create the call")?
-        .json()
-        .await?;
-    let call_id = created["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server's answer has no call id: {created}"))?
-        .to_owned();
-    let ws_url = format!(
-        "{}/ws/audio/{call_id}?token={token}",
-        base.replacen("http", "ws", 1)
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(&ws_url)
-        .await
-        .context("cannot open the call's audio WebSocket")?;
-    let (mut sink, mut stream) = socket.split();
-    sink.send(Message::text(
-        json!({"event": "start", "start": {"encoding": "pcm16", "sample_rate": 16000}}).to_string(),
-    ))
-    .await?;
+    let Line {
+        call_id,
+        rate,
+        mut outgoing,
+        mut incoming,
+        events_on_api,
+    } = wire::open(base, token, &script.from, script.source, &script.transport).await?;
     let t0 = Instant::now();
+    let frame_samples = rate.frame_samples();
 
-    // Reader: the agent's audio, marks (end of each agent speech), transcript and latency events.
+    // Readers: the agent's audio from the wire; marks, transcript, latency and hang-up from the wire or,
+    // when the wire does not carry them, from the call's live events.
     let heard = Arc::new(Mutex::new(Heard::default()));
     let (marks_tx, mut marks_rx) = watch::channel(0u32);
     let (media_tx, mut media_rx) = watch::channel(None::<Instant>);
+    let (echo_tx, mut echo_rx) = mpsc::unbounded_channel::<String>();
+    let listener = Listener {
+        heard: heard.clone(),
+        marks: marks_tx,
+        media: media_tx,
+        echoes: echo_tx,
+        t0,
+    };
     let reader = {
-        let heard = heard.clone();
+        let listener = listener.clone();
         tokio::spawn(async move {
-            while let Some(Ok(message)) = stream.next().await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
-                    continue;
-                };
-                let now = Instant::now();
-                let mut heard = heard
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match event["event"].as_str() {
-                    Some("media") => {
-                        if let Some(bytes) = event["media"]["payload"]
-                            .as_str()
-                            .and_then(|p| BASE64.decode(p).ok())
-                        {
-                            heard.agent_audio.extend(
-                                bytes
-                                    .chunks_exact(2)
-                                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
-                            );
-                        }
-                        heard.last_media = Some(now);
-                        let _ = media_tx.send(Some(now));
-                    }
-                    Some("mark") => {
-                        marks_tx.send_modify(|n| *n += 1);
-                    }
-                    Some("latency") => heard.latencies.push(event.clone()),
-                    Some("hangup") => heard.hangup = event["reason"].as_str().map(str::to_owned),
-                    _ => {}
-                }
-                if event["event"] != "media" {
-                    let mut logged = event;
-                    logged["t"] = json!(now.duration_since(t0).as_secs_f64());
-                    heard.events.push(logged);
-                }
+            while let Some(event) = incoming.next().await {
+                listener.hear(event);
             }
         })
     };
+    let follower = events_on_api.then(|| {
+        let (base, token, call_id) = (base.to_owned(), token.to_owned(), call_id.clone());
+        let listener = listener.clone();
+        tokio::spawn(async move {
+            let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+            let follow = tokio::spawn(async move {
+                wire::follow_events(&base, &token, &call_id, events_tx).await
+            });
+            while let Some(event) = events_rx.recv().await {
+                listener.hear(event);
+            }
+            follow.await.map_err(anyhow::Error::from).and_then(|r| r)
+        })
+    });
+    drop(listener);
 
     // Sender: one 20 ms frame every 20 ms, silence when no turn is playing; reports when a turn's
     // speech really ended.
@@ -157,27 +176,33 @@ pub(crate) async fn place_call(
         loop {
             tokio::select! {
                 _ = &mut stop_rx => break,
+                Some(name) = echo_rx.recv() => {
+                    if outgoing.echo_mark(&name).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 _ = ticker.tick() => {}
             }
             if playing.is_empty()
                 && let Ok((samples, end, done)) = turn_rx.try_recv()
             {
                 playing = samples
-                    .chunks(FRAME)
+                    .chunks(frame_samples)
                     .map(|c| {
                         let mut f = c.to_vec();
-                        f.resize(FRAME, 0);
+                        f.resize(frame_samples, 0);
                         f
                     })
                     .collect();
                 end_frame = Some((end, done));
                 sent_in_turn = 0;
             }
-            let frame = playing.pop_front().unwrap_or_else(|| vec![0; FRAME]);
-            let bytes: Vec<u8> = frame.iter().flat_map(|s| s.to_le_bytes()).collect();
-            let message = json!({"event": "media", "media": {"payload": BASE64.encode(bytes)}});
-            if sink.send(Message::text(message.to_string())).await.is_err() {
-                return sink;
+            let frame = playing
+                .pop_front()
+                .unwrap_or_else(|| vec![0; frame_samples]);
+            if outgoing.frame(&frame).await.is_err() {
+                return;
             }
             sent_in_turn += 1;
             if let Some((end, _)) = &end_frame
@@ -187,10 +212,7 @@ pub(crate) async fn place_call(
                 let _ = done.send(Instant::now());
             }
         }
-        let _ = sink
-            .send(Message::text(json!({"event": "stop"}).to_string()))
-            .await;
-        sink
+        outgoing.hang_up().await;
     });
 
     let timeout = script.turn_timeout;
@@ -200,9 +222,10 @@ pub(crate) async fn place_call(
     let mut report_turns = Vec::new();
     for (index, (label, samples)) in script.turns.iter().enumerate() {
         let end = speech_end_frame(samples);
+        let samples = resample_all(samples, SampleRate::Hz16000, rate)?;
         let (done_tx, done_rx) = oneshot::channel();
         turn_tx
-            .send((samples.clone(), end, done_tx))
+            .send((samples, end, done_tx))
             .await
             .map_err(|_| anyhow!("the call's audio stopped"))?;
         let speech_end = done_rx
@@ -240,6 +263,24 @@ pub(crate) async fn place_call(
     let _ = stop_tx.send(());
     let _ = sender.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    if let Some(follower) = follower {
+        // The hang-up is the call's last event; the stream itself stays open until the call's record is
+        // written.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while heard.lock().is_ok_and(|h| h.hangup.is_none()) && Instant::now() < deadline {
+            if follower.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if follower.is_finished() {
+            if let Ok(Err(e)) = follower.await {
+                eprintln!("warning: {e:#}");
+            }
+        } else {
+            follower.abort();
+        }
+    }
 
     let (summary, transcript) = if script.fetch_record {
         fetch_record(base, token, &call_id).await?
@@ -250,6 +291,7 @@ pub(crate) async fn place_call(
         .map_err(|_| anyhow!("the reader is still running"))?
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let agent_audio = resample_all(&heard.agent_audio, rate, SampleRate::Hz16000)?;
     // The server's own breakdown, matched to turns in order.
     for (turn, latency) in report_turns.iter_mut().zip(&heard.latencies) {
         turn["server"] = latency.clone();
@@ -259,15 +301,16 @@ pub(crate) async fn place_call(
     let report = json!({
         "call_id": call_id,
         "server": base,
+        "transport": script.transport.name(),
         "end_reason": heard.hangup,
-        "agent_audio_s": heard.agent_audio.len() as f64 / 16_000.0,
+        "agent_audio_s": agent_audio.len() as f64 / 16_000.0,
         "turns": report_turns,
         "claim": summary.as_ref().map(|s| s["claim"].clone()),
         "synthesis": summary.as_ref().map(|s| s["synthesis"].clone()),
     });
     Ok(CallResult {
         report,
-        agent_audio: heard.agent_audio,
+        agent_audio,
         transcript,
     })
 }

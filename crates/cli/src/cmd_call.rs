@@ -1,5 +1,6 @@
-//! `switchboard call --audio T1.wav --audio T2.wav ... [--server URL] --out DIR`: a caller over
-//! `/ws/audio`. It places a call through the API, plays each turn in real time (silence in between, as a
+//! `switchboard call --audio T1.wav --audio T2.wav ... [--transport websocket|twilio|audiosocket]
+//! [--server URL] --out DIR`: a scripted caller over `/ws/audio`, Twilio Media Streams or Asterisk's
+//! AudioSocket. It places a call through the API, plays each turn in real time (silence in between, as a
 //! phone line would), waits for the agent's answer, and writes transcript.json, agent.wav and report.json
 //! (per turn: when the caller stopped speaking, when the agent's first audio came back, and the server's
 //! breakdown of that latency; the claim; the synthesis). Without --server it serves in this process.
@@ -16,6 +17,7 @@ use switchboard_core::Config;
 
 use crate::call_server::LocalServer;
 use crate::caller::{Script, place_call};
+use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
 pub(crate) struct CallArgs {
@@ -34,6 +36,14 @@ pub(crate) struct CallArgs {
     /// The caller's number (the agent looks up their previous calls by it).
     #[arg(long, default_value = "+14155550100")]
     from: String,
+    /// How the call reaches the agent: /ws/audio, as Twilio (signed webhook, then a Media Stream of
+    /// µ-law 8 kHz), or as Asterisk's AudioSocket (PCM16 8 kHz over TCP).
+    #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
+    transport: TransportKind,
+    /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server; default:
+    /// AUDIOSOCKET_PORT (9092) on the server's host.
+    #[arg(long, value_name = "HOST:PORT")]
+    audiosocket: Option<String>,
     /// Longest wait for the agent's answer to one turn, in seconds.
     #[arg(long, default_value_t = 60)]
     turn_timeout: u64,
@@ -58,14 +68,26 @@ pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> 
         let (base, token, local) =
             LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
                 .await?;
-        let script = Script {
-            from: args.from.clone(),
-            source: "switchboard call",
-            turns,
-            turn_timeout: Duration::from_secs(args.turn_timeout),
-            fetch_record: true,
+        let transport = Transport::resolve(
+            args.transport,
+            local.as_ref().map_or(config, |l| l.config()),
+            &base,
+            args.audiosocket.as_deref(),
+        );
+        let result = match transport {
+            Ok(transport) => {
+                let script = Script {
+                    from: args.from.clone(),
+                    source: "switchboard call",
+                    turns,
+                    turn_timeout: Duration::from_secs(args.turn_timeout),
+                    fetch_record: true,
+                    transport,
+                };
+                place_call(&base, &token, &script).await
+            }
+            Err(e) => Err(e),
         };
-        let result = place_call(&base, &token, &script).await;
         if let Some(local) = local {
             local.stop().await;
         }
@@ -102,8 +124,9 @@ fn write_wav(path: &Path, samples: &[i16]) -> anyhow::Result<()> {
 
 fn print_report(report: &Value) {
     println!(
-        "call {}  ended: {}",
+        "call {} over {}  ended: {}",
         report["call_id"].as_str().unwrap_or("?"),
+        report["transport"].as_str().unwrap_or("?"),
         report["end_reason"]
     );
     println!(

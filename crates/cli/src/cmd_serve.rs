@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
-use switchboard_server::{AppState, EnginesCheck, Readiness, app, serve};
+use switchboard_server::{AppState, EnginesCheck, Readiness, app, serve, serve_audiosocket};
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
 use tokio_util::sync::CancellationToken;
@@ -86,11 +86,30 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             .await
             .context("subscribing to this node's call commands in Redis")?;
     }
+    // Stops taking new phone calls when shutdown begins.
+    let accepting = CancellationToken::new();
+    if let Some(port) = config.telephony.audiosocket_port {
+        let address = format!("{}:{port}", config.server.host);
+        let audiosocket = tokio::net::TcpListener::bind(&address)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for AudioSocket on {address} (SERVER_HOST / AUDIOSOCKET_PORT)"
+                )
+            })?;
+        tracing::info!(address = %audiosocket.local_addr()?, "AudioSocket listening");
+        tokio::spawn(serve_audiosocket(
+            audiosocket,
+            state.clone(),
+            accepting.clone(),
+        ));
+    }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");
     let calls = state.calls.clone();
     let shutdown = async move {
         shutdown_signal().await;
+        accepting.cancel();
         // Calls end politely and record their end; requests then drain.
         calls.hang_up_all();
     };

@@ -23,6 +23,7 @@ mod cmd_transcribe;
 mod logging;
 mod progress;
 mod reference;
+mod wire;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -61,8 +61,9 @@ fn write_turn(path: &Path, words: &[&str]) -> PathBuf {
     path.to_owned()
 }
 
-/// Three caller turns of real speech: a hello, a callback number, a goodbye.
-fn caller_turns(dir: &Path) -> Vec<PathBuf> {
+/// Three caller turns of real speech: a hello, a callback number, and `last` (a goodbye, or asking for a
+/// person).
+fn caller_turns(dir: &Path, last: &[&str]) -> Vec<PathBuf> {
     let mut number = vec!["telephone-number"];
     number.extend([
         "digits/4", "digits/1", "digits/5", "digits/5", "digits/5", "digits/5", "digits/0",
@@ -71,31 +72,52 @@ fn caller_turns(dir: &Path) -> Vec<PathBuf> {
     vec![
         write_turn(&dir.join("t1.wav"), &["hello"]),
         write_turn(&dir.join("t2.wav"), &number),
-        write_turn(&dir.join("t3.wav"), &["goodbye"]),
+        write_turn(&dir.join("t3.wav"), last),
     ]
 }
 
-/// Runs `switchboard call` (with `env` added) and checks the files it wrote; returns the report.
-fn call_and_check(
-    data_dir: &Path,
-    models: &Path,
-    database_url: Option<&str>,
-    redis_host: Option<&str>,
-    env: &[(&str, &str)],
-) -> Value {
-    let turns = caller_turns(data_dir);
+/// One whole call to place: where it is stored, what else is configured, the transport, and how it ends.
+struct Case<'a> {
+    database_url: Option<&'a str>,
+    redis_host: Option<&'a str>,
+    env: &'a [(&'a str, &'a str)],
+    transport: &'a str,
+    /// The words of the caller's last turn.
+    last_turn: &'a [&'a str],
+    /// One of these is in the last caller line's transcript.
+    last_heard: &'a [&'a str],
+    end_reason: &'a str,
+}
+
+impl Default for Case<'_> {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            redis_host: None,
+            env: &[],
+            transport: "websocket",
+            last_turn: &["goodbye"],
+            last_heard: &["goodbye", "bye"],
+            end_reason: "agent_ended",
+        }
+    }
+}
+
+/// Runs `switchboard call` for `case` and checks the files it wrote; returns the report.
+fn call_and_check(data_dir: &Path, models: &Path, case: &Case<'_>) -> Value {
+    let turns = caller_turns(data_dir, case.last_turn);
     let out_dir = data_dir.join("out");
     let mut cmd = switchboard(data_dir);
     cmd.env("MODELS_DIR", models)
         .env("LOG_LEVEL", "warn")
-        .arg("call");
-    if let Some(url) = database_url {
+        .args(["call", "--transport", case.transport]);
+    if let Some(url) = case.database_url {
         cmd.env("DATABASE_URL", url);
     }
-    if let Some(host) = redis_host {
+    if let Some(host) = case.redis_host {
         cmd.env("REDIS_HOST", host);
     }
-    cmd.envs(env.iter().copied());
+    cmd.envs(case.env.iter().copied());
     for turn in &turns {
         cmd.arg("--audio").arg(turn);
     }
@@ -137,9 +159,10 @@ fn call_and_check(
             .is_some_and(|s| !s.is_empty()),
         "{report:#}"
     );
+    assert_eq!(report["transport"], case.transport, "{report:#}");
     assert_eq!(
-        report["end_reason"], "agent_ended",
-        "the caller's goodbye ends the call: {report:#}"
+        report["end_reason"], case.end_reason,
+        "the caller's last turn ends the call: {report:#}"
     );
 
     let transcript: Value =
@@ -156,7 +179,7 @@ fn call_and_check(
     assert_eq!(caller.len(), 3, "{lines:#?}");
     assert!(caller[0].contains("hello"), "{caller:?}");
     assert!(
-        caller[2].contains("goodbye") || caller[2].contains("bye"),
+        case.last_heard.iter().any(|w| caller[2].contains(w)),
         "{caller:?}"
     );
     let agent = said("agent");
@@ -171,12 +194,12 @@ fn call_and_check(
 }
 
 /// After the process (and its server) is gone, the database still holds the whole call.
-async fn check_stored(target: DatabaseTarget, report: &Value) {
+async fn check_stored(target: DatabaseTarget, report: &Value, end_reason: &str) {
     let db = Database::connect(&target).await.unwrap();
     let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
     let call = db.call(id).await.unwrap().expect("the call is stored");
     assert_eq!(call.status, "ended");
-    assert_eq!(call.end_reason.as_deref(), Some("agent_ended"));
+    assert_eq!(call.end_reason.as_deref(), Some(end_reason));
     let turns = db.turns(id).await.unwrap();
     assert_eq!(
         turns
@@ -209,12 +232,13 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
     let report = call_and_check(
         dir.path(),
         &models,
-        None,
-        None,
-        &[
-            ("ENABLE_TRACING", "true"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-        ],
+        &Case {
+            env: &[
+                ("ENABLE_TRACING", "true"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ],
+            ..Case::default()
+        },
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(check_stored(
@@ -222,6 +246,7 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
             path: dir.path().join("switchboard.db"),
         },
         &report,
+        "agent_ended",
     ));
     check_trace(&collector.spans(), &report);
 }
@@ -326,7 +351,15 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
     let redis_host = std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into());
-    let report = call_and_check(dir.path(), &models, Some(&url), Some(&redis_host), &[]);
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            database_url: Some(&url),
+            redis_host: Some(&redis_host),
+            ..Case::default()
+        },
+    );
     assert!(
         !dir.path().join("switchboard.db").exists(),
         "with PostgreSQL configured nothing goes to SQLite"
@@ -336,6 +369,7 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
             url: Secret::new(url),
         },
         &report,
+        "agent_ended",
     ));
     runtime
         .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
@@ -370,27 +404,35 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     });
 }
 
-/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP protobuf exports on a free loopback port and
-/// keeps the requests' bodies.
-struct OtlpCollector {
+/// A request line and the body that followed it.
+type Request = (String, Vec<u8>);
+
+/// A stand-in HTTP server on a free loopback port: keeps every request's line and body and answers each
+/// with `answer` (a whole HTTP response).
+struct Recorder {
     port: u16,
-    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
-impl OtlpCollector {
-    fn start() -> Self {
+impl Recorder {
+    fn start(answer: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = bodies.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let kept = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let kept = kept.clone();
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut writer = stream;
                     // One connection carries several requests (keep-alive).
                     loop {
+                        let mut request_line = String::new();
+                        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                            return;
+                        }
                         let mut length = None;
                         let mut line = String::new();
                         loop {
@@ -411,8 +453,9 @@ impl OtlpCollector {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        kept.lock().unwrap().push(body);
-                        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        kept.lock()
+                            .unwrap()
+                            .push((request_line.trim_end().to_owned(), body));
                         if writer.write_all(answer.as_bytes()).is_err() {
                             return;
                         }
@@ -420,20 +463,39 @@ impl OtlpCollector {
                 });
             }
         });
-        Self { port, bodies }
+        Self { port, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// A stand-in OpenTelemetry collector: accepts OTLP/HTTP protobuf exports and keeps them.
+struct OtlpCollector(Recorder);
+
+impl OtlpCollector {
+    fn start() -> Self {
+        Self(Recorder::start(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+                .into(),
+        ))
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.url()
     }
 
     /// Every span received so far.
     fn spans(&self) -> Vec<Span> {
-        self.bodies
-            .lock()
-            .unwrap()
+        self.0
+            .requests()
             .iter()
-            .flat_map(|body| {
+            .flat_map(|(_, body)| {
                 ExportTraceServiceRequest::decode(body.as_slice())
                     .unwrap()
                     .resource_spans
@@ -442,6 +504,102 @@ impl OtlpCollector {
             .flat_map(|s| s.spans)
             .collect()
     }
+}
+
+/// A call as Twilio carries it (the signed voice webhook, then a Media Stream of µ-law 8 kHz) whose caller
+/// asks for a person: the agent answers, fills the claim, and the live call is redirected through
+/// Twilio's REST API (a local stand-in here) to a `<Dial>` of TRANSFER_TARGET.
+#[test]
+fn a_call_over_twilio_media_streams_is_answered_and_transferred_with_dial() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let body = r#"{"sid": "CA00000000000000000000000000000000", "status": "in-progress"}"#;
+    let twilio = Recorder::start(format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let api_url = twilio.url();
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            env: &[
+                ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+                ("TWILIO_PHONE_NUMBER", "+18005550100"),
+                ("TWILIO_API_URL", &api_url),
+                ("TRANSFER_TARGET", "+14155550111"),
+            ],
+            transport: "twilio",
+            // "Waiting to speak with a representative."
+            last_turn: &["queue-callswaiting"],
+            last_heard: &["representative"],
+            end_reason: "transferred",
+            ..Case::default()
+        },
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(check_stored(
+        DatabaseTarget::Sqlite {
+            path: dir.path().join("switchboard.db"),
+        },
+        &report,
+        "transferred",
+    ));
+    let requests = twilio.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one REST request, the transfer: {requests:?}"
+    );
+    let (line, body) = &requests[0];
+    assert!(
+        line.starts_with("POST /2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls/CA")
+            && line.contains(".json"),
+        "{line}"
+    );
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    assert_eq!(form.len(), 1, "{form:?}");
+    assert_eq!(form[0].0, "Twiml");
+    assert!(
+        form[0]
+            .1
+            .contains("<Dial callerId=\"+18005550100\"><Number>+14155550111</Number></Dial>"),
+        "{}",
+        form[0].1
+    );
+}
+
+/// A call as Asterisk hands it over with `AudioSocket()`: PCM16 8 kHz over TCP, named by its UUID.
+#[test]
+fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            transport: "audiosocket",
+            ..Case::default()
+        },
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(check_stored(
+        DatabaseTarget::Sqlite {
+            path: dir.path().join("switchboard.db"),
+        },
+        &report,
+        "agent_ended",
+    ));
 }
 
 /// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;
