@@ -153,6 +153,25 @@ pub struct TelephonyConfig {
     pub transfer_target: Option<String>,
     /// Port of the AudioSocket listener on SERVER_HOST; `None`: no listener.
     pub audiosocket_port: Option<u16>,
+    /// Asterisk's REST interface, when ARI_URL is set.
+    pub ari: Option<AriConfig>,
+}
+
+/// Asterisk ARI settings.
+#[derive(Debug, Clone)]
+pub struct AriConfig {
+    /// Asterisk's HTTP server (`/ari` is appended).
+    pub url: Url,
+    /// ARI user.
+    pub user: String,
+    /// ARI password.
+    pub password: Secret,
+    /// The Stasis application.
+    pub app: String,
+    /// Dial string with `{number}`.
+    pub endpoint: String,
+    /// Where Asterisk reaches our AudioSocket listener (`host:port`).
+    pub media_address: String,
 }
 
 /// Twilio account settings.
@@ -426,6 +445,7 @@ impl Config {
                     (provider == TelephonyProvider::Asterisk).then_some(DEFAULT_AUDIOSOCKET_PORT)
                 }
             },
+            ari: ari_config(&r)?,
         };
         let database = DatabaseConfig {
             target: database_target(&r, &data_dir)?,
@@ -613,6 +633,55 @@ fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         Some(home) => PathBuf::from(home).join(".local/share/switchboard"),
         None => PathBuf::from("data"),
     }
+}
+
+/// ARI, when ARI_URL is set: then its user, password and media address are needed too.
+fn ari_config(r: &Reader<'_>) -> Result<Option<AriConfig>, ConfigError> {
+    use settings::*;
+    let Some(url) = r.url(&ARI_URL)? else {
+        return Ok(None);
+    };
+    let needed = |s: &'static Setting| {
+        r.text(s).ok_or_else(|| {
+            ConfigError::Inconsistent(format!(
+                "ARI_URL is set, so {} is needed too ({})",
+                s.env, s.allowed
+            ))
+        })
+    };
+    let endpoint_ok: fn(&str) -> bool =
+        |e| e.contains("{number}") && !e.contains(char::is_whitespace);
+    Ok(Some(AriConfig {
+        url,
+        user: needed(&ARI_USER)?,
+        password: Secret::new(needed(&ARI_PASSWORD)?),
+        app: r
+            .checked(&ARI_APP, is_app_name)?
+            .ok_or_else(|| r.invalid(&ARI_APP))?,
+        endpoint: r
+            .checked(&ARI_ENDPOINT, endpoint_ok)?
+            .ok_or_else(|| r.invalid(&ARI_ENDPOINT))?,
+        media_address: match r.checked(&ARI_MEDIA_ADDRESS, is_host_port)? {
+            Some(address) => address,
+            None => needed(&ARI_MEDIA_ADDRESS)?,
+        },
+    }))
+}
+
+/// A Stasis application name.
+fn is_app_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `host:port`.
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(host, port)| {
+        is_host(host.trim_start_matches('[').trim_end_matches(']'))
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    })
 }
 
 fn database_target(r: &Reader<'_>, data_dir: &Path) -> Result<DatabaseTarget, ConfigError> {

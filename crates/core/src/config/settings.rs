@@ -72,6 +72,18 @@ settings! {
     TRANSFER_TARGET: "telephony.transfer_target", "TRANSFER_TARGET", default None, allowed "an E.164 number such as +14155550100, or a sip: URI";
     /// TCP port of the Asterisk AudioSocket listener (on SERVER_HOST); unset: 9092 with TELEPHONY_PROVIDER=asterisk, no listener otherwise. 0 picks a free port.
     AUDIOSOCKET_PORT: "telephony.audiosocket_port", "AUDIOSOCKET_PORT", default None, allowed "an integer from 0 to 65535";
+    /// Asterisk's HTTP server for ARI (outbound calls, calls sent to Stasis, transfers, hang-ups); unset: no ARI.
+    ARI_URL: "telephony.ari.url", "ARI_URL", default None, allowed "an absolute http(s) URL such as http://asterisk:8088";
+    /// ARI user (ari.conf).
+    ARI_USER: "telephony.ari.user", "ARI_USER", default None, allowed "an ARI user name";
+    /// ARI password (ari.conf).
+    ARI_PASSWORD: "telephony.ari.password", "ARI_PASSWORD", default None, allowed "the ARI user's password", secret;
+    /// The Stasis application this node answers (one per node: every node subscribed to an app gets its events).
+    ARI_APP: "telephony.ari.app", "ARI_APP", default Some("switchboard"), allowed "a Stasis application name (letters, digits, - and _)";
+    /// How ARI dials a number (outbound calls and transfers); {number} is replaced by the number or SIP user.
+    ARI_ENDPOINT: "telephony.ari.endpoint", "ARI_ENDPOINT", default Some("PJSIP/{number}"), allowed "an Asterisk dial string containing {number}, such as PJSIP/{number}@trunk";
+    /// Where Asterisk reaches this node's AudioSocket listener (host:port) for the external media of ARI calls.
+    ARI_MEDIA_ADDRESS: "telephony.ari.media_address", "ARI_MEDIA_ADDRESS", default None, allowed "host:port";
     /// Speech-to-text model.
     WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (the only Whisper model shipped in a package so far)";
     /// Device for speech recognition.

@@ -172,6 +172,53 @@ fn the_audiosocket_listener_and_the_transfer_target_are_checked() {
 }
 
 #[test]
+fn ari_needs_its_credentials_and_where_asterisk_reaches_our_audiosocket() {
+    assert!(load(&[]).unwrap().telephony.ari.is_none());
+    let err = load(&[("ARI_URL", "http://asterisk:8088")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ARI_USER"), "{err}");
+    let err = load(&[
+        ("ARI_URL", "http://asterisk:8088"),
+        ("ARI_USER", "sb"),
+        ("ARI_PASSWORD", "pw"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ARI_MEDIA_ADDRESS"), "{err}");
+    let c = load(&[
+        ("ARI_URL", "http://asterisk:8088"),
+        ("ARI_USER", "sb"),
+        ("ARI_PASSWORD", "pw"),
+        ("ARI_MEDIA_ADDRESS", "10.0.0.7:9092"),
+        ("ARI_ENDPOINT", "PJSIP/{number}@trunk"),
+    ])
+    .unwrap();
+    let ari = c.telephony.ari.unwrap();
+    assert_eq!(ari.app, "switchboard");
+    assert_eq!(ari.endpoint, "PJSIP/{number}@trunk");
+    assert_eq!(ari.media_address, "10.0.0.7:9092");
+    for (name, bad) in [
+        ("ARI_ENDPOINT", "PJSIP/100"),
+        ("ARI_MEDIA_ADDRESS", "10.0.0.7"),
+        ("ARI_APP", "my app"),
+    ] {
+        let mut env = vec![
+            ("ARI_URL", "http://asterisk:8088"),
+            ("ARI_USER", "sb"),
+            ("ARI_PASSWORD", "pw"),
+            ("ARI_MEDIA_ADDRESS", "10.0.0.7:9092"),
+        ];
+        env.retain(|(k, _)| *k != name);
+        env.push((name, bad));
+        let err = load(Box::leak(env.into_boxed_slice()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name), "{name}={bad}: {err}");
+    }
+}
+
+#[test]
 fn effective_lists_every_setting_with_its_source() {
     let c = load(&[("SERVER_PORT", "9000"), ("TWILIO_AUTH_TOKEN", "tok-123")]).unwrap();
     let rows = c.effective();
