@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
-use switchboard_server::{AppState, EnginesCheck, Readiness, app, serve, serve_audiosocket};
+use switchboard_server::{
+    AppState, EnginesCheck, Readiness, app, run_ari_events, serve, serve_audiosocket,
+};
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
 use tokio_util::sync::CancellationToken;
@@ -103,6 +105,9 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             state.clone(),
             accepting.clone(),
         ));
+    }
+    if config.telephony.ari.is_some() {
+        tokio::spawn(run_ari_events(state.clone(), accepting.clone()));
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");

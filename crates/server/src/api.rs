@@ -135,22 +135,29 @@ async fn create_call(
         .ok_or_else(|| ApiError::internal("a created call vanished"))?;
     // An outbound call with a number to ring goes out through the configured phone network; otherwise
     // the client connects the call's audio itself over /ws/audio.
-    let provider_call_sid = match (&call.direction, &call.to_number) {
+    // Twilio's CallSid or Asterisk's channel id.
+    let provider_call_id = match (&call.direction, &call.to_number) {
         (CallDirection::Outbound, Some(to))
             if state.config.telephony.provider == TelephonyProvider::Twilio =>
         {
             Some(crate::twilio::place_call(&state, call.id, to).await?)
         }
+        (CallDirection::Outbound, Some(to))
+            if state.config.telephony.provider == TelephonyProvider::Asterisk
+                && state.ari.is_some() =>
+        {
+            Some(crate::ari::place_call(&state, call.id, to).await?)
+        }
         _ => None,
     };
-    let record = match provider_call_sid {
+    let record = match provider_call_id {
         Some(_) => state.database.call(call.id).await?.unwrap_or(record),
         None => record,
     };
     let mut body = call_json(&record, false);
     body["audio_url"] = json!(format!("/ws/audio/{}", call.id));
-    if let Some(sid) = provider_call_sid {
-        body["provider_call_sid"] = json!(sid);
+    if let Some(sid) = provider_call_id {
+        body["provider_call_id"] = json!(sid);
     }
     Ok((StatusCode::CREATED, Json(body)))
 }

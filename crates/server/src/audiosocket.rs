@@ -5,6 +5,7 @@
 //! as for `/ws/audio`.
 //!
 //! AudioSocket has no authentication: bind it (SERVER_HOST) to the network Asterisk reaches it on only.
+//! A call ARI joined to this listener is handed back to ARI when it ends (transfer or hang-up).
 
 use std::time::{Duration, SystemTime};
 
@@ -143,6 +144,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
         Ok(admission) => admission,
         Err(e) => {
             let _ = send(&mut writer, &Frame::Hangup).await;
+            crate::ari::finish(&state, call_id, e.code).await;
             return Err(format!("call {call_id}: {}", e.message));
         }
     };
@@ -166,6 +168,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
         {
             tracing::error!(%call_id, error = %e, "cannot record the end of a call");
         }
+        crate::ari::finish(&state, call_id, "caller_hung_up").await;
         return Err(format!("call {call_id}: hung up before any audio"));
     };
     let mut call = Carried::start(&state, admission, InputFormat::Pcm16(rate.sample_rate())).await;
@@ -173,6 +176,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     if !first.is_empty() {
         call.forward(Inbound::Audio(first));
     }
+    let mut end_reason = String::from("caller_hung_up");
     loop {
         tokio::select! {
             out = call.outbound.recv() => {
@@ -185,9 +189,10 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
                 }
                 call.publish(&encode(&out));
                 if let Outbound::Hangup { reason } = &out {
-                    if reason == "transferred" {
-                        tracing::warn!(%call_id, "AudioSocket cannot transfer a call; the dialplan goes on after AudioSocket() (route the caller there)");
+                    if reason == "transferred" && state.ari.is_none() {
+                        tracing::warn!(%call_id, "AudioSocket alone cannot transfer a call; the dialplan goes on after AudioSocket() (or set up ARI)");
                     }
+                    end_reason.clone_from(reason);
                     let _ = send(&mut writer, &Frame::Hangup).await;
                     break;
                 }
@@ -209,5 +214,6 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     }
     let _ = writer.shutdown().await;
     call.finish();
+    crate::ari::finish(&state, call_id, &end_reason).await;
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Switchboard's HTTP edge: liveness and readiness, the `/api/v1` REST API with API-key and JWT auth,
 //! the call WebSocket `/ws/audio/{call_id}`, Twilio's webhooks and Media Streams, Asterisk's AudioSocket
-//! listener, Prometheus `/metrics`, and a server that drains in-flight
+//! listener and ARI, Prometheus `/metrics`, and a server that drains in-flight
 //! work on shutdown within a bounded grace period.
 
 mod api;
+pub mod ari;
 mod audiosocket;
 pub mod auth;
 mod carrier;
@@ -20,6 +21,7 @@ mod serve;
 mod twilio;
 pub mod ws;
 
+pub use ari::run_ari_events;
 pub use audiosocket::serve_audiosocket;
 pub use auth::{Authenticator, Principal, Role, generate_api_key};
 pub use error::ApiError;

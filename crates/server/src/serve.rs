@@ -33,6 +33,8 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
     /// Twilio's REST API for this account (outbound calls, transfers), when configured.
     pub twilio: Option<switchboard_telephony::twilio::rest::Client>,
+    /// Asterisk's REST interface, when ARI_URL is set.
+    pub ari: Option<Arc<crate::ari::AriLink>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             calls: CallRegistry::new(config.calls.max_concurrent),
             limiter: crate::ratelimit::RateLimiter::new(config.auth.rate_limit_per_minute),
             twilio: crate::twilio::rest_client(&config),
+            ari: crate::ari::link(&config),
             config,
             readiness,
             database,

@@ -1,7 +1,9 @@
 //! Twilio and Asterisk at the server's edge, on their wire formats: webhooks are refused (403) unless
 //! signed with TWILIO_AUTH_TOKEN and answered with TwiML when they are; an outbound call through the API
 //! sends the REST request Twilio documents to a local stand-in that records it; status callbacks move the
-//! call record; a Media Stream without its call's token is closed; an AudioSocket UUID names a call.
+//! call record; a Media Stream without its call's token is closed; an AudioSocket UUID names a call; ARI
+//! (against a local stand-in speaking ARI's REST and event JSON) bridges Stasis calls to the AudioSocket
+//! listener, places outbound calls, and transfers by redirecting the caller's channel.
 //! Whole calls over both transports, with models and real speech, are in the binary's call tests.
 #![allow(clippy::unwrap_used)]
 
@@ -17,11 +19,14 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use switchboard_core::config::DatabaseTarget;
 use switchboard_core::{CallId, Config};
-use switchboard_server::{AppState, Readiness, Role, app, generate_api_key, serve_audiosocket};
+use switchboard_server::{
+    AppState, Readiness, Role, app, generate_api_key, run_ari_events, serve_audiosocket,
+};
 use switchboard_store::Database;
 use switchboard_telephony::audiosocket::{self, Frame};
 use switchboard_telephony::twilio::signature::sign;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -285,7 +290,7 @@ async fn an_outbound_call_sends_twilios_documented_rest_request() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
-        body["provider_call_sid"],
+        body["provider_call_id"],
         "CAfeedfacefeedfacefeedfacefeedface"
     );
     assert_eq!(body["status"], "queued");
@@ -485,5 +490,284 @@ async fn an_audiosocket_uuid_names_a_new_inbound_call_and_bad_frames_are_skipped
     let closed = tokio::time::timeout(Duration::from_secs(8), silent.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "a connection without a UUID is closed");
     assert!(tokio::net::TcpStream::connect(address).await.is_ok());
+    stop.cancel();
+}
+
+/// One ARI request: method, path and query.
+type AriRequest = (Method, String, Vec<(String, String)>);
+
+/// A stand-in for Asterisk's ARI: records every REST request (method, path, query) and answers as ARI
+/// documents; its events socket sends what the test pushes.
+struct AriStandIn {
+    url: String,
+    requests: Arc<Mutex<Vec<AriRequest>>>,
+    events: tokio::sync::broadcast::Sender<String>,
+    subscribed: Arc<Mutex<Option<String>>>,
+}
+
+impl AriStandIn {
+    async fn start() -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (events, _) = tokio::sync::broadcast::channel::<String>(16);
+        let subscribed = Arc::new(Mutex::new(None));
+        let (feed, seen) = (events.clone(), subscribed.clone());
+        let recorded = requests.clone();
+        let router = Router::new()
+            .route(
+                "/ari/events",
+                axum::routing::get(
+                    move |uri: Uri, upgrade: axum::extract::ws::WebSocketUpgrade| {
+                        let mut feed = feed.subscribe();
+                        *seen.lock().unwrap() = uri.query().map(str::to_owned);
+                        async move {
+                            upgrade.on_upgrade(move |mut socket| async move {
+                                while let Ok(event) = feed.recv().await {
+                                    if socket
+                                        .send(axum::extract::ws::Message::Text(event.into()))
+                                        .await
+                                        .is_err()
+                                    {
+                                        return;
+                                    }
+                                }
+                            })
+                        }
+                    },
+                ),
+            )
+            .fallback(move |method: Method, uri: Uri| {
+                let recorded = recorded.clone();
+                async move {
+                    let query: Vec<(String, String)> =
+                        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+                            .into_owned()
+                            .collect();
+                    let id = query
+                        .iter()
+                        .find(|(k, _)| k == "channelId" || k == "bridgeId")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    recorded
+                        .lock()
+                        .unwrap()
+                        .push((method, uri.path().to_owned(), query));
+                    axum::Json(
+                        json!({ "id": id, "name": "PJSIP/trunk-00000001", "state": "Down",
+                        "caller": {"name": "", "number": ""} }),
+                    )
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            url,
+            requests,
+            events,
+            subscribed,
+        }
+    }
+
+    /// Waits until a request to `path` by `method` arrives; returns its query.
+    async fn wait_for(&self, method: Method, path: &str) -> Vec<(String, String)> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some((_, _, query)) = self
+                    .requests
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(m, p, _)| *m == method && p == path)
+                {
+                    return query.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {method} {path}: {:?}", self.requests.lock().unwrap()))
+    }
+
+    async fn push(&self, event: Value) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while self.events.receiver_count() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the server subscribes to the application's events");
+        self.events.send(event.to_string()).unwrap();
+    }
+}
+
+fn query_value<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// A node with ARI pointed at `ari` and its AudioSocket listener, which ARI's media goes to, running.
+async fn ari_node(ari: &AriStandIn, extra: &[(&str, &str)]) -> (Server, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let media = listener.local_addr().unwrap().to_string();
+    let mut env = vec![
+        ("TELEPHONY_PROVIDER", "asterisk"),
+        ("ARI_URL", ari.url.as_str()),
+        ("ARI_USER", "switchboard"),
+        ("ARI_PASSWORD", "ari-secret"),
+        ("ARI_ENDPOINT", "PJSIP/{number}@trunk"),
+        ("ARI_MEDIA_ADDRESS", media.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let server = Server::with(&env).await;
+    let stop = CancellationToken::new();
+    tokio::spawn(serve_audiosocket(
+        listener,
+        server.state.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(run_ari_events(server.state.clone(), stop.clone()));
+    (server, stop)
+}
+
+/// StasisStart of a caller's channel, as Asterisk sends it for `Stasis(switchboard)`.
+fn stasis_start(channel: &str, args: &[&str], state: &str) -> Value {
+    json!({"type": "StasisStart", "application": "switchboard", "args": args,
+        "timestamp": "2026-11-29T05:00:00.000+0000",
+        "channel": {"id": channel, "name": "PJSIP/trunk-00000001", "state": state,
+            "caller": {"name": "", "number": "+14155550199"},
+            "dialplan": {"context": "from-trunk", "exten": "100", "priority": 2}}})
+}
+
+#[tokio::test]
+async fn ari_bridges_a_stasis_call_to_the_audiosocket_and_cleans_up_when_the_caller_leaves() {
+    let ari = AriStandIn::start().await;
+    let (server, stop) = ari_node(&ari, &[]).await;
+    // Sent to Stasis() while still ringing: it is answered first.
+    ari.push(stasis_start("1732856400.1", &[], "Ring")).await;
+    ari.wait_for(Method::POST, "/ari/channels/1732856400.1/answer")
+        .await;
+    let media = ari
+        .wait_for(Method::POST, "/ari/channels/externalMedia")
+        .await;
+    let subscribed = ari.subscribed.lock().unwrap().clone().unwrap();
+    assert!(
+        subscribed.contains("app=switchboard")
+            && subscribed.contains("api_key=switchboard%3Aari-secret"),
+        "{subscribed}"
+    );
+    let uuid = query_value(&media, "data").to_owned();
+    let call_id: CallId = uuid.parse().unwrap();
+    assert_eq!(query_value(&media, "app"), "switchboard");
+    assert_eq!(query_value(&media, "channelId"), format!("{uuid}-media"));
+    assert_eq!(query_value(&media, "encapsulation"), "audiosocket");
+    assert_eq!(query_value(&media, "transport"), "tcp");
+    assert_eq!(query_value(&media, "format"), "slin");
+    let bridge = ari.wait_for(Method::POST, "/ari/bridges").await;
+    assert_eq!(query_value(&bridge, "type"), "mixing");
+    assert_eq!(query_value(&bridge, "bridgeId"), uuid);
+    let added = ari
+        .wait_for(Method::POST, &format!("/ari/bridges/{uuid}/addChannel"))
+        .await;
+    assert_eq!(
+        query_value(&added, "channel"),
+        format!("1732856400.1,{uuid}-media")
+    );
+    let call = server.state.database.call(call_id).await.unwrap().unwrap();
+    assert_eq!(call.from_number.as_deref(), Some("+14155550199"));
+    assert_eq!(call.direction, switchboard_core::CallDirection::Inbound);
+
+    // The caller hangs up: the media channel and the bridge go too.
+    ari.push(json!({"type": "StasisEnd", "application": "switchboard",
+        "channel": {"id": "1732856400.1"}}))
+        .await;
+    ari.wait_for(Method::DELETE, &format!("/ari/channels/{uuid}-media"))
+        .await;
+    ari.wait_for(Method::DELETE, &format!("/ari/bridges/{uuid}"))
+        .await;
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_ari_caller_the_node_cannot_serve_is_hung_up_not_left_in_silence() {
+    let ari = AriStandIn::start().await;
+    let (server, stop) = ari_node(&ari, &[]).await;
+    ari.push(stasis_start("1732856400.2", &[], "Up")).await;
+    let media = ari
+        .wait_for(Method::POST, "/ari/channels/externalMedia")
+        .await;
+    // Asterisk's external media channel connects to our AudioSocket listener with the call's UUID; this
+    // node has no models, so the call is refused and the caller's channel hung up.
+    let uuid: uuid::Uuid = query_value(&media, "data").parse().unwrap();
+    let address = server
+        .state
+        .config
+        .telephony
+        .ari
+        .as_ref()
+        .unwrap()
+        .media_address
+        .clone();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    socket
+        .write_all(&audiosocket::encode(&Frame::Uuid(uuid)))
+        .await
+        .unwrap();
+    ari.wait_for(Method::DELETE, "/ari/channels/1732856400.2")
+        .await;
+    ari.wait_for(Method::DELETE, &format!("/ari/bridges/{uuid}"))
+        .await;
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn ari_places_outbound_calls_and_transfers_by_redirecting_the_channel() {
+    let ari = AriStandIn::start().await;
+    let (server, stop) = ari_node(&ari, &[("TRANSFER_TARGET", "+14155550111")]).await;
+    let (status, body) = server
+        .create_call(json!({"to_number": "+14155550123"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let call_id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(body["provider_call_id"], call_id.as_str());
+    let originate = ari.wait_for(Method::POST, "/ari/channels").await;
+    assert_eq!(
+        query_value(&originate, "endpoint"),
+        "PJSIP/+14155550123@trunk"
+    );
+    assert_eq!(query_value(&originate, "app"), "switchboard");
+    assert_eq!(query_value(&originate, "appArgs"), call_id);
+    assert_eq!(query_value(&originate, "channelId"), call_id);
+
+    // Answered: the channel enters the application with our call id and is bridged to that call.
+    ari.push(stasis_start(&call_id, &[&call_id], "Up")).await;
+    let media = ari
+        .wait_for(Method::POST, "/ari/channels/externalMedia")
+        .await;
+    assert_eq!(query_value(&media, "data"), call_id);
+    ari.wait_for(Method::POST, &format!("/ari/bridges/{call_id}/addChannel"))
+        .await;
+    // The call ends in a transfer: the caller's channel is redirected to TRANSFER_TARGET.
+    let id: CallId = call_id.parse().unwrap();
+    switchboard_server::ari::finish(&server.state, id, "transferred").await;
+    let redirect = ari
+        .wait_for(Method::POST, &format!("/ari/channels/{call_id}/redirect"))
+        .await;
+    assert_eq!(
+        query_value(&redirect, "endpoint"),
+        "PJSIP/+14155550111@trunk"
+    );
+    ari.wait_for(Method::DELETE, &format!("/ari/channels/{call_id}-media"))
+        .await;
+    assert!(
+        !ari.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(m, p, _)| *m == Method::DELETE && p == &format!("/ari/channels/{call_id}")),
+        "a transferred caller is not hung up"
+    );
     stop.cancel();
 }

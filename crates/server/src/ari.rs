@@ -1,0 +1,297 @@
+//! Asterisk ARI (with ARI_URL): calls in our Stasis application are carried over AudioSocket.
+//!
+//! - A channel entering the application (`Stasis(switchboard)` in a dialplan, or a call we placed once
+//!   answered) gets an external media channel speaking AudioSocket to this node's listener, named by the
+//!   call's UUID, and a mixing bridge joining the two. The AudioSocket listener carries the call from there.
+//! - `POST /api/v1/calls` with TELEPHONY_PROVIDER=asterisk originates the call into the application.
+//! - When the call ends, the caller's channel is redirected to TRANSFER_TARGET (a transfer) or hung up,
+//!   and the media channel and bridge go away; when the caller hangs up first, the media channel is hung
+//!   up, which ends the AudioSocket call.
+//!
+//! Every node subscribed to an application receives all its events, so each node has its own ARI_APP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use switchboard_core::config::AriConfig;
+use switchboard_core::{CallDirection, CallId};
+use switchboard_store::NewCall;
+use switchboard_telephony::ari::{Channel, Client, Event, decode_event, endpoint_for};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ApiError, AppState};
+
+/// Suffix of the external media channel's id after the call id.
+const MEDIA_SUFFIX: &str = "-media";
+/// Longest pause between attempts to reach the events socket.
+const MAX_RECONNECT: Duration = Duration::from_secs(30);
+
+/// The channels of one call carried through ARI.
+#[derive(Debug, Clone)]
+struct Leg {
+    /// The caller's channel.
+    phone: String,
+}
+
+/// ARI for this node: the client, its settings, and the calls it joined to our AudioSocket.
+#[derive(Debug)]
+pub struct AriLink {
+    client: Client,
+    config: AriConfig,
+    legs: Mutex<HashMap<CallId, Leg>>,
+}
+
+impl AriLink {
+    /// The link ARI settings describe.
+    pub fn new(config: &AriConfig) -> Self {
+        Self {
+            client: Client::new(config.url.as_str(), &config.user, config.password.expose()),
+            config: config.clone(),
+            legs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn legs(&self) -> MutexGuard<'_, HashMap<CallId, Leg>> {
+        self.legs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn media_channel(call_id: CallId) -> String {
+        format!("{call_id}{MEDIA_SUFFIX}")
+    }
+}
+
+/// Follows the application's events until `stop`, reconnecting with a growing pause when Asterisk is
+/// unreachable (each failure is logged; calls already bridged go on).
+pub async fn run_ari_events(state: AppState, stop: CancellationToken) {
+    let Some(ari) = state.ari.clone() else {
+        return;
+    };
+    let url = ari.client.events_url(&ari.config.app);
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let connected = tokio::select! {
+            () = stop.cancelled() => return,
+            connected = tokio_tungstenite::connect_async(url.as_str()) => connected,
+        };
+        match connected {
+            Ok((mut socket, _)) => {
+                tracing::info!(app = %ari.config.app, "following Asterisk's ARI events");
+                pause = Duration::from_secs(1);
+                loop {
+                    let message = tokio::select! {
+                        () = stop.cancelled() => return,
+                        message = socket.next() => message,
+                    };
+                    match message {
+                        Some(Ok(Message::Text(text))) => match decode_event(text.as_str()) {
+                            Ok(event) => {
+                                let state = state.clone();
+                                tokio::spawn(async move { on_event(&state, event).await });
+                            }
+                            Err(e) => tracing::warn!(error = %e, "an ARI event was skipped"),
+                        },
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "lost Asterisk's ARI events");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Err(e) => {
+                metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
+                tracing::warn!(error = %e, retry_s = pause.as_secs(), "cannot reach Asterisk's ARI events (check ARI_URL, ARI_USER, ARI_PASSWORD)");
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(MAX_RECONNECT);
+    }
+}
+
+async fn on_event(state: &AppState, event: Event) {
+    let Some(ari) = &state.ari else { return };
+    match event {
+        Event::StasisStart { channel, args } => {
+            if channel.id.ends_with(MEDIA_SUFFIX) {
+                return;
+            }
+            if let Err(e) = join_to_audiosocket(state, ari, &channel, &args).await {
+                metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
+                tracing::error!(channel = %channel.id, error = %e, "cannot bring an Asterisk call to the agent; hanging it up");
+                let _ = ari.client.hang_up(&channel.id).await;
+            }
+        }
+        Event::StasisEnd { channel } => {
+            let ended = {
+                let mut legs = ari.legs();
+                let call = legs
+                    .iter()
+                    .find(|(_, leg)| leg.phone == channel.id)
+                    .map(|(id, _)| *id);
+                call.inspect(|id| {
+                    legs.remove(id);
+                })
+            };
+            if let Some(call_id) = ended {
+                tracing::info!(%call_id, "the caller's channel left; ending the call");
+                release(ari, call_id).await;
+            }
+        }
+        Event::Other(_) => {}
+    }
+}
+
+/// The call of a channel entering the application: ours when it carries our call id (a call we placed),
+/// else a new inbound call from the channel's caller.
+async fn call_for(state: &AppState, channel: &Channel, args: &[String]) -> Result<CallId, String> {
+    if let Some(id) = args.first().and_then(|a| a.parse::<CallId>().ok())
+        && state
+            .database
+            .call(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+    {
+        return Ok(id);
+    }
+    let number = &channel.caller.number;
+    let call = NewCall {
+        id: CallId::new(),
+        direction: CallDirection::Inbound,
+        from_number: (!number.is_empty() && number.len() <= 32).then(|| number.clone()),
+        to_number: None,
+        started_at: SystemTime::now(),
+        status: "pending",
+        context: Some(json!({ "source": "asterisk-ari", "channel": channel.id }).to_string()),
+    };
+    state
+        .database
+        .insert_call(&call)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(call.id)
+}
+
+async fn join_to_audiosocket(
+    state: &AppState,
+    ari: &AriLink,
+    channel: &Channel,
+    args: &[String],
+) -> Result<(), String> {
+    let call_id = call_for(state, channel, args).await?;
+    if channel.state != "Up" {
+        ari.client
+            .answer(&channel.id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    ari.legs().insert(
+        call_id,
+        Leg {
+            phone: channel.id.clone(),
+        },
+    );
+    let media = AriLink::media_channel(call_id);
+    let uuid = call_id.to_string();
+    ari.client
+        .external_media(&ari.config.app, &media, &ari.config.media_address, &uuid)
+        .await
+        .map_err(|e| e.to_string())?;
+    ari.client
+        .bridge(&uuid, &[&channel.id, &media])
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(%call_id, channel = %channel.id, "Asterisk call bridged to the agent over AudioSocket");
+    Ok(())
+}
+
+/// Hangs up the media channel and removes the bridge of a call.
+async fn release(ari: &AriLink, call_id: CallId) {
+    if let Err(e) = ari.client.hang_up(&AriLink::media_channel(call_id)).await {
+        tracing::warn!(%call_id, error = %e, "cannot hang up the call's media channel");
+    }
+    if let Err(e) = ari.client.destroy_bridge(&call_id.to_string()).await {
+        tracing::warn!(%call_id, error = %e, "cannot remove the call's bridge");
+    }
+}
+
+/// The end of an AudioSocket call, for ARI (the listener calls it with the call's end reason): a
+/// transfer redirects the caller's channel to TRANSFER_TARGET; any other end hangs it up. A call ARI did
+/// not join is left alone.
+pub async fn finish(state: &AppState, call_id: CallId, reason: &str) {
+    let Some(ari) = &state.ari else { return };
+    let Some(leg) = ari.legs().remove(&call_id) else {
+        return;
+    };
+    let target = state.config.telephony.transfer_target.as_deref();
+    let outcome = match (reason, target) {
+        ("transferred", Some(target)) => {
+            let endpoint = endpoint_for(&ari.config.endpoint, target);
+            tracing::info!(%call_id, %endpoint, "transferring the caller");
+            ari.client.redirect(&leg.phone, &endpoint).await
+        }
+        _ => ari.client.hang_up(&leg.phone).await,
+    };
+    if let Err(e) = outcome {
+        metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
+        tracing::error!(%call_id, error = %e, "cannot end the caller's channel");
+    }
+    release(ari, call_id).await;
+}
+
+/// Places an outbound call through ARI for a call record just created; it reaches the agent once
+/// answered (its channel enters the application with our call id).
+pub(crate) async fn place_call(
+    state: &AppState,
+    call_id: CallId,
+    to: &str,
+) -> Result<String, ApiError> {
+    let Some(ari) = &state.ari else {
+        return Err(ApiError::unavailable(
+            "ari_not_configured",
+            "placing calls through Asterisk needs ARI_URL, ARI_USER, ARI_PASSWORD and ARI_MEDIA_ADDRESS",
+        ));
+    };
+    let id = call_id.to_string();
+    let endpoint = endpoint_for(&ari.config.endpoint, to);
+    match ari
+        .client
+        .originate(&endpoint, &ari.config.app, &id, &id, None)
+        .await
+    {
+        Ok(channel) => {
+            state.database.set_call_status(call_id, "queued").await?;
+            Ok(channel.id)
+        }
+        Err(e) => {
+            tracing::error!(%call_id, error = %e, "Asterisk did not place the call");
+            state
+                .database
+                .end_call(call_id, SystemTime::now(), "provider_refused")
+                .await?;
+            Err(ApiError::bad_gateway(
+                "provider_refused",
+                format!("Asterisk did not place the call: {e}"),
+            ))
+        }
+    }
+}
+
+/// The ARI link of a configuration, when ARI is set up.
+pub(crate) fn link(config: &switchboard_core::Config) -> Option<Arc<AriLink>> {
+    config
+        .telephony
+        .ari
+        .as_ref()
+        .map(|c| Arc::new(AriLink::new(c)))
+}
