@@ -193,6 +193,18 @@ fn call_and_check(data_dir: &Path, models: &Path, case: &Case<'_>) -> Value {
     report
 }
 
+/// `check_stored` on the SQLite database of `data_dir`.
+fn check_stored_in_sqlite(data_dir: &Path, report: &Value, end_reason: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(check_stored(
+        DatabaseTarget::Sqlite {
+            path: data_dir.join("switchboard.db"),
+        },
+        report,
+        end_reason,
+    ));
+}
+
 /// After the process (and its server) is gone, the database still holds the whole call.
 async fn check_stored(target: DatabaseTarget, report: &Value, end_reason: &str) {
     let db = Database::connect(&target).await.unwrap();
@@ -240,14 +252,7 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
             ..Case::default()
         },
     );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(check_stored(
-        DatabaseTarget::Sqlite {
-            path: dir.path().join("switchboard.db"),
-        },
-        &report,
-        "agent_ended",
-    ));
+    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
     check_trace(&collector.spans(), &report);
 }
 
@@ -542,14 +547,7 @@ fn a_call_over_twilio_media_streams_is_answered_and_transferred_with_dial() {
             ..Case::default()
         },
     );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(check_stored(
-        DatabaseTarget::Sqlite {
-            path: dir.path().join("switchboard.db"),
-        },
-        &report,
-        "transferred",
-    ));
+    check_stored_in_sqlite(dir.path(), &report, "transferred");
     let requests = twilio.requests();
     assert_eq!(
         requests.len(),
@@ -592,14 +590,7 @@ fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
             ..Case::default()
         },
     );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(check_stored(
-        DatabaseTarget::Sqlite {
-            path: dir.path().join("switchboard.db"),
-        },
-        &report,
-        "agent_ended",
-    ));
+    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
 }
 
 /// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;

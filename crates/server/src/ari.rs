@@ -264,27 +264,17 @@ pub(crate) async fn place_call(
     };
     let id = call_id.to_string();
     let endpoint = endpoint_for(&ari.config.endpoint, to);
-    match ari
+    let placed = ari
         .client
         .originate(&endpoint, &ari.config.app, &id, &id, None)
-        .await
-    {
-        Ok(channel) => {
-            state.database.set_call_status(call_id, "queued").await?;
-            Ok(channel.id)
-        }
-        Err(e) => {
-            tracing::error!(%call_id, error = %e, "Asterisk did not place the call");
-            state
-                .database
-                .end_call(call_id, SystemTime::now(), "provider_refused")
-                .await?;
-            Err(ApiError::bad_gateway(
-                "provider_refused",
-                format!("Asterisk did not place the call: {e}"),
-            ))
-        }
-    }
+        .await;
+    crate::carrier::placed(
+        state,
+        call_id,
+        "Asterisk",
+        placed.map(|channel| channel.id).map_err(|e| e.to_string()),
+    )
+    .await
 }
 
 /// The ARI link of a configuration, when ARI is set up.

@@ -227,3 +227,31 @@ fn spawn_event_publisher(
     });
     Some(tx)
 }
+
+/// Records what a provider said to an outbound call placed for `call_id`: queued with the provider's id
+/// of the call, or ended as `provider_refused` with the provider's reason for the API's caller (502).
+pub(crate) async fn placed(
+    state: &AppState,
+    call_id: CallId,
+    provider: &str,
+    outcome: Result<String, String>,
+) -> Result<String, ApiError> {
+    match outcome {
+        Ok(provider_id) => {
+            state.database.set_call_status(call_id, "queued").await?;
+            tracing::info!(%call_id, %provider_id, "{provider} is placing the call");
+            Ok(provider_id)
+        }
+        Err(reason) => {
+            tracing::error!(%call_id, error = %reason, "{provider} did not place the call");
+            state
+                .database
+                .end_call(call_id, std::time::SystemTime::now(), "provider_refused")
+                .await?;
+            Err(ApiError::bad_gateway(
+                "provider_refused",
+                format!("{provider} did not place the call: {reason}"),
+            ))
+        }
+    }
+}

@@ -267,24 +267,13 @@ pub(crate) async fn place_call(
             status_url: &status_url,
         })
         .await;
-    match placed {
-        Ok(call) => {
-            state.database.set_call_status(call_id, "queued").await?;
-            tracing::info!(%call_id, call_sid = %call.sid, "Twilio is placing the call");
-            Ok(call.sid)
-        }
-        Err(e) => {
-            tracing::error!(%call_id, error = %e, "Twilio did not place the call");
-            state
-                .database
-                .end_call(call_id, SystemTime::now(), "provider_refused")
-                .await?;
-            Err(ApiError::bad_gateway(
-                "provider_refused",
-                format!("Twilio did not place the call: {e}"),
-            ))
-        }
-    }
+    carrier::placed(
+        state,
+        call_id,
+        "Twilio",
+        placed.map(|call| call.sid).map_err(|e| e.to_string()),
+    )
+    .await
 }
 
 /// `GET /twilio/media`: the upgrade. Twilio sends no credentials we could check here; the stream proves

@@ -113,6 +113,15 @@ impl Server {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Every call recorded, newest first.
+    async fn calls(&self) -> Vec<switchboard_store::CallRecord> {
+        self.state
+            .database
+            .list_calls(&Default::default())
+            .await
+            .unwrap()
+    }
+
     async fn create_call(&self, body: Value) -> (StatusCode, Value) {
         let key = generate_api_key("test", Role::Supervisor).unwrap();
         self.state
@@ -176,12 +185,7 @@ async fn a_webhook_with_a_wrong_or_missing_signature_is_403() {
     let response = server.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     // Nothing was recorded for the refused requests.
-    let calls = server
-        .state
-        .database
-        .list_calls(&Default::default())
-        .await
-        .unwrap();
+    let calls = server.calls().await;
     assert!(calls.is_empty(), "{calls:?}");
 }
 
@@ -198,12 +202,7 @@ async fn a_signed_voice_webhook_is_answered_with_twiml_and_recorded() {
         twiml.contains("<Say>") && twiml.contains("<Hangup/>"),
         "{twiml}"
     );
-    let calls = server
-        .state
-        .database
-        .list_calls(&Default::default())
-        .await
-        .unwrap();
+    let calls = server.calls().await;
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].from_number.as_deref(), Some("+14155550199"));
     assert_eq!(calls[0].end_reason.as_deref(), Some("no_capacity"));
@@ -372,12 +371,7 @@ async fn when_twilio_refuses_the_call_the_api_says_why_and_the_record_is_closed(
         message.contains("21211") && message.contains("not a valid phone number"),
         "{message}"
     );
-    let calls = server
-        .state
-        .database
-        .list_calls(&Default::default())
-        .await
-        .unwrap();
+    let calls = server.calls().await;
     assert_eq!(calls[0].end_reason.as_deref(), Some("provider_refused"));
 }
 
