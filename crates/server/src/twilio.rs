@@ -455,24 +455,41 @@ async fn carry(mut socket: WebSocket, state: AppState) {
 }
 
 /// What Twilio does with the call once the agent is done: a transfer redirects the live call to a
-/// `<Dial>` of TRANSFER_TARGET through the REST API; any other end closes the stream, and the TwiML after
-/// `<Connect>` (none) hangs up.
+/// `<Dial>` of TRANSFER_TARGET; any other end (or a transfer that cannot be made) updates the call to
+/// `completed`. Both go through the REST API; without its credentials, closing the stream ends the call
+/// too (our TwiML has nothing after `<Connect>`).
 async fn end_twilio_call(state: &AppState, call_id: CallId, call_sid: &str, reason: &str) {
-    if reason != "transferred" {
-        return;
-    }
-    let telephony = &state.config.telephony;
-    let (Some(client), Some(target)) = (&state.twilio, &telephony.transfer_target) else {
-        tracing::warn!(%call_id, "the caller asked for a person but TRANSFER_TARGET or Twilio's REST credentials are not set; the call ends");
+    let Some(client) = &state.twilio else {
+        if reason == "transferred" {
+            tracing::warn!(%call_id, "the caller asked for a person but Twilio's REST credentials are not set; the call ends");
+        }
         return;
     };
-    let dial = twiml::dial(target, telephony.twilio.phone_number.as_deref());
-    match client.redirect(call_sid, &dial).await {
-        Ok(_) => tracing::info!(%call_id, %call_sid, "call transferred"),
-        Err(e) => {
-            metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest").increment(1);
-            tracing::error!(%call_id, %call_sid, error = %e, "the transfer failed; the call ends");
+    let telephony = &state.config.telephony;
+    if reason == "transferred" {
+        match &telephony.transfer_target {
+            Some(target) => {
+                let dial = twiml::dial(target, telephony.twilio.phone_number.as_deref());
+                match client.redirect(call_sid, &dial).await {
+                    Ok(_) => {
+                        tracing::info!(%call_id, %call_sid, "call transferred");
+                        return;
+                    }
+                    Err(e) => {
+                        metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest")
+                            .increment(1);
+                        tracing::error!(%call_id, %call_sid, error = %e, "the transfer failed; the call ends");
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(%call_id, "the caller asked for a person but TRANSFER_TARGET is not set; the call ends")
+            }
         }
+    }
+    if let Err(e) = client.hang_up(call_sid).await {
+        metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest").increment(1);
+        tracing::warn!(%call_id, %call_sid, error = %e, "cannot complete the call through Twilio's API; closing its stream ends it");
     }
 }
 

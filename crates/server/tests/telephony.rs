@@ -345,6 +345,27 @@ async fn an_outbound_call_sends_twilios_documented_rest_request() {
 }
 
 #[tokio::test]
+async fn a_live_call_is_transferred_and_ended_with_twilios_documented_updates() {
+    let twilio = TwilioStandIn::start(
+        StatusCode::OK,
+        json!({"sid": "CA0123456789abcdef0123456789abcdef", "status": "in-progress"}),
+    )
+    .await;
+    let client =
+        switchboard_telephony::twilio::rest::Client::new(&twilio.url, ACCOUNT_SID, AUTH_TOKEN);
+    let sid = "CA0123456789abcdef0123456789abcdef";
+    let dial = switchboard_telephony::twilio::twiml::dial("+14155550111", Some("+18005550100"));
+    client.redirect(sid, &dial).await.unwrap();
+    client.hang_up(sid).await.unwrap();
+    let requests = twilio.requests();
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json");
+    assert_eq!(requests[0].0, path);
+    assert_eq!(values(&requests[0].2, "Twiml"), [dial.as_str()]);
+    assert_eq!(requests[1].0, path);
+    assert_eq!(values(&requests[1].2, "Status"), ["completed"]);
+}
+
+#[tokio::test]
 async fn when_twilio_refuses_the_call_the_api_says_why_and_the_record_is_closed() {
     let twilio = TwilioStandIn::start(
         StatusCode::BAD_REQUEST,

@@ -341,6 +341,27 @@ pub fn endpoint_for(template: &str, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoding_never_panics(message in ".{0,300}") {
+            let _ = decode_event(&message);
+        }
+
+        #[test]
+        fn decoding_near_valid_events_never_panics(
+            kind in prop_oneof!["StasisStart", "StasisEnd", "ChannelDestroyed"],
+            value in prop_oneof![Just("null".to_string()), Just("[]".to_string()), Just("{}".to_string()), "-?[0-9]{1,25}", "\"[a-zA-Z0-9.]{0,40}\""],
+        ) {
+            for event in [
+                format!(r#"{{"type":"{kind}","channel":{value},"args":{value}}}"#),
+                format!(r#"{{"type":"{kind}","channel":{{"id":{value},"caller":{value}}},"args":[{value}]}}"#),
+            ] {
+                let _ = decode_event(&event);
+            }
+        }
+    }
 
     #[test]
     fn stasis_events_are_read_as_ari_documents_them() {
