@@ -129,7 +129,7 @@ impl Transport {
 pub(crate) enum WireEvent {
     /// Agent audio at the line's rate.
     AgentAudio(Vec<i16>),
-    /// The agent finished a speech (its end-of-speech mark).
+    /// The agent finished a speech (its end-of-speech mark, not a sentence's).
     Mark,
     /// Twilio asks for this mark to be echoed once played.
     EchoMark(String),
@@ -528,7 +528,14 @@ fn websocket_event(event: Value) -> WireEvent {
 /// A call event in the `/ws/audio` shape, as the live events endpoint also sends them.
 pub(crate) fn api_event(event: Value) -> WireEvent {
     match event["event"].as_str() {
-        Some("mark") => WireEvent::Mark,
+        // `speech-N` ends an answer; `speech-N.K` only one of its sentences.
+        Some("mark")
+            if event["mark"]["name"]
+                .as_str()
+                .is_some_and(|n| !n.contains('.')) =>
+        {
+            WireEvent::Mark
+        }
         Some("latency") => WireEvent::Latency(event),
         Some("hangup") => WireEvent::Hangup(event["reason"].as_str().map(str::to_owned)),
         _ => WireEvent::Other(event),

@@ -171,7 +171,13 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
         crate::ari::finish(&state, call_id, "caller_hung_up").await;
         return Err(format!("call {call_id}: hung up before any audio"));
     };
-    let mut call = Carried::start(&state, admission, InputFormat::Pcm16(rate.sample_rate())).await;
+    let mut call = Carried::start(
+        &state,
+        admission,
+        InputFormat::Pcm16(rate.sample_rate()),
+        false,
+    )
+    .await;
     tracing::info!(%call_id, rate = ?rate, "AudioSocket call connected");
     if !first.is_empty() {
         call.forward(Inbound::Audio(first));

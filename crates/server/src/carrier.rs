@@ -113,8 +113,14 @@ pub(crate) struct Carried {
 }
 
 impl Carried {
-    /// Marks the call active and starts its session on audio in `format`.
-    pub(crate) async fn start(state: &AppState, admission: Admission, format: InputFormat) -> Self {
+    /// Marks the call active and starts its session on audio in `format`. `echoes_marks`: the peer
+    /// echoes each mark once it has played the audio before it, so the call learns what was heard.
+    pub(crate) async fn start(
+        state: &AppState,
+        admission: Admission,
+        format: InputFormat,
+        echoes_marks: bool,
+    ) -> Self {
         let Admission {
             call_id,
             engines,
@@ -132,6 +138,7 @@ impl Carried {
             call_id,
             format,
             context,
+            echoes_marks,
         };
         let task = tokio::spawn(run_call(
             setup,

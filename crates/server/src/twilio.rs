@@ -388,7 +388,7 @@ async fn carry(mut socket: WebSocket, state: AppState) {
             return;
         }
     };
-    let mut call = Carried::start(&state, admission, InputFormat::Ulaw8k).await;
+    let mut call = Carried::start(&state, admission, InputFormat::Ulaw8k, true).await;
     tracing::info!(%call_id, %call_sid, %stream_sid, "Twilio media stream connected");
     let mut sequence = Sequence::default();
     loop {
@@ -431,7 +431,7 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                                 }
                             }
                             Event::Dtmf { digit } => call.forward(Inbound::Dtmf(digit)),
-                            Event::Mark { name } => tracing::debug!(%call_id, %name, "Twilio played up to a mark"),
+                            Event::Mark { name } => call.forward(Inbound::Mark(name)),
                             Event::Stop => {
                                 call.forward(Inbound::Hangup);
                                 break;

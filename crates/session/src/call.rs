@@ -49,6 +49,9 @@ pub struct CallSetup {
     pub format: InputFormat,
     /// The caller's number and history, for the agent.
     pub context: CallContext,
+    /// The transport's peer echoes each mark once it has played the audio before it (Twilio does): what
+    /// the caller heard is then taken from the echoes, not from our clock.
+    pub echoes_marks: bool,
 }
 
 /// Why a call could not start.
@@ -158,6 +161,8 @@ struct Session {
     spoken_rx: mpsc::UnboundedReceiver<Spoken>,
     played_rx: mpsc::UnboundedReceiver<Played>,
     cancel_tx: mpsc::UnboundedSender<SpeechId>,
+    /// The far side's mark echoes, to playout (when the transport's peer sends them).
+    echo_tx: Option<mpsc::UnboundedSender<String>>,
     queue_tx: mpsc::Sender<Queued>,
     speaker: Option<tokio::task::JoinHandle<Conversation>>,
     playout_stop: CancellationToken,
@@ -186,6 +191,12 @@ impl Session {
         let (played_tx, played_rx) = mpsc::unbounded_channel();
         let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
         let (queue_tx, queue_rx) = mpsc::channel(QUEUE_FRAMES);
+        let (echo_tx, echo_rx) = if setup.echoes_marks {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let playout_stop = CancellationToken::new();
         // The call's tasks and threads log inside its span, so every line carries the call id.
         tokio::spawn(
@@ -194,6 +205,7 @@ impl Session {
                 cancel_rx,
                 out_tx.clone(),
                 played_tx,
+                echo_rx,
                 playout_stop.clone(),
             )
             .in_current_span(),
@@ -237,6 +249,7 @@ impl Session {
             spoken_rx,
             played_rx,
             cancel_tx,
+            echo_tx,
             queue_tx,
             speaker: Some(speaker),
             playout_stop,
@@ -287,6 +300,13 @@ impl Session {
                     }
                     Some(Inbound::Dtmf(digit)) => {
                         tracing::info!(%digit, "caller pressed a key");
+                        continue;
+                    }
+                    Some(Inbound::Mark(name)) => {
+                        match &self.echo_tx {
+                            Some(echoes) => { let _ = echoes.send(name); }
+                            None => tracing::debug!(%name, "the far side played up to a mark"),
+                        }
                         continue;
                     }
                     Some(Inbound::Hangup) | None => Event::Ended(EndReason::CallerHungUp),

@@ -17,6 +17,8 @@ pub enum Inbound {
     Audio(Vec<u8>),
     /// A key pressed on the caller's phone.
     Dtmf(char),
+    /// The far side has played everything before this mark (its name as sent in [`Outbound::Mark`]).
+    Mark(String),
     /// The caller hung up or the stream stopped.
     Hangup,
 }
@@ -26,7 +28,8 @@ pub enum Inbound {
 pub enum Outbound {
     /// 20 ms of agent audio in the call's wire format.
     Audio(Vec<u8>),
-    /// Everything before this point has been sent; the transport echoes it back once played.
+    /// Everything before this point has been sent: `speech-{n}.{piece}` after each piece (sentence) of
+    /// a speech, `speech-{n}` after the whole speech. A peer that plays audio echoes it back once played.
     Mark(String),
     /// Drop any agent audio queued on the far side (barge-in).
     Clear,

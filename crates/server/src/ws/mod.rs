@@ -68,11 +68,15 @@ async fn carry(
 ) {
     // The first message may set the format; audio before any `start` is 16 kHz PCM16.
     let mut format = InputFormat::Pcm16(SampleRate::Hz16000);
+    let mut echo_marks = false;
     let mut early = None;
     if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(START_WAIT, socket.recv()).await
     {
         match decode(text.as_str()) {
-            Ok(ClientMessage::Start(f)) => format = f,
+            Ok(ClientMessage::Start {
+                format: f,
+                echo_marks: echoes,
+            }) => (format, echo_marks) = (f, echoes),
             Ok(other) => early = Some(other),
             Err(e) => {
                 let _ = socket
@@ -83,7 +87,7 @@ async fn carry(
             }
         }
     }
-    let mut call = Carried::start(&state, admission, format).await;
+    let mut call = Carried::start(&state, admission, format, echo_marks).await;
     let (words, rate) = format_words(format);
     let connected = serde_json::json!({
         "event": "connected", "call_id": call_id, "encoding": words, "sample_rate": rate
@@ -147,11 +151,8 @@ fn forward(message: ClientMessage, call: &mut Carried) {
         ClientMessage::Media(bytes) => Inbound::Audio(bytes),
         ClientMessage::Dtmf(digit) => Inbound::Dtmf(digit),
         ClientMessage::Stop => Inbound::Hangup,
-        ClientMessage::Mark(name) => {
-            tracing::debug!(%name, "client played up to a mark");
-            return;
-        }
-        ClientMessage::Start(_) => {
+        ClientMessage::Mark(name) => Inbound::Mark(name),
+        ClientMessage::Start { .. } => {
             tracing::debug!("a second start is ignored: the format is fixed once the call runs");
             return;
         }

@@ -16,8 +16,15 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_SAMPLES * 2 * 4 / 3 + 1_024;
 /// A message from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMessage {
-    /// The audio format of this connection, both ways.
-    Start(InputFormat),
+    /// How the client talks: the audio format of this connection, both ways, and whether it echoes
+    /// each mark once it has played the audio before it (then what the caller heard is taken from the
+    /// echoes).
+    Start {
+        /// The audio format.
+        format: InputFormat,
+        /// The client echoes marks once played.
+        echo_marks: bool,
+    },
     /// Caller audio.
     Media(Vec<u8>),
     /// A key press.
@@ -69,6 +76,8 @@ struct StartBody {
     encoding: String,
     #[serde(default = "default_rate")]
     sample_rate: u32,
+    #[serde(default)]
+    echo_marks: bool,
 }
 
 fn default_encoding() -> String {
@@ -113,6 +122,7 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
             let start = envelope.start.unwrap_or(StartBody {
                 encoding: default_encoding(),
                 sample_rate: default_rate(),
+                echo_marks: false,
             });
             let format = match (start.encoding.as_str(), start.sample_rate) {
                 ("pcm16", rate) => InputFormat::Pcm16(SampleRate::from_hz(rate).map_err(|_| {
@@ -133,7 +143,10 @@ pub fn decode(text: &str) -> Result<ClientMessage, ProtocolError> {
                     ));
                 }
             };
-            Ok(ClientMessage::Start(format))
+            Ok(ClientMessage::Start {
+                format,
+                echo_marks: start.echo_marks,
+            })
         }
         "media" => {
             let media = envelope
@@ -230,13 +243,24 @@ mod tests {
     fn start_picks_the_format_and_refuses_unknown_ones() {
         assert_eq!(
             decode(r#"{"event":"start","start":{"encoding":"mulaw","sample_rate":8000}}"#),
-            Ok(ClientMessage::Start(InputFormat::Ulaw8k))
+            Ok(ClientMessage::Start {
+                format: InputFormat::Ulaw8k,
+                echo_marks: false
+            })
         );
         assert_eq!(
             decode(r#"{"event":"start"}"#),
-            Ok(ClientMessage::Start(InputFormat::Pcm16(
-                SampleRate::Hz16000
-            )))
+            Ok(ClientMessage::Start {
+                format: InputFormat::Pcm16(SampleRate::Hz16000),
+                echo_marks: false
+            })
+        );
+        assert_eq!(
+            decode(r#"{"event":"start","start":{"echo_marks":true}}"#),
+            Ok(ClientMessage::Start {
+                format: InputFormat::Pcm16(SampleRate::Hz16000),
+                echo_marks: true
+            })
         );
         let err = decode(r#"{"event":"start","start":{"encoding":"opus","sample_rate":48000}}"#)
             .unwrap_err()
