@@ -817,25 +817,39 @@ impl Recorder {
                 return None;
             }
         };
-        let synthesis = match synthesize(
-            engines.model.as_ref(),
-            &transcript,
-            conversation.claim(),
-            &engines.agent.claim_schema,
-            conversation.actions(),
-        )
-        .await
-        {
-            Ok(synthesis) => synthesis,
-            Err(e) => {
-                // The claim must be stored either way: the record writes the synthesis instead.
-                tracing::error!(error = %e, "the post-call synthesis failed; writing it from the record");
-                metrics::counter!("switchboard_errors_total", "kind" => "synthesis").increment(1);
-                synthesis_from_record(
-                    conversation.claim(),
-                    &engines.agent.claim_schema,
-                    conversation.actions(),
-                )
+        // A caller who said nothing leaves nothing for the model to read: the record says it all, and the
+        // model stays free for live calls.
+        let caller_spoke = transcript
+            .iter()
+            .any(|(speaker, _)| speaker == Speaker::Caller.as_str());
+        let synthesis = if !caller_spoke {
+            synthesis_from_record(
+                conversation.claim(),
+                &engines.agent.claim_schema,
+                conversation.actions(),
+            )
+        } else {
+            match synthesize(
+                engines.model.as_ref(),
+                &transcript,
+                conversation.claim(),
+                &engines.agent.claim_schema,
+                conversation.actions(),
+            )
+            .await
+            {
+                Ok(synthesis) => synthesis,
+                Err(e) => {
+                    // The claim must be stored either way: the record writes the synthesis instead.
+                    tracing::error!(error = %e, "the post-call synthesis failed; writing it from the record");
+                    metrics::counter!("switchboard_errors_total", "kind" => "synthesis")
+                        .increment(1);
+                    synthesis_from_record(
+                        conversation.claim(),
+                        &engines.agent.claim_schema,
+                        conversation.actions(),
+                    )
+                }
             }
         };
         let summary = CallSummary {
