@@ -8,10 +8,13 @@ use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
 use switchboard_server::{
-    AppState, EnginesCheck, Readiness, app, run_ari_events, serve, serve_audiosocket,
+    AppState, EnginesCheck, Readiness, advertised_address, app, run_ari_events, serve,
+    serve_audiosocket, serve_sip,
 };
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
+use switchboard_telephony::sip::agent::UserAgent;
+use switchboard_telephony::sip::ports::RtpPorts;
 use tokio_util::sync::CancellationToken;
 
 /// How often an unready node re-verifies its models.
@@ -108,6 +111,26 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     }
     if config.telephony.ari.is_some() {
         tokio::spawn(run_ari_events(state.clone(), accepting.clone()));
+    }
+    if let Some(sip) = &config.telephony.sip {
+        let bind = tokio::net::lookup_host((config.server.host.as_str(), sip.port))
+            .await
+            .ok()
+            .and_then(|mut found| found.next())
+            .with_context(|| format!("cannot resolve SERVER_HOST {}", config.server.host))?;
+        let address = advertised_address(sip.address, &config.server.host);
+        let (agent, invites) = UserAgent::start(bind, address)
+            .await
+            .context("starting the SIP user agent (SERVER_HOST / SIP_PORT)")?;
+        tracing::info!(port = agent.port(), %address, "SIP listening on UDP and TCP");
+        let ports = Arc::new(RtpPorts::new(bind.ip(), sip.rtp_ports.clone()));
+        tokio::spawn(serve_sip(
+            agent,
+            invites,
+            ports,
+            state.clone(),
+            accepting.clone(),
+        ));
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");

@@ -1,6 +1,6 @@
 //! Switchboard's HTTP edge: liveness and readiness, the `/api/v1` REST API with API-key and JWT auth,
 //! the call WebSocket `/ws/audio/{call_id}`, Twilio's webhooks and Media Streams, Asterisk's AudioSocket
-//! listener and ARI, Prometheus `/metrics`, and a server that drains in-flight
+//! listener and ARI, the SIP user agent's calls, Prometheus `/metrics`, and a server that drains in-flight
 //! work on shutdown within a bounded grace period.
 
 mod api;
@@ -18,6 +18,7 @@ pub mod ratelimit;
 mod readiness;
 pub mod registry;
 mod serve;
+mod sip;
 mod twilio;
 pub mod ws;
 
@@ -28,6 +29,7 @@ pub use error::ApiError;
 pub use readiness::{EnginesCheck, ModelsCheck, Readiness};
 pub use registry::CallRegistry;
 pub use serve::{AppState, app, serve};
+pub use sip::{advertised_address, serve_sip};
 
 /// The liveness and readiness routes alone (kept for callers that serve nothing else).
 pub use health::router;

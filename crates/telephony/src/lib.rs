@@ -9,7 +9,9 @@
 //! - [`audiosocket`]: Asterisk's AudioSocket TCP framing (kind byte, big-endian length, payload).
 //! - [`ari`]: Asterisk's REST interface (originate, external media, bridges, redirect, hang-up) and its
 //!   Stasis events.
+//! - [`sip`]: the SIP user agent (ezk's stack), SDP offer/answer and RTP.
 
 pub mod ari;
 pub mod audiosocket;
+pub mod sip;
 pub mod twilio;

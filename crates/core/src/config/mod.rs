@@ -155,6 +155,19 @@ pub struct TelephonyConfig {
     pub audiosocket_port: Option<u16>,
     /// Asterisk's REST interface, when ARI_URL is set.
     pub ari: Option<AriConfig>,
+    /// The SIP user agent, with TELEPHONY_PROVIDER=sip or SIP_PORT set.
+    pub sip: Option<SipConfig>,
+}
+
+/// SIP user agent settings.
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// UDP and TCP port on SERVER_HOST (0: a free one).
+    pub port: u16,
+    /// The address written into Contact and SDP; `None`: found at start-up.
+    pub address: Option<IpAddr>,
+    /// UDP ports for RTP and RTCP.
+    pub rtp_ports: RangeInclusive<u16>,
 }
 
 /// Asterisk ARI settings.
@@ -446,6 +459,7 @@ impl Config {
                 }
             },
             ari: ari_config(&r)?,
+            sip: sip_config(&r, provider)?,
         };
         let database = DatabaseConfig {
             target: database_target(&r, &data_dir)?,
@@ -668,6 +682,38 @@ fn ari_config(r: &Reader<'_>) -> Result<Option<AriConfig>, ConfigError> {
     }))
 }
 
+/// The SIP user agent's settings: present with TELEPHONY_PROVIDER=sip or an explicit SIP_PORT.
+fn sip_config(
+    r: &Reader<'_>,
+    provider: TelephonyProvider,
+) -> Result<Option<SipConfig>, ConfigError> {
+    use settings::*;
+    let port = match r.text(&SIP_PORT) {
+        Some(_) => r.int(&SIP_PORT, 0..=65_535)? as u16,
+        None if provider == TelephonyProvider::Sip => DEFAULT_SIP_PORT,
+        None => return Ok(None),
+    };
+    let address = match r.text(&SIP_ADDRESS) {
+        Some(text) => Some(
+            text.parse::<IpAddr>()
+                .map_err(|_| r.invalid(&SIP_ADDRESS))?,
+        ),
+        None => None,
+    };
+    let min = r.int(&RTP_PORT_MIN, 1_024..=65_534)? as u16;
+    let max = r.int(&RTP_PORT_MAX, 1_025..=65_535)? as u16;
+    if max <= min {
+        return Err(ConfigError::Inconsistent(format!(
+            "RTP_PORT_MAX ({max}) must be above RTP_PORT_MIN ({min})"
+        )));
+    }
+    Ok(Some(SipConfig {
+        port,
+        address,
+        rtp_ports: min..=max,
+    }))
+}
+
 /// A Stasis application name.
 fn is_app_name(s: &str) -> bool {
     !s.is_empty()
@@ -748,6 +794,9 @@ fn is_twilio_sid(s: &str) -> bool {
 
 /// The AudioSocket port Asterisk examples use, taken when TELEPHONY_PROVIDER=asterisk sets none.
 pub const DEFAULT_AUDIOSOCKET_PORT: u16 = 9092;
+
+/// The SIP port with TELEPHONY_PROVIDER=sip and no SIP_PORT.
+pub const DEFAULT_SIP_PORT: u16 = 5060;
 
 /// A number to dial or a SIP address (`sip:queue@pbx.example.com`); nothing that could break TwiML or SIP.
 fn is_transfer_target(s: &str) -> bool {

@@ -84,6 +84,14 @@ settings! {
     ARI_ENDPOINT: "telephony.ari.endpoint", "ARI_ENDPOINT", default Some("PJSIP/{number}"), allowed "an Asterisk dial string containing {number}, such as PJSIP/{number}@trunk";
     /// Where Asterisk reaches this node's AudioSocket listener (host:port) for the external media of ARI calls.
     ARI_MEDIA_ADDRESS: "telephony.ari.media_address", "ARI_MEDIA_ADDRESS", default None, allowed "host:port";
+    /// UDP and TCP port of the SIP user agent (on SERVER_HOST); unset: 5060 with TELEPHONY_PROVIDER=sip, no SIP otherwise. 0 picks a free port.
+    SIP_PORT: "telephony.sip.port", "SIP_PORT", default None, allowed "an integer from 0 to 65535";
+    /// The IP address PBXs and phones reach this node on, written into SIP Contact headers and SDP; unset: SERVER_HOST when it is one address, else the address of the default route.
+    SIP_ADDRESS: "telephony.sip.address", "SIP_ADDRESS", default None, allowed "an IPv4 or IPv6 address";
+    /// Lowest UDP port for call audio (RTP on even ports, RTCP on the next odd one).
+    RTP_PORT_MIN: "telephony.sip.rtp_port_min", "RTP_PORT_MIN", default Some("10000"), allowed "an integer from 1024 to 65534";
+    /// Highest UDP port for call audio; the range must hold two ports per concurrent call.
+    RTP_PORT_MAX: "telephony.sip.rtp_port_max", "RTP_PORT_MAX", default Some("20000"), allowed "an integer from 1025 to 65535, above RTP_PORT_MIN";
     /// Speech-to-text model.
     WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (the only Whisper model shipped in a package so far)";
     /// Device for speech recognition.

@@ -1,0 +1,275 @@
+//! The SIP user agent against a real SIP peer: sipp (Debian's sip-tester) places calls at `switchboard
+//! serve` with TELEPHONY_PROVIDER=sip on loopback. Its built-in `uac` scenario (INVITE with an SDP offer,
+//! ACK, BYE) runs 200 calls one after the other and 20 at once; scenarios of ours check 486 Busy Here on
+//! a full node, 488 for an offer without G.711, and OPTIONS after a flood of malformed datagrams.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{provisioned_models, switchboard};
+
+/// A `switchboard serve` taking SIP calls, and the port it took.
+struct SipNode {
+    child: Child,
+    sip_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SipNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SipNode {
+    /// Serves on a free SIP port with the provisioned models, `env` on top; returns once it takes calls.
+    fn start(models: &Path, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = switchboard(dir.path())
+            .env("MODELS_DIR", models)
+            .env("SERVER_HOST", "127.0.0.1")
+            .env("SERVER_PORT", "0")
+            .env("TELEPHONY_PROVIDER", "sip")
+            .env("SIP_PORT", "0")
+            .env("SIP_ADDRESS", "127.0.0.1")
+            .env("LOG_LEVEL", "info")
+            .envs(env.iter().copied())
+            .arg("serve")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut sip_port, mut loaded) = (None, false);
+        while Instant::now() < deadline && !(sip_port.is_some() && loaded) {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            match event["message"].as_str() {
+                Some("SIP listening on UDP and TCP") => {
+                    sip_port = event["port"].as_u64().map(|p| p as u16);
+                }
+                Some("models loaded; taking calls") => loaded = true,
+                _ => {}
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let sip_port = sip_port.expect("the server reports its SIP port");
+        assert!(loaded, "the models load within two minutes");
+        Self {
+            child,
+            sip_port,
+            _dir: dir,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.sip_port)
+    }
+
+    fn assert_running(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "the server is still running"
+        );
+    }
+}
+
+/// A free UDP port on loopback (sipp's own SIP and media ports, so tests can run side by side).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a sipp run reported.
+struct SippRun {
+    exit: Option<i32>,
+    successful: u64,
+    failed: u64,
+    errors: String,
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// Runs sipp against `target` with `args` (a scenario and call counts) and reads its final statistics.
+fn sipp(target: &str, args: &[&str]) -> SippRun {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.csv");
+    let errors = dir.path().join("errors.log");
+    let status = Command::new("sipp")
+        .arg(target)
+        .args(args)
+        .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
+        .args(["-p", &free_udp_port().to_string()])
+        .args(["-mp", &free_udp_port().to_string()])
+        .args(["-trace_stat", "-stf"])
+        .arg(&stats)
+        .args(["-trace_err", "-error_file"])
+        .arg(&errors)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp runs (package sip-tester; `make test` installs it)");
+    let text = std::fs::read_to_string(&stats).unwrap_or_default();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(';').collect())
+        .collect();
+    let value = |name: &str| -> u64 {
+        let (Some(header), Some(last)) = (rows.first(), rows.last()) else {
+            return 0;
+        };
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| last.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    SippRun {
+        exit: status.code(),
+        successful: value("SuccessfulCall(C)"),
+        failed: value("FailedCall(C)"),
+        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
+    }
+}
+
+fn assert_all_succeeded(run: &SippRun, calls: u64) {
+    assert_eq!(
+        (run.exit, run.successful, run.failed),
+        (Some(0), calls, 0),
+        "{}",
+        run.errors
+    );
+}
+
+#[test]
+fn sipp_calls_one_after_another_and_twenty_at_once_all_complete() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let mut node = SipNode::start(&models, &[("MAX_CONCURRENT_CALLS", "25")]);
+    let target = node.target();
+    // 200 calls in sequence: INVITE, 200 with our SDP answer, ACK, BYE at once, 200.
+    let sequential = sipp(
+        &target,
+        &["-sn", "uac", "-m", "200", "-l", "1", "-r", "50", "-d", "0"],
+    );
+    assert_all_succeeded(&sequential, 200);
+    // 20 at once, each held for 2 s while the agent greets the caller over RTP.
+    let concurrent = sipp(
+        &target,
+        &[
+            "-sn", "uac", "-m", "20", "-l", "20", "-r", "20", "-d", "2000",
+        ],
+    );
+    assert_all_succeeded(&concurrent, 20);
+    node.assert_running();
+}
+
+#[test]
+fn a_full_node_answers_486_a_bad_offer_488_and_malformed_sip_leaves_it_answering() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let mut node = SipNode::start(&models, &[("MAX_CONCURRENT_CALLS", "1")]);
+    let target = node.target();
+
+    // One call holds the only slot for 6 s; a second caller hears 486 Busy Here.
+    let holder = {
+        let target = target.clone();
+        std::thread::spawn(move || sipp(&target, &["-sn", "uac", "-m", "1", "-d", "6000"]))
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let busy = scenario("busy.xml");
+    assert_all_succeeded(
+        &sipp(&target, &["-sf", busy.to_str().unwrap(), "-m", "1"]),
+        1,
+    );
+    assert_all_succeeded(&holder.join().unwrap(), 1);
+
+    // An offer of Opus alone: 488 Not Acceptable Here, before any dialog.
+    let opus = scenario("no_common_codec.xml");
+    assert_all_succeeded(
+        &sipp(&target, &["-sf", opus.to_str().unwrap(), "-m", "1"]),
+        1,
+    );
+
+    // A flood of malformed SIP over UDP and TCP.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut garbage = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    let shapes: [&[u8]; 6] = [
+        b"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP",
+        b"INVITE sip:agent@127.0.0.1 SIP/2.0\r\nContent-Length: 999999\r\n\r\nv=0",
+        b"BYE sip:x SIP/2.0\r\nCall-ID\r\nCSeq: banana BYE\r\n\r\n",
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKnobody\r\n\r\n",
+        b"OPTIONS sip:agent SIP/2.0\r\nFrom: <sip:a>;tag=1\r\nTo: <sip:b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        b"\0\0\0\0",
+    ];
+    for i in 0..2_000 {
+        let datagram = match i % 4 {
+            0 => garbage(1 + i % 1_400),
+            1 => shapes[i % shapes.len()].to_vec(),
+            2 => {
+                let mut bytes = shapes[0].to_vec();
+                bytes.extend(garbage(i % 300));
+                bytes
+            }
+            _ => garbage(60_000),
+        };
+        let _ = socket.send_to(&datagram, &target);
+    }
+    if let Ok(mut stream) = TcpStream::connect(&target) {
+        for _ in 0..50 {
+            let _ = stream.write_all(&garbage(2_000));
+        }
+        let _ = stream.write_all(b"INVITE sip:agent SIP/2.0\r\nContent-Length: 70000\r\n\r\n");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    node.assert_running();
+    let options = scenario("options.xml");
+    assert_all_succeeded(
+        &sipp(&target, &["-sf", options.to_str().unwrap(), "-m", "1"]),
+        1,
+    );
+    assert_all_succeeded(
+        &sipp(&target, &["-sn", "uac", "-m", "3", "-l", "1", "-d", "500"]),
+        3,
+    );
+    node.assert_running();
+}

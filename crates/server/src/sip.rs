@@ -1,0 +1,492 @@
+//! SIP calls: every INVITE the user agent hands over becomes an inbound call record, is admitted like any
+//! other call (486 Busy Here when this node is full, 503 when it has no models), answered with our SDP,
+//! and carried between RTP and the call session. The session hears signed-linear 8 kHz from the jitter
+//! buffer on the call's 20 ms clock; its audio goes out as G.711 in the negotiated law. Key presses come
+//! in as RFC 4733 events. The peer's BYE ends the call; the agent's end is our BYE, or a REFER to
+//! TRANSFER_TARGET when the caller asked for a person.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use switchboard_audio::{InputFormat, JitterBuffer, JitterOptions, SampleRate, g711, pcm};
+use switchboard_core::{CallDirection, CallId};
+use switchboard_session::{Inbound, Outbound};
+use switchboard_store::NewCall;
+use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent};
+use switchboard_telephony::sip::media::RtpMedia;
+use switchboard_telephony::sip::ports::{RtpPorts, RtpSockets};
+use switchboard_telephony::sip::rtp::{self, RtpSender};
+use switchboard_telephony::sip::sdp::{Codec, Negotiated};
+use switchboard_telephony::sip::{
+    Call, CallEvent, InboundCall, NameAddr, NoMedia, SipUri, StatusCode,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::carrier::{self, Carried};
+use crate::ws::protocol::encode;
+
+/// Samples of one 20 ms frame at 8 kHz.
+const FRAME: usize = 160;
+/// How often an RTCP sender report goes out (RFC 3550 suggests about 5 s for one sender).
+const SENDER_REPORT_EVERY: Duration = Duration::from_secs(5);
+/// How long a peer has to answer our BYE or REFER before we stop waiting.
+const SIGNALLING_WAIT: Duration = Duration::from_secs(5);
+/// After a REFER is accepted, how long the transferee has to take the caller away (its BYE) before we
+/// hang up ourselves.
+const TRANSFER_WAIT: Duration = Duration::from_secs(10);
+
+/// Answers SIP calls from `invites` until `stop`; each call runs on its own task.
+pub async fn serve_sip(
+    agent: UserAgent,
+    mut invites: mpsc::Receiver<IncomingInvite>,
+    ports: Arc<RtpPorts>,
+    state: AppState,
+    stop: CancellationToken,
+) {
+    loop {
+        let invite = tokio::select! {
+            () = stop.cancelled() => return,
+            invite = invites.recv() => match invite {
+                Some(invite) => invite,
+                None => return,
+            },
+        };
+        let (agent, ports, state) = (agent.clone(), ports.clone(), state.clone());
+        tokio::spawn(async move {
+            let peer = invite.peer;
+            if let Err(reason) = answer(invite, &agent, &ports, state).await {
+                metrics::counter!("switchboard_errors_total", "kind" => "sip").increment(1);
+                tracing::warn!(%peer, %reason, "a SIP call was not carried");
+            }
+        });
+    }
+}
+
+/// The address SIP and SDP advertise: SIP_ADDRESS, else SERVER_HOST when it names one address, else
+/// the address of the default route (found without sending anything).
+pub fn advertised_address(configured: Option<IpAddr>, server_host: &str) -> IpAddr {
+    if let Some(address) = configured {
+        return address;
+    }
+    if let Ok(host) = server_host.parse::<IpAddr>()
+        && !host.is_unspecified()
+    {
+        return host;
+    }
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?;
+            socket.local_addr()
+        })
+        .map(|local| local.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Records a new inbound call for an INVITE.
+async fn record(state: &AppState, invite: &IncomingInvite) -> Result<CallId, String> {
+    let call_id = CallId::new();
+    let call = NewCall {
+        id: call_id,
+        direction: CallDirection::Inbound,
+        from_number: invite.from.clone(),
+        to_number: invite.to.clone(),
+        started_at: SystemTime::now(),
+        status: "pending",
+        context: Some(json!({ "source": "sip", "sip_call_id": invite.sip_call_id }).to_string()),
+    };
+    state
+        .database
+        .insert_call(&call)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(call_id)
+}
+
+async fn end_record(state: &AppState, call_id: CallId, reason: &str) {
+    if let Err(e) = state
+        .database
+        .end_call(call_id, SystemTime::now(), reason)
+        .await
+    {
+        tracing::error!(%call_id, error = %e, "cannot record the end of a call");
+    }
+}
+
+/// Admits, answers and carries one call; an error says why it was not carried.
+async fn answer(
+    invite: IncomingInvite,
+    agent: &UserAgent,
+    ports: &RtpPorts,
+    state: AppState,
+) -> Result<(), String> {
+    let call_id = record(&state, &invite).await?;
+    let admission = match carrier::admit(&state, call_id).await {
+        Ok(admission) => admission,
+        Err(e) => {
+            let code = if e.code == "too_many_calls" {
+                StatusCode::BUSY_HERE
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return refuse(invite.call, code, &state, call_id, e.message).await;
+        }
+    };
+    let sockets = match ports.bind().await {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            let why = e.to_string();
+            return refuse(
+                invite.call,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &state,
+                call_id,
+                why,
+            )
+            .await;
+        }
+    };
+    let (media, negotiated) = RtpMedia::new(agent.address(), sockets.port(), session_id());
+    let established = match invite.call.with_media(media).accept().await {
+        Ok(call) => call,
+        Err(e) => {
+            end_record(&state, call_id, "caller_hung_up").await;
+            return Err(format!("call {call_id}: not established: {e}"));
+        }
+    };
+    let call = Carried::start(
+        &state,
+        admission,
+        InputFormat::Pcm16(SampleRate::Hz8000),
+        false,
+    )
+    .await;
+    tracing::info!(%call_id, peer = %invite.peer, from = ?invite.from, "SIP call connected");
+    carry(call, established, sockets, negotiated, invite.peer, &state).await;
+    Ok(())
+}
+
+/// Declines a call this node cannot take, and closes its record.
+async fn refuse(
+    call: InboundCall<NoMedia>,
+    code: StatusCode,
+    state: &AppState,
+    call_id: CallId,
+    why: String,
+) -> Result<(), String> {
+    if let Err(e) = call.decline(code, None).await {
+        tracing::debug!(error = %e, "cannot decline the INVITE");
+    }
+    end_record(state, call_id, "no_capacity").await;
+    Err(format!("call {call_id}: {why}"))
+}
+
+/// A random SDP session id (RFC 4566 suggests an NTP timestamp; any unique number does).
+fn session_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes) >> 2
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// The audio of one call: where it goes (latched to where the peer's packets come from, for NAT), the
+/// outgoing stream's counters, the jitter buffer of what comes in, and the last key press seen.
+struct RtpLeg {
+    sockets: RtpSockets,
+    negotiated: watch::Receiver<Option<Negotiated>>,
+    /// The peer's RTP source once it has sent something (symmetric RTP).
+    latched: Option<SocketAddr>,
+    sender: RtpSender,
+    jitter: JitterBuffer,
+    started: Instant,
+    /// Timestamp of the last key press handed on, so its repeated end packets count once.
+    last_key: Option<u32>,
+    bad_packets: u64,
+}
+
+impl RtpLeg {
+    fn current(&self) -> Option<Negotiated> {
+        *self.negotiated.borrow()
+    }
+
+    /// Where our RTP goes: the latched source, else the SDP's address; `None` on hold.
+    fn destination(&self) -> Option<(SocketAddr, Negotiated)> {
+        let negotiated = self.current()?;
+        if !negotiated.sending() {
+            return None;
+        }
+        Some((self.latched.or(negotiated.remote)?, negotiated))
+    }
+
+    /// Sends 20 ms of agent audio (PCM16 little-endian) in the negotiated law.
+    async fn send_audio(&mut self, pcm16: &[u8]) {
+        let Some((to, negotiated)) = self.destination() else {
+            self.sender.skip(FRAME as u32);
+            return;
+        };
+        let mut samples = [0i16; FRAME];
+        let Ok(count) = pcm::pcm16le_decode_into(pcm16, &mut samples) else {
+            return;
+        };
+        let mut payload = [0u8; FRAME];
+        let encoded = match negotiated.codec {
+            Codec::Pcmu => g711::ulaw_encode_into(&samples[..count], &mut payload[..count]),
+            Codec::Pcma => g711::alaw_encode_into(&samples[..count], &mut payload[..count]),
+        };
+        if encoded.is_err() {
+            return;
+        }
+        let packet = self
+            .sender
+            .packet(negotiated.payload_type, &payload[..count], count as u32);
+        let _ = self.sockets.rtp.send_to(&packet, to).await;
+    }
+
+    /// Takes one datagram from the RTP socket: audio into the jitter buffer, a key press out.
+    fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Option<char> {
+        if rtp::is_rtcp(datagram) {
+            return None;
+        }
+        let packet = match rtp::decode(datagram) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.bad_packets += 1;
+                if self.bad_packets == 1 {
+                    tracing::warn!(%from, error = %e, "dropping malformed RTP");
+                }
+                return None;
+            }
+        };
+        let negotiated = self.current()?;
+        // Symmetric RTP: our audio goes where the peer's first packet came from (its address behind a
+        // NAT). Later packets from elsewhere are dropped, unless they come from the address the SDP
+        // named (a re-INVITE that moved the media).
+        match self.latched {
+            None => self.latched = Some(from),
+            Some(latched) if latched == from => {}
+            Some(_) if negotiated.remote.is_some_and(|r| r.ip() == from.ip()) => {
+                self.latched = Some(from);
+            }
+            Some(_) => {
+                self.bad_packets += 1;
+                return None;
+            }
+        }
+        let header = packet.header;
+        if Some(header.payload_type) == negotiated.dtmf_payload_type {
+            let event = rtp::decode_event(packet.payload).ok()?;
+            if !event.end || self.last_key == Some(header.timestamp) {
+                return None;
+            }
+            self.last_key = Some(header.timestamp);
+            return rtp::event_key(event.event);
+        }
+        if header.payload_type != negotiated.payload_type || packet.payload.len() != FRAME {
+            return None;
+        }
+        let mut samples = [0i16; FRAME];
+        let decoded = match negotiated.codec {
+            Codec::Pcmu => g711::ulaw_decode_into(packet.payload, &mut samples),
+            Codec::Pcma => g711::alaw_decode_into(packet.payload, &mut samples),
+        };
+        if decoded.is_ok() {
+            let _ = self.jitter.push(
+                header.sequence,
+                header.timestamp,
+                self.started.elapsed(),
+                &samples,
+            );
+        }
+        None
+    }
+
+    /// The next 20 ms for the session, PCM16 little-endian.
+    fn next_frame(&mut self) -> Vec<u8> {
+        let mut samples = [0i16; FRAME];
+        let _ = self.jitter.pop(&mut samples);
+        let mut bytes = vec![0u8; FRAME * 2];
+        let _ = pcm::pcm16le_encode_into(&samples, &mut bytes);
+        bytes
+    }
+
+    /// An RTCP sender report to the peer's RTCP port (the port above its RTP port).
+    async fn send_report(&self) {
+        let Some((to, _)) = self.destination() else {
+            return;
+        };
+        if let Some(report) = self.sender.sender_report(SystemTime::now(), 8_000) {
+            let rtcp = SocketAddr::new(to.ip(), to.port().wrapping_add(1));
+            let _ = self.sockets.rtcp.send_to(&report, rtcp).await;
+        }
+    }
+}
+
+/// Carries an established call until either side ends it.
+async fn carry(
+    mut call: Carried,
+    mut established: Call<RtpMedia>,
+    sockets: RtpSockets,
+    negotiated: watch::Receiver<Option<Negotiated>>,
+    peer: SocketAddr,
+    state: &AppState,
+) {
+    let mut leg = RtpLeg {
+        sockets,
+        negotiated,
+        latched: None,
+        sender: RtpSender::new(random_u32(), random_u32() as u16, random_u32()),
+        jitter: JitterBuffer::new(SampleRate::Hz8000, JitterOptions::default()),
+        started: Instant::now(),
+        last_key: None,
+        bad_packets: 0,
+    };
+    let mut clock = tokio::time::interval(Duration::from_millis(20));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reports = tokio::time::interval(SENDER_REPORT_EVERY);
+    let mut datagram = [0u8; 1_500];
+    let mut rtcp = [0u8; 1_500];
+    let ended = loop {
+        tokio::select! {
+            event = established.run() => match event {
+                Ok(CallEvent::Internal(event)) => {
+                    if let Err(e) = established.handle_internal_event(event).await {
+                        tracing::warn!(error = %e, "SIP call event failed");
+                    }
+                }
+                Ok(CallEvent::Media(never)) => match never {},
+                Ok(CallEvent::Terminated) => break Ended::ByPeer,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SIP call failed");
+                    break Ended::Failed;
+                }
+            },
+            out = call.outbound.recv() => {
+                let Some(out) = out else { break Ended::Failed };
+                match out {
+                    Outbound::Audio(pcm16) => leg.send_audio(&pcm16).await,
+                    Outbound::Hangup { reason } => {
+                        call.publish(&encode(&Outbound::Hangup { reason: reason.clone() }));
+                        break Ended::ByAgent(reason);
+                    }
+                    other => call.publish(&encode(&other)),
+                }
+            }
+            received = leg.sockets.rtp.recv_from(&mut datagram) => {
+                if let Ok((n, from)) = received
+                    && let Some(key) = leg.receive(&datagram[..n], from)
+                {
+                    call.forward(Inbound::Dtmf(key));
+                }
+            }
+            // RTCP from the peer is read and dropped: we send reports, and have no use for theirs yet.
+            _ = leg.sockets.rtcp.recv_from(&mut rtcp) => {}
+            _ = clock.tick() => {
+                let frame = leg.next_frame();
+                call.forward(Inbound::Audio(frame));
+            }
+            _ = reports.tick() => leg.send_report().await,
+        }
+    };
+    let stats = leg.jitter.stats();
+    tracing::info!(
+        received = stats.received,
+        late = stats.late,
+        duplicates = stats.duplicates,
+        sent = leg.sender.packets,
+        malformed = leg.bad_packets,
+        "SIP call audio"
+    );
+    match ended {
+        Ended::ByPeer => {
+            call.forward(Inbound::Hangup);
+            release_ended(established);
+        }
+        Ended::Failed => {
+            call.forward(Inbound::Hangup);
+            hang_up(established, "failed", peer.ip(), state).await;
+        }
+        Ended::ByAgent(reason) => hang_up(established, &reason, peer.ip(), state).await,
+    }
+    call.finish();
+}
+
+/// How a carried call ended.
+enum Ended {
+    /// The peer's BYE (answered by ezk).
+    ByPeer,
+    /// The session hung up, for this reason.
+    ByAgent(String),
+    /// The dialog or the session failed.
+    Failed,
+}
+
+/// Lets go of a call the peer has ended. ezk's `Call` sends BYE when dropped inside the runtime even
+/// after the peer's BYE closed the dialog (a stray request the peer answers 481); dropped on a thread
+/// outside the runtime, it only releases the dialog.
+fn release_ended(established: Call<RtpMedia>) {
+    let spawned = std::thread::Builder::new()
+        .name("sip-ended".into())
+        .spawn(move || drop(established));
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "cannot release an ended SIP call off the runtime");
+    }
+}
+
+/// Ends the call from our side: a REFER to TRANSFER_TARGET for a transfer, then (or otherwise) BYE.
+async fn hang_up(mut established: Call<RtpMedia>, reason: &str, pbx: IpAddr, state: &AppState) {
+    if reason == "transferred"
+        && let Some(target) = state.config.telephony.transfer_target.as_deref()
+        && let Some(uri) = transfer_uri(target, pbx)
+    {
+        match tokio::time::timeout(SIGNALLING_WAIT, established.refer(NameAddr::uri(uri))).await {
+            Ok(Ok(_progress)) => {
+                tracing::info!(%target, "the peer accepted the transfer");
+                // The transferee takes the caller away and says BYE; if it does not, we do.
+                let gone = tokio::time::timeout(TRANSFER_WAIT, async {
+                    loop {
+                        match established.run().await {
+                            Ok(CallEvent::Internal(event)) => {
+                                let _ = established.handle_internal_event(event).await;
+                            }
+                            Ok(CallEvent::Media(never)) => match never {},
+                            Ok(CallEvent::Terminated) | Err(_) => return,
+                        }
+                    }
+                })
+                .await;
+                if gone.is_ok() {
+                    return;
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(%target, error = %e, "the peer refused the transfer"),
+            Err(_) => tracing::warn!(%target, "no answer to the REFER"),
+        }
+    }
+    match tokio::time::timeout(SIGNALLING_WAIT, established.terminate()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "BYE failed"),
+        Err(_) => tracing::warn!("no answer to our BYE"),
+    }
+}
+
+/// TRANSFER_TARGET as a SIP URI: a `sip:` URI as it is; a number at the PBX the call came from, which
+/// knows how to reach it.
+fn transfer_uri(target: &str, pbx: IpAddr) -> Option<SipUri> {
+    if target.starts_with("sip:") {
+        target.parse().ok()
+    } else {
+        let host = match pbx {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        format!("sip:{target}@{host}").parse().ok()
+    }
+}

@@ -1,0 +1,253 @@
+//! The SIP user agent: ezk's transport, transaction and dialog layers on UDP and TCP, with one layer of
+//! ours that answers OPTIONS (a PBX's keep-alive) and hands every new INVITE to the server as an
+//! [`IncomingInvite`]. What becomes of a call (accepted with our media, declined 486 or 503) is the
+//! server's decision; ezk keeps the transactions right (retransmissions, ACK, CANCEL, BYE).
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytesstr::BytesStr;
+use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
+use ezk_sip_types::header::typed::Contact;
+use ezk_sip_types::uri::SipUriUserPart;
+use ezk_sip_types::uri::{NameAddr, SipUri};
+use ezk_sip_types::{Method, StatusCode};
+use ezk_sip_ua::dialog::DialogLayer;
+use ezk_sip_ua::invite::InviteLayer;
+use ezk_sip_ua::{InboundCall, NoMedia};
+use tokio::sync::mpsc;
+
+/// A new call offered to us, not yet answered beyond 100 Trying.
+pub struct IncomingInvite {
+    /// The call, to accept with our media or to decline.
+    pub call: InboundCall<NoMedia>,
+    /// The caller's user part (usually their number), from the From header.
+    pub from: Option<String>,
+    /// The called user part, from the To header.
+    pub to: Option<String>,
+    /// The SIP Call-ID, for the logs.
+    pub sip_call_id: String,
+    /// Where the INVITE came from.
+    pub peer: SocketAddr,
+}
+
+impl std::fmt::Debug for IncomingInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingInvite")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("sip_call_id", &self.sip_call_id)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the user agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The SIP port could not be bound.
+    #[error(
+        "cannot listen for SIP on {address} ({transport}); is another SIP server running there? Set SIP_PORT"
+    )]
+    Bind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// udp or tcp.
+        transport: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The contact address did not make a SIP URI.
+    #[error("cannot make a SIP contact for {0}")]
+    Contact(String),
+}
+
+/// The running user agent.
+#[derive(Clone)]
+pub struct UserAgent {
+    endpoint: Endpoint,
+    contact: Contact,
+    address: IpAddr,
+    port: u16,
+}
+
+impl std::fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAgent")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// INVITEs waiting for the server; beyond this, new calls are answered 503 at once.
+const PENDING_INVITES: usize = 64;
+
+impl UserAgent {
+    /// Listens on `bind` (UDP and TCP, the same port; port 0 picks one for both) and advertises
+    /// `address` in Contact headers. Returns the agent and the stream of new calls.
+    pub async fn start(
+        bind: SocketAddr,
+        address: IpAddr,
+    ) -> Result<(Self, mpsc::Receiver<IncomingInvite>), AgentError> {
+        let (invites_tx, invites_rx) = mpsc::channel(PENDING_INVITES);
+        let mut builder = Endpoint::builder();
+        builder.user_agent("Switchboard");
+        for method in [
+            Method::INVITE,
+            Method::ACK,
+            Method::BYE,
+            Method::CANCEL,
+            Method::OPTIONS,
+            Method::NOTIFY,
+        ] {
+            builder.add_allow(method);
+        }
+        let udp = builder
+            .bind_udp(bind)
+            .await
+            .map_err(|source| AgentError::Bind {
+                address: bind,
+                transport: "udp",
+                source,
+            })?;
+        let port = udp.bound().port();
+        let tcp = SocketAddr::new(bind.ip(), port);
+        builder
+            .listen_tcp(tcp)
+            .await
+            .map_err(|source| AgentError::Bind {
+                address: tcp,
+                transport: "tcp",
+                source,
+            })?;
+        let host = match address {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        let uri: SipUri = format!("sip:switchboard@{host}:{port}")
+            .parse()
+            .map_err(|_| AgentError::Contact(host.clone()))?;
+        let contact = Contact::new(NameAddr::uri(uri));
+        builder.add_layer(DialogLayer::default());
+        builder.add_layer(InviteLayer::default());
+        builder.add_layer(Answering {
+            invites: invites_tx,
+            contact: contact.clone(),
+        });
+        let endpoint = builder.build();
+        Ok((
+            Self {
+                endpoint,
+                contact,
+                address,
+                port,
+            },
+            invites_rx,
+        ))
+    }
+
+    /// The SIP port (UDP and TCP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address written into Contact and SDP.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The ezk endpoint, for calls and requests.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Our Contact header.
+    pub fn contact(&self) -> &Contact {
+        &self.contact
+    }
+}
+
+/// The user part of a SIP URI: the number or name of who calls or is called.
+fn user_of(uri: &SipUri) -> Option<String> {
+    match &uri.user_part {
+        SipUriUserPart::User(user) => Some(user.to_string()),
+        SipUriUserPart::UserPw(pw) => Some(pw.user.to_string()),
+        SipUriUserPart::Empty => None,
+    }
+}
+
+/// Our layer: OPTIONS answered, new INVITEs handed over.
+struct Answering {
+    invites: mpsc::Sender<IncomingInvite>,
+    contact: Contact,
+}
+
+#[async_trait::async_trait]
+impl Layer for Answering {
+    fn name(&self) -> &'static str {
+        "switchboard-answering"
+    }
+
+    async fn receive(&self, endpoint: &Endpoint, request: MayTake<'_, IncomingRequest>) {
+        match request.line.method {
+            Method::OPTIONS => {
+                let mut options = request.take();
+                let response = endpoint.create_response(&options, StatusCode::OK, None);
+                let tsx = endpoint.create_server_tsx(&mut options);
+                if let Err(e) = tsx.respond(response).await {
+                    tracing::debug!(error = %e, "cannot answer OPTIONS");
+                }
+            }
+            Method::INVITE => {
+                let invite = request.take();
+                let from = user_of(&invite.base_headers.from.uri.uri);
+                let to = user_of(&invite.base_headers.to.uri.uri);
+                let sip_call_id = invite.base_headers.call_id.0.to_string();
+                let peer = invite.tp_info.source;
+                // An offer we cannot answer is refused here with 488, before a dialog exists.
+                if !invite.body.is_empty() {
+                    let offer = std::str::from_utf8(&invite.body)
+                        .map_err(|e| e.to_string())
+                        .and_then(super::sdp::parse)
+                        .and_then(|offer| super::sdp::negotiate(&offer).map_err(|e| e.to_string()));
+                    if let Err(reason) = offer {
+                        tracing::warn!(%peer, %reason, "refusing an INVITE whose offer we cannot answer");
+                        refuse(endpoint, invite, StatusCode::NOT_ACCEPTABLE_HERE).await;
+                        return;
+                    }
+                }
+                let slot = match self.invites.try_reserve() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        refuse(endpoint, invite, StatusCode::SERVICE_UNAVAILABLE).await;
+                        return;
+                    }
+                };
+                match InboundCall::from_invite(endpoint.clone(), invite, self.contact.clone()) {
+                    Ok(call) => slot.send(IncomingInvite {
+                        call,
+                        from,
+                        to,
+                        sip_call_id,
+                        peer,
+                    }),
+                    Err(failed) => {
+                        let (invite, reason) = *failed;
+                        tracing::warn!(%peer, error = %reason, "refusing a malformed INVITE");
+                        refuse(endpoint, invite, StatusCode::BAD_REQUEST).await;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Answers an INVITE with a final failure before any dialog exists.
+async fn refuse(endpoint: &Endpoint, mut invite: IncomingRequest, code: StatusCode) {
+    let response = endpoint.create_response(&invite, code, None::<BytesStr>);
+    let tsx = endpoint.create_server_inv_tsx(&mut invite);
+    if let Err(e) = tsx.respond_failure(response).await {
+        tracing::debug!(error = %e, "cannot refuse an INVITE");
+    }
+}

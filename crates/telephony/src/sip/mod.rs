@@ -1,0 +1,20 @@
+//! SIP: a user agent that PBXs and softphones call directly (and that places calls through them), with
+//! RTP audio. Message parsing, transactions and dialogs are ezk's; the SDP offer/answer, RTP and RFC 4733
+//! key presses, and the media ports are ours.
+//!
+//! - [`agent`]: the user agent on UDP and TCP; new INVITEs come out as [`agent::IncomingInvite`].
+//! - [`media`]: the SDP side of a call for ezk ([`media::RtpMedia`]).
+//! - [`sdp`]: offer/answer for G.711 and telephone events.
+//! - [`rtp`]: RTP and RTCP packets, pure functions.
+//! - [`ports`]: the RTP port range.
+
+pub mod agent;
+pub mod media;
+pub mod ports;
+pub mod rtp;
+pub mod sdp;
+
+/// The parts of ezk's API a carrier of SIP calls works with.
+pub use ezk_sip_types::StatusCode;
+pub use ezk_sip_types::uri::{NameAddr, SipUri};
+pub use ezk_sip_ua::{Call, CallEvent, InboundCall, NoMedia};
