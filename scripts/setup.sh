@@ -6,14 +6,14 @@ set -euo pipefail
 # Build tools, registry clients for model packages (pip, npm), real recorded speech for tests,
 # espeak-ng (phonemes for the Kokoro and Piper voices, and the last-resort voice), and Chromium (the
 # console's end-to-end test talks to the agent through it, with a recording as the microphone), and
-# sipp (package sip-tester), the SIP peer the SIP tests call the agent with.
+# sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with.
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
   asterisk-core-sounds-en-wav asterisk-core-sounds-en
   espeak-ng
   chromium
-  sip-tester
+  sip-tester baresip-core
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -1,7 +1,9 @@
-//! The SIP user agent against a real SIP peer: sipp (Debian's sip-tester) places calls at `switchboard
-//! serve` with TELEPHONY_PROVIDER=sip on loopback. Its built-in `uac` scenario (INVITE with an SDP offer,
-//! ACK, BYE) runs 200 calls one after the other and 20 at once; scenarios of ours check 486 Busy Here on
-//! a full node, 488 for an offer without G.711, and OPTIONS after a flood of malformed datagrams.
+//! The SIP user agent against real SIP peers on loopback, calling `switchboard serve` with
+//! TELEPHONY_PROVIDER=sip. sipp (Debian's sip-tester): its built-in `uac` scenario (INVITE with an SDP
+//! offer, ACK, BYE) runs 200 calls one after the other and 20 at once; scenarios of ours check 486 Busy
+//! Here on a full node, 488 for an offer without G.711, and OPTIONS after a flood of malformed datagrams.
+//! baresip, a softphone, calls with a recording of real speech as its microphone and records what it
+//! hears: the stored transcript holds the caller's words and the recording holds the agent's answer.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -11,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{provisioned_models, switchboard};
+use common::{provisioned_models, speech_corpus_installed, switchboard};
+use switchboard_core::Speaker;
+use switchboard_core::config::DatabaseTarget;
+use switchboard_store::{CallFilter, Database};
 
 /// A `switchboard serve` taking SIP calls, and the port it took.
 struct SipNode {
@@ -77,6 +82,10 @@ impl SipNode {
             sip_port,
             _dir: dir,
         }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self._dir.path()
     }
 
     fn target(&self) -> String {
@@ -272,4 +281,128 @@ fn a_full_node_answers_486_a_bad_offer_488_and_malformed_sip_leaves_it_answering
         3,
     );
     node.assert_running();
+}
+
+/// Writes `caller.wav`: 1 s of line silence, Asterisk's recorded "Hello.", then 12 s of silence while the
+/// agent answers (8 kHz mono, as a phone line).
+fn caller_recording(dir: &Path) -> PathBuf {
+    let mut hello = hound::WavReader::open("/usr/share/asterisk/sounds/en/hello.wav").unwrap();
+    assert_eq!(hello.spec().sample_rate, 8_000);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let path = dir.join("caller.wav");
+    let mut out = hound::WavWriter::create(&path, spec).unwrap();
+    for _ in 0..8_000 {
+        out.write_sample(0i16).unwrap();
+    }
+    for sample in hello.samples::<i16>() {
+        out.write_sample(sample.unwrap()).unwrap();
+    }
+    for _ in 0..8_000 * 12 {
+        out.write_sample(0i16).unwrap();
+    }
+    out.finalize().unwrap();
+    path
+}
+
+#[test]
+fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let node = SipNode::start(
+        &models,
+        &[("RTP_PORT_MIN", "31000"), ("RTP_PORT_MAX", "31999")],
+    );
+    let phone = tempfile::tempdir().unwrap();
+    let caller = caller_recording(phone.path());
+    let heard_dir = phone.path().join("heard");
+    std::fs::create_dir(&heard_dir).unwrap();
+    let conf = phone.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    // baresip plays the recording as its microphone (aufile) and writes what it sends and receives to WAV
+    // files (sndfile); it hangs up when the recording ends.
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\nsip_transports udp\n\
+             audio_player aufile,{discard}\naudio_source aufile,{caller}\naudio_alert aufile,{discard}\n\
+             ausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
+             rtp_ports 32000-32099\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+             module aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+             snd_path {heard}\n",
+            sip = free_udp_port(),
+            discard = phone.path().join("played.wav").display(),
+            caller = caller.display(),
+            heard = heard_dir.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(conf.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
+    let out = Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .args(["-e", &format!("/dial sip:agent@{}", node.target())])
+        .args(["-t", "30"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("baresip runs (package baresip-core; `make test` installs it)");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("Call established"), "{log}");
+
+    // What baresip received from the agent, as its sndfile module recorded it.
+    let heard = std::fs::read_dir(&heard_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded what it heard: {log}"));
+    let transcribed = switchboard(phone.path())
+        .env("MODELS_DIR", &models)
+        .env("LOG_LEVEL", "warn")
+        .arg("transcribe")
+        .arg(&heard)
+        .output()
+        .unwrap();
+    let agent_words = String::from_utf8_lossy(&transcribed.stdout).to_lowercase();
+    assert!(
+        agent_words.contains("thank you for calling"),
+        "the greeting reached the phone: {agent_words}"
+    );
+    assert!(
+        agent_words.contains("name"),
+        "the answer to \"Hello.\" (asking for the caller's name) reached the phone: {agent_words}"
+    );
+
+    // The stored transcript holds the caller's words.
+    let db_path = node.data_dir().join("switchboard.db");
+    let turns = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = Database::connect(&DatabaseTarget::Sqlite { path: db_path })
+            .await
+            .unwrap();
+        let calls = db
+            .list_calls(&CallFilter {
+                limit: 10,
+                ..CallFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].from_number.as_deref(), Some("caller"));
+        let turns = db.turns(calls[0].id).await.unwrap();
+        db.close().await;
+        turns
+    });
+    let caller_said: Vec<String> = turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Caller)
+        .map(|t| t.text.to_lowercase())
+        .collect();
+    assert!(caller_said.iter().any(|t| t.contains("hello")), "{turns:?}");
 }
