@@ -12,13 +12,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
+use switchboard_core::CallId;
 use switchboard_core::config::AriConfig;
-use switchboard_core::{CallDirection, CallId};
-use switchboard_store::NewCall;
 use switchboard_telephony::ari::{Channel, Client, Event, decode_event, endpoint_for};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -165,21 +164,13 @@ async fn call_for(state: &AppState, channel: &Channel, args: &[String]) -> Resul
         return Ok(id);
     }
     let number = &channel.caller.number;
-    let call = NewCall {
-        id: CallId::new(),
-        direction: CallDirection::Inbound,
-        from_number: (!number.is_empty() && number.len() <= 32).then(|| number.clone()),
-        to_number: None,
-        started_at: SystemTime::now(),
-        status: "pending",
-        context: Some(json!({ "source": "asterisk-ari", "channel": channel.id }).to_string()),
-    };
-    state
-        .database
-        .insert_call(&call)
+    let id = CallId::new();
+    let from = (!number.is_empty() && number.len() <= 32).then(|| number.clone());
+    let context = json!({ "source": "asterisk-ari", "channel": channel.id });
+    crate::carrier::record_inbound(state, id, from, None, context)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(call.id)
+    Ok(id)
 }
 
 async fn join_to_audiosocket(

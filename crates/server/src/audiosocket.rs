@@ -7,13 +7,12 @@
 //! AudioSocket has no authentication: bind it (SERVER_HOST) to the network Asterisk reaches it on only.
 //! A call ARI joined to this listener is handed back to ARI when it ends (transfer or hang-up).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::json;
 use switchboard_audio::InputFormat;
-use switchboard_core::{CallDirection, CallId};
+use switchboard_core::CallId;
 use switchboard_session::{Inbound, Outbound};
-use switchboard_store::NewCall;
 use switchboard_telephony::audiosocket::{self, AudioRate, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -98,18 +97,7 @@ async fn call_for(state: &AppState, uuid: uuid::Uuid) -> Result<CallId, String> 
         .await
         .map_err(|e| e.to_string())?;
     if known.is_none() {
-        let call = NewCall {
-            id: call_id,
-            direction: CallDirection::Inbound,
-            from_number: None,
-            to_number: None,
-            started_at: SystemTime::now(),
-            status: "pending",
-            context: Some(json!({ "source": "asterisk" }).to_string()),
-        };
-        state
-            .database
-            .insert_call(&call)
+        carrier::record_inbound(state, call_id, None, None, json!({ "source": "asterisk" }))
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -161,13 +149,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     .await
     .unwrap_or(Some((AudioRate::Hz8000, Vec::new())));
     let Some((rate, first)) = opening else {
-        if let Err(e) = state
-            .database
-            .end_call(call_id, SystemTime::now(), "caller_hung_up")
-            .await
-        {
-            tracing::error!(%call_id, error = %e, "cannot record the end of a call");
-        }
+        carrier::record_end(&state, call_id, "caller_hung_up").await;
         crate::ari::finish(&state, call_id, "caller_hung_up").await;
         return Err(format!("call {call_id}: hung up before any audio"));
     };

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use switchboard_agent::{CallContext, PreviousCall};
 use switchboard_audio::InputFormat;
+use switchboard_core::CallDirection;
 use switchboard_core::CallId;
 use switchboard_session::{CallReport, CallSetup, Engines, Inbound, Outbound, run_call};
-use switchboard_store::Database;
+use switchboard_store::{Database, NewCall, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -260,5 +261,38 @@ pub(crate) async fn placed(
                 format!("{provider} did not place the call: {reason}"),
             ))
         }
+    }
+}
+
+/// Records a new inbound call a phone line brought in: who called whom, and `context` (where it came
+/// from, the provider's own id of the call).
+pub(crate) async fn record_inbound(
+    state: &AppState,
+    id: CallId,
+    from_number: Option<String>,
+    to_number: Option<String>,
+    context: serde_json::Value,
+) -> Result<(), StoreError> {
+    let call = NewCall {
+        id,
+        direction: CallDirection::Inbound,
+        from_number,
+        to_number,
+        started_at: std::time::SystemTime::now(),
+        status: "pending",
+        context: Some(context.to_string()),
+    };
+    state.database.insert_call(&call).await
+}
+
+/// Records the end of a call that never reached its session (a session records its own end); a failure
+/// is logged, since the caller is gone either way.
+pub(crate) async fn record_end(state: &AppState, call_id: CallId, reason: &str) {
+    if let Err(e) = state
+        .database
+        .end_call(call_id, std::time::SystemTime::now(), reason)
+        .await
+    {
+        tracing::error!(%call_id, error = %e, "cannot record the end of a call");
     }
 }

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::json;
 use switchboard_audio::{InputFormat, JitterBuffer, JitterOptions, SampleRate, g711, pcm};
-use switchboard_core::{CallDirection, CallId};
+use switchboard_core::CallId;
 use switchboard_session::{Inbound, Outbound};
-use switchboard_store::NewCall;
 use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent};
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::ports::{RtpPorts, RtpSockets};
@@ -89,31 +88,17 @@ pub fn advertised_address(configured: Option<IpAddr>, server_host: &str) -> IpAd
 /// Records a new inbound call for an INVITE.
 async fn record(state: &AppState, invite: &IncomingInvite) -> Result<CallId, String> {
     let call_id = CallId::new();
-    let call = NewCall {
-        id: call_id,
-        direction: CallDirection::Inbound,
-        from_number: invite.from.clone(),
-        to_number: invite.to.clone(),
-        started_at: SystemTime::now(),
-        status: "pending",
-        context: Some(json!({ "source": "sip", "sip_call_id": invite.sip_call_id }).to_string()),
-    };
-    state
-        .database
-        .insert_call(&call)
-        .await
-        .map_err(|e| e.to_string())?;
+    let context = json!({ "source": "sip", "sip_call_id": invite.sip_call_id });
+    carrier::record_inbound(
+        state,
+        call_id,
+        invite.from.clone(),
+        invite.to.clone(),
+        context,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(call_id)
-}
-
-async fn end_record(state: &AppState, call_id: CallId, reason: &str) {
-    if let Err(e) = state
-        .database
-        .end_call(call_id, SystemTime::now(), reason)
-        .await
-    {
-        tracing::error!(%call_id, error = %e, "cannot record the end of a call");
-    }
 }
 
 /// Admits, answers and carries one call; an error says why it was not carried.
@@ -153,7 +138,7 @@ async fn answer(
     let established = match invite.call.with_media(media).accept().await {
         Ok(call) => call,
         Err(e) => {
-            end_record(&state, call_id, "caller_hung_up").await;
+            carrier::record_end(&state, call_id, "caller_hung_up").await;
             return Err(format!("call {call_id}: not established: {e}"));
         }
     };
@@ -180,7 +165,7 @@ async fn refuse(
     if let Err(e) = call.decline(code, None).await {
         tracing::debug!(error = %e, "cannot decline the INVITE");
     }
-    end_record(state, call_id, "no_capacity").await;
+    carrier::record_end(state, call_id, "no_capacity").await;
     Err(format!("call {call_id}: {why}"))
 }
 

@@ -22,9 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_audio::InputFormat;
-use switchboard_core::{CallDirection, CallId};
+use switchboard_core::CallId;
 use switchboard_session::{Inbound, Outbound};
-use switchboard_store::NewCall;
 use switchboard_telephony::twilio::rest::{self, PlaceCall};
 use switchboard_telephony::twilio::signature::{
     SIGNATURE_HEADER, stream_token, verify, verify_stream_token,
@@ -157,17 +156,12 @@ async fn voice(
             id
         }
         None => {
-            let call = NewCall {
-                id: CallId::new(),
-                direction: CallDirection::Inbound,
-                from_number: phone_number(param(&params, "From")),
-                to_number: phone_number(param(&params, "To")),
-                started_at: SystemTime::now(),
-                status: "pending",
-                context: Some(json!({ "source": "twilio", "call_sid": call_sid }).to_string()),
-            };
-            state.database.insert_call(&call).await?;
-            call.id
+            let id = CallId::new();
+            let from = phone_number(param(&params, "From"));
+            let to = phone_number(param(&params, "To"));
+            let context = json!({ "source": "twilio", "call_sid": call_sid });
+            carrier::record_inbound(&state, id, from, to, context).await?;
+            id
         }
     };
     if state.engines.get().is_none() || state.calls.is_full() {
