@@ -8,7 +8,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 RELEASE_BIN := $(TARGET_DIR)/release/switchboard
 DEBUG_BIN := $(TARGET_DIR)/debug/switchboard
 
-.PHONY: run test setup build models lint fmt clean
+.PHONY: run test setup build models lint fmt clean fuzz
 
 ## run: install what is missing, fetch the default models, build in release mode, serve on :8000
 run: setup build models
@@ -41,6 +41,11 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## fuzz: run every wire decoder's fuzz target for FUZZ_SECONDS each (needs `cargo install cargo-fuzz`)
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -77,16 +77,21 @@ fn unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// The value of attribute `name` in the tag text `tag` (`<Stream url="…">`), double-quoted as we write it.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let wanted = format!("{name}=\"");
-    let at = tag
-        .match_indices(&wanted)
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || tag[..i].ends_with(char::is_whitespace))?;
-    let start = at + wanted.len();
-    let length = tag[start..].find('"')?;
-    Some(unescape(&tag[start..start + length]))
+/// The value of attribute `name` in `attributes` (the text after a tag's name: `url="…" a="…"`),
+/// double-quoted as we write them. The attributes are read in order, so text inside one value (a
+/// parameter named ` value=`) is never taken for another attribute.
+fn attribute(attributes: &str, name: &str) -> Option<String> {
+    let mut rest = attributes;
+    loop {
+        rest = rest.trim_start();
+        let (key, after) = rest.split_once('=')?;
+        let after = after.strip_prefix('"')?;
+        let end = after.find('"')?;
+        if key == name {
+            return Some(unescape(&after[..end]));
+        }
+        rest = &after[end + 1..];
+    }
 }
 
 /// A `<Connect><Stream>` answer read back: the socket Twilio would open and the parameters it would send
@@ -102,10 +107,11 @@ pub struct StreamTarget {
 
 /// Reads the stream of a [`connect_stream`] answer; `None` when the TwiML connects no stream.
 pub fn stream_target(twiml: &str) -> Option<StreamTarget> {
-    let open = twiml.find("<Stream ")?;
+    const STREAM: &str = "<Stream ";
+    let open = twiml.find(STREAM)?;
     let body = &twiml[open..];
     let first_tag_end = body.find('>')?;
-    let url = attribute(&body[..first_tag_end], "url")?;
+    let url = attribute(&body[STREAM.len()..first_tag_end], "url")?;
     let close = body.find("</Stream>").unwrap_or(body.len());
     let parameters = body[..close]
         .split("<Parameter ")
@@ -151,6 +157,22 @@ mod tests {
         );
         assert_eq!(stream_target(&say_and_hang_up("busy")), None);
         assert_eq!(stream_target("<Stream url=\"unterminated"), None);
+    }
+
+    #[test]
+    fn a_parameter_named_like_an_attribute_reads_back_as_itself() {
+        // Found by the twiml_stream_target fuzz target: a name holding ` value=` was read as the value.
+        let twiml = connect_stream(
+            "wss://a/twilio/media",
+            &[(" value=", "v"), ("url=", " name=")],
+        );
+        assert_eq!(
+            stream_target(&twiml).unwrap().parameters,
+            vec![
+                (" value=".into(), "v".into()),
+                ("url=".into(), " name=".into())
+            ]
+        );
     }
 
     #[test]
