@@ -32,8 +32,8 @@ pub(crate) struct LatencyArgs {
     /// Most calls at once; levels 1, 2, 4 … up to this are measured in turn.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
-    /// How caller audio reaches the agent: /ws/audio, Twilio Media Streams framing, or Asterisk's
-    /// AudioSocket.
+    /// How caller audio reaches the agent: /ws/audio, Twilio Media Streams framing, Asterisk's
+    /// AudioSocket, or SIP and RTP.
     #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
     transport: TransportKind,
     /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server.

@@ -1,7 +1,7 @@
 //! A Switchboard server inside this process on a free loopback port, for `switchboard call` (and the
 //! latency benchmark) without a separate server: the same state, routes and models as `serve`, with an
-//! AudioSocket listener on another free port and Twilio's webhooks enabled, so every transport can be
-//! driven against it.
+//! AudioSocket listener on another free port, a SIP user agent on a third, and Twilio's webhooks
+//! enabled, so every transport can be driven against it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_core::Secret;
+use switchboard_core::config::SipConfig;
 use switchboard_server::{
-    AppState, Readiness, Role, app, generate_api_key, serve, serve_audiosocket,
+    AppState, Readiness, Role, app, generate_api_key, serve, serve_audiosocket, serve_sip,
 };
 use switchboard_session::Engines;
 use switchboard_store::LiveState;
+use switchboard_telephony::sip::agent::UserAgent;
+use switchboard_telephony::sip::ports::RtpPorts;
 use tokio_util::sync::CancellationToken;
 
 /// A running in-process server.
@@ -45,6 +48,20 @@ impl LocalServer {
             config.telephony.twilio.auth_token = Some(Secret::new(hex::encode(token)));
         }
         config.telephony.audiosocket_port = Some(audiosocket.port());
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        let (sip_agent, invites) = UserAgent::start(SocketAddr::new(loopback, 0), loopback)
+            .await
+            .context("starting the in-process SIP user agent")?;
+        let rtp_ports = config
+            .telephony
+            .sip
+            .as_ref()
+            .map_or(10_000..=20_000, |sip| sip.rtp_ports.clone());
+        config.telephony.sip = Some(SipConfig {
+            port: sip_agent.port(),
+            address: Some(loopback),
+            rtp_ports: rtp_ports.clone(),
+        });
         let database = crate::cmd_kb::open_database(&config)
             .await
             .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
@@ -72,6 +89,13 @@ impl LocalServer {
         let stop = CancellationToken::new();
         tokio::spawn(serve_audiosocket(
             audiosocket_listener,
+            state.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(serve_sip(
+            sip_agent,
+            invites,
+            Arc::new(RtpPorts::new(loopback, rtp_ports)),
             state.clone(),
             stop.clone(),
         ));
@@ -117,7 +141,8 @@ impl LocalServer {
         }
     }
 
-    /// The configuration this server runs with (its stand-in PUBLIC_URL, Twilio token and AudioSocket port).
+    /// The configuration this server runs with (its stand-in PUBLIC_URL, Twilio token, AudioSocket and
+    /// SIP ports).
     pub(crate) fn config(&self) -> &Config {
         &self.state.config
     }

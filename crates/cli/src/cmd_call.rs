@@ -1,6 +1,6 @@
-//! `switchboard call --audio T1.wav --audio T2.wav ... [--transport websocket|twilio|audiosocket]
-//! [--server URL] --out DIR`: a scripted caller over `/ws/audio`, Twilio Media Streams or Asterisk's
-//! AudioSocket. It places a call through the API, plays each turn in real time (silence in between, as a
+//! `switchboard call --audio T1.wav --audio T2.wav ... [--transport websocket|twilio|audiosocket|sip]
+//! [--server URL] --out DIR`: a scripted caller over `/ws/audio`, Twilio Media Streams, Asterisk's
+//! AudioSocket or SIP and RTP. It places a call through the API, plays each turn in real time (silence in between, as a
 //! phone line would), waits for the agent's answer, and writes transcript.json, agent.wav and report.json
 //! (per turn: when the caller stopped speaking, when the agent's first audio came back, and the server's
 //! breakdown of that latency; the claim; the synthesis). Without --server it serves in this process.
@@ -37,7 +37,8 @@ pub(crate) struct CallArgs {
     #[arg(long, default_value = "+14155550100")]
     from: String,
     /// How the call reaches the agent: /ws/audio, as Twilio (signed webhook, then a Media Stream of
-    /// µ-law 8 kHz), or as Asterisk's AudioSocket (PCM16 8 kHz over TCP).
+    /// µ-law 8 kHz), as Asterisk's AudioSocket (PCM16 8 kHz over TCP), or as a PBX over SIP (INVITE to
+    /// SIP_PORT on the server's host, RTP in G.711).
     #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
     transport: TransportKind,
     /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server; default:

@@ -5,8 +5,10 @@
 //! - `twilio`: what Twilio does: the signed voice webhook, then the Media Stream its TwiML names, µ-law
 //!   8 kHz, marks echoed back once "played".
 //! - `audiosocket`: what Asterisk's `AudioSocket()` does: a TCP connection, the call's UUID, PCM16 8 kHz.
+//! - `sip`: what a PBX does: an INVITE to `sip:{call id}@server` with an SDP offer, then RTP in the
+//!   answered G.711 law, and BYE to hang up.
 //!
-//! Over Twilio and AudioSocket the call's transcript, latency and hang-up events are not on the wire (a
+//! Over Twilio, AudioSocket and SIP the call's transcript, latency and hang-up events are not on the wire (a
 //! phone network does not carry them); the caller follows them on the call's live events
 //! (`GET /api/v1/calls/{id}/events`), as a supervisor's screen would.
 
@@ -19,14 +21,25 @@ use clap::ValueEnum;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use switchboard_audio::SampleRate;
 use switchboard_audio::g711::{ulaw_decode, ulaw_encode};
 use switchboard_telephony::audiosocket::{self, AudioRate, Frame};
 use switchboard_telephony::twilio::signature::{SIGNATURE_HEADER, sign};
 use switchboard_telephony::twilio::twiml::{CALL_ID_PARAMETER, stream_target};
+
+use switchboard_audio::g711::{alaw_decode, alaw_encode};
+use switchboard_telephony::sip::CallEvent;
+use switchboard_telephony::sip::agent::{UserAgent, release_ended};
+use switchboard_telephony::sip::media::RtpMedia;
+use switchboard_telephony::sip::rtp::{self, RtpSender};
+use switchboard_telephony::sip::sdp::{Codec, Negotiated};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::UdpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -45,6 +58,8 @@ pub(crate) enum TransportKind {
     Twilio,
     /// Asterisk's AudioSocket: PCM16 8 kHz over TCP.
     Audiosocket,
+    /// SIP and RTP: G.711 at 8 kHz.
+    Sip,
 }
 
 /// A transport with what it needs to reach the server.
@@ -62,6 +77,11 @@ pub(crate) enum Transport {
     /// As Asterisk would: the AudioSocket listener at `address` (`host:port`).
     AudioSocket {
         /// The server's AUDIOSOCKET_PORT on its host.
+        address: String,
+    },
+    /// As a PBX would: the SIP user agent at `address` (`host:port`).
+    Sip {
+        /// The server's SIP_PORT on its host.
         address: String,
     },
 }
@@ -111,6 +131,18 @@ impl Transport {
                     }
                 },
             },
+            TransportKind::Sip => {
+                let url = url::Url::parse(base).context("the server URL")?;
+                let host = url.host_str().unwrap_or("127.0.0.1");
+                let port = config
+                    .telephony
+                    .sip
+                    .as_ref()
+                    .map_or(switchboard_core::config::DEFAULT_SIP_PORT, |sip| sip.port);
+                Self::Sip {
+                    address: format!("{host}:{port}"),
+                }
+            }
         })
     }
 
@@ -120,6 +152,7 @@ impl Transport {
             Self::WebSocket => "websocket",
             Self::Twilio { .. } => "twilio",
             Self::AudioSocket { .. } => "audiosocket",
+            Self::Sip { .. } => "sip",
         }
     }
 }
@@ -165,6 +198,13 @@ pub(crate) enum Outgoing {
         chunk: u64,
     },
     AudioSocket(OwnedWriteHalf),
+    Sip {
+        socket: Arc<UdpSocket>,
+        sender: RtpSender,
+        to: SocketAddr,
+        negotiated: Negotiated,
+        hang_up: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// Receives the agent's side.
@@ -174,6 +214,11 @@ pub(crate) enum Incoming {
     AudioSocket {
         socket: OwnedReadHalf,
         buffer: Vec<u8>,
+    },
+    Sip {
+        socket: Arc<UdpSocket>,
+        negotiated: Negotiated,
+        ended: oneshot::Receiver<()>,
     },
 }
 
@@ -213,6 +258,10 @@ pub(crate) async fn open(
             auth_token,
             public_url,
         } => open_twilio(base, from, auth_token, public_url).await,
+        Transport::Sip { address } => {
+            let call_id = create_call(base, token, from, source).await?;
+            open_sip(call_id, from, address).await
+        }
         Transport::AudioSocket { address } => {
             let call_id = create_call(base, token, from, source).await?;
             let uuid: uuid::Uuid = call_id
@@ -261,6 +310,75 @@ async fn create_call(base: &str, token: &str, from: &str, source: &str) -> anyho
         .as_str()
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("the server's answer has no call id: {created}"))
+}
+
+/// Rings the server as a PBX would: an INVITE to the call's id at the SIP user agent, with an offer
+/// for RTP on a loopback port.
+async fn open_sip(call_id: String, from: &str, address: &str) -> anyhow::Result<Line> {
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let (agent, _no_calls_here) = UserAgent::start(SocketAddr::new(loopback, 0), loopback)
+        .await
+        .context("starting the caller's SIP user agent")?;
+    let socket = Arc::new(UdpSocket::bind(SocketAddr::new(loopback, 0)).await?);
+    let (media, negotiated) = RtpMedia::new(loopback, socket.local_addr()?.port(), 1);
+    let call = agent
+        .call(&format!("sip:{call_id}@{address}"), from, media)
+        .await?;
+    let negotiated = (*negotiated.borrow())
+        .ok_or_else(|| anyhow!("the call was answered without an SDP answer"))?;
+    let to = negotiated
+        .remote
+        .ok_or_else(|| anyhow!("the SDP answer has no address to send audio to"))?;
+    let (hang_up, hang_up_rx) = oneshot::channel();
+    let (ended_tx, ended) = oneshot::channel();
+    tokio::spawn(async move {
+        // The agent must live as long as the call: it carries the dialog's messages.
+        let _agent = agent;
+        let mut call = call;
+        let mut hang_up_rx = hang_up_rx;
+        loop {
+            tokio::select! {
+                event = call.run() => match event {
+                    Ok(CallEvent::Internal(event)) => {
+                        let _ = call.handle_internal_event(event).await;
+                    }
+                    Ok(CallEvent::Media(never)) => match never {},
+                    Ok(CallEvent::Terminated) | Err(_) => {
+                        release_ended(call);
+                        break;
+                    }
+                },
+                _ = &mut hang_up_rx => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), call.terminate()).await;
+                    break;
+                }
+            }
+        }
+        let _ = ended_tx.send(());
+    });
+    let mut first = [0u8; 4];
+    getrandom::fill(&mut first).map_err(|e| anyhow!("no randomness: {e}"))?;
+    Ok(Line {
+        call_id,
+        rate: SampleRate::Hz8000,
+        outgoing: Outgoing::Sip {
+            socket: socket.clone(),
+            sender: RtpSender::new(
+                u32::from_le_bytes(first),
+                u16::from_le_bytes([first[0], first[1]]),
+                0,
+            ),
+            to,
+            negotiated,
+            hang_up: Some(hang_up),
+        },
+        incoming: Incoming::Sip {
+            socket,
+            negotiated,
+            ended,
+        },
+        events_on_api: true,
+    })
 }
 
 /// `n` random hex digits (Twilio's SIDs are two letters and 32 of them).
@@ -393,6 +511,20 @@ impl Outgoing {
                 });
                 sink.send(Message::text(message.to_string())).await?;
             }
+            Self::Sip {
+                socket,
+                sender,
+                to,
+                negotiated,
+                ..
+            } => {
+                let payload: Vec<u8> = match negotiated.codec {
+                    Codec::Pcmu => samples.iter().map(|&s| ulaw_encode(s)).collect(),
+                    Codec::Pcma => samples.iter().map(|&s| alaw_encode(s)).collect(),
+                };
+                let packet = sender.packet(negotiated.payload_type, &payload, samples.len() as u32);
+                socket.send_to(&packet, *to).await?;
+            }
             Self::AudioSocket(writer) => {
                 let pcm: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
                 let frame = Frame::Audio {
@@ -454,6 +586,11 @@ impl Outgoing {
                 let _ = writer.write_all(&audiosocket::encode(&Frame::Hangup)).await;
                 let _ = writer.shutdown().await;
             }
+            Self::Sip { hang_up, .. } => {
+                if let Some(bye) = hang_up.take() {
+                    let _ = bye.send(());
+                }
+            }
         }
     }
 }
@@ -489,6 +626,30 @@ impl Incoming {
                         Ok(0) | Err(_) => return None,
                         Ok(n) => buffer.extend_from_slice(&chunk[..n]),
                     }
+                }
+                Self::Sip {
+                    socket,
+                    negotiated,
+                    ended,
+                } => {
+                    let mut datagram = [0u8; 1_500];
+                    let n = tokio::select! {
+                        received = socket.recv_from(&mut datagram) => match received {
+                            Ok((n, _)) => n,
+                            Err(_) => return None,
+                        },
+                        _ = &mut *ended => return None,
+                    };
+                    let Ok(packet) = rtp::decode(&datagram[..n]) else {
+                        continue;
+                    };
+                    if packet.header.payload_type != negotiated.payload_type {
+                        continue;
+                    }
+                    return Some(WireEvent::AgentAudio(match negotiated.codec {
+                        Codec::Pcmu => packet.payload.iter().map(|&c| ulaw_decode(c)).collect(),
+                        Codec::Pcma => packet.payload.iter().map(|&c| alaw_decode(c)).collect(),
+                    }));
                 }
             }
         }

@@ -596,6 +596,27 @@ fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
     check_stored_in_sqlite(dir.path(), &report, "agent_ended");
 }
 
+/// A call as a PBX places it on the SIP user agent: INVITE with an SDP offer, RTP in G.711, BYE.
+#[test]
+fn a_call_over_sip_and_rtp_is_answered_and_stored() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            transport: "sip",
+            ..Case::default()
+        },
+    );
+    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
+}
+
 /// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;
 /// its JSON holds every turn of every call.
 #[test]

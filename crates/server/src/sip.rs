@@ -13,7 +13,7 @@ use serde_json::json;
 use switchboard_audio::{InputFormat, JitterBuffer, JitterOptions, SampleRate, g711, pcm};
 use switchboard_core::CallId;
 use switchboard_session::{Inbound, Outbound};
-use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent};
+use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent, release_ended};
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::ports::{RtpPorts, RtpSockets};
 use switchboard_telephony::sip::rtp::{self, RtpSender};
@@ -87,6 +87,16 @@ pub fn advertised_address(configured: Option<IpAddr>, server_host: &str) -> IpAd
 
 /// Records a new inbound call for an INVITE.
 async fn record(state: &AppState, invite: &IncomingInvite) -> Result<CallId, String> {
+    // A call created through the API is rung with its id as the called user (`sip:{call id}@…`).
+    if let Some(id) = invite
+        .to
+        .as_deref()
+        .and_then(|user| user.parse::<CallId>().ok())
+        && let Ok(Some(call)) = state.database.call(id).await
+        && call.ended_at.is_none()
+    {
+        return Ok(id);
+    }
     let call_id = CallId::new();
     let context = json!({ "source": "sip", "sip_call_id": invite.sip_call_id });
     carrier::record_inbound(
@@ -411,18 +421,6 @@ enum Ended {
     ByAgent(String),
     /// The dialog or the session failed.
     Failed,
-}
-
-/// Lets go of a call the peer has ended. ezk's `Call` sends BYE when dropped inside the runtime even
-/// after the peer's BYE closed the dialog (a stray request the peer answers 481); dropped on a thread
-/// outside the runtime, it only releases the dialog.
-fn release_ended(established: Call<RtpMedia>) {
-    let spawned = std::thread::Builder::new()
-        .name("sip-ended".into())
-        .spawn(move || drop(established));
-    if let Err(e) = spawned {
-        tracing::debug!(error = %e, "cannot release an ended SIP call off the runtime");
-    }
 }
 
 /// Ends the call from our side: a REFER to TRANSFER_TARGET for a transfer, then (or otherwise) BYE.

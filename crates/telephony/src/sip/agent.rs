@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytesstr::BytesStr;
+use ezk_sip_auth::{DigestAuthenticator, DigestCredentials};
 use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::header::typed::Contact;
 use ezk_sip_types::uri::SipUriUserPart;
@@ -13,7 +14,9 @@ use ezk_sip_types::uri::{NameAddr, SipUri};
 use ezk_sip_types::{Method, StatusCode};
 use ezk_sip_ua::dialog::DialogLayer;
 use ezk_sip_ua::invite::InviteLayer;
-use ezk_sip_ua::{InboundCall, NoMedia};
+use ezk_sip_ua::{Call, InboundCall, NoMedia, OutboundCall};
+
+use super::media::RtpMedia;
 use tokio::sync::mpsc;
 
 /// A new call offered to us, not yet answered beyond 100 Trying.
@@ -59,6 +62,14 @@ pub enum AgentError {
     /// The contact address did not make a SIP URI.
     #[error("cannot make a SIP contact for {0}")]
     Contact(String),
+}
+
+/// Why a call we placed did not connect.
+#[derive(Debug, thiserror::Error)]
+#[error("the call to {target} did not connect: {reason}")]
+pub struct CallFailed {
+    target: String,
+    reason: String,
 }
 
 /// The running user agent.
@@ -165,6 +176,50 @@ impl UserAgent {
     pub fn contact(&self) -> &Contact {
         &self.contact
     }
+
+    /// Calls `target` as `user` with our media's offer; returns once the call is answered and
+    /// acknowledged (a failure response, or no answer within SIP's timers, is an error).
+    pub async fn call(
+        &self,
+        target: &str,
+        user: &str,
+        media: RtpMedia,
+    ) -> Result<Call<RtpMedia>, CallFailed> {
+        let failed = |reason: String| CallFailed {
+            target: target.to_owned(),
+            reason,
+        };
+        let uri: SipUri = target
+            .parse()
+            .map_err(|_| failed("not a SIP URI".to_owned()))?;
+        let host = match self.address {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        let id: SipUri = format!("sip:{user}@{host}")
+            .parse()
+            .map_err(|_| failed(format!("{user} is not a SIP user")))?;
+        // No credentials: a peer that asks for them refuses the call.
+        let authenticator = DigestAuthenticator::new(DigestCredentials::new());
+        let mut outbound = OutboundCall::make(
+            self.endpoint.clone(),
+            authenticator,
+            NameAddr::uri(id),
+            self.contact.clone(),
+            uri,
+            media,
+        )
+        .await
+        .map_err(|e| failed(format!("{e:?}")))?;
+        let answered = outbound
+            .wait_for_completion()
+            .await
+            .map_err(|e| failed(format!("{e:?}")))?;
+        answered
+            .finish()
+            .await
+            .map_err(|e| failed(format!("{e:?}")))
+    }
 }
 
 /// The user part of a SIP URI: the number or name of who calls or is called.
@@ -249,5 +304,17 @@ async fn refuse(endpoint: &Endpoint, mut invite: IncomingRequest, code: StatusCo
     let tsx = endpoint.create_server_inv_tsx(&mut invite);
     if let Err(e) = tsx.respond_failure(response).await {
         tracing::debug!(error = %e, "cannot refuse an INVITE");
+    }
+}
+
+/// Lets go of a call the peer has ended. ezk's `Call` sends BYE when dropped inside the runtime even
+/// after the peer's BYE closed the dialog (a stray request the peer answers 481); dropped on a thread
+/// outside the runtime, it only releases the dialog.
+pub fn release_ended(call: Call<RtpMedia>) {
+    let spawned = std::thread::Builder::new()
+        .name("sip-ended".into())
+        .spawn(move || drop(call));
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "cannot release an ended SIP call off the runtime");
     }
 }
