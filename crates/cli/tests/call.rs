@@ -578,6 +578,11 @@ fn a_call_over_twilio_media_streams_is_answered_and_transferred_with_dial() {
 /// A call as Asterisk hands it over with `AudioSocket()`: PCM16 8 kHz over TCP, named by its UUID.
 #[test]
 fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
+    answered_and_stored_over("audiosocket");
+}
+
+/// A whole call of the default case over `transport`, ended by the agent after "Goodbye!" and stored.
+fn answered_and_stored_over(transport: &str) {
     if !speech_corpus_installed() {
         return;
     }
@@ -589,7 +594,7 @@ fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
         dir.path(),
         &models,
         &Case {
-            transport: "audiosocket",
+            transport,
             ..Case::default()
         },
     );
@@ -599,22 +604,7 @@ fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
 /// A call as a PBX places it on the SIP user agent: INVITE with an SDP offer, RTP in G.711, BYE.
 #[test]
 fn a_call_over_sip_and_rtp_is_answered_and_stored() {
-    if !speech_corpus_installed() {
-        return;
-    }
-    let Some(models) = provisioned_models() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let report = call_and_check(
-        dir.path(),
-        &models,
-        &Case {
-            transport: "sip",
-            ..Case::default()
-        },
-    );
-    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
+    answered_and_stored_over("sip");
 }
 
 /// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;
