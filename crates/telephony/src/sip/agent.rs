@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytesstr::BytesStr;
 use ezk_sip_auth::{DigestAuthenticator, DigestCredentials};
-use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
+use ezk_sip_core::{Endpoint, EndpointBuilder, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::header::typed::Contact;
 use ezk_sip_types::uri::SipUriUserPart;
 use ezk_sip_types::uri::{NameAddr, SipUri};
@@ -100,8 +100,8 @@ impl UserAgent {
         bind: SocketAddr,
         address: IpAddr,
     ) -> Result<(Self, mpsc::Receiver<IncomingInvite>), AgentError> {
+        let (mut builder, port) = bind_both(bind).await?;
         let (invites_tx, invites_rx) = mpsc::channel(PENDING_INVITES);
-        let mut builder = Endpoint::builder();
         builder.user_agent("Switchboard");
         for method in [
             Method::INVITE,
@@ -113,24 +113,6 @@ impl UserAgent {
         ] {
             builder.add_allow(method);
         }
-        let udp = builder
-            .bind_udp(bind)
-            .await
-            .map_err(|source| AgentError::Bind {
-                address: bind,
-                transport: "udp",
-                source,
-            })?;
-        let port = udp.bound().port();
-        let tcp = SocketAddr::new(bind.ip(), port);
-        builder
-            .listen_tcp(tcp)
-            .await
-            .map_err(|source| AgentError::Bind {
-                address: tcp,
-                transport: "tcp",
-                source,
-            })?;
         let host = match address {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
@@ -219,6 +201,40 @@ impl UserAgent {
             .finish()
             .await
             .map_err(|e| failed(format!("{e:?}")))
+    }
+}
+
+/// Tries for a free port held by both UDP and TCP when `bind` asks for port 0.
+const FREE_PORT_TRIES: usize = 20;
+
+/// An endpoint builder listening on UDP and TCP at one port: `bind`'s, or with port 0 a free one that is
+/// free for both (a UDP port's TCP twin may be taken, so another is tried).
+async fn bind_both(bind: SocketAddr) -> Result<(EndpointBuilder, u16), AgentError> {
+    let tries = if bind.port() == 0 { FREE_PORT_TRIES } else { 1 };
+    let mut attempt = 1;
+    loop {
+        let mut builder = Endpoint::builder();
+        let udp = builder
+            .bind_udp(bind)
+            .await
+            .map_err(|source| AgentError::Bind {
+                address: bind,
+                transport: "udp",
+                source,
+            })?;
+        let port = udp.bound().port();
+        let tcp = SocketAddr::new(bind.ip(), port);
+        match builder.listen_tcp(tcp).await {
+            Ok(()) => return Ok((builder, port)),
+            Err(_) if attempt < tries => attempt += 1,
+            Err(source) => {
+                return Err(AgentError::Bind {
+                    address: tcp,
+                    transport: "tcp",
+                    source,
+                });
+            }
+        }
     }
 }
 
