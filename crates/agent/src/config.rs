@@ -105,14 +105,21 @@ impl Default for AgentConfig {
             intent_cues: [
                 (
                     "speak_to_human",
+                    // Plurals too: "one of your representatives", as a caller says it or a recogniser hears it.
                     &[
                         "person",
+                        "people",
                         "human",
+                        "humans",
                         "agent",
+                        "agents",
                         "representative",
+                        "representatives",
                         "operator",
+                        "operators",
                         "manager",
                         "colleague",
+                        "colleagues",
                     ][..],
                 ),
                 (
