@@ -1,7 +1,8 @@
 //! The SIP user agent against real SIP peers on loopback, calling `switchboard serve` with
 //! TELEPHONY_PROVIDER=sip. sipp (Debian's sip-tester): its built-in `uac` scenario (INVITE with an SDP
 //! offer, ACK, BYE) runs 200 calls one after the other and 20 at once; scenarios of ours check 486 Busy
-//! Here on a full node, 488 for an offer without G.711, and OPTIONS after a flood of malformed datagrams.
+//! Here on a full node, 488 for an offer without G.711, OPTIONS after a flood of malformed datagrams, and
+//! a transfer: a caller (real speech played from a pcap) asks for a person and gets a REFER to the target.
 //! baresip, a softphone, calls with a recording of real speech as its microphone and records what it
 //! hears: the stored transcript holds the caller's words and the recording holds the agent's answer.
 #![allow(clippy::unwrap_used)]
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{provisioned_models, speech_corpus_installed, switchboard};
+use switchboard_audio::g711::ulaw_encode;
 use switchboard_core::Speaker;
 use switchboard_core::config::DatabaseTarget;
-use switchboard_store::{CallFilter, Database};
+use switchboard_store::{CallFilter, CallRecord, Database, TurnRecord};
+use switchboard_telephony::sip::rtp::{self, RtpHeader};
 
 /// A `switchboard serve` taking SIP calls, and the port it took.
 struct SipNode {
@@ -131,7 +134,8 @@ fn sipp(target: &str, args: &[&str]) -> SippRun {
     let status = Command::new("sipp")
         .arg(target)
         .args(args)
-        .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
+        // Generous: a call whose answers come from the models is slower on a loaded machine.
+        .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "150s"])
         .args(["-p", &free_udp_port().to_string()])
         .args(["-mp", &free_udp_port().to_string()])
         .args(["-trace_stat", "-stf"])
@@ -381,28 +385,157 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
     );
 
     // The stored transcript holds the caller's words.
-    let db_path = node.data_dir().join("switchboard.db");
-    let turns = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let db = Database::connect(&DatabaseTarget::Sqlite { path: db_path })
-            .await
-            .unwrap();
-        let calls = db
-            .list_calls(&CallFilter {
-                limit: 10,
-                ..CallFilter::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(calls.len(), 1, "{calls:?}");
-        assert_eq!(calls[0].from_number.as_deref(), Some("caller"));
-        let turns = db.turns(calls[0].id).await.unwrap();
-        db.close().await;
-        turns
-    });
+    let stored = stored_calls(&node);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (call, turns) = &stored[0];
+    assert_eq!(call.from_number.as_deref(), Some("caller"));
     let caller_said: Vec<String> = turns
         .iter()
         .filter(|t| t.speaker == Speaker::Caller)
         .map(|t| t.text.to_lowercase())
         .collect();
     assert!(caller_said.iter().any(|t| t.contains("hello")), "{turns:?}");
+}
+
+/// Every call the node stored, newest first, with its turns.
+fn stored_calls(node: &SipNode) -> Vec<(CallRecord, Vec<TurnRecord>)> {
+    let path = node.data_dir().join("switchboard.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = Database::connect(&DatabaseTarget::Sqlite { path })
+            .await
+            .unwrap();
+        let calls = db
+            .list_calls(&CallFilter {
+                limit: 50,
+                ..CallFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut stored = Vec::new();
+        for call in calls {
+            let turns = db.turns(call.id).await.unwrap();
+            stored.push((call, turns));
+        }
+        db.close().await;
+        stored
+    })
+}
+
+/// The samples of one of Asterisk's recorded prompts (8 kHz mono).
+fn prompt(name: &str) -> Vec<i16> {
+    let mut wav =
+        hound::WavReader::open(format!("/usr/share/asterisk/sounds/en/{name}.wav")).unwrap();
+    assert_eq!(wav.spec().sample_rate, 8_000);
+    wav.samples::<i16>().map(Result::unwrap).collect()
+}
+
+/// The one's-complement checksum of an IPv4 header.
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The caller's side of a call as a pcap of RTP (PCMU, 20 ms packets) for sipp's `play_pcap_audio`:
+/// silence while the agent greets, "Hello.", silence while it answers, then "Waiting to speak with a
+/// representative." and silence.
+fn caller_pcap(dir: &Path) -> PathBuf {
+    let mut samples = vec![0i16; 8_000 * 6];
+    samples.extend(prompt("hello"));
+    samples.extend(vec![0i16; 8_000 * 7]);
+    samples.extend(prompt("queue-callswaiting"));
+    samples.extend(vec![0i16; 8_000 * 12]);
+    // Global header: pcap 2.4, microsecond timestamps, Ethernet frames.
+    let mut pcap = Vec::new();
+    for field in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 65_535, 1] {
+        pcap.extend_from_slice(&field.to_le_bytes());
+    }
+    for (i, frame) in samples.chunks(160).enumerate() {
+        let mut payload: Vec<u8> = frame.iter().map(|&s| ulaw_encode(s)).collect();
+        payload.resize(160, 0xff);
+        let header = RtpHeader {
+            marker: i == 0,
+            payload_type: 0,
+            sequence: i as u16,
+            timestamp: i as u32 * 160,
+            ssrc: 0x5151_5151,
+        };
+        let rtp = rtp::encode(&header, &payload);
+        let udp_len = 8 + rtp.len();
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+        ip.extend_from_slice(&(i as u16).to_be_bytes());
+        ip.extend_from_slice(&[0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        let checksum = ipv4_checksum(&ip);
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        let mut packet = vec![0u8; 12];
+        packet.extend_from_slice(&[0x08, 0x00]);
+        packet.extend_from_slice(&ip);
+        for field in [6_000u16, 6_002, udp_len as u16, 0] {
+            packet.extend_from_slice(&field.to_be_bytes());
+        }
+        packet.extend_from_slice(&rtp);
+        let micros = i as u64 * 20_000;
+        for field in [
+            (micros / 1_000_000) as u32,
+            (micros % 1_000_000) as u32,
+            packet.len() as u32,
+            packet.len() as u32,
+        ] {
+            pcap.extend_from_slice(&field.to_le_bytes());
+        }
+        pcap.extend_from_slice(&packet);
+    }
+    let path = dir.join("caller.pcap");
+    std::fs::write(&path, pcap).unwrap();
+    path
+}
+
+#[test]
+fn a_caller_who_asks_for_a_person_is_transferred_by_refer_to_the_target() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let node = SipNode::start(
+        &models,
+        &[
+            ("TRANSFER_TARGET", "+14155550111"),
+            ("RTP_PORT_MIN", "33000"),
+            ("RTP_PORT_MAX", "33999"),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = caller_pcap(dir.path());
+    let scenario_text = std::fs::read_to_string(scenario("transfer.xml"))
+        .unwrap()
+        .replace("PCAP_FILE", pcap.to_str().unwrap());
+    let transfer = dir.path().join("transfer.xml");
+    std::fs::write(&transfer, scenario_text).unwrap();
+    // sipp checks the REFER's Refer-To (the target at this peer), accepts it and leaves with BYE.
+    assert_all_succeeded(
+        &sipp(
+            &node.target(),
+            &["-sf", transfer.to_str().unwrap(), "-m", "1"],
+        ),
+        1,
+    );
+    let stored = stored_calls(&node);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (call, turns) = &stored[0];
+    assert_eq!(call.end_reason.as_deref(), Some("transferred"), "{turns:?}");
+    assert!(
+        turns
+            .iter()
+            .any(|t| t.speaker == Speaker::Caller
+                && t.text.to_lowercase().contains("representative")),
+        "{turns:?}"
+    );
 }
