@@ -290,8 +290,9 @@ fn a_full_node_answers_486_a_bad_offer_488_and_malformed_sip_leaves_it_answering
 /// Writes `caller.wav`: 1 s of line silence, Asterisk's recorded "Hello.", then 12 s of silence while the
 /// agent answers (8 kHz mono, as a phone line).
 fn caller_recording(dir: &Path) -> PathBuf {
-    let mut hello = hound::WavReader::open("/usr/share/asterisk/sounds/en/hello.wav").unwrap();
-    assert_eq!(hello.spec().sample_rate, 8_000);
+    let mut samples = vec![0i16; 8_000];
+    samples.extend(prompt("hello"));
+    samples.extend(vec![0i16; 8_000 * 12]);
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8_000,
@@ -300,14 +301,8 @@ fn caller_recording(dir: &Path) -> PathBuf {
     };
     let path = dir.join("caller.wav");
     let mut out = hound::WavWriter::create(&path, spec).unwrap();
-    for _ in 0..8_000 {
-        out.write_sample(0i16).unwrap();
-    }
-    for sample in hello.samples::<i16>() {
-        out.write_sample(sample.unwrap()).unwrap();
-    }
-    for _ in 0..8_000 * 12 {
-        out.write_sample(0i16).unwrap();
+    for sample in samples {
+        out.write_sample(sample).unwrap();
     }
     out.finalize().unwrap();
     path
