@@ -12,7 +12,7 @@ use switchboard_core::Config;
 use switchboard_core::Secret;
 use switchboard_core::config::SipConfig;
 use switchboard_server::{
-    AppState, Readiness, Role, app, generate_api_key, serve, serve_audiosocket, serve_sip,
+    AppState, Readiness, Role, SipLink, app, generate_api_key, serve, serve_audiosocket, serve_sip,
 };
 use switchboard_session::Engines;
 use switchboard_store::LiveState;
@@ -57,11 +57,11 @@ impl LocalServer {
             .sip
             .as_ref()
             .map_or(10_000..=20_000, |sip| sip.rtp_ports.clone());
-        config.telephony.sip = Some(SipConfig {
-            port: sip_agent.port(),
-            address: Some(loopback),
-            rtp_ports: rtp_ports.clone(),
-        });
+        config.telephony.sip = Some(SipConfig::local(
+            sip_agent.port(),
+            Some(loopback),
+            rtp_ports.clone(),
+        ));
         let database = crate::cmd_kb::open_database(&config)
             .await
             .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
@@ -92,13 +92,22 @@ impl LocalServer {
             state.clone(),
             stop.clone(),
         ));
-        tokio::spawn(serve_sip(
-            sip_agent,
-            invites,
-            Arc::new(RtpPorts::new(loopback, rtp_ports)),
-            state.clone(),
-            stop.clone(),
-        ));
+        let sip = config
+            .telephony
+            .sip
+            .as_ref()
+            .context("the in-process SIP line has no settings")?;
+        let link = Arc::new(
+            SipLink::start(
+                sip_agent,
+                Arc::new(RtpPorts::new(loopback, rtp_ports)),
+                sip,
+                stop.clone(),
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
+        state.sip = Some(link.clone());
+        tokio::spawn(serve_sip(link, invites, state.clone(), stop.clone()));
         let router = app(state.clone());
         let stopped = stop.clone();
         let task = tokio::spawn(async move {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
 use switchboard_server::{
-    AppState, EnginesCheck, Readiness, advertised_address, app, run_ari_events, serve,
+    AppState, EnginesCheck, Readiness, SipLink, advertised_address, app, run_ari_events, serve,
     serve_audiosocket, serve_sip,
 };
 use switchboard_session::Engines;
@@ -124,13 +124,15 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             .context("starting the SIP user agent (SERVER_HOST / SIP_PORT)")?;
         tracing::info!(port = agent.port(), %address, "SIP listening on UDP and TCP");
         let ports = Arc::new(RtpPorts::new(bind.ip(), sip.rtp_ports.clone()));
-        tokio::spawn(serve_sip(
-            agent,
-            invites,
-            ports,
-            state.clone(),
-            accepting.clone(),
-        ));
+        // The registration lasts until shutdown begins, when the binding is removed so that the PBX
+        // stops sending calls here while the calls in progress finish.
+        let link = Arc::new(
+            SipLink::start(agent, ports, sip, accepting.clone())
+                .map_err(anyhow::Error::msg)
+                .context("setting up the SIP line (SIP_REGISTRAR / SIP_TRUNK)")?,
+        );
+        state.sip = Some(link.clone());
+        tokio::spawn(serve_sip(link, invites, state.clone(), accepting.clone()));
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     tracing::info!(address = %local, "listening");
@@ -144,6 +146,9 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let drained = serve(listener, app(state.clone()), shutdown, grace)
         .await
         .context("serving HTTP")?;
+    if let Some(sip) = state.sip.clone() {
+        sip.unregistered().await;
+    }
     // Calls were told to hang up; each records its end and synthesis before its models may go away.
     let deadline = tokio::time::Instant::now() + grace;
     while state.calls.active() > 0 && tokio::time::Instant::now() < deadline {

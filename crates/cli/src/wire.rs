@@ -322,7 +322,13 @@ async fn open_sip(call_id: String, from: &str, address: &str) -> anyhow::Result<
     let socket = Arc::new(UdpSocket::bind(SocketAddr::new(loopback, 0)).await?);
     let (media, negotiated) = RtpMedia::new(loopback, socket.local_addr()?.port(), 1);
     let call = agent
-        .call(&format!("sip:{call_id}@{address}"), from, media)
+        .call(
+            &format!("sip:{call_id}@{address}"),
+            from,
+            None,
+            media,
+            Duration::from_secs(30),
+        )
         .await?;
     let negotiated = (*negotiated.borrow())
         .ok_or_else(|| anyhow!("the call was answered without an SDP answer"))?;

@@ -135,7 +135,7 @@ async fn create_call(
         .ok_or_else(|| ApiError::internal("a created call vanished"))?;
     // An outbound call with a number to ring goes out through the configured phone network; otherwise
     // the client connects the call's audio itself over /ws/audio.
-    // Twilio's CallSid or Asterisk's channel id.
+    // Twilio's CallSid, Asterisk's channel id, or the SIP URI rung.
     let provider_call_id = match (&call.direction, &call.to_number) {
         (CallDirection::Outbound, Some(to))
             if state.config.telephony.provider == TelephonyProvider::Twilio =>
@@ -147,6 +147,11 @@ async fn create_call(
                 && state.ari.is_some() =>
         {
             Some(crate::ari::place_call(&state, call.id, to).await?)
+        }
+        (CallDirection::Outbound, Some(to))
+            if state.config.telephony.provider == TelephonyProvider::Sip =>
+        {
+            Some(crate::sip::place_call(&state, call.id, to, call.from_number.as_deref()).await?)
         }
         _ => None,
     };

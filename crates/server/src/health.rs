@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use switchboard_store::MigrationState;
+use switchboard_telephony::sip::register::RegistrationStatus;
 
 use crate::readiness::EnginesCheck;
 use crate::{AppState, ModelsCheck};
@@ -75,7 +76,7 @@ async fn ready(State(state): State<AppState>) -> Response {
             database["problem"].as_str().unwrap_or("unknown")
         ));
     }
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "reason": (!ready).then(|| reasons.join("; ")),
         "checks": {
@@ -85,10 +86,25 @@ async fn ready(State(state): State<AppState>) -> Response {
             "database": database,
         },
     });
+    // Shown, not gating: a node whose registration lapsed still serves the API and direct calls, and
+    // its registration is being retried.
+    if let Some(registration) = state.sip.as_ref().and_then(|sip| sip.registration()) {
+        body["checks"]["sip_registration"] = registration_json(&registration);
+    }
     let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+fn registration_json(status: &RegistrationStatus) -> serde_json::Value {
+    match status {
+        RegistrationStatus::Registering => json!({ "status": "registering" }),
+        RegistrationStatus::Registered { expires } => {
+            json!({ "status": "registered", "expires_s": expires.as_secs() })
+        }
+        RegistrationStatus::Failed { reason } => json!({ "status": "failed", "problem": reason }),
+    }
 }

@@ -29,7 +29,7 @@ pub use error::ApiError;
 pub use readiness::{EnginesCheck, ModelsCheck, Readiness};
 pub use registry::CallRegistry;
 pub use serve::{AppState, app, serve};
-pub use sip::{advertised_address, serve_sip};
+pub use sip::{SipLink, advertised_address, serve_sip};
 
 /// The liveness and readiness routes alone (kept for callers that serve nothing else).
 pub use health::router;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub twilio: Option<switchboard_telephony::twilio::rest::Client>,
     /// Asterisk's REST interface, when ARI_URL is set.
     pub ari: Option<Arc<crate::ari::AriLink>>,
+    /// The SIP line (user agent, registration, outbound route), once started.
+    pub sip: Option<Arc<crate::sip::SipLink>>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             limiter: crate::ratelimit::RateLimiter::new(config.auth.rate_limit_per_minute),
             twilio: crate::twilio::rest_client(&config),
             ari: crate::ari::link(&config),
+            sip: None,
             config,
             readiness,
             database,

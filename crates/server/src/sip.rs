@@ -4,6 +4,9 @@
 //! buffer on the call's 20 ms clock; its audio goes out as G.711 in the negotiated law. Key presses come
 //! in as RFC 4733 events. The peer's BYE ends the call; the agent's end is our BYE, or a REFER to
 //! TRANSFER_TARGET when the caller asked for a person.
+//!
+//! The node's line to its PBX ([`SipLink`]) also keeps the account registered (SIP_REGISTRAR) and places
+//! the calls `POST /api/v1/calls` asks for, through SIP_TRUNK or the registrar.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -12,21 +15,23 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::json;
 use switchboard_audio::{InputFormat, JitterBuffer, JitterOptions, SampleRate, g711, pcm};
 use switchboard_core::CallId;
+use switchboard_core::config::SipConfig;
 use switchboard_session::{Inbound, Outbound};
 use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent, release_ended};
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::ports::{RtpPorts, RtpSockets};
+use switchboard_telephony::sip::register::{Account, RegistrationStatus, keep_registered};
 use switchboard_telephony::sip::rtp::{self, RtpSender};
 use switchboard_telephony::sip::sdp::{Codec, Negotiated};
 use switchboard_telephony::sip::{
-    Call, CallEvent, InboundCall, NameAddr, NoMedia, SipUri, StatusCode,
+    Call, CallEvent, InboundCall, NameAddr, NoMedia, SipUri, StatusCode, uri_host,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
 use crate::carrier::{self, Carried};
 use crate::ws::protocol::encode;
+use crate::{ApiError, AppState};
 
 /// Samples of one 20 ms frame at 8 kHz.
 const FRAME: usize = 160;
@@ -38,11 +43,219 @@ const SIGNALLING_WAIT: Duration = Duration::from_secs(5);
 /// hang up ourselves.
 const TRANSFER_WAIT: Duration = Duration::from_secs(10);
 
+/// This node's SIP line: the user agent and its RTP ports, the account it registers and places calls
+/// with, and where those calls go.
+#[derive(Debug)]
+pub struct SipLink {
+    agent: UserAgent,
+    ports: Arc<RtpPorts>,
+    /// The account at the registrar (or trunk) whose credentials answer challenges.
+    account: Option<Account>,
+    /// Where API calls are sent (SIP_TRUNK, else SIP_REGISTRAR).
+    route: Option<String>,
+    ring: Duration,
+    registration: Option<watch::Receiver<RegistrationStatus>>,
+    /// The task keeping the registration, until it has removed the binding.
+    registration_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl SipLink {
+    /// The line for `agent` as `config` describes it; with SIP_REGISTRAR, registration starts now and
+    /// lasts until `stop` (when the binding is removed: see [`SipLink::unregistered`]).
+    pub fn start(
+        agent: UserAgent,
+        ports: Arc<RtpPorts>,
+        config: &SipConfig,
+        stop: CancellationToken,
+    ) -> Result<Self, String> {
+        let account_uri = config
+            .registrar
+            .as_deref()
+            .or(config.password.as_ref().and(config.trunk.as_deref()));
+        let account = match account_uri {
+            Some(uri) => Some(Account {
+                registrar: uri
+                    .parse()
+                    .map_err(|_| format!("{uri} is not a SIP URI ezk can use"))?,
+                username: config.username.clone(),
+                password: config.password.as_ref().map(|p| p.expose().to_owned()),
+                expires: config.register_expires,
+            }),
+            None => None,
+        };
+        let (registration, registration_task) = match (&config.registrar, &account) {
+            (Some(_), Some(account)) => {
+                let kept =
+                    keep_registered(
+                        &agent,
+                        account.clone(),
+                        async move { stop.cancelled().await },
+                    );
+                spawn_registration_metrics(kept.status.clone());
+                (Some(kept.status), Some(kept.task))
+            }
+            _ => (None, None),
+        };
+        Ok(Self {
+            agent,
+            ports,
+            account,
+            route: config.outbound_route().map(str::to_owned),
+            ring: config.ring_timeout,
+            registration,
+            registration_task: std::sync::Mutex::new(registration_task),
+        })
+    }
+
+    /// Returns once the registration (if any) has ended after `stop`: the binding removed, or the
+    /// registrar given its chance to answer.
+    pub async fn unregistered(&self) {
+        let task = self
+            .registration_task
+            .lock()
+            .ok()
+            .and_then(|mut task| task.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// The user agent.
+    pub fn agent(&self) -> &UserAgent {
+        &self.agent
+    }
+
+    /// The registration's latest state; `None` without SIP_REGISTRAR.
+    pub fn registration(&self) -> Option<RegistrationStatus> {
+        self.registration.as_ref().map(|r| r.borrow().clone())
+    }
+
+    /// The URI that rings `number` through the route: the number as the user part at its host.
+    fn target_for(&self, number: &str) -> Option<String> {
+        let route = self.route.as_deref()?.strip_prefix("sip:")?;
+        let host = route.rsplit_once('@').map_or(route, |(_, host)| host);
+        let number: String = number
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        Some(format!("sip:{number}@{host}"))
+    }
+}
+
+/// Follows a registration into metrics: `switchboard_sip_registered` (1 or 0) and each failure as
+/// `switchboard_errors_total{kind="sip_register"}`.
+fn spawn_registration_metrics(mut status: watch::Receiver<RegistrationStatus>) {
+    tokio::spawn(async move {
+        while status.changed().await.is_ok() {
+            let now = status.borrow_and_update().clone();
+            match now {
+                RegistrationStatus::Registered { .. } => {
+                    metrics::gauge!("switchboard_sip_registered").set(1.0);
+                }
+                RegistrationStatus::Failed { .. } => {
+                    metrics::gauge!("switchboard_sip_registered").set(0.0);
+                    metrics::counter!("switchboard_errors_total", "kind" => "sip_register")
+                        .increment(1);
+                }
+                RegistrationStatus::Registering => {}
+            }
+        }
+    });
+}
+
+/// Places an outbound call over SIP for a call record just created (`POST /api/v1/calls` with
+/// TELEPHONY_PROVIDER=sip): admits it here first (a full node refuses at once), sends the INVITE
+/// through the trunk, and carries the call once answered. Returns the URI rung; an unanswered,
+/// busy or refused call ends its record as `no_answer`, `busy` or `failed`.
+pub(crate) async fn place_call(
+    state: &AppState,
+    call_id: CallId,
+    to: &str,
+    from: Option<&str>,
+) -> Result<String, ApiError> {
+    let not_configured = || {
+        ApiError::unavailable(
+            "sip_not_configured",
+            "placing calls over SIP needs SIP_TRUNK or SIP_REGISTRAR (the PBX that rings the number)",
+        )
+    };
+    let link = state.sip.clone().ok_or_else(not_configured)?;
+    let target = link.target_for(to).ok_or_else(not_configured)?;
+    let admission = match carrier::admit(state, call_id).await {
+        Ok(admission) => admission,
+        Err(e) => {
+            carrier::record_end(state, call_id, "no_capacity").await;
+            return Err(e);
+        }
+    };
+    let sockets = match link.ports.bind().await {
+        Ok(sockets) => sockets,
+        Err(e) => {
+            carrier::record_end(state, call_id, "no_capacity").await;
+            return Err(ApiError::unavailable(
+                "no_rtp_ports",
+                format!("no RTP ports free for the call: {e}; widen RTP_PORT_MIN..RTP_PORT_MAX"),
+            ));
+        }
+    };
+    state.database.set_call_status(call_id, "queued").await?;
+    let caller_id = from
+        .map(|f| {
+            f.chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect::<String>()
+        })
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| {
+            link.account
+                .as_ref()
+                .map_or("switchboard".to_owned(), |a| a.username.clone())
+        });
+    let (media, negotiated) = RtpMedia::new(link.agent.address(), sockets.port(), session_id());
+    tracing::info!(%call_id, %target, "placing a SIP call");
+    let state = state.clone();
+    let rung = target.clone();
+    tokio::spawn(async move {
+        let answered = link
+            .agent
+            .call(&target, &caller_id, link.account.as_ref(), media, link.ring)
+            .await;
+        let established = match answered {
+            Ok(established) => established,
+            Err(failed) => {
+                let reason = match failed.status() {
+                    Some(486 | 600 | 603) => "busy",
+                    Some(408 | 480 | 487) => "no_answer",
+                    _ => "failed",
+                };
+                tracing::warn!(%call_id, error = %failed, "the SIP call was not answered");
+                carrier::record_end(&state, call_id, reason).await;
+                drop(admission);
+                return;
+            }
+        };
+        // A transfer to a number goes to the PBX we rang through.
+        let pbx = target
+            .rsplit_once('@')
+            .map_or("", |(_, host)| host)
+            .to_owned();
+        let call = Carried::start(
+            &state,
+            admission,
+            InputFormat::Pcm16(SampleRate::Hz8000),
+            false,
+        )
+        .await;
+        tracing::info!(%call_id, %target, "SIP call answered");
+        carry(call, established, sockets, negotiated, pbx, &state).await;
+    });
+    Ok(rung)
+}
+
 /// Answers SIP calls from `invites` until `stop`; each call runs on its own task.
 pub async fn serve_sip(
-    agent: UserAgent,
+    link: Arc<SipLink>,
     mut invites: mpsc::Receiver<IncomingInvite>,
-    ports: Arc<RtpPorts>,
     state: AppState,
     stop: CancellationToken,
 ) {
@@ -54,10 +267,10 @@ pub async fn serve_sip(
                 None => return,
             },
         };
-        let (agent, ports, state) = (agent.clone(), ports.clone(), state.clone());
+        let (link, state) = (link.clone(), state.clone());
         tokio::spawn(async move {
             let peer = invite.peer;
-            if let Err(reason) = answer(invite, &agent, &ports, state).await {
+            if let Err(reason) = answer(invite, &link.agent, &link.ports, state).await {
                 metrics::counter!("switchboard_errors_total", "kind" => "sip").increment(1);
                 tracing::warn!(%peer, %reason, "a SIP call was not carried");
             }
@@ -144,8 +357,29 @@ async fn answer(
             .await;
         }
     };
+    let mut ringing = invite.call;
+    let answer_after = state
+        .config
+        .telephony
+        .sip
+        .as_ref()
+        .map_or(Duration::ZERO, |sip| sip.answer_after);
+    if !answer_after.is_zero() {
+        if let Err(e) = ringing.respond_provisional(StatusCode::RINGING).await {
+            tracing::debug!(error = %e, "cannot send 180 Ringing");
+        }
+        let cancelled = tokio::select! {
+            () = ringing.cancelled() => true,
+            () = tokio::time::sleep(answer_after) => false,
+        };
+        if cancelled {
+            tracing::info!(%call_id, "the caller hung up while the call rang");
+            carrier::record_end(&state, call_id, "caller_hung_up").await;
+            return Ok(());
+        }
+    }
     let (media, negotiated) = RtpMedia::new(agent.address(), sockets.port(), session_id());
-    let established = match invite.call.with_media(media).accept().await {
+    let established = match ringing.with_media(media).accept().await {
         Ok(call) => call,
         Err(e) => {
             carrier::record_end(&state, call_id, "caller_hung_up").await;
@@ -160,7 +394,8 @@ async fn answer(
     )
     .await;
     tracing::info!(%call_id, peer = %invite.peer, from = ?invite.from, "SIP call connected");
-    carry(call, established, sockets, negotiated, invite.peer, &state).await;
+    let pbx = uri_host(invite.peer.ip());
+    carry(call, established, sockets, negotiated, pbx, &state).await;
     Ok(())
 }
 
@@ -330,7 +565,7 @@ async fn carry(
     mut established: Call<RtpMedia>,
     sockets: RtpSockets,
     negotiated: watch::Receiver<Option<Negotiated>>,
-    peer: SocketAddr,
+    pbx: String,
     state: &AppState,
 ) {
     let mut leg = RtpLeg {
@@ -406,9 +641,9 @@ async fn carry(
         }
         Ended::Failed => {
             call.forward(Inbound::Hangup);
-            hang_up(established, "failed", peer.ip(), state).await;
+            hang_up(established, "failed", &pbx, state).await;
         }
-        Ended::ByAgent(reason) => hang_up(established, &reason, peer.ip(), state).await,
+        Ended::ByAgent(reason) => hang_up(established, &reason, &pbx, state).await,
     }
     call.finish();
 }
@@ -424,7 +659,7 @@ enum Ended {
 }
 
 /// Ends the call from our side: a REFER to TRANSFER_TARGET for a transfer, then (or otherwise) BYE.
-async fn hang_up(mut established: Call<RtpMedia>, reason: &str, pbx: IpAddr, state: &AppState) {
+async fn hang_up(mut established: Call<RtpMedia>, reason: &str, pbx: &str, state: &AppState) {
     if reason == "transferred"
         && let Some(target) = state.config.telephony.transfer_target.as_deref()
         && let Some(uri) = transfer_uri(target, pbx)
@@ -460,16 +695,12 @@ async fn hang_up(mut established: Call<RtpMedia>, reason: &str, pbx: IpAddr, sta
     }
 }
 
-/// TRANSFER_TARGET as a SIP URI: a `sip:` URI as it is; a number at the PBX the call came from, which
-/// knows how to reach it.
-fn transfer_uri(target: &str, pbx: IpAddr) -> Option<SipUri> {
+/// TRANSFER_TARGET as a SIP URI: a `sip:` URI as it is; a number at the PBX (`host[:port]`) the call
+/// came from or went through, which knows how to reach it.
+fn transfer_uri(target: &str, pbx: &str) -> Option<SipUri> {
     if target.starts_with("sip:") {
         target.parse().ok()
     } else {
-        let host = match pbx {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        };
-        format!("sip:{target}@{host}").parse().ok()
+        format!("sip:{target}@{pbx}").parse().ok()
     }
 }

@@ -168,6 +168,44 @@ pub struct SipConfig {
     pub address: Option<IpAddr>,
     /// UDP ports for RTP and RTCP.
     pub rtp_ports: RangeInclusive<u16>,
+    /// The registrar to stay registered with, as a `sip:` URI.
+    pub registrar: Option<String>,
+    /// Where calls placed through the API go (`sip:` URI); `None`: the registrar.
+    pub trunk: Option<String>,
+    /// The account at the registrar and trunk.
+    pub username: String,
+    /// The account's digest password.
+    pub password: Option<Secret>,
+    /// The registration lifetime asked for.
+    pub register_expires: Duration,
+    /// How long an outbound call may ring.
+    pub ring_timeout: Duration,
+    /// How long an incoming call rings before it is answered.
+    pub answer_after: Duration,
+}
+
+impl SipConfig {
+    /// SIP on `port` with no registrar, trunk or password, RTP on `rtp_ports`: what a test or the
+    /// in-process server of `switchboard call` runs.
+    pub fn local(port: u16, address: Option<IpAddr>, rtp_ports: RangeInclusive<u16>) -> Self {
+        Self {
+            port,
+            address,
+            rtp_ports,
+            registrar: None,
+            trunk: None,
+            username: "switchboard".to_owned(),
+            password: None,
+            register_expires: Duration::from_secs(300),
+            ring_timeout: Duration::from_secs(45),
+            answer_after: Duration::ZERO,
+        }
+    }
+
+    /// Where outbound calls go: SIP_TRUNK, else SIP_REGISTRAR.
+    pub fn outbound_route(&self) -> Option<&str> {
+        self.trunk.as_deref().or(self.registrar.as_deref())
+    }
 }
 
 /// Asterisk ARI settings.
@@ -707,11 +745,54 @@ fn sip_config(
             "RTP_PORT_MAX ({max}) must be above RTP_PORT_MIN ({min})"
         )));
     }
+    let username = r
+        .checked(&SIP_USERNAME, is_sip_user)?
+        .ok_or_else(|| r.invalid(&SIP_USERNAME))?;
     Ok(Some(SipConfig {
         port,
         address,
         rtp_ports: min..=max,
+        registrar: r.checked(&SIP_REGISTRAR, is_sip_uri)?,
+        trunk: r.checked(&SIP_TRUNK, is_sip_uri)?,
+        username,
+        password: r.text(&SIP_PASSWORD).map(Secret::new),
+        register_expires: Duration::from_secs(r.int(&SIP_REGISTER_EXPIRES_S, 20..=86_400)? as u64),
+        ring_timeout: Duration::from_secs(r.int(&SIP_RING_TIMEOUT_S, 5..=300)? as u64),
+        answer_after: Duration::from_millis(r.int(&SIP_ANSWER_AFTER_MS, 0..=60_000)? as u64),
     }))
+}
+
+/// A SIP user part we send: a number or an account name.
+fn is_sip_user(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_+".contains(c))
+}
+
+/// A `sip:` URI naming a host, with an optional user and port: nothing that could break a SIP header.
+fn is_sip_uri(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("sip:") else {
+        return false;
+    };
+    let host_port = match rest.rsplit_once('@') {
+        Some((user, host)) if is_sip_user(user) => host,
+        Some(_) => return false,
+        None => rest,
+    };
+    let host_port = host_port.split(';').next().unwrap_or(host_port);
+    if host_port.ends_with(']') {
+        // A bracketed IPv6 address without a port.
+        return host_port
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    if host_port.contains(':') {
+        is_host_port(host_port)
+    } else {
+        is_host(host_port)
+    }
 }
 
 /// A Stasis application name.

@@ -88,6 +88,20 @@ settings! {
     SIP_PORT: "telephony.sip.port", "SIP_PORT", default None, allowed "an integer from 0 to 65535";
     /// The IP address PBXs and phones reach this node on, written into SIP Contact headers and SDP; unset: SERVER_HOST when it is one address, else the address of the default route.
     SIP_ADDRESS: "telephony.sip.address", "SIP_ADDRESS", default None, allowed "an IPv4 or IPv6 address";
+    /// A registrar to register this node with (a PBX or SIP provider), refreshed before it lapses; calls to the account then reach this node. Unset: no registration (the PBX sends calls to SIP_ADDRESS:SIP_PORT itself).
+    SIP_REGISTRAR: "telephony.sip.registrar", "SIP_REGISTRAR", default None, allowed "a sip: URI such as sip:pbx.example.com or sip:10.0.0.5:5060";
+    /// The account at SIP_REGISTRAR and SIP_TRUNK: the user we register as, and the digest user name.
+    SIP_USERNAME: "telephony.sip.username", "SIP_USERNAME", default Some("switchboard"), allowed "a SIP user name (letters, digits and . - _ +)";
+    /// The account's digest password, for registration and for calls the PBX challenges.
+    SIP_PASSWORD: "telephony.sip.password", "SIP_PASSWORD", default None, allowed "the SIP account's password", secret;
+    /// The registration lifetime asked for; the registrar may grant another, and it is refreshed 10 s before it lapses.
+    SIP_REGISTER_EXPIRES_S: "telephony.sip.register_expires_s", "SIP_REGISTER_EXPIRES_S", default Some("300"), allowed "an integer from 20 to 86400 (seconds)";
+    /// Where calls placed through the API (POST /api/v1/calls with TELEPHONY_PROVIDER=sip) are sent: the PBX or provider; the number called becomes the user part. Unset: SIP_REGISTRAR.
+    SIP_TRUNK: "telephony.sip.trunk", "SIP_TRUNK", default None, allowed "a sip: URI such as sip:pbx.example.com:5060";
+    /// How long an incoming SIP call rings (180 Ringing) before it is answered; 0 answers at once. A caller who hangs up while it rings (CANCEL) leaves a record ended as caller_hung_up.
+    SIP_ANSWER_AFTER_MS: "telephony.sip.answer_after_ms", "SIP_ANSWER_AFTER_MS", default Some("0"), allowed "an integer from 0 to 60000 (milliseconds)";
+    /// How long a call placed through SIP may ring before it is cancelled as not answered.
+    SIP_RING_TIMEOUT_S: "telephony.sip.ring_timeout_s", "SIP_RING_TIMEOUT_S", default Some("45"), allowed "an integer from 5 to 300 (seconds)";
     /// Lowest UDP port for call audio (RTP on even ports, RTCP on the next odd one).
     RTP_PORT_MIN: "telephony.sip.rtp_port_min", "RTP_PORT_MIN", default Some("10000"), allowed "an integer from 1024 to 65534";
     /// Highest UDP port for call audio; the range must hold two ports per concurrent call.

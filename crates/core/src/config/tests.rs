@@ -260,3 +260,61 @@ fn shipped_example_files_match_the_settings_table() {
          and `switchboard config example --env > .env.example`"
     );
 }
+
+#[test]
+fn sip_registration_and_trunk_settings_are_read_and_checked() {
+    let c = load(&[
+        ("TELEPHONY_PROVIDER", "sip"),
+        ("SIP_REGISTRAR", "sip:10.0.0.5:5060"),
+        ("SIP_USERNAME", "1001"),
+        ("SIP_PASSWORD", "s3cret"),
+        ("SIP_REGISTER_EXPIRES_S", "120"),
+    ])
+    .unwrap();
+    let sip = c.telephony.sip.as_ref().unwrap();
+    assert_eq!(sip.registrar.as_deref(), Some("sip:10.0.0.5:5060"));
+    assert_eq!(sip.username, "1001");
+    assert_eq!(sip.register_expires, Duration::from_secs(120));
+    assert_eq!(sip.ring_timeout, Duration::from_secs(45));
+    // Calls go out through the registrar unless a trunk is named.
+    assert_eq!(sip.outbound_route(), Some("sip:10.0.0.5:5060"));
+    assert!(!format!("{c:?}").contains("s3cret"));
+    let c = load(&[
+        ("TELEPHONY_PROVIDER", "sip"),
+        ("SIP_TRUNK", "sip:pbx.example.com;transport=tcp"),
+    ])
+    .unwrap();
+    let sip = c.telephony.sip.unwrap();
+    assert_eq!(sip.registrar, None);
+    assert_eq!(sip.username, "switchboard");
+    assert_eq!(
+        sip.outbound_route(),
+        Some("sip:pbx.example.com;transport=tcp")
+    );
+    for ok in [
+        "sip:[::1]",
+        "sip:[::1]:5070",
+        "sip:trunk@pbx.example.com:5080",
+    ] {
+        load(Box::leak(
+            vec![("TELEPHONY_PROVIDER", "sip"), ("SIP_TRUNK", ok)].into_boxed_slice(),
+        ))
+        .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (name, bad) in [
+        ("SIP_REGISTRAR", "pbx.example.com"),
+        ("SIP_REGISTRAR", "sip:pbx.example.com\r\nVia: x"),
+        ("SIP_TRUNK", "sip:"),
+        ("SIP_TRUNK", "sip:host:0"),
+        ("SIP_USERNAME", "a b"),
+        ("SIP_REGISTER_EXPIRES_S", "5"),
+        ("SIP_RING_TIMEOUT_S", "0"),
+    ] {
+        let err = load(Box::leak(
+            vec![("TELEPHONY_PROVIDER", "sip"), (name, bad)].into_boxed_slice(),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(name), "{name}={bad:?}: {err}");
+    }
+}

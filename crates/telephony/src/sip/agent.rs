@@ -4,19 +4,24 @@
 //! server's decision; ezk keeps the transactions right (retransmissions, ACK, CANCEL, BYE).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use bytesstr::BytesStr;
 use ezk_sip_auth::{DigestAuthenticator, DigestCredentials};
 use ezk_sip_core::{Endpoint, EndpointBuilder, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::header::typed::Contact;
+use ezk_sip_types::msg::StatusLine;
 use ezk_sip_types::uri::SipUriUserPart;
 use ezk_sip_types::uri::{NameAddr, SipUri};
 use ezk_sip_types::{Method, StatusCode};
 use ezk_sip_ua::dialog::DialogLayer;
 use ezk_sip_ua::invite::InviteLayer;
-use ezk_sip_ua::{Call, InboundCall, NoMedia, OutboundCall};
+use ezk_sip_ua::{
+    Call, InboundCall, MakeCallCompletionError, MakeCallError, NoMedia, OutboundCall,
+};
 
 use super::media::RtpMedia;
+use super::register::Account;
 use tokio::sync::mpsc;
 
 /// A new call offered to us, not yet answered beyond 100 Trying.
@@ -70,6 +75,14 @@ pub enum AgentError {
 pub struct CallFailed {
     target: String,
     reason: String,
+    status: Option<u16>,
+}
+
+impl CallFailed {
+    /// The SIP status that ended the attempt (486 busy, 408 no answer, ...), when there was one.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
 }
 
 /// The running user agent.
@@ -103,20 +116,11 @@ impl UserAgent {
         let (mut builder, port) = bind_both(bind).await?;
         let (invites_tx, invites_rx) = mpsc::channel(PENDING_INVITES);
         builder.user_agent("Switchboard");
-        for method in [
-            Method::INVITE,
-            Method::ACK,
-            Method::BYE,
-            Method::CANCEL,
-            Method::OPTIONS,
-            Method::NOTIFY,
-        ] {
+        // The INVITE layer adds INVITE, ACK, BYE, CANCEL, UPDATE and PRACK itself.
+        for method in [Method::OPTIONS, Method::NOTIFY] {
             builder.add_allow(method);
         }
-        let host = match address {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        };
+        let host = super::uri_host(address);
         let uri: SipUri = format!("sip:switchboard@{host}:{port}")
             .parse()
             .map_err(|_| AgentError::Contact(host.clone()))?;
@@ -159,49 +163,96 @@ impl UserAgent {
         &self.contact
     }
 
-    /// Calls `target` as `user` with our media's offer; returns once the call is answered and
-    /// acknowledged (a failure response, or no answer within SIP's timers, is an error).
+    /// Calls `target` with our media's offer and returns once the call is answered and acknowledged. A
+    /// failure response, no answer within `ring`, or a challenge we cannot answer is an error. With an
+    /// `account` (a registered PBX line), the call comes from the account's address of record with
+    /// `caller_id` as the display name, and the PBX's digest challenge is answered; without, it comes from
+    /// `sip:{caller_id}@` our address.
     pub async fn call(
         &self,
         target: &str,
-        user: &str,
+        caller_id: &str,
+        account: Option<&Account>,
         media: RtpMedia,
+        ring: Duration,
     ) -> Result<Call<RtpMedia>, CallFailed> {
-        let failed = |reason: String| CallFailed {
+        let failed = |reason: String, status: Option<u16>| CallFailed {
             target: target.to_owned(),
             reason,
+            status,
         };
         let uri: SipUri = target
             .parse()
-            .map_err(|_| failed("not a SIP URI".to_owned()))?;
-        let host = match self.address {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
+            .map_err(|_| failed("not a SIP URI".to_owned(), None))?;
+        let (id, authenticator) = match account {
+            Some(account) => (
+                NameAddr::new(caller_id.to_owned(), account.address_of_record()),
+                account.authenticator(),
+            ),
+            None => {
+                let id: SipUri = format!("sip:{caller_id}@{}", super::uri_host(self.address))
+                    .parse()
+                    .map_err(|_| failed(format!("{caller_id} is not a SIP user"), None))?;
+                // No credentials: a peer that asks for them refuses the call.
+                (
+                    NameAddr::uri(id),
+                    DigestAuthenticator::new(DigestCredentials::new()),
+                )
+            }
         };
-        let id: SipUri = format!("sip:{user}@{host}")
-            .parse()
-            .map_err(|_| failed(format!("{user} is not a SIP user")))?;
-        // No credentials: a peer that asks for them refuses the call.
-        let authenticator = DigestAuthenticator::new(DigestCredentials::new());
         let mut outbound = OutboundCall::make(
             self.endpoint.clone(),
             authenticator,
-            NameAddr::uri(id),
+            id,
             self.contact.clone(),
             uri,
             media,
         )
         .await
-        .map_err(|e| failed(format!("{e:?}")))?;
-        let answered = outbound
-            .wait_for_completion()
-            .await
-            .map_err(|e| failed(format!("{e:?}")))?;
+        .map_err(|e| match e {
+            MakeCallError::Failed(line) => failed(describe(&line), Some(line.code.into_u16())),
+            MakeCallError::Auth(_) => failed(
+                "the PBX refused our credentials (check SIP_USERNAME and SIP_PASSWORD)".to_owned(),
+                Some(401),
+            ),
+            MakeCallError::Core(ezk_sip_core::Error::RequestTimedOut) => {
+                failed("no answer to the INVITE".to_owned(), Some(408))
+            }
+            other => failed(other.to_string(), None),
+        })?;
+        let answered = match tokio::time::timeout(ring, outbound.wait_for_completion()).await {
+            Ok(answered) => answered.map_err(|e| match e {
+                MakeCallCompletionError::Failed(line) => {
+                    failed(describe(&line), Some(line.code.into_u16()))
+                }
+                other => failed(other.to_string(), None),
+            })?,
+            Err(_) => {
+                if let Err(e) = outbound.cancel().await {
+                    tracing::debug!(error = %e, "cannot CANCEL an unanswered call");
+                }
+                return Err(failed(
+                    format!("not answered within {} s", ring.as_secs()),
+                    Some(408),
+                ));
+            }
+        };
         answered
             .finish()
             .await
-            .map_err(|e| failed(format!("{e:?}")))
+            .map_err(|e| failed(e.to_string(), None))
     }
+}
+
+/// A failure response as a reason: its code and phrase.
+fn describe(line: &StatusLine) -> String {
+    format!(
+        "{} {}",
+        line.code.into_u16(),
+        line.reason.as_ref().map_or("", |r| r.as_str())
+    )
+    .trim_end()
+    .to_owned()
 }
 
 /// Tries for a free port held by both UDP and TCP when `bind` asks for port 0.

@@ -7,10 +7,12 @@
 //! - [`sdp`]: offer/answer for G.711 and telephone events.
 //! - [`rtp`]: RTP and RTCP packets, pure functions.
 //! - [`ports`]: the RTP port range.
+//! - [`register`]: staying registered with a PBX or SIP provider.
 
 pub mod agent;
 pub mod media;
 pub mod ports;
+pub mod register;
 pub mod rtp;
 pub mod sdp;
 
@@ -18,3 +20,11 @@ pub mod sdp;
 pub use ezk_sip_types::StatusCode;
 pub use ezk_sip_types::uri::{NameAddr, SipUri};
 pub use ezk_sip_ua::{Call, CallEvent, InboundCall, NoMedia};
+
+/// An IP address as the host of a SIP URI (IPv6 in brackets).
+pub fn uri_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    }
+}
