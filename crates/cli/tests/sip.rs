@@ -11,20 +11,23 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{provisioned_models, speech_corpus_installed, switchboard};
+use common::{http_get, provisioned_models, speech_corpus_installed, switchboard};
 use switchboard_audio::g711::ulaw_encode;
 use switchboard_core::Speaker;
 use switchboard_core::config::DatabaseTarget;
 use switchboard_store::{CallFilter, CallRecord, Database, TurnRecord};
 use switchboard_telephony::sip::rtp::{self, RtpHeader};
 
-/// A `switchboard serve` taking SIP calls, and the port it took.
+/// A `switchboard serve` taking SIP calls, the ports it took, and its log so far.
 struct SipNode {
     child: Child,
     sip_port: u16,
+    http: String,
+    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -54,16 +57,18 @@ impl SipNode {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let kept = log.clone();
+        // The whole log is kept (and the pipe drained, so the server never blocks on it).
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
+                kept.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(120);
-        let (mut sip_port, mut loaded) = (None, false);
-        while Instant::now() < deadline && !(sip_port.is_some() && loaded) {
+        let (mut sip_port, mut http, mut loaded) = (None, None, false);
+        while Instant::now() < deadline && !(sip_port.is_some() && http.is_some() && loaded) {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
                 continue;
             };
@@ -72,19 +77,69 @@ impl SipNode {
                 Some("SIP listening on UDP and TCP") => {
                     sip_port = event["port"].as_u64().map(|p| p as u16);
                 }
+                Some("listening") => http = event["address"].as_str().map(str::to_owned),
                 Some("models loaded; taking calls") => loaded = true,
                 _ => {}
             }
         }
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
         let sip_port = sip_port.expect("the server reports its SIP port");
+        let http = http.expect("the server reports its HTTP address");
         assert!(loaded, "the models load within two minutes");
         Self {
             child,
             sip_port,
+            http,
+            log,
             _dir: dir,
         }
+    }
+
+    /// Every log line so far.
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    fn wait_for_log(&self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Stops the server as an operator does (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A new supervisor API key for this node's database.
+    fn api_key(&self) -> String {
+        let out = switchboard(self.data_dir())
+            .args(["keys", "create", "--role", "supervisor"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     fn data_dir(&self) -> &Path {
@@ -128,15 +183,21 @@ fn scenario(name: &str) -> PathBuf {
 
 /// Runs sipp against `target` with `args` (a scenario and call counts) and reads its final statistics.
 fn sipp(target: &str, args: &[&str]) -> SippRun {
+    sipp_on(Some(target), free_udp_port(), args)
+}
+
+/// Runs sipp on SIP port `port`: a caller of `target`, or with no target a server (registrar, callee)
+/// waiting for the node.
+fn sipp_on(target: Option<&str>, port: u16, args: &[&str]) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.csv");
     let errors = dir.path().join("errors.log");
     let status = Command::new("sipp")
-        .arg(target)
+        .args(target)
         .args(args)
         // Generous: a call whose answers come from the models is slower on a loaded machine.
         .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "150s"])
-        .args(["-p", &free_udp_port().to_string()])
+        .args(["-p", &port.to_string()])
         .args(["-mp", &free_udp_port().to_string()])
         .args(["-trace_stat", "-stf"])
         .arg(&stats)
@@ -436,15 +497,16 @@ fn ipv4_checksum(header: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The caller's side of a call as a pcap of RTP (PCMU, 20 ms packets) for sipp's `play_pcap_audio`:
-/// silence while the agent greets, "Hello.", silence while it answers, then "Waiting to speak with a
-/// representative." and silence.
-fn caller_pcap(dir: &Path) -> PathBuf {
+/// One side of a call as a pcap of RTP (PCMU, 20 ms packets) for sipp's `play_pcap_audio`: 6 s of
+/// silence while the agent greets, then each of Asterisk's `prompts` with 7 s of silence after it while
+/// the agent answers, and 12 s after the last.
+fn speech_pcap(dir: &Path, prompts: &[&str]) -> PathBuf {
     let mut samples = vec![0i16; 8_000 * 6];
-    samples.extend(prompt("hello"));
-    samples.extend(vec![0i16; 8_000 * 7]);
-    samples.extend(prompt("queue-callswaiting"));
-    samples.extend(vec![0i16; 8_000 * 12]);
+    for (i, name) in prompts.iter().enumerate() {
+        samples.extend(prompt(name));
+        let pause = if i + 1 == prompts.len() { 12 } else { 7 };
+        samples.extend(vec![0i16; 8_000 * pause]);
+    }
     // Global header: pcap 2.4, microsecond timestamps, Ethernet frames.
     let mut pcap = Vec::new();
     for field in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 65_535, 1] {
@@ -508,7 +570,8 @@ fn a_caller_who_asks_for_a_person_is_transferred_by_refer_to_the_target() {
         ],
     );
     let dir = tempfile::tempdir().unwrap();
-    let pcap = caller_pcap(dir.path());
+    // "Hello.", then "Waiting to speak with a representative."
+    let pcap = speech_pcap(dir.path(), &["hello", "queue-callswaiting"]);
     let scenario_text = std::fs::read_to_string(scenario("transfer.xml"))
         .unwrap()
         .replace("PCAP_FILE", pcap.to_str().unwrap());
@@ -532,5 +595,204 @@ fn a_caller_who_asks_for_a_person_is_transferred_by_refer_to_the_target() {
             .any(|t| t.speaker == Speaker::Caller
                 && t.text.to_lowercase().contains("representative")),
         "{turns:?}"
+    );
+}
+
+/// A sipp server (registrar or callee) on a free port, running `scenario_file` for one call.
+fn sipp_server(scenario_file: &Path) -> (u16, std::thread::JoinHandle<SippRun>) {
+    let port = free_udp_port();
+    let file = scenario_file.to_owned();
+    let run = std::thread::spawn(move || {
+        sipp_on(None, port, &["-sf", file.to_str().unwrap(), "-m", "1"])
+    });
+    // sipp binds its port before reading anything; give it the moment it takes to start.
+    std::thread::sleep(Duration::from_millis(500));
+    (port, run)
+}
+
+#[test]
+fn the_node_registers_with_digest_auth_refreshes_and_unregisters_and_reports_a_refused_password() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    // A wrong password: the registrar refuses the digest, and the node says so.
+    let (port, registrar) = sipp_server(&scenario("registrar.xml"));
+    let uri = format!("sip:127.0.0.1:{port}");
+    let refused = SipNode::start(
+        &models,
+        &[
+            ("SIP_REGISTRAR", uri.as_str()),
+            ("SIP_USERNAME", "1001"),
+            ("SIP_PASSWORD", "not-the-password"),
+        ],
+    );
+    let failure = refused
+        .wait_for_log("SIP registration failed", Duration::from_secs(20))
+        .expect("the node reports the refused registration");
+    assert!(failure.contains("403"), "{failure}");
+    let (_, ready) = http_get(&refused.http, "/ready");
+    let check = &ready["checks"]["sip_registration"];
+    assert_eq!(check["status"], "failed", "{ready}");
+    assert!(
+        check["problem"].as_str().unwrap().contains("SIP_PASSWORD"),
+        "the problem says what to check: {check}"
+    );
+    assert_all_succeeded(&registrar.join().unwrap(), 1);
+    drop(refused);
+
+    // The right password: challenged, registered for the 20 s granted, refreshed before it lapses, and
+    // removed on shutdown; sipp's scenario checks each step and the digest of each REGISTER.
+    let (port, registrar) = sipp_server(&scenario("registrar.xml"));
+    let uri = format!("sip:127.0.0.1:{port}");
+    let mut node = SipNode::start(
+        &models,
+        &[
+            ("SIP_REGISTRAR", uri.as_str()),
+            ("SIP_USERNAME", "1001"),
+            ("SIP_PASSWORD", "s3cret"),
+            ("SIP_REGISTER_EXPIRES_S", "20"),
+        ],
+    );
+    let registered = node
+        .wait_for_log("registered with the SIP registrar", Duration::from_secs(20))
+        .expect("the node registers");
+    let registered: serde_json::Value = serde_json::from_str(&registered).unwrap();
+    assert_eq!(registered["expires_s"], 20, "{registered}");
+    let (_, ready) = http_get(&node.http, "/ready");
+    assert_eq!(
+        ready["checks"]["sip_registration"]["status"], "registered",
+        "{ready}"
+    );
+    // The refresh falls due 10 s after the registration.
+    std::thread::sleep(Duration::from_secs(13));
+    node.stop();
+    assert_all_succeeded(&registrar.join().unwrap(), 1);
+    let log = node.log();
+    assert!(
+        log.iter().any(|l| l.contains("SIP registration removed")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("s3cret")),
+        "the password never reaches the log"
+    );
+}
+
+#[test]
+fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and_hangs_up_on_goodbye()
+ {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The person who answers says "Hello.", then "Goodbye."
+    let pcap = speech_pcap(dir.path(), &["hello", "goodbye"]);
+    let callee_file = dir.path().join("callee.xml");
+    std::fs::write(
+        &callee_file,
+        std::fs::read_to_string(scenario("callee.xml"))
+            .unwrap()
+            .replace("PCAP_FILE", pcap.to_str().unwrap()),
+    )
+    .unwrap();
+    let (port, callee) = sipp_server(&callee_file);
+    let trunk = format!("sip:127.0.0.1:{port}");
+    let node = SipNode::start(
+        &models,
+        &[
+            ("SIP_TRUNK", trunk.as_str()),
+            ("SIP_USERNAME", "1001"),
+            ("SIP_PASSWORD", "s3cret"),
+            ("RTP_PORT_MIN", "34000"),
+            ("RTP_PORT_MAX", "34999"),
+        ],
+    );
+    let key = node.api_key();
+    let (code, created) = common::http_post_json(
+        &node.http,
+        "/api/v1/calls",
+        &key,
+        &serde_json::json!({ "to_number": "+14155550123", "from_number": "+14155550100" }),
+    );
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(
+        created["provider_call_id"],
+        format!("sip:+14155550123@127.0.0.1:{port}")
+    );
+    // sipp checks the number rung, verifies the digest, answers, plays the speech and takes our BYE.
+    assert_all_succeeded(&callee.join().unwrap(), 1);
+
+    // The call's record ends once its synthesis is written.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (call, turns) = loop {
+        let stored = stored_calls(&node);
+        if let Some((call, turns)) = stored.into_iter().find(|(c, _)| c.ended_at.is_some()) {
+            break (call, turns);
+        }
+        assert!(Instant::now() < deadline, "the call's record ends");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(call.direction, switchboard_core::CallDirection::Outbound);
+    assert_eq!(call.to_number.as_deref(), Some("+14155550123"));
+    let said: Vec<String> = turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Caller)
+        .map(|t| t.text.to_lowercase())
+        .collect();
+    assert!(said.iter().any(|t| t.contains("hello")), "{turns:?}");
+    assert!(said.iter().any(|t| t.contains("bye")), "{turns:?}");
+    assert!(
+        turns.iter().any(|t| t.speaker == Speaker::Agent),
+        "{turns:?}"
+    );
+}
+
+#[test]
+fn a_caller_may_hang_up_while_it_rings_and_hold_and_resume_by_reinvite() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    // The node lets each call ring for 2 s before answering.
+    let node = SipNode::start(&models, &[("SIP_ANSWER_AFTER_MS", "2000")]);
+    let target = node.target();
+    // 180 Ringing, then the caller's CANCEL: 200 for it and 487 for the INVITE.
+    let cancel = scenario("cancel.xml");
+    assert_all_succeeded(
+        &sipp(&target, &["-sf", cancel.to_str().unwrap(), "-m", "1"]),
+        1,
+    );
+    // Answered after the ring; hold (sendonly offered, recvonly answered), resume, BYE.
+    let hold = scenario("hold.xml");
+    assert_all_succeeded(
+        &sipp(&target, &["-sf", hold.to_str().unwrap(), "-m", "1"]),
+        1,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let stored = stored_calls(&node);
+        if stored.len() == 2 && stored.iter().all(|(c, _)| c.ended_at.is_some()) {
+            break stored;
+        }
+        assert!(Instant::now() < deadline, "both calls end: {stored:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Newest first: the held call, then the one cancelled while it rang (never connected, no turns).
+    let (cancelled, turns) = &stored[1];
+    assert_eq!(cancelled.end_reason.as_deref(), Some("caller_hung_up"));
+    assert!(turns.is_empty(), "{turns:?}");
+    let (held, _) = &stored[0];
+    assert_eq!(
+        held.end_reason.as_deref(),
+        Some("caller_hung_up"),
+        "{held:?}"
+    );
+    let log = node.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("the caller hung up while the call rang")),
+        "{log:?}"
     );
 }

@@ -132,6 +132,30 @@ pub(crate) fn http_get(address: &str, path: &str) -> (u16, serde_json::Value) {
     (code, serde_json::from_str(body).unwrap())
 }
 
+/// POSTs `body` as JSON with an API key; the status and the JSON answer.
+#[allow(dead_code)]
+pub(crate) fn http_post_json(
+    address: &str,
+    path: &str,
+    api_key: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer {api_key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (code, serde_json::from_str(body).unwrap_or_default())
+}
+
 pub(crate) fn stop(mut server: Server) {
     let pid = server.child.id().to_string();
     assert!(
