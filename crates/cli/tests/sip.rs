@@ -113,19 +113,7 @@ impl SipNode {
 
     /// Stops the server as an operator does (SIGTERM) and waits for it to exit.
     fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "no exit within 20 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::terminate(&mut self.child, Duration::from_secs(20));
     }
 
     /// A new supervisor API key for this node's database.

@@ -239,13 +239,7 @@ pub(crate) async fn place_call(
             .rsplit_once('@')
             .map_or("", |(_, host)| host)
             .to_owned();
-        let call = Carried::start(
-            &state,
-            admission,
-            InputFormat::Pcm16(SampleRate::Hz8000),
-            false,
-        )
-        .await;
+        let call = start_session(&state, admission).await;
         tracing::info!(%call_id, %target, "SIP call answered");
         carry(call, established, sockets, negotiated, pbx, &state).await;
     });
@@ -386,17 +380,23 @@ async fn answer(
             return Err(format!("call {call_id}: not established: {e}"));
         }
     };
-    let call = Carried::start(
-        &state,
-        admission,
-        InputFormat::Pcm16(SampleRate::Hz8000),
-        false,
-    )
-    .await;
+    let call = start_session(&state, admission).await;
     tracing::info!(%call_id, peer = %invite.peer, from = ?invite.from, "SIP call connected");
     let pbx = uri_host(invite.peer.ip());
     carry(call, established, sockets, negotiated, pbx, &state).await;
     Ok(())
+}
+
+/// The session of an answered SIP call: it hears signed-linear 8 kHz (the jitter buffer's output); SIP
+/// peers echo no marks, so the clock says what was played.
+async fn start_session(state: &AppState, admission: carrier::Admission) -> Carried {
+    Carried::start(
+        state,
+        admission,
+        InputFormat::Pcm16(SampleRate::Hz8000),
+        false,
+    )
+    .await
 }
 
 /// Declines a call this node cannot take, and closes its record.

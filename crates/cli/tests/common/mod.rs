@@ -156,8 +156,9 @@ pub(crate) fn http_post_json(
     (code, serde_json::from_str(body).unwrap_or_default())
 }
 
-pub(crate) fn stop(mut server: Server) {
-    let pid = server.child.id().to_string();
+/// Sends SIGTERM as an operator does and waits up to `within` for the exit, which must be clean.
+pub(crate) fn terminate(child: &mut Child, within: Duration) {
+    let pid = child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -165,15 +166,22 @@ pub(crate) fn stop(mut server: Server) {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + within;
     loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "exit after SIGTERM: {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "no exit within 15 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "no exit within {within:?} of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+pub(crate) fn stop(mut server: Server) {
+    terminate(&mut server.child, Duration::from_secs(15));
     let lines: Vec<String> = server.log.try_iter().collect();
     assert!(
         lines.iter().any(|l| l.contains("\"signal\":\"SIGTERM\"")),
