@@ -7,7 +7,10 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use switchboard_core::config::{LogConfig, LogFormat, ObservabilityConfig};
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata};
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::{Context as LayerContext, Filter, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -38,7 +41,8 @@ pub(crate) fn init(
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(log.level.as_str()));
+        .unwrap_or_else(|| EnvFilter::new(log.level.as_str()))
+        .and(NotAStoppedPass);
     let logs = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -68,6 +72,46 @@ pub(crate) fn init(
         .try_init()
         .context("installing the log subscriber")?;
     Ok(Telemetry { provider })
+}
+
+/// whisper.cpp's target in the logs (whisper-rs forwards its lines).
+const WHISPER_LOG: &str = "whisper_rs::whisper_logging_hook";
+
+/// Leaves out the line whisper.cpp logs as an error each time a partial pass is stopped early for a pass
+/// a caller waits for (`whisper_full_with_state: failed to encode`, or `decode`): that is the design
+/// working, several times a call. A pass that really fails still says so through our own error.
+struct NotAStoppedPass;
+
+impl<S> Filter<S> for NotAStoppedPass {
+    fn enabled(&self, _: &Metadata<'_>, _: &LayerContext<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, _: &LayerContext<'_, S>) -> bool {
+        if event.metadata().target() != WHISPER_LOG {
+            return true;
+        }
+        let mut message = MessageText(String::new());
+        event.record(&mut message);
+        !message.0.starts_with("whisper_full_with_state: failed to")
+    }
+}
+
+/// An event's message, as text.
+struct MessageText(String);
+
+impl Visit for MessageText {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_owned();
+        }
+    }
 }
 
 /// The exporter for `endpoint`, the collector's OTLP/HTTP base URL (`/v1/traces` is added as the

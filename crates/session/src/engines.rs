@@ -119,6 +119,7 @@ impl Engines {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         stream_options.concurrent_passes =
             PassGate::slots_for(cores, usize::from(config.stt.threads));
+        stream_options.preempt_partials = config.stt.preempt_partials;
         let stt = Arc::new(StreamingRecognizer::new(recognizer, stream_options));
         let voice = tts::load(&tts::options_from_config(config))?;
         let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);

@@ -6,14 +6,19 @@
 //! callers' partials, which nobody waits for. The gate lets at most `slots` passes run at once. Passes
 //! someone waits for queue: a confirmed final before a pass started at a pause, then in the order asked;
 //! a pass no longer wanted (the caller went on speaking, or a newer pass covers more) leaves the queue
-//! without running. A partial runs only on a slot nothing in the queue wants.
+//! without running. A partial runs only on a slot nothing in the queue wants, and with preemption on it is
+//! stopped as soon as a pass someone waits for is queued (its result would be stale by then anyway), so
+//! that pass does not wait out the partial's remaining time.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Admits recognition passes; shared by every utterance of one recogniser.
 #[derive(Debug)]
 pub struct PassGate {
     slots: usize,
+    /// Whether queuing a pass stops the partials running.
+    preempt: bool,
     state: Mutex<GateState>,
     freed: Condvar,
 }
@@ -33,6 +38,8 @@ struct GateState {
     /// Queued passes as (priority, ticket id); ids grow in order of asking.
     waiting: Vec<(Priority, u64)>,
     next_id: u64,
+    /// The stop flags of the partials running now.
+    partials: Vec<Arc<AtomicBool>>,
 }
 
 impl GateState {
@@ -49,6 +56,15 @@ impl GateState {
 #[derive(Debug)]
 pub struct PassPermit {
     gate: Arc<PassGate>,
+    /// Set when a partial should stop early for a pass someone waits for; `None` for those passes.
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl PassPermit {
+    /// The flag a partial's recogniser polls to stop early; `None` for a pass someone waits for.
+    pub fn stop_flag(&self) -> Option<Arc<AtomicBool>> {
+        self.stop.clone()
+    }
 }
 
 /// A place in the queue for one pass. Whoever holds a clone may wait for it, raise it to
@@ -60,10 +76,12 @@ pub struct Ticket {
 }
 
 impl PassGate {
-    /// A gate for `slots` passes at once (at least one).
-    pub fn new(slots: usize) -> Arc<Self> {
+    /// A gate for `slots` passes at once (at least one); with `preempt`, queuing a pass stops the
+    /// partials running.
+    pub fn new(slots: usize, preempt: bool) -> Arc<Self> {
         Arc::new(Self {
             slots: slots.max(1),
+            preempt,
             state: Mutex::new(GateState::default()),
             freed: Condvar::new(),
         })
@@ -85,7 +103,12 @@ impl PassGate {
         let mut state = self.lock();
         if state.running < self.slots && state.waiting.is_empty() {
             state.running += 1;
-            Some(PassPermit { gate: self.clone() })
+            let stop = Arc::new(AtomicBool::new(false));
+            state.partials.push(stop.clone());
+            Some(PassPermit {
+                gate: self.clone(),
+                stop: Some(stop),
+            })
         } else {
             None
         }
@@ -97,6 +120,11 @@ impl PassGate {
         let id = state.next_id;
         state.next_id += 1;
         state.waiting.push((priority, id));
+        if self.preempt {
+            for partial in &state.partials {
+                partial.store(true, Ordering::Relaxed);
+            }
+        }
         Ticket {
             gate: self.clone(),
             id,
@@ -137,6 +165,7 @@ impl Ticket {
                 self.gate.freed.notify_all();
                 return Some(PassPermit {
                     gate: self.gate.clone(),
+                    stop: None,
                 });
             }
             state = self
@@ -172,7 +201,12 @@ impl Ticket {
 
 impl Drop for PassPermit {
     fn drop(&mut self) {
-        self.gate.lock().running -= 1;
+        let mut state = self.gate.lock();
+        state.running -= 1;
+        if let Some(stop) = &self.stop {
+            state.partials.retain(|running| !Arc::ptr_eq(running, stop));
+        }
+        drop(state);
         self.gate.freed.notify_all();
     }
 }
@@ -187,7 +221,7 @@ mod tests {
 
     #[test]
     fn partials_run_only_on_free_slots_nobody_waits_for() {
-        let gate = PassGate::new(1);
+        let gate = PassGate::new(1, false);
         let partial = gate.try_partial().expect("an idle gate admits a partial");
         assert!(gate.try_partial().is_none(), "the only slot is taken");
         let (started, urgent_started) = mpsc::channel();
@@ -218,7 +252,7 @@ mod tests {
 
     #[test]
     fn urgent_passes_start_in_the_order_they_asked() {
-        let gate = PassGate::new(1);
+        let gate = PassGate::new(1, false);
         let holder = gate.urgent();
         let (order, started) = mpsc::channel();
         let mut waiters = Vec::new();
@@ -245,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_confirmed_final_goes_before_passes_started_at_pauses() {
-        let gate = PassGate::new(1);
+        let gate = PassGate::new(1, false);
         let holder = gate.urgent();
         let paused = gate.enqueue(Priority::Paused);
         let promoted = gate.enqueue(Priority::Paused);
@@ -277,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_withdrawn_pass_never_starts_and_frees_its_place() {
-        let gate = PassGate::new(1);
+        let gate = PassGate::new(1, false);
         let holder = gate.urgent();
         let stale = gate.enqueue(Priority::Paused);
         let waiter = {
@@ -304,12 +338,37 @@ mod tests {
         assert_eq!(PassGate::slots_for(2, 2), 1);
         assert_eq!(PassGate::slots_for(8, 2), 4);
         assert_eq!(PassGate::slots_for(1, 4), 1);
-        let gate = PassGate::new(PassGate::slots_for(4, 2));
+        let gate = PassGate::new(PassGate::slots_for(4, 2), false);
         let a = gate.urgent();
         let b = gate.urgent();
         assert_eq!(gate.running(), 2);
         assert!(gate.try_partial().is_none());
         drop((a, b));
         assert_eq!(gate.running(), 0);
+    }
+
+    #[test]
+    fn a_queued_pass_stops_the_running_partials_only_when_preempting() {
+        for preempt in [true, false] {
+            let gate = PassGate::new(1, preempt);
+            let partial = gate.try_partial().expect("an idle gate admits a partial");
+            let stop = partial.stop_flag().expect("a partial can be stopped");
+            assert!(!stop.load(Ordering::Relaxed));
+            let ticket = gate.enqueue(Priority::Paused);
+            assert_eq!(stop.load(Ordering::Relaxed), preempt, "preempt = {preempt}");
+            drop(partial);
+            let permit = ticket
+                .wait()
+                .expect("the queued pass starts once the slot is free");
+            assert!(
+                permit.stop_flag().is_none(),
+                "a waited-for pass is never stopped"
+            );
+            assert_eq!(
+                gate.lock().partials.len(),
+                0,
+                "the partial's flag is gone with it"
+            );
+        }
     }
 }

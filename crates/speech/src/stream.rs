@@ -9,6 +9,7 @@
 //! finals first, partials only on idle cores.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,6 +24,18 @@ pub const STT_SAMPLE_RATE: u32 = 16_000;
 pub trait Recognizer: Send + Sync + 'static {
     /// Transcribes 16 kHz mono audio.
     fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError>;
+
+    /// Transcribes like [`Recognizer::transcribe`], giving up with [`SttError::Stopped`] once `stop` is
+    /// set (a partial whose cores a waited-for pass needs). A recogniser that cannot stop early runs
+    /// to the end.
+    fn transcribe_unless_stopped(
+        &self,
+        audio: &[f32],
+        stop: Arc<AtomicBool>,
+    ) -> Result<Transcript, SttError> {
+        let _ = stop;
+        self.transcribe(audio)
+    }
 }
 
 /// Whisper with fixed options.
@@ -42,6 +55,15 @@ impl WhisperRecognizer {
 impl Recognizer for WhisperRecognizer {
     fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError> {
         self.model.transcribe(audio, &self.options)
+    }
+
+    fn transcribe_unless_stopped(
+        &self,
+        audio: &[f32],
+        stop: Arc<AtomicBool>,
+    ) -> Result<Transcript, SttError> {
+        self.model
+            .transcribe_unless_stopped(audio, &self.options, Some(stop))
     }
 }
 
@@ -139,6 +161,8 @@ pub struct StreamOptions {
     pub final_reuse_tail: Duration,
     /// Passes that may run at once across all utterances (see [`PassGate::slots_for`]).
     pub concurrent_passes: usize,
+    /// Stop running partials when a pass someone waits for is queued.
+    pub preempt_partials: bool,
 }
 
 impl StreamOptions {
@@ -161,6 +185,7 @@ impl Default for StreamOptions {
             min_partial_audio: Duration::from_millis(300),
             final_reuse_tail: Duration::ZERO,
             concurrent_passes: 1,
+            preempt_partials: true,
         }
     }
 }
@@ -179,7 +204,7 @@ impl<R: Recognizer> StreamingRecognizer<R> {
         Self {
             recognizer,
             options,
-            gate: PassGate::new(options.concurrent_passes),
+            gate: PassGate::new(options.concurrent_passes, options.preempt_partials),
         }
     }
 }
@@ -265,10 +290,14 @@ impl<R: Recognizer> Utterance<R> {
         let spawned = thread::Builder::new()
             .name("stt-pass".into())
             .spawn(move || {
-                let Some(_permit) = permit.or_else(|| queued.and_then(|t| t.wait())) else {
+                let Some(permit) = permit.or_else(|| queued.and_then(|t| t.wait())) else {
                     return; // withdrawn before it started
                 };
-                let _ = sender.send(recognizer.transcribe(&audio));
+                let transcript = match permit.stop_flag() {
+                    Some(stop) => recognizer.transcribe_unless_stopped(&audio, stop),
+                    None => recognizer.transcribe(&audio),
+                };
+                let _ = sender.send(transcript);
             });
         match spawned {
             Ok(_) => {
@@ -293,6 +322,8 @@ impl<R: Recognizer> Utterance<R> {
                 self.ready = Some(hypothesis);
                 self.pass = None;
             }
+            // Stopped for a pass someone waits for: that pass covers more anyway.
+            Ok(Err(SttError::Stopped)) => self.pass = None,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "partial transcription failed");
                 self.pass = None;
@@ -505,6 +536,59 @@ mod tests {
         assert_eq!(last.text, "10", "the pass from the pause is the final");
         assert_eq!(last.audio, Duration::from_millis(1_320));
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+    }
+
+    /// Takes `delay` per pass unless told to stop, and counts the passes that stopped early.
+    struct Stoppable {
+        inner: Counting,
+        stopped: AtomicUsize,
+    }
+
+    impl Recognizer for Stoppable {
+        fn transcribe(&self, audio: &[f32]) -> Result<Transcript, SttError> {
+            self.inner.transcribe(audio)
+        }
+
+        fn transcribe_unless_stopped(
+            &self,
+            audio: &[f32],
+            stop: Arc<AtomicBool>,
+        ) -> Result<Transcript, SttError> {
+            let started = Instant::now();
+            while started.elapsed() < self.inner.delay {
+                if stop.load(Ordering::Relaxed) {
+                    self.stopped.fetch_add(1, Ordering::SeqCst);
+                    return Err(SttError::Stopped);
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+            self.inner.transcribe(audio)
+        }
+    }
+
+    #[test]
+    fn a_pause_stops_the_running_partial_only_when_preempting() {
+        for preempt in [true, false] {
+            let recognizer = Arc::new(Stoppable {
+                inner: Counting {
+                    delay: Duration::from_millis(300),
+                    passes: AtomicUsize::new(0),
+                },
+                stopped: AtomicUsize::new(0),
+            });
+            let mut options =
+                StreamOptions::for_calls(Duration::from_millis(500), Duration::from_millis(320));
+            options.preempt_partials = preempt;
+            let stt = StreamingRecognizer::new(recognizer.clone(), options);
+            let mut stream = stt.stream();
+            stream.push(&vec![0.0; 8_000]).unwrap(); // a partial pass starts at 500 ms
+            stream.push(&vec![0.0; 4_800]).unwrap(); // 800 ms, then the caller pauses
+            stream.speech_paused();
+            stream.push(&vec![0.0; 5_120]).unwrap();
+            assert_eq!(stream.finish().unwrap().text, "8", "preempt = {preempt}");
+            let stopped = recognizer.stopped.load(Ordering::SeqCst);
+            assert_eq!(stopped, usize::from(preempt), "preempt = {preempt}");
+        }
     }
 
     #[test]

@@ -257,6 +257,8 @@ pub struct SttConfig {
     pub window: Duration,
     /// Start the final pass when the caller goes quiet (STT_EARLY_FINAL).
     pub early_final: bool,
+    /// Stop running partials for a pass someone waits for (STT_PREEMPT_PARTIALS).
+    pub preempt_partials: bool,
 }
 
 /// Speech synthesis settings.
@@ -533,6 +535,7 @@ impl Config {
                     r.int(&STT_PARTIAL_INTERVAL_MS, 100..=10_000)? as u64,
                 ),
                 early_final: r.bool(&STT_EARLY_FINAL)?,
+                preempt_partials: r.bool(&STT_PREEMPT_PARTIALS)?,
                 window: Duration::from_millis(r.int(&WHISPER_WINDOW_MS, 5_000..=30_000)? as u64),
             },
             tts: TtsConfig {

@@ -122,6 +122,8 @@ settings! {
     STT_PARTIAL_INTERVAL_MS: "stt.partial_interval_ms", "STT_PARTIAL_INTERVAL_MS", default Some("500"), allowed "an integer from 100 to 10000 (milliseconds)";
     /// Start the final transcription as soon as the caller goes quiet, while the end of the turn is still being confirmed (the pass is reused when the caller said nothing more). Off: the final pass starts once the turn has ended.
     STT_EARLY_FINAL: "stt.early_final", "STT_EARLY_FINAL", default Some("true"), allowed "true or false";
+    /// A partial transcription still running when a pass someone waits for is asked (the caller went quiet, or the turn ended) is stopped, so that pass starts at once on its cores. Off: the pass waits for the partial to finish.
+    STT_PREEMPT_PARTIALS: "stt.preempt_partials", "STT_PREEMPT_PARTIALS", default Some("true"), allowed "true or false";
     /// Text-to-speech engine. Piper is the default until Kokoro's English voices ship in a package.
     TTS_MODEL: "tts.model", "TTS_MODEL", default Some("piper"), allowed "one of kokoro, piper, espeak";
     /// Voice of the TTS engine.

@@ -2,6 +2,8 @@
 //! state of its own (the model is read-only, so calls never contend for it).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
@@ -22,6 +24,9 @@ pub enum SttError {
     /// whisper.cpp failed on this audio.
     #[error("transcription failed: {0}")]
     Inference(String),
+    /// A partial pass stopped early so that a pass someone waits for could run.
+    #[error("the pass was stopped for a more urgent one")]
+    Stopped,
     /// Longer than one call of the recogniser is allowed to take in memory.
     #[error("audio of {seconds:.0} s is longer than the {max:.0} s limit")]
     TooLong {
@@ -156,6 +161,17 @@ impl WhisperModel {
         audio: &[f32],
         options: &TranscribeOptions,
     ) -> Result<Transcript, SttError> {
+        self.transcribe_unless_stopped(audio, options, None)
+    }
+
+    /// Transcribes like [`WhisperModel::transcribe`]; once `stop` is set, whisper.cpp gives up between
+    /// steps of its graphs and the result is [`SttError::Stopped`].
+    pub fn transcribe_unless_stopped(
+        &self,
+        audio: &[f32],
+        options: &TranscribeOptions,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Result<Transcript, SttError> {
         let audio_seconds = audio.len() as f64 / 16_000.0;
         if audio_seconds > MAX_AUDIO.as_secs_f64() {
             return Err(SttError::TooLong {
@@ -197,7 +213,19 @@ impl WhisperModel {
             let window_positions = (window.as_secs_f64() * CONTEXT_PER_SECOND).round() as i32;
             params.set_audio_ctx(audio_positions.max(window_positions).min(1500));
         }
-        state.full(params, audio).map_err(fail)?;
+        if let Some(stop) = &stop {
+            watch_stop_flag(&mut params, stop);
+        }
+        // `stop` outlives this call, which is all whisper.cpp reads it during.
+        if let Err(e) = state.full(params, audio) {
+            // A stopped pass's state is reused: every pass starts by resetting what it keeps (results,
+            // caches), and making a new state costs the next pass, the one that stopped this, its time.
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                self.keep_idle(state);
+                return Err(SttError::Stopped);
+            }
+            return Err(fail(e));
+        }
         let mut segments = Vec::new();
         for i in 0..state.full_n_segments() {
             let Some(segment) = state.get_segment(i) else {
@@ -237,14 +265,7 @@ impl WhisperModel {
             None if !self.context.is_multilingual() => Some("en".to_owned()),
             None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_owned),
         };
-        let mut idle = self
-            .idle_states
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() < IDLE_STATES {
-            idle.push(state);
-        }
-        drop(idle);
+        self.keep_idle(state);
         Ok(Transcript {
             text,
             segments,
@@ -252,6 +273,41 @@ impl WhisperModel {
             language,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Keeps a decoding state for the next pass (up to [`IDLE_STATES`]).
+    fn keep_idle(&self, state: whisper_rs::WhisperState) {
+        let mut idle = self
+            .idle_states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE_STATES {
+            idle.push(state);
+        }
+    }
+}
+
+/// whisper.cpp's abort callback: whether the pass's stop flag is set.
+extern "C" fn stop_requested(flag: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `flag` is the `AtomicBool` that `watch_stop_flag` registered, kept alive by the caller's
+    // `Arc` for the whole `full` call during which whisper.cpp calls this; it is only read, atomically.
+    #[allow(unsafe_code)]
+    let flag = unsafe { &*(flag as *const AtomicBool) };
+    flag.load(Ordering::Relaxed)
+}
+
+/// Makes whisper.cpp poll `stop` between the steps of its graphs and give up once it is set.
+///
+/// whisper-rs 0.16's `set_abort_callback_safe` hands whisper.cpp a pointer to a boxed trait object
+/// and reads it back as the closure itself, so the flag it polls is arbitrary memory (passes were
+/// aborted at random); the callback is registered by hand instead.
+fn watch_stop_flag(params: &mut FullParams<'_, '_>, stop: &Arc<AtomicBool>) {
+    // SAFETY: `stop_requested` only reads the `AtomicBool` behind the pointer, which the caller keeps
+    // alive (its `Arc`) until `full` returns; whisper.cpp does not keep either after the call.
+    #[allow(unsafe_code)]
+    unsafe {
+        params.set_abort_callback(Some(stop_requested));
+        params.set_abort_callback_user_data(Arc::as_ptr(stop) as *mut std::ffi::c_void);
     }
 }
 
