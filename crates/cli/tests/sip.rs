@@ -385,6 +385,7 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
              ausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
              rtp_ports 32000-32099\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
              module aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+             module_app rtcpsummary.so\n\
              snd_path {heard}\n",
             sip = free_udp_port(),
             discard = phone.path().join("played.wav").display(),
@@ -394,16 +395,54 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
     )
     .unwrap();
     std::fs::write(conf.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
-    let out = Command::new("baresip")
+    let phone_call = Command::new("baresip")
         .arg("-f")
         .arg(&conf)
         .args(["-e", &format!("/dial sip:agent@{}", node.target())])
         .args(["-t", "30"])
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("baresip runs (package baresip-core; `make test` installs it)");
+    // While the call is up, a supervisor sends key presses to the phone through the API.
+    let key = node.api_key();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let call_id = loop {
+        if let Some((call, _)) = stored_calls(&node)
+            .into_iter()
+            .find(|(c, _)| c.status == "active")
+        {
+            break call.id;
+        }
+        assert!(Instant::now() < deadline, "the call becomes active");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (code, sent) = common::http_post_json(
+        &node.http,
+        &format!("/api/v1/calls/{call_id}/dtmf"),
+        &key,
+        &serde_json::json!({ "digits": "7#" }),
+    );
+    assert_eq!(code, 202, "{sent}");
+    let (code, refused) = common::http_post_json(
+        &node.http,
+        &format!("/api/v1/calls/{call_id}/dtmf"),
+        &key,
+        &serde_json::json!({ "digits": "7; DROP" }),
+    );
+    assert_eq!(code, 400, "{refused}");
+    let out = phone_call.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("Call established"), "{log}");
+    // baresip decoded our RFC 4733 packets as the two keys.
+    assert!(log.contains("received event: '7' (end=1)"), "{log}");
+    assert!(log.contains("received event: '#' (end=1)"), "{log}");
+    // Its RTCP summary at hang-up: our sender reports reached it.
+    let summary = log
+        .lines()
+        .find(|l| l.contains("EX=BareSip;"))
+        .unwrap_or_else(|| panic!("baresip printed its RTCP summary: {log}"));
+    assert!(!summary.contains("ERROR"), "{summary}");
 
     // What baresip received from the agent, as its sndfile module recorded it.
     let heard = std::fs::read_dir(&heard_dir)

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/calls", get(list_calls).post(create_call))
         .route("/api/v1/calls/{id}", get(get_call).delete(end_call))
+        .route("/api/v1/calls/{id}/dtmf", axum::routing::post(send_keys))
         .route("/api/v1/calls/{id}/transcript", get(transcript))
         .route("/api/v1/calls/{id}/summary", get(summary))
         .route("/api/v1/calls/{id}/events", get(events))
@@ -263,6 +264,64 @@ async fn end_call(
         answer["node"] = json!(node);
     }
     Ok(Json(answer))
+}
+
+/// Longest run of key presses one request sends.
+const MAX_KEYS: usize = 32;
+
+#[derive(Debug, Deserialize)]
+struct SendKeys {
+    digits: String,
+}
+
+/// Sends key presses (RFC 4733) to the far end of a connected call: to work an IVR on a call the agent
+/// placed, or to dial an extension. The digits themselves are never logged or audited (they may be a PIN).
+async fn send_keys(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: Result<Json<SendKeys>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    who.require(Role::Supervisor)?;
+    let Json(body) = body?;
+    if body.digits.is_empty()
+        || body.digits.len() > MAX_KEYS
+        || !body
+            .digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || "*#ABCD".contains(c))
+    {
+        return Err(ApiError::bad_request(format!(
+            "digits must be 1 to {MAX_KEYS} of 0-9, *, #, A-D"
+        )));
+    }
+    let call = load_call(&state, &id).await?;
+    let Some(live) = state.calls.get(call.id) else {
+        return Err(ApiError::conflict(format!(
+            "call {} is not connected to this node",
+            call.id
+        )));
+    };
+    let Some(keys) = live.keys.get() else {
+        return Err(ApiError::conflict(format!(
+            "call {} cannot send key presses: only SIP calls whose far end takes RFC 4733 telephone events can",
+            call.id
+        )));
+    };
+    keys.try_send(body.digits.clone()).map_err(|_| {
+        ApiError::unavailable(
+            "keys_busy",
+            "earlier key presses are still being sent; try again",
+        )
+    })?;
+    state
+        .auth
+        .audit(&who, "call.dtmf", Some(call.id.to_string()), None)
+        .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": call.id, "keys": body.digits.len() })),
+    ))
 }
 
 async fn transcript(

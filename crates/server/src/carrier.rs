@@ -21,6 +21,8 @@ use crate::{ApiError, AppState};
 const INBOUND_BUFFER: usize = 256;
 /// Outbound events buffered between the call and the transport.
 const OUTBOUND_BUFFER: usize = 512;
+/// Key-press requests a call holds before the API is told to wait.
+const KEY_PRESS_BACKLOG: usize = 8;
 /// Earlier calls of the same caller given to the agent.
 const PREVIOUS_CALLS: i64 = 3;
 
@@ -170,6 +172,14 @@ impl Carried {
             let _ = shared.send(event.clone());
         }
         let _ = self.live.events.send(event);
+    }
+
+    /// Lets the API send key presses to the far end of this call: digit strings come out of the returned
+    /// receiver, for a transport that can send them.
+    pub(crate) fn accept_key_presses(&self) -> mpsc::Receiver<String> {
+        let (keys, presses) = mpsc::channel(KEY_PRESS_BACKLOG);
+        let _ = self.live.keys.set(keys);
+        presses
     }
 
     /// Hands the transport's message to the call. A message the call cannot take because it is behind

@@ -2,10 +2,10 @@
 //! it from the API, and a fan-out of its events for live viewers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use switchboard_core::CallId;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Events of one call kept for slow live viewers before they miss some.
@@ -18,6 +18,8 @@ pub struct LiveCall {
     pub hangup: CancellationToken,
     /// The call's events as JSON text.
     pub events: broadcast::Sender<Arc<str>>,
+    /// Where key presses to send to the far end go, set by a transport that can send them (SIP).
+    pub keys: Arc<OnceLock<mpsc::Sender<String>>>,
 }
 
 /// Why a call could not be registered.
@@ -77,6 +79,7 @@ impl CallRegistry {
         let live = LiveCall {
             hangup: CancellationToken::new(),
             events: broadcast::channel(EVENT_BACKLOG).0,
+            keys: Arc::new(OnceLock::new()),
         };
         calls.insert(id, live.clone());
         drop(calls);

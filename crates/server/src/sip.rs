@@ -8,6 +8,7 @@
 //! The node's line to its PBX ([`SipLink`]) also keeps the account registered (SIP_REGISTRAR) and places
 //! the calls `POST /api/v1/calls` asks for, through SIP_TRUNK or the registrar.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -39,6 +40,11 @@ const FRAME: usize = 160;
 const SENDER_REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long a peer has to answer our BYE or REFER before we stop waiting.
 const SIGNALLING_WAIT: Duration = Duration::from_secs(5);
+/// A key press we send lasts 100 ms (800 timestamp units at 8 kHz), updated every 20 ms.
+const KEY_PRESS: u16 = 800;
+const KEY_PRESS_STEP: u16 = FRAME as u16;
+/// The pause after each key press: three 20 ms frames.
+const KEY_GAP_FRAMES: usize = 3;
 /// After a REFER is accepted, how long the transferee has to take the caller away (its BYE) before we
 /// hang up ourselves.
 const TRANSFER_WAIT: Duration = Duration::from_secs(10);
@@ -439,6 +445,10 @@ struct RtpLeg {
     started: Instant,
     /// Timestamp of the last key press handed on, so its repeated end packets count once.
     last_key: Option<u32>,
+    /// Key presses being sent: the packets due on each coming 20 ms tick.
+    keys_out: VecDeque<Vec<Vec<u8>>>,
+    /// The agent's audio that came while key presses went out, sent on the ticks after them in order.
+    held_audio: VecDeque<Vec<u8>>,
     bad_packets: u64,
 }
 
@@ -456,8 +466,53 @@ impl RtpLeg {
         Some((self.latched.or(negotiated.remote)?, negotiated))
     }
 
+    /// Schedules `digits` as RFC 4733 key presses, one packet slot per 20 ms tick; false when the peer
+    /// took no telephone events.
+    fn queue_keys(&mut self, digits: &str) -> bool {
+        let Some(payload_type) = self.current().and_then(|n| n.dtmf_payload_type) else {
+            return false;
+        };
+        for event in digits.chars().filter_map(rtp::key_event) {
+            let packets = self
+                .sender
+                .key_press(payload_type, event, KEY_PRESS, KEY_PRESS_STEP);
+            // One update per tick; the end packet's three copies go out together on the last one.
+            let (updates, ends) = packets.split_at(packets.len().saturating_sub(3));
+            self.keys_out
+                .extend(updates.iter().map(|packet| vec![packet.clone()]));
+            self.keys_out.push_back(ends.to_vec());
+            self.sender.skip((KEY_GAP_FRAMES * FRAME) as u32);
+            self.keys_out
+                .extend(std::iter::repeat_n(Vec::new(), KEY_GAP_FRAMES));
+        }
+        true
+    }
+
+    /// What goes out on this 20 ms tick: the key-press packets due, else the oldest held agent frame.
+    async fn send_due(&mut self) {
+        if let Some(slot) = self.keys_out.pop_front() {
+            if let Some((to, _)) = self.destination() {
+                for packet in slot {
+                    let _ = self.sockets.rtp.send_to(&packet, to).await;
+                }
+            }
+        } else if let Some(frame) = self.held_audio.pop_front() {
+            self.send_frame(&frame).await;
+        }
+    }
+
+    /// Takes 20 ms of agent audio: sent now, or held behind key presses (and the frames already held) so
+    /// that no word is lost.
+    async fn send_audio(&mut self, pcm16: Vec<u8>) {
+        if self.keys_out.is_empty() && self.held_audio.is_empty() {
+            self.send_frame(&pcm16).await;
+        } else {
+            self.held_audio.push_back(pcm16);
+        }
+    }
+
     /// Sends 20 ms of agent audio (PCM16 little-endian) in the negotiated law.
-    async fn send_audio(&mut self, pcm16: &[u8]) {
+    async fn send_frame(&mut self, pcm16: &[u8]) {
         let Some((to, negotiated)) = self.destination() else {
             self.sender.skip(FRAME as u32);
             return;
@@ -576,8 +631,15 @@ async fn carry(
         jitter: JitterBuffer::new(SampleRate::Hz8000, JitterOptions::default()),
         started: Instant::now(),
         last_key: None,
+        keys_out: VecDeque::new(),
+        held_audio: VecDeque::new(),
         bad_packets: 0,
     };
+    // Key presses from the API, when the peer takes RFC 4733 telephone events.
+    let mut key_presses = leg
+        .current()
+        .and_then(|n| n.dtmf_payload_type)
+        .map(|_| call.accept_key_presses());
     let mut clock = tokio::time::interval(Duration::from_millis(20));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reports = tokio::time::interval(SENDER_REPORT_EVERY);
@@ -601,7 +663,12 @@ async fn carry(
             out = call.outbound.recv() => {
                 let Some(out) = out else { break Ended::Failed };
                 match out {
-                    Outbound::Audio(pcm16) => leg.send_audio(&pcm16).await,
+                    Outbound::Audio(pcm16) => leg.send_audio(pcm16).await,
+                    // The caller spoke over the agent: what is held back is not played either.
+                    Outbound::Clear => {
+                        leg.held_audio.clear();
+                        call.publish(&encode(&Outbound::Clear));
+                    }
                     Outbound::Hangup { reason } => {
                         call.publish(&encode(&Outbound::Hangup { reason: reason.clone() }));
                         break Ended::ByAgent(reason);
@@ -618,7 +685,20 @@ async fn carry(
             }
             // RTCP from the peer is read and dropped: we send reports, and have no use for theirs yet.
             _ = leg.sockets.rtcp.recv_from(&mut rtcp) => {}
+            Some(digits) = async {
+                match key_presses.as_mut() {
+                    Some(presses) => presses.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if leg.queue_keys(&digits) {
+                    tracing::info!(keys = digits.len(), "sending key presses");
+                } else {
+                    tracing::warn!("the peer no longer takes telephone events; key presses not sent");
+                }
+            }
             _ = clock.tick() => {
+                leg.send_due().await;
                 let frame = leg.next_frame();
                 call.forward(Inbound::Audio(frame));
             }
