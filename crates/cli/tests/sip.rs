@@ -146,6 +146,14 @@ impl SipNode {
     }
 }
 
+/// The provisioned models, when Asterisk's recorded speech is installed too (tests whose caller speaks).
+fn models_and_speech() -> Option<PathBuf> {
+    if !speech_corpus_installed() {
+        return None;
+    }
+    provisioned_models()
+}
+
 /// A free UDP port on loopback (sipp's own SIP and media ports, so tests can run side by side).
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -359,10 +367,7 @@ fn caller_recording(dir: &Path) -> PathBuf {
 
 #[test]
 fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
-    if !speech_corpus_installed() {
-        return;
-    }
-    let Some(models) = provisioned_models() else {
+    let Some(models) = models_and_speech() else {
         return;
     };
     let node = SipNode::start(
@@ -582,10 +587,7 @@ fn speech_pcap(dir: &Path, prompts: &[&str]) -> PathBuf {
 
 #[test]
 fn a_caller_who_asks_for_a_person_is_transferred_by_refer_to_the_target() {
-    if !speech_corpus_installed() {
-        return;
-    }
-    let Some(models) = provisioned_models() else {
+    let Some(models) = models_and_speech() else {
         return;
     };
     let node = SipNode::start(
@@ -708,10 +710,7 @@ fn the_node_registers_with_digest_auth_refreshes_and_unregisters_and_reports_a_r
 #[test]
 fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and_hangs_up_on_goodbye()
  {
-    if !speech_corpus_installed() {
-        return;
-    }
-    let Some(models) = provisioned_models() else {
+    let Some(models) = models_and_speech() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
