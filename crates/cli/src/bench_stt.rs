@@ -10,7 +10,7 @@ use switchboard_audio::corpus::{
 };
 use switchboard_core::Config;
 use switchboard_speech::wer::{normalize, word_errors};
-use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
+use switchboard_speech::whisper::{self, TranscribeOptions, WhisperModel};
 
 use crate::cmd_bench::SttArgs;
 
@@ -88,10 +88,12 @@ pub(crate) fn run(args: &SttArgs, config: &Config) -> anyhow::Result<ExitCode> {
             "no prompts with transcripts found in {DEFAULT_SOUNDS_DIR}"
         ));
     }
-    let model = WhisperModel::load(&config.paths.models_dir.join("whisper-tiny/ggml-model.bin"))?;
+    // The model and window the server runs (WHISPER_COMPUTE_TYPE, WHISPER_WINDOW_MS); --threads decides.
+    let model = WhisperModel::load(&whisper::model_path(config))?;
     let options = TranscribeOptions {
         threads: args.threads,
-        ..TranscribeOptions::default()
+        language: Some("en".into()),
+        ..whisper::options_from_config(config)
     };
     let to_f32 = |samples: &[i16]| -> Vec<f32> {
         samples.iter().map(|&s| f32::from(s) / 32_768.0).collect()
@@ -145,10 +147,13 @@ pub(crate) fn run(args: &SttArgs, config: &Config) -> anyhow::Result<ExitCode> {
     };
     println!(
         "Whisper tiny.en on {} prompts of asterisk-core-sounds-en ({:.0} s of speech), greedy, {} threads; ours: \
-         converted to ggml on whisper.cpp; reference: the shipped CTranslate2 files on faster-whisper:\n",
+         converted to ggml ({:?} weights, {} s window) on whisper.cpp; reference: the shipped CTranslate2 files \
+         on faster-whisper:\n",
         prompts.len(),
         rows[0].audio_seconds,
         args.threads,
+        whisper::weight_type(config.stt.compute_type),
+        options.min_window.map_or(30, |w| w.as_secs()),
     );
     println!(
         "| path | words | WER | real-time factor | reference WER | reference RTF | reference time ÷ ours |"

@@ -108,9 +108,15 @@ fn derive(models_dir: &Path, model: &ModelSpec, progress: &CliProgress) -> anyho
         ));
         let started = std::time::Instant::now();
         match spec.converter.as_str() {
-            "whisper-ct2-ggml" => {
+            converter @ ("whisper-ct2-ggml" | "whisper-ct2-ggml-q8_0") => {
+                use switchboard_speech::whisper::convert::{WeightType, convert};
+                let weights = if converter.ends_with("q8_0") {
+                    WeightType::Q8_0
+                } else {
+                    WeightType::F16
+                };
                 let source = dest.parent().unwrap_or(models_dir);
-                switchboard_speech::whisper::convert::convert(source, partial.path())
+                convert(source, partial.path(), weights)
                     .with_context(|| format!("converting {} to ggml", model.name))?;
             }
             other => anyhow::bail!(

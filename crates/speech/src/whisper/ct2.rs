@@ -214,21 +214,7 @@ fn read_string(r: &mut &[u8]) -> Result<String, ConvertError> {
 
 /// IEEE half to single precision.
 pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1F);
-    let mant = u32::from(h & 0x3FF);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: normalise.
-            let shift = m.leading_zeros() - 21;
-            sign | ((113 - shift) << 23) | (((m << shift) & 0x3FF) << 13)
-        }
-        (31, 0) => sign | 0x7F80_0000,
-        (31, m) => sign | 0x7F80_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
+    half::f16::from_bits(h).to_f32()
 }
 
 #[cfg(test)]
