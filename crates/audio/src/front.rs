@@ -229,6 +229,16 @@ impl FrontEnd {
         self.vad.pausing()
     }
 
+    /// How long the caller has been quiet in the current pause; `None` when not pausing.
+    pub fn quiet_for(&self) -> Option<std::time::Duration> {
+        self.vad.quiet_for()
+    }
+
+    /// Ends the caller's speech now, during a pause (see [`VadDetector::end_speech_now`]).
+    pub fn end_speech_now(&mut self) -> Option<VadEvent> {
+        self.vad.end_speech_now()
+    }
+
     /// Input samples dropped because frames were not drained.
     pub fn dropped_samples(&self) -> u64 {
         self.framer.dropped()

@@ -669,3 +669,55 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
         );
     }
 }
+
+/// The end of a turn from what was said: with the full silence set long (2 s), "Hello." and "Goodbye!"
+/// (finished sentences) end after the short cue silence as soon as they are transcribed, while the turn
+/// that ends in the digits of a telephone number (which may go on) waits out the whole silence.
+#[test]
+fn finished_sentences_end_the_turn_before_the_full_silence() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("latency.json");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .env("LOG_LEVEL", "warn")
+        .env("VAD_MIN_SILENCE_MS", "2000")
+        .env("VAD_CUE_SILENCE_MS", "160")
+        .args(["bench", "latency", "--calls", "1", "--json"])
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let turns = report["levels"][0]["reports"][0]["turns"]
+        .as_array()
+        .unwrap();
+    let waited = |audio: &str| -> f64 {
+        let turn = turns
+            .iter()
+            .find(|t| t["audio"] == audio)
+            .unwrap_or_else(|| panic!("no {audio} turn: {turns:#?}"));
+        turn["server"]["end_of_turn"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{audio} unanswered: {turn:#}"))
+    };
+    for finished in ["hello", "goodbye"] {
+        let wait = waited(finished);
+        assert!(
+            (0.16..1.9).contains(&wait),
+            "{finished}: {wait} s of silence before the end of the turn"
+        );
+    }
+    let wait = waited("telephone number 415 555 0100");
+    assert!(wait >= 1.99, "the number may go on: {wait} s");
+}

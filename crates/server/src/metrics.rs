@@ -58,6 +58,10 @@ fn describe() {
         "switchboard_tts_first_chunk_seconds",
         "A first sentence to its first audio."
     );
+    metrics::describe_counter!(
+        "switchboard_turn_ends_total",
+        "Caller turns by what ended them: the full VAD silence, or a shorter one after a finished sentence."
+    );
     metrics::describe_counter!("switchboard_errors_total", "Errors by kind.");
     metrics::describe_counter!(
         "switchboard_barge_ins_total",

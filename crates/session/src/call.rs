@@ -29,6 +29,7 @@ use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
 use crate::media::{Inbound, Outbound, TranscriptLine};
 use crate::playout::{self, Played, Queued};
 use crate::speaker::{self, ReplyJob, Spoken, Voice};
+use crate::turn_cues;
 use crate::voice_out::VoiceEncoder;
 
 /// How often the session looks at its timers and the recogniser's partials.
@@ -471,14 +472,9 @@ impl Session {
                 Some(VadEvent::SpeechEnded { at, .. }) => {
                     if let Some(mut utterance) = self.utterance.take() {
                         let _ = utterance.stream.push(&samples);
-                        let trailing =
-                            Duration::from_secs_f64(end.saturating_sub(at) as f64 / HZ as f64);
-                        let clock = TurnClock {
-                            speech_ended: Some(now.checked_sub(trailing).unwrap_or(now)),
-                            end_detected: Some(now),
-                            ..TurnClock::default()
-                        };
-                        self.finish_utterance(utterance, clock);
+                        metrics::counter!("switchboard_turn_ends_total", "by" => "silence")
+                            .increment(1);
+                        self.end_utterance(utterance, at, end, now);
                     }
                     change = Some(Event::CallerSpeechEnded);
                 }
@@ -504,6 +500,17 @@ impl Session {
                     self.finish_utterance(utterance, TurnClock::default());
                 }
             }
+            if self.cue_ends_turn()
+                && let Some(VadEvent::SpeechEnded { at, .. }) = self.front.end_speech_now()
+                && let Some(utterance) = self.utterance.take()
+            {
+                tracing::debug!(
+                    "the caller finished a sentence: end of turn before the full silence"
+                );
+                metrics::counter!("switchboard_turn_ends_total", "by" => "cue").increment(1);
+                self.end_utterance(utterance, at, end, now);
+                change = Some(Event::CallerSpeechEnded);
+            }
             self.preroll.push_back((start, samples));
             // The VAD reports a start some frames after it: keep twice the pre-roll.
             while self.preroll.len() > (2 * PREROLL.as_millis() / 20) as usize {
@@ -511,6 +518,41 @@ impl Session {
             }
         }
         change
+    }
+
+    /// Whether the turn can end now on a transcript cue: the caller has been quiet for VAD_CUE_SILENCE_MS
+    /// and what they said before going quiet, already transcribed, reads as a finished sentence.
+    fn cue_ends_turn(&mut self) -> bool {
+        let Some(cue_silence) = self.engines.cue_silence else {
+            return false;
+        };
+        let Some(utterance) = &mut self.utterance else {
+            return false;
+        };
+        if !utterance.paused
+            || self
+                .front
+                .quiet_for()
+                .is_none_or(|quiet| quiet < cue_silence)
+        {
+            return false;
+        }
+        utterance
+            .stream
+            .transcript_to_pause()
+            .is_some_and(|text| turn_cues::sounds_finished(&text))
+    }
+
+    /// The caller's speech ended at sample `at`, as heard up to sample `heard_to` at `now`: the final
+    /// recognition starts, timed from the true end of speech.
+    fn end_utterance(&self, utterance: Utterance, at: u64, heard_to: u64, now: Instant) {
+        let trailing = Duration::from_secs_f64(heard_to.saturating_sub(at) as f64 / HZ as f64);
+        let clock = TurnClock {
+            speech_ended: Some(now.checked_sub(trailing).unwrap_or(now)),
+            end_detected: Some(now),
+            ..TurnClock::default()
+        };
+        self.finish_utterance(utterance, clock);
     }
 
     /// Final recognition of an utterance on the blocking pool; the result comes back as an event.

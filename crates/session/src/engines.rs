@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard_agent::{AgentConfig, KnowledgeSearch};
 use switchboard_audio::NoiseSuppression;
@@ -76,6 +77,9 @@ pub struct Engines {
     pub turns: TurnOptions,
     /// Tell the recogniser when the caller goes quiet (STT_EARLY_FINAL).
     pub early_final: bool,
+    /// Silence after which a turn whose transcript sounds finished ends (VAD_CUE_SILENCE_MS); `None`
+    /// when cues are off, or cannot be read (no pass starts at a pause without STT_EARLY_FINAL).
+    pub cue_silence: Option<Duration>,
     /// Where the VAD model lives.
     pub models_dir: PathBuf,
     /// VAD thresholds.
@@ -138,6 +142,10 @@ impl Engines {
             agent,
             turns: TurnOptions::from_config(config),
             early_final: config.stt.early_final,
+            cue_silence: (config.stt.early_final
+                && !config.audio.vad_cue_silence.is_zero()
+                && config.audio.vad_cue_silence < config.audio.vad_min_silence)
+                .then_some(config.audio.vad_cue_silence),
             models_dir: config.paths.models_dir.clone(),
             vad: vad::options_from_config(&config.audio),
             vad_sensitivity: config.audio.vad_sensitivity.level(),

@@ -13,6 +13,7 @@ mod phrases;
 mod playout;
 mod speaker;
 mod trace;
+pub mod turn_cues;
 mod voice_out;
 
 pub use backchannel::is_backchannel;

@@ -147,6 +147,12 @@ pub trait SpeechStream: Send {
     /// The caller spoke again after [`speech_paused`](Self::speech_paused): a pass it queued that has not
     /// started is dropped (the next one covers more).
     fn speech_resumed(&mut self) {}
+    /// During a pause: the transcript of everything said before it, once a pass over all of it is done
+    /// (the one [`speech_paused`](Self::speech_paused) started, or a partial that already covered it).
+    /// What the turn detector reads its cues from; never waits.
+    fn transcript_to_pause(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// When partials are computed.
@@ -217,6 +223,7 @@ impl<R: Recognizer> SpeechToText for StreamingRecognizer<R> {
             gate: self.gate.clone(),
             audio: Arc::new(Vec::new()),
             partial_from: 0,
+            paused_at: None,
             pass: None,
             ready: None,
             latest: None,
@@ -251,6 +258,8 @@ struct Utterance<R> {
     audio: Arc<Vec<f32>>,
     /// Audio length when the last partial pass started.
     partial_from: usize,
+    /// Audio length when the caller went quiet, while they stay quiet.
+    paused_at: Option<usize>,
     pass: Option<Pass>,
     /// A partial not yet handed out by `poll_partial`.
     ready: Option<Hypothesis>,
@@ -356,6 +365,7 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
 
     fn speech_paused(&mut self) {
         self.collect();
+        self.paused_at = Some(self.audio.len());
         if self.audio.len() < Self::samples(self.options.min_partial_audio)
             || self.partial_from == self.audio.len()
         {
@@ -365,12 +375,22 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
     }
 
     fn speech_resumed(&mut self) {
+        self.paused_at = None;
         // The pass queued at the pause would be only a partial now: let it go if it has not started.
         if let Some(ticket) = self.pass.as_ref().and_then(|p| p.ticket.as_ref())
             && ticket.withdraw()
         {
             self.pass = None;
         }
+    }
+
+    fn transcript_to_pause(&mut self) -> Option<String> {
+        self.collect();
+        let paused_at = samples_to_duration(self.paused_at?);
+        self.latest
+            .as_ref()
+            .filter(|latest| latest.audio >= paused_at)
+            .map(|latest| latest.text.clone())
     }
 
     fn poll_partial(&mut self) -> Option<Hypothesis> {
@@ -536,6 +556,32 @@ mod tests {
         assert_eq!(last.text, "10", "the pass from the pause is the final");
         assert_eq!(last.audio, Duration::from_millis(1_320));
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_transcript_to_a_pause_is_known_once_a_pass_covers_it() {
+        let recognizer = recognizer(30);
+        let options = StreamOptions::for_calls(Duration::from_secs(10), Duration::from_millis(320));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 16_000]).unwrap();
+        assert_eq!(stream.transcript_to_pause(), None, "not pausing");
+        stream.speech_paused();
+        stream.push(&vec![0.0; 1_600]).unwrap(); // quiet, not yet transcribed
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(stream.transcript_to_pause().as_deref(), Some("10"));
+        stream.speech_resumed();
+        assert_eq!(stream.transcript_to_pause(), None, "speaking again");
+        stream.push(&vec![0.0; 3_200]).unwrap();
+        stream.speech_paused(); // a pass over 1.3 s, which is not done yet
+        assert_eq!(
+            stream.transcript_to_pause(),
+            None,
+            "the 1 s pass does not cover it"
+        );
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(stream.transcript_to_pause().as_deref(), Some("13"));
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
     }
 
     /// Takes `delay` per pass unless told to stop, and counts the passes that stopped early.

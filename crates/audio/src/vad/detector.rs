@@ -195,6 +195,31 @@ impl VadDetector {
         matches!(self.state, State::Pause { .. })
     }
 
+    /// How long the caller has been quiet in the current pause; `None` when not pausing.
+    pub fn quiet_for(&self) -> Option<Duration> {
+        let State::Pause { quiet_from, .. } = self.state else {
+            return None;
+        };
+        let heard = self.window_start + self.filled as u64;
+        Some(Duration::from_secs_f64(
+            heard.saturating_sub(quiet_from) as f64 / f64::from(SampleRate::Hz16000.hz()),
+        ))
+    }
+
+    /// Declares the end of speech now, during a pause, before `min_silence` has run out: what the
+    /// caller said told the turn detector they are done. Returns the event the silence would have
+    /// given; `None` (and no change) when the caller is not pausing.
+    pub fn end_speech_now(&mut self) -> Option<VadEvent> {
+        let State::Pause { start, quiet_from } = self.state else {
+            return None;
+        };
+        self.state = State::Silence;
+        Some(VadEvent::SpeechEnded {
+            at: quiet_from,
+            started_at: start,
+        })
+    }
+
     /// Windows judged background by energy alone, without running the engine (a cost saving).
     pub fn skipped_windows(&self) -> u64 {
         self.skipped_windows
@@ -371,6 +396,37 @@ mod tests {
         p.extend([0.0; 20]);
         let e = events(&p, VadOptions::for_sensitivity(2));
         assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn speech_can_be_ended_early_in_a_pause_and_only_there() {
+        let mut p = vec![0.0; 3];
+        p.extend([0.9; 10]);
+        p.extend([0.0; 20]);
+        let mut vad = VadDetector::new(Box::new(Scripted(p, 0)), VadOptions::for_sensitivity(2));
+        let window = [0i16; 512];
+        assert_eq!(vad.end_speech_now(), None, "not speaking yet");
+        for _ in 0..13 {
+            vad.process(&window).unwrap();
+        }
+        assert!(vad.in_speech() && vad.quiet_for().is_none());
+        assert_eq!(vad.end_speech_now(), None, "speaking, not pausing");
+        for _ in 0..4 {
+            assert_eq!(vad.process(&window).unwrap(), None);
+        }
+        // Quiet since window 13; four windows heard: 128 ms.
+        assert_eq!(vad.quiet_for(), Some(Duration::from_millis(128)));
+        assert_eq!(
+            vad.end_speech_now(),
+            Some(VadEvent::SpeechEnded {
+                at: 13 * 512,
+                started_at: 3 * 512
+            })
+        );
+        assert!(!vad.in_speech() && vad.quiet_for().is_none());
+        for _ in 0..20 {
+            assert_eq!(vad.process(&window).unwrap(), None, "ended once, not twice");
+        }
     }
 
     #[test]

@@ -359,6 +359,8 @@ pub struct AudioConfig {
     pub vad_min_speech: Duration,
     /// Shortest silence that ends speech.
     pub vad_min_silence: Duration,
+    /// Shortest silence that ends speech whose transcript sounds finished; zero: no such cue.
+    pub vad_cue_silence: Duration,
 }
 
 /// Which database holds the system of record.
@@ -591,6 +593,9 @@ impl Config {
                 vad_min_speech: Duration::from_millis(r.int(&VAD_MIN_SPEECH_MS, 32..=2_000)? as u64),
                 vad_min_silence: Duration::from_millis(
                     r.int(&VAD_MIN_SILENCE_MS, 64..=5_000)? as u64
+                ),
+                vad_cue_silence: Duration::from_millis(
+                    r.int(&VAD_CUE_SILENCE_MS, 0..=5_000)? as u64
                 ),
             },
             database,

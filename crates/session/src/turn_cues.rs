@@ -1,0 +1,171 @@
+//! Transcript cues for the end of a turn. Silence alone is a slow judge: the detector waits out
+//! VAD_MIN_SILENCE_MS after every phrase because a pause between words looks the same as the end of a
+//! turn. What the caller said tells them apart: "I'd like to book a table." is over, "I'd like to book
+//! a table and" is not. When the transcript of everything before a pause reads as a finished
+//! sentence, the turn may end after the shorter VAD_CUE_SILENCE_MS.
+//!
+//! The judgement is deliberately one-sided: a cue can only end a turn earlier, never hold it open, and
+//! anything ambiguous (no closing punctuation, a trailing conjunction, article, preposition or filler,
+//! trailing digits of a number that may go on, an ellipsis) falls back to the silence rule.
+
+/// Last words after which a sentence goes on. Whisper puts a full stop after almost anything it hears,
+/// including "My number is." said before the digits, so the closing punctuation alone is not enough.
+const GOES_ON_AFTER: &[&str] = &[
+    // conjunctions
+    "and",
+    "but",
+    "or",
+    "so",
+    "because",
+    "cause",
+    "then",
+    "if",
+    "that",
+    "which",
+    "who",
+    "when",
+    "while",
+    "although",
+    "though",
+    "unless",
+    "until",
+    "whether",
+    // articles, possessives, pronouns that start a clause
+    "a",
+    "an",
+    "the",
+    "my",
+    "your",
+    "his",
+    "her",
+    "our",
+    "their",
+    "its",
+    "this",
+    "these",
+    "those",
+    "i",
+    "i'm",
+    "we",
+    "you",
+    "it's",
+    "there's",
+    "it",
+    // prepositions
+    "to",
+    "of",
+    "for",
+    "with",
+    "in",
+    "on",
+    "at",
+    "from",
+    "by",
+    "about",
+    "into",
+    "onto",
+    "after",
+    "before",
+    "like",
+    "as",
+    // verbs that wait for their object
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "am",
+    "have",
+    "has",
+    "had",
+    "do",
+    "does",
+    "did",
+    "want",
+    "need",
+    "would",
+    "could",
+    "should",
+    "will",
+    "can",
+    "think",
+    "mean",
+    // fillers
+    "um",
+    "uh",
+    "er",
+    "erm",
+    "hmm",
+    "mm",
+    "ah",
+    "well",
+    "actually",
+    "basically",
+];
+
+/// Whether `transcript` reads as a finished turn: it closes with a full stop, question or exclamation
+/// mark (or their CJK forms), does not trail off, and its last word is not one a sentence goes on after.
+pub fn sounds_finished(transcript: &str) -> bool {
+    let text = transcript.trim();
+    let Some(last) = text.chars().last() else {
+        return false;
+    };
+    if !matches!(last, '.' | '!' | '?' | '。' | '！' | '？') || text.ends_with("..") {
+        return false;
+    }
+    let Some(word) = text.split_whitespace().last() else {
+        return false;
+    };
+    let word = word
+        .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+        .to_lowercase();
+    if word.is_empty() || word.ends_with(|c: char| c.is_ascii_digit()) {
+        return false;
+    }
+    !GOES_ON_AFTER.contains(&word.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finished_sentences_are_cues() {
+        for text in [
+            "Hello.",
+            " Goodbye! ",
+            "Telephone number.",
+            "Can you help me?",
+            "I'd like to book a table for two.",
+            "My name is John Smith.",
+            "Thank you, bye.",
+            "はい。",
+        ] {
+            assert!(sounds_finished(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn sentences_that_go_on_are_not() {
+        for text in [
+            "",
+            "Hello",
+            "I was driving home and",
+            "I was driving home and.",
+            "My number is.",
+            "It happened on the.",
+            "Um.",
+            "So, uh.",
+            "Well...",
+            "Let me think…",
+            "I want to",
+            "My number is 415.",
+            "4 1 5 5.",
+            "It's,",
+            "[BLANK_AUDIO]",
+        ] {
+            assert!(!sounds_finished(text), "{text:?}");
+        }
+    }
+}
