@@ -617,26 +617,7 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
     let Some(models) = provisioned_models() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let json_path = dir.path().join("latency.json");
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .env("LOG_LEVEL", "warn")
-        .args([
-            "bench",
-            "latency",
-            "--calls",
-            "1",
-            "--concurrency",
-            "2",
-            "--json",
-        ])
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (stdout, report) = bench_latency(&models, &[], &["--calls", "1", "--concurrency", "2"]);
     for row in [
         "voice-to-voice",
         "end-of-turn wait",
@@ -648,7 +629,6 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
     ] {
         assert!(stdout.contains(row), "{row} missing:\n{stdout}");
     }
-    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let levels = report["levels"].as_array().unwrap();
     assert_eq!(levels.len(), 2, "concurrency 1 and 2: {report:#}");
     for level in levels {
@@ -681,24 +661,14 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
     let Some(models) = provisioned_models() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let json_path = dir.path().join("latency.json");
-    let out = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .env("LOG_LEVEL", "warn")
-        .env("VAD_MIN_SILENCE_MS", "2000")
-        .env("VAD_CUE_SILENCE_MS", "160")
-        .args(["bench", "latency", "--calls", "1", "--json"])
-        .arg(&json_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (_, report) = bench_latency(
+        &models,
+        &[
+            ("VAD_MIN_SILENCE_MS", "2000"),
+            ("VAD_CUE_SILENCE_MS", "160"),
+        ],
+        &["--calls", "1"],
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let turns = report["levels"][0]["reports"][0]["turns"]
         .as_array()
         .unwrap();
@@ -720,4 +690,25 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
     }
     let wait = waited("telephone number 415 555 0100");
     assert!(wait >= 1.99, "the number may go on: {wait} s");
+}
+
+/// Runs `switchboard bench latency` with `args` and `env`; its printed table and its JSON report.
+fn bench_latency(models: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("latency.json");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", models)
+        .env("LOG_LEVEL", "warn")
+        .envs(env.iter().copied())
+        .args(["bench", "latency"])
+        .args(args)
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    (stdout, report)
 }

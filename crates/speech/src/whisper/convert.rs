@@ -282,7 +282,7 @@ impl<W: Write> TensorWriter<'_, W> {
                 self.write(shipped)
             }
             WeightType::Q8_0 => {
-                if row_len % Q8_0_BLOCK != 0 {
+                if !row_len.is_multiple_of(Q8_0_BLOCK) {
                     return Err(ConvertError::Format(format!(
                         "{name}: rows of {row_len} weights do not split into Q8_0 blocks of {Q8_0_BLOCK}"
                     )));
