@@ -681,8 +681,8 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
             .as_f64()
             .unwrap_or_else(|| panic!("{audio} unanswered: {turn:#}"))
     };
-    // Whisper now and then leaves off the closing punctuation of a one-word turn ("Goodbye"), which is
-    // then not a cue; one of the two finished sentences ending early shows the cue at work.
+    // One of the two has been seen to wait the full silence now and then (cause not yet found; see the
+    // issue's note); one finished sentence ending early shows the cue at work.
     let waits: Vec<f64> = ["hello", "goodbye"].into_iter().map(waited).collect();
     assert!(
         waits.iter().all(|&wait| wait >= 0.16),
