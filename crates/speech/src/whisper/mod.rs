@@ -4,6 +4,7 @@ pub mod convert;
 pub mod ct2;
 pub mod mel;
 mod recognizer;
+mod repeats;
 pub mod vocab;
 
 pub use recognizer::{MAX_AUDIO, Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
