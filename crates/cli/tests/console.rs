@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
-use common::{provisioned_models, speech_corpus_installed, start_server, stop, switchboard};
+use common::{provisioned_models, speech_corpus_installed, start_server, stop, supervisor_key};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -168,24 +168,7 @@ fn the_console_signs_in_and_its_softphone_talks_with_the_agent() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let made = switchboard(dir.path())
-        .env("MODELS_DIR", &models)
-        .args([
-            "keys",
-            "create",
-            "--role",
-            "supervisor",
-            "--name",
-            "console test",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let key = supervisor_key(dir.path(), &models, "console test");
     let server = start_server(dir.path(), &models);
     let base = format!("http://{}", server.address);
     let port = free_port();

@@ -25,6 +25,8 @@ use crate::ws::protocol::encode;
 
 /// How long Asterisk has to name the call, and then to send its first audio.
 const OPENING_WAIT: Duration = Duration::from_secs(5);
+/// How long, after our side is closed, Asterisk has to close its side.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -203,5 +205,9 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     let _ = writer.shutdown().await;
     call.finish();
     crate::ari::finish(&state, call_id, &end_reason).await;
+    // Read what Asterisk still sends until it closes too, rather than closing with its audio unread (see
+    // `ws::close`: the WebSocket lost its last events that way).
+    let _ =
+        tokio::time::timeout(CLOSE_WAIT, async { while reader.next().await.is_some() {} }).await;
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,7 @@ use switchboard_telephony::twilio::stream::{self, Event, Order, Sequence};
 use switchboard_telephony::twilio::twiml::{self, CALL_ID_PARAMETER};
 
 use crate::carrier::{self, Carried};
+use crate::ws::close;
 use crate::ws::protocol::encode;
 use crate::{ApiError, AppState};
 
@@ -345,16 +346,6 @@ async fn await_start(socket: &mut WebSocket, auth_token: &str) -> Result<Started
     }
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let reason: String = reason.chars().take(120).collect();
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
-}
-
 /// Carries one Media Stream.
 async fn carry(mut socket: WebSocket, state: AppState) {
     let Ok(account) = account(&state) else {
@@ -400,8 +391,8 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                 }
                 if let Outbound::Hangup { reason } = &out {
                     end_twilio_call(&state, call_id, &call_sid, reason).await;
-                    close(&mut socket, 1000, "call ended").await;
-                    break;
+                    call.finish();
+                    return close(&mut socket, 1000, "call ended").await;
                 }
                 if !text.is_empty() && socket.send(Message::Text(text.into())).await.is_err() {
                     break;

@@ -74,6 +74,22 @@ pub(crate) fn provisioned_models() -> Option<PathBuf> {
     }
 }
 
+/// A new supervisor API key in the database under `data_dir`, as an operator makes one.
+#[allow(dead_code)]
+pub(crate) fn supervisor_key(data_dir: &Path, models_dir: &Path, name: &str) -> String {
+    let made = switchboard(data_dir)
+        .env("MODELS_DIR", models_dir)
+        .args(["keys", "create", "--role", "supervisor", "--name", name])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    String::from_utf8(made.stdout).unwrap().trim().to_owned()
+}
+
 /// A running `switchboard serve` and the address it listens on (read from its JSON log).
 pub(crate) struct Server {
     pub(crate) child: Child,
