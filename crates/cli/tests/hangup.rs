@@ -1,7 +1,7 @@
 //! The end of a call reaches a client that is still sending audio: the `hangup` event, then the closing
 //! handshake (Close 1000), while the client sends audio far faster than real time and stops reading for a
 //! moment just as the call is ended. The server used to drop the connection right after its Close; in
-//! `bench latency` about one call in fifteen then lost its last events. This test did not reproduce that
+//! `bench latency` about one call in twenty then lost its last events. This test did not reproduce that
 //! loss on the old code (it passed there too); it holds the handshake and the flood to account.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 

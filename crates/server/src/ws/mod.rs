@@ -148,8 +148,8 @@ async fn carry(
 /// Ends a WebSocket from our side with the closing handshake: sends a Close and waits, up to
 /// [`CLOSE_WAIT`], for the peer's, dropping whatever it still sends before it (a caller's audio keeps
 /// coming every 20 ms until it reads our Close). The connection used to be dropped right after our Close,
-/// with that audio unread; in `bench latency` about one call in fifteen (4 of 60) then never received the
-/// agent's last transcript line and the hang-up event, and none of 20 since. How they were lost (a reset
+/// with that audio unread; in `bench latency` about one call in twenty (5 of 100) then never received the
+/// agent's last transcript line and the hang-up event, and none of 32 since. How they were lost (a reset
 /// from closing with unread input is the suspect) was not reproduced on its own.
 pub(crate) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
     let reason: String = reason.chars().take(120).collect();
