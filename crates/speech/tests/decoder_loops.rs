@@ -4,9 +4,13 @@
 //! the budget and the cut, it wrote "I'll be right now, and" 31 times in a row (156 words).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::time::Duration;
 
-use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests};
+use switchboard_audio::corpus::prompts_for_tests;
+
+use common::provisioned_whisper_tiny;
 use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
 
 #[test]
@@ -14,15 +18,9 @@ fn a_decoder_loop_on_backwards_speech_comes_back_as_one_copy() {
     let Some(prompts) = prompts_for_tests(usize::MAX) else {
         return;
     };
-    let ggml = models_dir_for_tests().join("whisper-tiny/ggml-model.bin");
-    if !ggml.is_file() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and whisper-tiny is missing"
-        );
-        return eprintln!("SKIPPED: whisper-tiny is not provisioned (make models)");
-    }
+    let Some(ggml) = provisioned_whisper_tiny() else {
+        return;
+    };
     let model = WhisperModel::load(&ggml).unwrap();
     // The server's window (WHISPER_WINDOW_MS default).
     let options = TranscribeOptions {

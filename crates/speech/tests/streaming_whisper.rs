@@ -3,10 +3,14 @@
 //! transcribing the whole recording at once.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_audio::corpus::{models_dir_for_tests, prompts_for_tests};
+use switchboard_audio::corpus::prompts_for_tests;
+
+use common::provisioned_whisper_tiny;
 use switchboard_speech::wer::{normalize, word_errors};
 use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
 use switchboard_speech::{
@@ -18,15 +22,9 @@ fn partials_arrive_while_speaking_and_the_final_matches_batch() {
     let Some(prompts) = prompts_for_tests(200) else {
         return;
     };
-    let ggml = models_dir_for_tests().join("whisper-tiny/ggml-model.bin");
-    if !ggml.is_file() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and whisper-tiny is missing"
-        );
-        return eprintln!("SKIPPED: whisper-tiny is not provisioned (make models)");
-    }
+    let Some(ggml) = provisioned_whisper_tiny() else {
+        return;
+    };
     let model = Arc::new(WhisperModel::load(&ggml).unwrap());
     let recognizer = Arc::new(WhisperRecognizer::new(model, TranscribeOptions::default()));
     let stt = StreamingRecognizer::new(recognizer.clone(), StreamOptions::default());
