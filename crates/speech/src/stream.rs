@@ -354,9 +354,12 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         }
         Arc::make_mut(&mut self.audio).extend_from_slice(samples);
         self.collect();
+        // No partial while the caller is quiet: the pass started at the pause covers every word, and
+        // one over the silence after it would only keep the cores from the model answering them.
         let due = self.audio.len() - self.partial_from
             >= Self::samples(self.options.partial_interval)
-            && self.audio.len() >= Self::samples(self.options.min_partial_audio);
+            && self.audio.len() >= Self::samples(self.options.min_partial_audio)
+            && self.paused_at.is_none();
         if due && self.pass.is_none() {
             self.start_pass(Urgency::Partial);
         }
@@ -582,6 +585,31 @@ mod tests {
         thread::sleep(Duration::from_millis(100));
         assert_eq!(stream.transcript_to_pause().as_deref(), Some("13"));
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn no_partial_runs_while_the_caller_is_quiet() {
+        let recognizer = recognizer(30);
+        let passes = || recognizer.passes.load(Ordering::SeqCst);
+        let options =
+            StreamOptions::for_calls(Duration::from_millis(500), Duration::from_millis(800));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 6_400]).unwrap(); // 400 ms of speech: no partial due yet
+        stream.speech_paused(); // the pass at the pause
+        thread::sleep(Duration::from_millis(100)); // done
+        for _ in 0..40 {
+            stream.push(&vec![0.0; 320]).unwrap(); // 800 ms of silence, 20 ms frames
+        }
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(passes(), 1, "a partial ran over the silence");
+        assert_eq!(stream.transcript_to_pause().as_deref(), Some("4"));
+        // The caller goes on: partials are due again.
+        stream.speech_resumed();
+        stream.push(&vec![0.0; 1_600]).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(passes(), 2);
+        assert_eq!(stream.poll_partial().unwrap().text, "13");
     }
 
     /// Takes `delay` per pass unless told to stop, and counts the passes that stopped early.
