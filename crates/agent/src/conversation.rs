@@ -90,10 +90,15 @@ const REPLY_MAX_TOKENS: u32 = 64;
 const REPLY_MAX_SENTENCES: usize = 2;
 
 /// The conversation of one call.
+///
+/// A copy is a draft: it answers a turn without touching the original, so a turn can be answered while
+/// the end of it is still being confirmed and the copy kept only if the caller said no more (the model
+/// and the documents are shared, everything the turn changes is the copy's own).
+#[derive(Clone)]
 pub struct Conversation {
     model: Arc<dyn ChatModel>,
     knowledge: Option<Arc<dyn KnowledgeSearch>>,
-    config: AgentConfig,
+    config: Arc<AgentConfig>,
     context: CallContext,
     today: NaiveDate,
     claim: Claim,
@@ -236,7 +241,7 @@ impl Conversation {
         Self {
             model,
             knowledge,
-            config,
+            config: Arc::new(config),
             context,
             today,
             claim: Claim::default(),

@@ -1,7 +1,7 @@
 //! A call's conversation on the shipped embedded model: the claim fills from what the caller says, the
-//! agent asks for what is missing, and with the configured server unreachable the call still gets answers
-//! from the embedded fallback, the switch logged and counted. Skipped when the model is not fetched,
-//! except under CI=true.
+//! agent asks for what is missing, a copy answers a turn as a draft without touching the call, and with
+//! the configured server unreachable the call still gets answers from the embedded fallback, the switch
+//! logged and counted. Skipped when the model is not fetched, except under CI=true.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::io::Write;
@@ -71,6 +71,49 @@ async fn the_claim_fills_from_the_callers_words_and_the_agent_asks_for_the_rest(
     assert_eq!(claim.values["incident_date"], json!("2026-11-24"));
     assert_eq!(claim.values["callback_phone"], json!("+14155550134"));
     assert!(!outcome.reply.is_empty());
+}
+
+/// A copy of the conversation is a draft the session answers a turn with while the end of the turn is
+/// still being confirmed: what the draft's turn changes stays in the draft, so when the caller goes on the
+/// conversation answers the whole turn as if the draft never was.
+#[tokio::test]
+async fn a_draft_answers_a_turn_without_touching_the_conversation() {
+    let config = config(&[]);
+    if !model_present(&config) {
+        return;
+    }
+    let model = switchboard_llm::chat_model(&config).unwrap();
+    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
+    conversation.greeting();
+
+    // The caller paused after the policy number: the draft answers those words.
+    let mut draft = conversation.clone();
+    let outcome = draft
+        .respond("My policy number is AB-48213.", &mut |_| {})
+        .await;
+    assert!(!outcome.reply.is_empty());
+    assert_eq!(draft.claim().values["policy_number"], json!("AB48213"));
+    assert_eq!(draft.turns(), 1);
+
+    // They went on: the draft is dropped, and the conversation has not moved.
+    drop(draft);
+    assert!(
+        conversation.claim().values.is_empty(),
+        "{:?}",
+        conversation.claim()
+    );
+    assert_eq!(conversation.turns(), 0);
+    assert!(conversation.actions().is_empty());
+    conversation
+        .respond(
+            "My policy number is AB-48213, and you can call me on 415 555 0134.",
+            &mut |_| {},
+        )
+        .await;
+    let claim = &conversation.claim().values;
+    assert_eq!(claim["policy_number"], json!("AB48213"));
+    assert_eq!(claim["callback_phone"], json!("+14155550134"), "{claim:?}");
+    assert_eq!(conversation.turns(), 1);
 }
 
 /// Captures log lines.

@@ -1,6 +1,7 @@
 //! `switchboard bench latency`: voice-to-voice latency of whole calls through the real transport.
 //!
-//! Each call is scripted from real recorded speech (Debian's Asterisk prompts): a hello, a callback
+//! Each call is scripted from real recorded speech (Debian's Asterisk prompts): a hello, a complaint in
+//! free words where the agent asked for a name (the turn that needs the language model), a callback
 //! number, a goodbye. The caller plays each turn in real time over `/ws/audio`, so the server hears it as
 //! it would hear a phone; the end of the caller's speech is read off the audio itself, and the turn's
 //! latency runs from there to the first agent audio frame received. The server's own breakdown of each
@@ -26,7 +27,7 @@ use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
 pub(crate) struct LatencyArgs {
-    /// Calls per concurrency level (three caller turns each).
+    /// Calls per concurrency level (four caller turns each).
     #[arg(long, default_value_t = 10)]
     calls: usize,
     /// Most calls at once; levels 1, 2, 4 … up to this are measured in turn.
@@ -223,6 +224,8 @@ struct Level {
     failed_calls: usize,
     turns: usize,
     unanswered: usize,
+    /// Answered turns answered from a draft begun at the caller's pause (LLM_READ_AHEAD).
+    read_ahead: usize,
     voice_to_voice: Vec<f64>,
     parts: Vec<(&'static str, &'static str, Vec<f64>)>,
     cpu_cores_busy: Option<f64>,
@@ -236,6 +239,7 @@ impl Level {
             failed_calls: 0,
             turns: 0,
             unanswered: 0,
+            read_ahead: 0,
             voice_to_voice: Vec::new(),
             parts: PARTS.iter().map(|&(k, n)| (k, n, Vec::new())).collect(),
             cpu_cores_busy: cpu,
@@ -259,6 +263,9 @@ impl Level {
                     if let Some(v) = turn["server"][*key].as_f64() {
                         values.push(v);
                     }
+                }
+                if turn["server"]["read_ahead"] == true {
+                    level.read_ahead += 1;
                 }
             }
         }
@@ -284,6 +291,11 @@ impl Level {
         for (_, name, values) in &self.parts {
             row(&format!("  {name}"), values);
         }
+        println!(
+            "turns answered from a draft begun at the caller's pause: {} of {}",
+            self.read_ahead,
+            self.voice_to_voice.len()
+        );
         match self.cpu_cores_busy {
             Some(busy) => println!(
                 "CPU: {busy:.2} cores busy on average ({:.0} % of {})",
@@ -305,6 +317,7 @@ impl Level {
             "failed_calls": self.failed_calls,
             "turns": self.turns,
             "unanswered_turns": self.unanswered,
+            "read_ahead_turns": self.read_ahead,
             "voice_to_voice": Summary::of(&self.voice_to_voice).to_json(),
             "parts": parts,
             "cpu_cores_busy": self.cpu_cores_busy,
@@ -355,8 +368,15 @@ fn scripted_turns(sounds: &Path) -> anyhow::Result<Vec<(String, Vec<i16>)>> {
         "digits/4", "digits/1", "digits/5", "digits/5", "digits/5", "digits/5", "digits/0",
         "digits/1", "digits/0", "digits/0",
     ]);
-    let script: [(&str, Vec<&str>); 3] = [
+    // The second turn answers the agent's question (the caller's name) with a complaint in free words:
+    // the parsers find nothing in it, so the model is asked to extract the answer, the one turn of the
+    // script that waits on the language model.
+    let script: [(&str, Vec<&str>); 4] = [
         ("hello", vec!["hello"]),
+        (
+            "something is terribly wrong, weasels have eaten our phone system",
+            vec!["tt-somethingwrong", "tt-weasels"],
+        ),
         ("telephone number 415 555 0100", number),
         ("goodbye", vec!["goodbye"]),
     ];

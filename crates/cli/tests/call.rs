@@ -625,6 +625,7 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
         "LLM first sentence",
         "TTS first chunk",
         "transport",
+        "answered from a draft begun at the caller's pause",
         "how the tail grows with load",
     ] {
         assert!(stdout.contains(row), "{row} missing:\n{stdout}");
@@ -633,8 +634,14 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
     assert_eq!(levels.len(), 2, "concurrency 1 and 2: {report:#}");
     for level in levels {
         assert_eq!(level["failed_calls"], 0, "{level:#}");
-        assert_eq!(level["turns"], 3, "{level:#}");
+        assert_eq!(level["turns"], 4, "{level:#}");
         assert_eq!(level["unanswered_turns"], 0, "{level:#}");
+        assert!(
+            level["read_ahead_turns"]
+                .as_u64()
+                .is_some_and(|n| n <= level["turns"].as_u64().unwrap()),
+            "{level:#}"
+        );
         let v2v = &level["voice_to_voice"];
         let (p50, p95, max) = (
             v2v["p50"].as_f64().unwrap(),
@@ -652,7 +659,8 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
 
 /// The end of a turn from what was said: with the full silence set long (2 s), "Hello." and "Goodbye!"
 /// (finished sentences) may end after the short cue silence as soon as they are transcribed, while the
-/// turn that ends in the digits of a telephone number (which may go on) waits out the whole silence.
+/// turn that ends in the digits of a telephone number (which may go on) waits out the whole silence, and
+/// is answered meanwhile on a draft that becomes the answer.
 #[test]
 fn finished_sentences_end_the_turn_before_the_full_silence() {
     if !speech_corpus_installed() {
@@ -694,6 +702,18 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
     );
     let wait = waited("telephone number 415 555 0100");
     assert!(wait >= 1.99, "the number may go on: {wait} s");
+    // While it waits, the number is answered on a draft (LLM_READ_AHEAD, from 160 ms of quiet): the
+    // answer spoken is the draft's, and the claim has the number all the same.
+    let number = turns
+        .iter()
+        .find(|t| t["audio"] == "telephone number 415 555 0100")
+        .unwrap();
+    assert_eq!(number["server"]["read_ahead"], true, "{number:#}");
+    let report = &report["levels"][0]["reports"][0];
+    assert_eq!(
+        report["claim"]["callback_phone"], "+14155550100",
+        "{report:#}"
+    );
 }
 
 /// Runs `switchboard bench latency` with `args` and `env`; its printed table and its JSON report.

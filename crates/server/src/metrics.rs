@@ -62,6 +62,10 @@ fn describe() {
         "switchboard_turn_ends_total",
         "Caller turns by what ended them: the full VAD silence, or a shorter one after a finished sentence."
     );
+    metrics::describe_counter!(
+        "switchboard_read_ahead_total",
+        "Answers drafted at the caller's pause: used (the turn ended on those words), discarded (the caller went on, or the final words differed); none counts turns answered without a draft."
+    );
     metrics::describe_counter!("switchboard_errors_total", "Errors by kind.");
     metrics::describe_counter!(
         "switchboard_barge_ins_total",

@@ -28,7 +28,7 @@ use crate::latency::{TurnClock, TurnLatency};
 use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
 use crate::media::{Inbound, Outbound, TranscriptLine};
 use crate::playout::{self, Played, Queued};
-use crate::speaker::{self, ReplyJob, Spoken, Voice};
+use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
 use crate::turn_cues;
 use crate::voice_out::VoiceEncoder;
 
@@ -91,6 +91,8 @@ struct Utterance {
     started: Instant,
     /// The VAD saw the caller go quiet (and the stream was told).
     paused: bool,
+    /// The words of this pause given to the speaker to read ahead, if any.
+    read_ahead: Option<String>,
 }
 
 /// The result of a final recognition pass.
@@ -158,7 +160,7 @@ struct Session {
     preroll: VecDeque<(u64, Vec<f32>)>,
     recognised_tx: mpsc::UnboundedSender<Recognised>,
     recognised_rx: mpsc::UnboundedReceiver<Recognised>,
-    jobs_tx: Option<mpsc::UnboundedSender<ReplyJob>>,
+    jobs_tx: Option<mpsc::UnboundedSender<SpeakerJob>>,
     spoken_rx: mpsc::UnboundedReceiver<Spoken>,
     played_rx: mpsc::UnboundedReceiver<Played>,
     cancel_tx: mpsc::UnboundedSender<SpeechId>,
@@ -414,12 +416,16 @@ impl Session {
             self.answered += 1;
             self.clocks.insert(speech, (self.answered, clock));
         }
+        self.to_speaker(SpeakerJob::Reply(ReplyJob {
+            speech,
+            caller_text,
+            cancel,
+        }));
+    }
+
+    fn to_speaker(&self, job: SpeakerJob) {
         if let Some(jobs) = &self.jobs_tx {
-            let _ = jobs.send(ReplyJob {
-                speech,
-                caller_text,
-                cancel,
-            });
+            let _ = jobs.send(job);
         }
     }
 
@@ -466,6 +472,7 @@ impl Session {
                         stream,
                         started: now.checked_sub(lead).unwrap_or(now),
                         paused: false,
+                        read_ahead: None,
                     });
                     change = Some(Event::CallerSpeechStarted);
                 }
@@ -481,6 +488,7 @@ impl Session {
                 None => {}
             }
             let pausing = self.front.pausing();
+            let mut went_on = false;
             if let Some(utterance) = &mut self.utterance {
                 // The caller just went quiet: transcribe what was said while the end of the turn is
                 // being confirmed.
@@ -488,9 +496,14 @@ impl Session {
                     utterance.stream.speech_paused();
                 } else if !pausing && utterance.paused {
                     utterance.stream.speech_resumed();
+                    went_on = utterance.read_ahead.take().is_some();
                 }
                 utterance.paused = pausing;
             }
+            if went_on {
+                self.to_speaker(SpeakerJob::DropReadAhead);
+            }
+            self.read_ahead();
             if let Some(utterance) = &mut self.utterance
                 && let Err(e) = utterance.stream.push(&samples)
             {
@@ -518,6 +531,33 @@ impl Session {
             }
         }
         change
+    }
+
+    /// During a pause long enough (see `Engines::read_ahead_after`), once what the caller said before it
+    /// is transcribed, has the speaker answer those words on a draft while the end of the turn is
+    /// confirmed (spoken only if the turn ends on them).
+    fn read_ahead(&mut self) {
+        let Some(after) = self.engines.read_ahead_after else {
+            return;
+        };
+        if self.front.quiet_for().is_none_or(|quiet| quiet < after) {
+            return;
+        }
+        let Some(utterance) = &mut self.utterance else {
+            return;
+        };
+        if !utterance.paused || utterance.read_ahead.is_some() {
+            return;
+        }
+        let Some(text) = utterance.stream.transcript_to_pause() else {
+            return;
+        };
+        let words = text.trim();
+        if !words.chars().any(char::is_alphanumeric) {
+            return;
+        }
+        utterance.read_ahead = Some(words.to_owned());
+        self.to_speaker(SpeakerJob::ReadAhead(words.to_owned()));
     }
 
     /// Whether the turn can end now on a transcript cue: the caller has been quiet for VAD_CUE_SILENCE_MS
@@ -639,9 +679,14 @@ impl Session {
     /// The speaker's progress: timing for the latency, the pieces' words, the answer's outcome.
     async fn on_spoken(&mut self, spoken: Spoken) -> Option<Event> {
         match spoken {
-            Spoken::FirstSentence { speech, at } => {
+            Spoken::FirstSentence {
+                speech,
+                at,
+                read_ahead,
+            } => {
                 if let Some((_, clock)) = self.clocks.get_mut(&speech) {
                     clock.first_sentence = Some(at);
+                    clock.read_ahead = read_ahead;
                 }
                 let started = self.speech_started.get(&speech).copied().unwrap_or(at);
                 metrics::histogram!("switchboard_llm_first_sentence_seconds")

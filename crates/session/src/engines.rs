@@ -77,6 +77,12 @@ pub struct Engines {
     pub turns: TurnOptions,
     /// Tell the recogniser when the caller goes quiet (STT_EARLY_FINAL).
     pub early_final: bool,
+    /// Quiet after which the caller's words are answered on a draft while the end of their turn is
+    /// being confirmed (LLM_READ_AHEAD): the cue silence, or half the full silence without cues. A
+    /// shorter pause, between words or digit groups, is too often followed by more words, and a draft
+    /// dropped then has kept the cores from the recogniser. `None` when off, as it is without
+    /// STT_EARLY_FINAL (which transcribes the words at the pause).
+    pub read_ahead_after: Option<Duration>,
     /// Silence after which a turn whose transcript sounds finished ends (VAD_CUE_SILENCE_MS); `None`
     /// when cues are off, or cannot be read (no pass starts at a pause without STT_EARLY_FINAL).
     pub cue_silence: Option<Duration>,
@@ -131,6 +137,10 @@ impl Engines {
         let phrase_book = PhraseBook::new(&agent, native_tools);
         let synthesized = phrases.warm(voice.as_ref(), &phrase_book.all())?;
         tracing::info!(synthesized, voice = %voice.info().voice, "phrase cache ready");
+        let cue_silence = (config.stt.early_final
+            && !config.audio.vad_cue_silence.is_zero()
+            && config.audio.vad_cue_silence < config.audio.vad_min_silence)
+            .then_some(config.audio.vad_cue_silence);
         Ok(Self {
             stt,
             tts: voice,
@@ -142,10 +152,9 @@ impl Engines {
             agent,
             turns: TurnOptions::from_config(config),
             early_final: config.stt.early_final,
-            cue_silence: (config.stt.early_final
-                && !config.audio.vad_cue_silence.is_zero()
-                && config.audio.vad_cue_silence < config.audio.vad_min_silence)
-                .then_some(config.audio.vad_cue_silence),
+            read_ahead_after: (config.stt.early_final && config.llm.read_ahead)
+                .then(|| cue_silence.unwrap_or(config.audio.vad_min_silence / 2)),
+            cue_silence,
             models_dir: config.paths.models_dir.clone(),
             vad: vad::options_from_config(&config.audio),
             vad_sensitivity: config.audio.vad_sensitivity.level(),

@@ -22,6 +22,8 @@ pub struct TurnClock {
     pub first_audio: Option<Instant>,
     /// The turn's latency has been reported (it is reported once, when every moment is known).
     pub reported: bool,
+    /// The answer was drafted at the caller's pause, before the end of the turn was confirmed.
+    pub read_ahead: bool,
 }
 
 /// A finished turn's latency, in seconds.
@@ -41,6 +43,8 @@ pub struct TurnLatency {
     pub tts_first_chunk: f64,
     /// First chunk to first frame sent (queueing and the 20 ms clock).
     pub transport: f64,
+    /// The answer was drafted at the caller's pause, while the end of the turn was being confirmed.
+    pub read_ahead: bool,
 }
 
 impl TurnClock {
@@ -57,6 +61,7 @@ impl TurnClock {
             llm_first_sentence: span(self.transcribed, self.first_sentence)?,
             tts_first_chunk: span(self.first_sentence, self.first_chunk)?,
             transport: span(self.first_chunk, self.first_audio)?,
+            read_ahead: self.read_ahead,
         })
     }
 }
@@ -94,6 +99,7 @@ mod tests {
             first_chunk: at(1_150),
             first_audio: at(1_170),
             reported: false,
+            read_ahead: false,
         };
         let l = clock.latency(1).unwrap();
         let sum = l.end_of_turn + l.stt + l.llm_first_sentence + l.tts_first_chunk + l.transport;

@@ -1,6 +1,8 @@
 //! The agent's side of a turn: the conversation answers the caller's words, its text is cut into
 //! sentences as it streams, each sentence is spoken (from the phrase cache when it is a fixed sentence,
 //! else by the voice) on a blocking thread while the model goes on, and the audio is queued for playout.
+//! A turn can be answered ahead, at the caller's pause, on a draft of the conversation; its words are
+//! spoken only once the turn ends with the same words (`ReadAhead`).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use switchboard_speech::tts::{AudioChunk, PhraseCache, TextToSpeech, resample_fo
 use switchboard_speech::{ChunkerOptions, SentenceChunker};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use crate::machine::SpeechId;
@@ -20,6 +23,18 @@ use crate::voice_out::VoiceEncoder;
 
 /// Silence between two sentences of an answer.
 const SENTENCE_PAUSE: Duration = Duration::from_millis(150);
+
+/// Work for the speaker, in the order the session asks for it.
+#[derive(Debug)]
+pub(crate) enum SpeakerJob {
+    /// The caller went quiet after saying these words: answer them now on a draft of the conversation,
+    /// while the end of the turn is being confirmed, and hold the answer's words until it is.
+    ReadAhead(String),
+    /// The caller went on after the pause: the words read ahead are not the turn.
+    DropReadAhead,
+    /// Answer a turn.
+    Reply(ReplyJob),
+}
 
 /// A turn for the speaker.
 #[derive(Debug)]
@@ -32,8 +47,13 @@ pub(crate) struct ReplyJob {
 /// What the speaker tells the session.
 #[derive(Debug)]
 pub(crate) enum Spoken {
-    /// The answer's first sentence is ready for the voice.
-    FirstSentence { speech: SpeechId, at: Instant },
+    /// The answer's first sentence is ready for the voice; `read_ahead` when the turn was read before
+    /// its end was confirmed.
+    FirstSentence {
+        speech: SpeechId,
+        at: Instant,
+        read_ahead: bool,
+    },
     /// The voice produced the answer's first audio.
     FirstChunk { speech: SpeechId, at: Instant },
     /// Piece `index` of the answer says `text`.
@@ -60,20 +80,104 @@ pub(crate) struct Voice {
     pub queue_tx: mpsc::Sender<Queued>,
 }
 
+/// A turn answered ahead, at the caller's pause, on a draft of the conversation: the model's work (the
+/// reading of the words, and the answer when it is generated) starts before the end of the turn is
+/// confirmed. Its words wait in `text_rx` until the turn is confirmed with the same words; dropping it
+/// stops it (and with it the model).
+struct ReadAhead {
+    words: String,
+    text_rx: mpsc::UnboundedReceiver<String>,
+    task: AbortOnDropHandle<(Conversation, TurnOutcome)>,
+}
+
+impl ReadAhead {
+    fn start(conversation: &Conversation, words: String) -> Self {
+        let mut draft = conversation.clone();
+        let (text_tx, text_rx) = mpsc::unbounded_channel();
+        let turn = words.clone();
+        let answer = async move {
+            let outcome = draft
+                .respond(&turn, &mut |text: &str| {
+                    let _ = text_tx.send(text.to_owned());
+                })
+                .await;
+            (draft, outcome)
+        };
+        Self {
+            words,
+            text_rx,
+            task: AbortOnDropHandle::new(tokio::spawn(answer.in_current_span())),
+        }
+    }
+
+    /// Dropped unused: the caller went on, or the turn's words came out different.
+    fn discard(self) {
+        metrics::counter!("switchboard_read_ahead_total", "result" => "discarded").increment(1);
+    }
+
+    /// The turn is confirmed with these words: its text, as generated, then the draft that answered.
+    /// If the draft's task failed (a panic), what it had said already, so as not to say it twice.
+    async fn commit(
+        mut self,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(Conversation, TurnOutcome), String> {
+        let mut said = String::new();
+        while let Some(text) = self.text_rx.recv().await {
+            said.push_str(&text);
+            on_text(&text);
+        }
+        self.task.await.map_err(|error| {
+            tracing::error!(%error, "the turn answered ahead failed");
+            said
+        })
+    }
+}
+
 /// Answers each job in turn until the jobs end; returns the conversation for the post-call synthesis.
 pub(crate) async fn run(
     mut conversation: Conversation,
     voice: Voice,
-    mut jobs_rx: mpsc::UnboundedReceiver<ReplyJob>,
+    mut jobs_rx: mpsc::UnboundedReceiver<SpeakerJob>,
     spoken_tx: mpsc::UnboundedSender<Spoken>,
 ) -> Conversation {
+    let mut ahead: Option<ReadAhead> = None;
     while let Some(job) = jobs_rx.recv().await {
+        let job = match job {
+            SpeakerJob::ReadAhead(words) => {
+                if ahead.as_ref().is_none_or(|a| a.words != words) {
+                    if let Some(stale) = ahead.take() {
+                        stale.discard();
+                    }
+                    // Drafted from the conversation as it is now: every answer before is done.
+                    ahead = Some(ReadAhead::start(&conversation, words));
+                }
+                continue;
+            }
+            SpeakerJob::DropReadAhead => {
+                if let Some(stale) = ahead.take() {
+                    stale.discard();
+                }
+                continue;
+            }
+            SpeakerJob::Reply(job) => job,
+        };
+        let ahead = match ahead.take() {
+            Some(draft) if draft.words == job.caller_text => Some(draft),
+            Some(other) => {
+                other.discard();
+                None
+            }
+            None => None,
+        };
         if job.cancel.is_cancelled() {
+            if let Some(unused) = ahead {
+                unused.discard();
+            }
             let _ = voice.queue_tx.send(Queued::End(job.speech)).await;
             continue;
         }
         let span = tracing::info_span!("agent_reply");
-        reply(&mut conversation, &voice, job, &spoken_tx)
+        reply(&mut conversation, &voice, job, ahead, &spoken_tx)
             .instrument(span)
             .await;
     }
@@ -84,6 +188,7 @@ async fn reply(
     conversation: &mut Conversation,
     voice: &Voice,
     job: ReplyJob,
+    ahead: Option<ReadAhead>,
     spoken_tx: &mpsc::UnboundedSender<Spoken>,
 ) {
     let speech = job.speech;
@@ -101,6 +206,7 @@ async fn reply(
 
     let mut chunker = SentenceChunker::new(ChunkerOptions::default());
     let mut first = true;
+    let read_ahead = ahead.is_some();
     let mut forward = |sentences: Vec<String>| {
         for sentence in sentences {
             if !sentence.chars().any(char::is_alphanumeric) {
@@ -111,6 +217,7 @@ async fn reply(
                 let _ = spoken_tx.send(Spoken::FirstSentence {
                     speech,
                     at: Instant::now(),
+                    read_ahead,
                 });
             }
             let _ = sentence_tx.send(sentence);
@@ -118,9 +225,31 @@ async fn reply(
     };
     let outcome = {
         let mut on_text = |text: &str| forward(chunker.push(text));
+        let respond = async {
+            let Some(ahead) = ahead else {
+                metrics::counter!("switchboard_read_ahead_total", "result" => "none").increment(1);
+                return conversation.respond(&job.caller_text, &mut on_text).await;
+            };
+            metrics::counter!("switchboard_read_ahead_total", "result" => "used").increment(1);
+            match ahead.commit(&mut on_text).await {
+                Ok((draft, outcome)) => {
+                    *conversation = draft;
+                    outcome
+                }
+                // Nothing said yet: the turn is answered afresh.
+                Err(said) if said.trim().is_empty() => {
+                    conversation.respond(&job.caller_text, &mut on_text).await
+                }
+                Err(said) => TurnOutcome {
+                    reply: said.trim().to_owned(),
+                    llm_error: Some("the answer drafted at the pause failed part way".into()),
+                    ..TurnOutcome::default()
+                },
+            }
+        };
         tokio::select! {
-            outcome = conversation.respond(&job.caller_text, &mut on_text) => Some(outcome),
-            // Dropping the answer stops the model; the caller moved on.
+            outcome = respond => Some(outcome),
+            // Dropping the answer stops the model (a draft's too); the caller moved on.
             () = job.cancel.cancelled() => None,
         }
     };

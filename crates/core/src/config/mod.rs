@@ -297,6 +297,8 @@ pub struct LlmConfig {
     pub context_tokens: u32,
     /// Engine behind the configured one.
     pub fallback: LlmFallback,
+    /// Answer a turn on a draft while its end is being confirmed (LLM_READ_AHEAD).
+    pub read_ahead: bool,
     /// OpenAI-compatible server (…/v1).
     pub openai_base_url: Url,
     /// Model name for it.
@@ -559,6 +561,7 @@ impl Config {
                 threads: r.int(&LLM_THREADS, 1..=64)? as u16,
                 context_tokens: r.int(&LLM_CONTEXT_TOKENS, 512..=131_072)? as u32,
                 fallback: r.choice(&LLM_FALLBACK)?,
+                read_ahead: r.bool(&LLM_READ_AHEAD)?,
                 openai_base_url: r.required_url(&OPENAI_BASE_URL)?,
                 openai_model: r.required_text(&OPENAI_MODEL)?,
                 openai_api_key: r.text(&OPENAI_API_KEY).map(Secret::new),

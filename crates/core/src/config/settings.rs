@@ -152,6 +152,8 @@ settings! {
     LLM_CONTEXT_TOKENS: "llm.context_tokens", "LLM_CONTEXT_TOKENS", default Some("4096"), allowed "an integer from 512 to 131072";
     /// Engine tried when LLM_PROVIDER fails before answering: the embedded model, or none.
     LLM_FALLBACK: "llm.fallback", "LLM_FALLBACK", default Some("embedded"), allowed "one of embedded, none";
+    /// Answer the caller's words once they have been quiet for VAD_CUE_SILENCE_MS (half of VAD_MIN_SILENCE_MS with cues off), while the end of the turn is still being confirmed: the model reads them (and generates the answer, when it is generated) on a draft of the conversation, and its words are spoken only if the turn ends with the same words; the draft is dropped when the caller goes on. Needs STT_EARLY_FINAL. Off: the model starts once the turn has ended.
+    LLM_READ_AHEAD: "llm.read_ahead", "LLM_READ_AHEAD", default Some("true"), allowed "true or false";
     /// OpenAI-compatible server, up to and including /v1.
     OPENAI_BASE_URL: "llm.openai_base_url", "OPENAI_BASE_URL", default Some("http://localhost:8080/v1"), allowed "an absolute http(s) URL ending in /v1";
     /// Model name sent to the OpenAI-compatible server.
