@@ -1,16 +1,69 @@
 //! Connecting, migrating, and telling `/ready` whether the schema is current.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
 use switchboard_core::config::DatabaseTarget;
 
 use crate::StoreError;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The schema's migrations, compiled into the binary: `(version, description, SQL)`, named and read as
+/// sqlx's `migrate!` would read `migrations/` (`0001_calls_and_turns.sql` is version 1, "calls and
+/// turns"), so that databases migrated by earlier builds see the same versions and checksums. Listed by
+/// hand rather than by the macro, which costs every build a second, host-side compile of sqlx's drivers.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "calls and turns",
+        include_str!("../migrations/0001_calls_and_turns.sql"),
+    ),
+    (
+        2,
+        "knowledge",
+        include_str!("../migrations/0002_knowledge.sql"),
+    ),
+    (
+        3,
+        "call summaries",
+        include_str!("../migrations/0003_call_summaries.sql"),
+    ),
+    (
+        4,
+        "access and audit",
+        include_str!("../migrations/0004_access_and_audit.sql"),
+    ),
+];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> futures_util::future::BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        Box::pin(async { Ok(migrations()) })
+    }
+}
+
+fn migrations() -> Vec<Migration> {
+    MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                sql.starts_with("-- no-transaction"),
+            )
+        })
+        .collect()
+}
 
 /// Which engine is behind the pool; SQL is shared, a few pragmas are not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +155,7 @@ impl Database {
 
     /// Applies every pending migration; a no-op when the schema is current.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        Migrator::new(Embedded).await?.run(&self.pool).await?;
         Ok(())
     }
 
@@ -122,9 +175,9 @@ impl Database {
                 Err(sqlx::Error::Database(_)) => HashSet::new(),
                 Err(e) => return Err(StoreError::query("reading applied migrations")(e)),
             };
-        let pending: Vec<i64> = MIGRATOR
+        let pending: Vec<i64> = MIGRATIONS
             .iter()
-            .map(|m| m.version)
+            .map(|&(version, _, _)| version)
             .filter(|v| !applied.contains(v))
             .collect();
         Ok(if pending.is_empty() {
@@ -162,5 +215,39 @@ impl Database {
             .await
             .map(|_| ())
             .map_err(StoreError::query("raw statement"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in `migrations/` is listed, under the version and description sqlx reads from its name,
+    /// with the file's exact text (the checksum an already migrated database compares against).
+    #[test]
+    fn the_embedded_list_is_the_migrations_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+            .expect("migrations directory")
+            .map(|entry| {
+                let path = entry.expect("directory entry").path();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .expect("file name");
+                let (version, rest) = name.split_once('_').expect("<version>_<description>.sql");
+                (
+                    version.parse().expect("numeric version"),
+                    rest.trim_end_matches(".sql").replace('_', " "),
+                    std::fs::read_to_string(&path).expect("readable migration"),
+                )
+            })
+            .collect();
+        files.sort();
+        let listed: Vec<(i64, String, String)> = migrations()
+            .into_iter()
+            .map(|m| (m.version, m.description.into_owned(), m.sql.into_owned()))
+            .collect();
+        assert_eq!(listed, files);
     }
 }
