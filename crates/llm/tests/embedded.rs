@@ -1,7 +1,7 @@
 //! The embedded engine on the shipped SmolLM2-135M GGUF and the sentence embedder on the shipped
 //! all-MiniLM-L6-v2: streaming, prompt-prefix reuse, grammar-constrained answers and tool calls,
-//! cancellation, and embeddings whose similarities rank meaning. Skipped when the models are not
-//! fetched, except under CI=true.
+//! cancellation, and embeddings that match the reference implementation and rank meaning. Skipped
+//! when the models are not fetched, except under CI=true.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use std::path::PathBuf;
@@ -227,10 +227,7 @@ fn a_missing_model_file_is_a_clear_error() {
 
 #[test]
 fn sentence_embeddings_rank_by_meaning() {
-    let Some(dir) = provisioned(models_dir().join("all-minilm-l6-v2"), "all-minilm-l6-v2") else {
-        return;
-    };
-    let embedder = BertEmbedder::load(&dir).unwrap();
+    let Some(embedder) = minilm() else { return };
     assert_eq!(embedder.dimensions(), 384);
     let texts = [
         "Is windshield damage covered by my car insurance?",
@@ -254,6 +251,59 @@ fn sentence_embeddings_rank_by_meaning() {
     // Batching and padding do not change a text's vector.
     let alone = embedder.embed(&texts[..1]).unwrap();
     assert!(cosine(&alone[0], &vectors[0]) > 0.999);
+}
+
+fn minilm() -> Option<BertEmbedder> {
+    let dir = provisioned(models_dir().join("all-minilm-l6-v2"), "all-minilm-l6-v2")?;
+    Some(BertEmbedder::load(&dir).unwrap())
+}
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Our BERT forward pass against vectors recorded from Hugging Face's `BertModel` (as candle ran it),
+/// on texts with accents, CJK, emoji, an e-mail, the empty text and one cut at 256 tokens.
+#[test]
+fn sentence_embeddings_match_the_reference_implementation() {
+    let Some(embedder) = minilm() else { return };
+    let reference = fixture("minilm_reference.json");
+    let cases = reference["texts"].as_array().unwrap();
+    let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let started = Instant::now();
+    let vectors = embedder.embed(&texts).unwrap();
+    println!("{} texts in {:?}", texts.len(), started.elapsed());
+    for (case, ours) in cases.iter().zip(&vectors) {
+        let expected: Vec<f32> = serde_json::from_value(case["vector"].clone()).unwrap();
+        let similarity = cosine(ours, &expected);
+        let worst = ours
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            similarity > 0.99999 && worst < 1e-3,
+            "{:?}: cosine {similarity}, largest difference {worst}",
+            case["text"]
+        );
+    }
+}
+
+/// Our WordPiece tokenizer against Hugging Face's tokenizers library on the same `tokenizer.json`.
+#[test]
+fn word_pieces_match_the_reference_tokenizer() {
+    let Some(embedder) = minilm() else { return };
+    let reference = fixture("wordpiece_reference.json");
+    let cases = reference["texts"].as_array().unwrap();
+    assert!(cases.len() > 50);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(embedder.token_ids(text), expected, "{text:?}");
+    }
 }
 
 #[tokio::test]
