@@ -26,12 +26,12 @@ fn main() {
         );
         return;
     };
-    // A rebuild of llama-cpp-sys-2 lands in a new directory under build/; look again when one appears.
+    // Run again when the libraries are rebuilt in place. A rebuild into a new directory under build/
+    // reruns this script anyway: llama-cpp-sys-2 declares `links`, so cargo reruns the build scripts of
+    // the packages that depend on it. Not the whole build/ directory: cargo scans a directory for any
+    // newer file, and this script's own output lies there, so every cargo command rebuilt this crate
+    // and everything above it.
     println!("cargo:rerun-if-changed={}", lib_dir.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        profile_dir.join("build").display()
-    );
     let Ok(entries) = std::fs::read_dir(&lib_dir) else {
         return;
     };
