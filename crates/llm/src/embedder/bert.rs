@@ -107,6 +107,16 @@ impl Weights<'_> {
         Ok(values)
     }
 
+    /// The first dimension of a table whose length the config does not give (vocabulary, segments).
+    fn rows(&self, name: &str) -> Result<usize, String> {
+        let full = format!("{}{name}", self.prefix);
+        let view = self
+            .tensors
+            .tensor(&full)
+            .map_err(|e| format!("{full}: {e}"))?;
+        Ok(view.shape().first().copied().unwrap_or(0))
+    }
+
     fn linear(&self, name: &str, inputs: usize, outputs: usize) -> Result<Linear, String> {
         Ok(Linear {
             weight: self.get(&format!("{name}.weight"), &[outputs, inputs])?,
@@ -153,22 +163,8 @@ impl Bert {
         };
         let w = Weights { tensors, prefix };
         let h = config.hidden_size;
-        let vocab = w
-            .tensors
-            .tensor(&format!("{prefix}embeddings.word_embeddings.weight"))
-            .map_err(|e| format!("word embeddings: {e}"))?
-            .shape()
-            .first()
-            .copied()
-            .unwrap_or(0);
-        let types = w
-            .tensors
-            .tensor(&format!("{prefix}embeddings.token_type_embeddings.weight"))
-            .map_err(|e| format!("token type embeddings: {e}"))?
-            .shape()
-            .first()
-            .copied()
-            .unwrap_or(0);
+        let vocab = w.rows("embeddings.word_embeddings.weight")?;
+        let types = w.rows("embeddings.token_type_embeddings.weight")?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
