@@ -9,9 +9,8 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::entities::{
-    normalize_email, normalize_phone, parse_amount, parse_date, parse_policy_number,
-};
+use crate::entities::{normalize_email, normalize_phone, parse_amount, parse_date};
+use crate::facts::parse_policy_number;
 use crate::numbers::{cardinal_prefix, words};
 
 /// The type of a claim field, and so how its values are checked and normalised.
@@ -61,6 +60,14 @@ pub struct FieldSpec {
     /// tell me the <description>?".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
+    /// How the agent asks again when an answer gave nothing it could use, with an example of what it
+    /// wants ("It's on your insurance card and looks like AB-12345."); default: the question again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rephrase: Option<String>,
+    /// For a yes/no field: the starts of words that state it in any turn ("hurt", "injur"), so "nobody
+    /// was hurt" answers it before it is asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topic: Vec<String>,
 }
 
 /// A structured entity the deterministic parsers find in what the caller says.
@@ -75,8 +82,16 @@ pub enum EntityKind {
     Date,
     /// An amount of money.
     Amount,
-    /// An insurance policy number.
+    /// An insurance policy number (letters then digits).
     PolicyNumber,
+    /// A person's name.
+    PersonName,
+    /// A place: a street, an address, a building.
+    Place,
+    /// What happened, in the caller's words.
+    Description,
+    /// A damaged thing: a vehicle by its make, or property.
+    Item,
 }
 
 impl FieldSpec {
@@ -108,6 +123,8 @@ impl Default for ClaimSchema {
             required,
             entity: None,
             question: None,
+            rephrase: None,
+            topic: Vec::new(),
         };
         let mut schema = Self {
             fields: vec![
@@ -162,7 +179,29 @@ impl Default for ClaimSchema {
                 field("email", FieldKind::Email, "Caller's e-mail address", false),
             ],
         };
-        schema.fields[1].entity = Some(EntityKind::PolicyNumber);
+        let entities = [
+            (0, EntityKind::PersonName),
+            (1, EntityKind::PolicyNumber),
+            (3, EntityKind::Place),
+            (4, EntityKind::Description),
+            (6, EntityKind::Item),
+        ];
+        for (index, kind) in entities {
+            schema.fields[index].entity = Some(kind);
+        }
+        schema.fields[5].topic = [
+            "hurt",
+            "injur",
+            "wounded",
+            "bleed",
+            "hospital",
+            "ambulance",
+            "whiplash",
+            "concuss",
+            "bruis",
+        ]
+        .map(String::from)
+        .to_vec();
         let questions = [
             "May I have your full name, please?",
             "What is your policy number?",
@@ -176,6 +215,22 @@ impl Default for ClaimSchema {
         ];
         for (field, question) in schema.fields.iter_mut().zip(questions) {
             field.question = Some(question.to_owned());
+        }
+        let rephrases = [
+            "Sorry, I didn't catch your name. Could you tell me your first and last name?",
+            "Sorry, I didn't get the policy number. It's on your insurance card, letters then \
+             digits, like A B 1 2 3 4 5.",
+            "Sorry, when did it happen? For example today, yesterday, or a date like November 20th.",
+            "Sorry, where exactly did it happen? A street, an address or a place name is fine.",
+            "Could you tell me a little more about what happened?",
+            "Sorry, was anyone hurt, yes or no?",
+            "Which car or which part of your property was damaged? For example, my Honda Civic, or \
+             the kitchen.",
+            "Sorry, which number should we call you back on? Please say it digit by digit.",
+            "Could you spell your e-mail address? For example, ana dot lopez at example dot com.",
+        ];
+        for (field, rephrase) in schema.fields.iter_mut().zip(rephrases) {
+            field.rephrase = Some(rephrase.to_owned());
         }
         schema
     }
@@ -285,7 +340,10 @@ pub fn normalize(
             parse_policy_number(&text)
                 .ok_or_else(|| invalid("a policy number (letters then digits, AB-12345)"))?,
         ),
-        FieldKind::Text => Value::String(text.clone()),
+        FieldKind::Text => {
+            crate::facts::check_text(spec.entity, &text).map_err(invalid)?;
+            Value::String(text.clone())
+        }
         FieldKind::Date => {
             let date = NaiveDate::parse_from_str(&text, "%Y-%m-%d")
                 .ok()
@@ -409,6 +467,8 @@ mod tests {
             required: false,
             entity: None,
             question: None,
+            rephrase: None,
+            topic: Vec::new(),
         }
     }
 

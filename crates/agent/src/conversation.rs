@@ -7,23 +7,24 @@
 //! acts, and what the caller is told is steered by the state of the claim: which field to ask for next,
 //! when to transfer, when to say goodbye.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_llm::{ChatEvent, ChatModel, ChatRequest, LlmError, Message, ToolCall};
 
 use crate::claim::{Claim, FieldContext};
 use crate::config::AgentConfig;
+use crate::dialogue::{Dialogue, acknowledgement, guided_reply};
 use crate::entities::Entities;
+use crate::facts::{Proposal, TurnContext, Weight};
 use crate::knowledge::{Hit, KnowledgeSearch, Passage};
 use crate::memory::Memory;
-use crate::prompt::{Instruction, reply_system_prompt};
+use crate::prompt::{AskTurn, Instruction, reply_system_prompt};
 use crate::tools::{Action, tool_specs, validate};
-use crate::understanding::{cue_text, understand};
+use crate::understanding::{LateFact, Turn, cue_text, understand};
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -76,14 +77,16 @@ pub struct TurnOutcome {
     pub citations: Vec<Passage>,
     /// A language-model failure this turn (the call went on with what was left).
     pub llm_error: Option<String>,
+    /// The field the answer asked for, if it asked for one.
+    pub asked: Option<String>,
+    /// How long the turn waited on the model before answering (at most the model budget).
+    pub model_wait: std::time::Duration,
 }
 
 /// Said when no engine could answer: the call goes on and the caller can repeat.
 const APOLOGY: &str = "I'm sorry, I didn't catch that. Could you say it again?";
 /// Tool rounds per turn for engines with a tool API.
 const MAX_TOOL_ROUNDS: usize = 3;
-/// Times the agent asks for the same field before moving on.
-const MAX_ASKS: u32 = 2;
 /// Answer length in tokens: a spoken answer is a sentence or two.
 const REPLY_MAX_TOKENS: u32 = 64;
 /// Sentences of a spoken answer; generation stops after them (a small model otherwise rambles on).
@@ -105,8 +108,9 @@ pub struct Conversation {
     memory: Memory,
     language: String,
     native_tools: bool,
-    asked: Option<String>,
-    asks: HashMap<String, u32>,
+    dialogue: Dialogue,
+    /// Model extractions still running from earlier turns.
+    late: Vec<LateFact>,
     last_agent: String,
     reminders: Vec<Reminder>,
     tool_log: Vec<Action>,
@@ -135,69 +139,12 @@ fn intent_matters(config: &AgentConfig, documents: bool, caller_said: &str) -> b
         .any(|intent| configured(intent) && confirmed(config, intent, caller_said))
 }
 
-/// The answer of a turn spoken from fixed words, for models too small to follow instructions reliably
-/// (the embedded default): the next question of the schema, the transfer notice, the goodbye, the wrap-up.
-/// Answers from documents are always generated. `None` means generate.
-fn guided_reply(
-    config: &AgentConfig,
-    instruction: &Instruction,
-    generative: bool,
-) -> Option<String> {
-    if generative {
-        return None;
-    }
-    Some(match instruction {
-        Instruction::Ask { field, description } => {
-            let question = config
-                .claim_schema
-                .fields
-                .iter()
-                .find(|f| &f.name == field)
-                .and_then(|f| f.question.clone())
-                .unwrap_or_else(|| format!("Could you tell me the {}?", description.to_lowercase()));
-            format!("Thank you. {question}")
-        }
-        Instruction::Transfer => "Of course. I'm transferring you to a colleague now, please hold.".into(),
-        Instruction::Goodbye => format!(
-            "Thank you for calling {}. Goodbye!",
-            config.persona.company
-        ),
-        Instruction::Wrap => "Thank you, I have everything I need. Your claim is recorded and a claims \
-                              handler will call you back within one business day. Is there anything else?"
-            .into(),
-        Instruction::Answer { .. } => return None,
-    })
-}
-
 /// The opening line of a call for `persona`.
 pub fn greeting_text(persona: &crate::Persona) -> String {
     format!(
         "Thank you for calling {}, this is {}. How can I help you today?",
         persona.company, persona.agent_name
     )
-}
-
-/// Every answer the agent may give from fixed words (see [`guided_reply`]), so a voice can have them
-/// synthesised before the first call. Empty when answers are generated.
-pub fn fixed_replies(config: &AgentConfig, native_tools: bool) -> Vec<String> {
-    let mut instructions: Vec<Instruction> = config
-        .claim_schema
-        .fields
-        .iter()
-        .map(|f| Instruction::Ask {
-            field: f.name.clone(),
-            description: f.description.clone(),
-        })
-        .collect();
-    instructions.extend([
-        Instruction::Transfer,
-        Instruction::Goodbye,
-        Instruction::Wrap,
-    ]);
-    instructions
-        .iter()
-        .filter_map(|i| guided_reply(config, i, native_tools))
-        .collect()
 }
 
 /// Sentence ends in `text`: `.`, `!` or `?` followed by a space or the end.
@@ -248,8 +195,8 @@ impl Conversation {
             memory,
             language,
             native_tools,
-            asked: None,
-            asks: HashMap::new(),
+            dialogue: Dialogue::default(),
+            late: Vec::new(),
             last_agent: String::new(),
             reminders: Vec::new(),
             tool_log: Vec::new(),
@@ -301,32 +248,37 @@ impl Conversation {
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> TurnOutcome {
         let mut outcome = TurnOutcome::default();
+        let mut captured: Vec<(String, Value)> = Vec::new();
+        self.merge_late(&mut outcome, &mut captured);
         let label_needed = intent_matters(&self.config, self.knowledge.is_some(), caller_said);
-        let (understanding, error) = understand(
-            self.model.as_ref(),
-            &self.config,
-            &self.claim,
-            self.asked.as_deref(),
-            &self.last_agent,
+        let turn = Turn {
+            asked: self.dialogue.asked.as_deref(),
+            agent_said: &self.last_agent,
             caller_said,
-            self.today,
+            context: TurnContext {
+                today: self.today,
+                country_code: &self.config.country_code,
+                caller_phone: self.context.caller_phone.as_deref(),
+                asked: self.dialogue.asked.as_deref(),
+            },
             label_needed,
-        )
-        .await;
+        };
+        let (understanding, error) = understand(&self.model, &self.config, &turn).await;
         if let Some(error) = error {
             outcome.llm_error = Some(error.to_string());
         }
+        outcome.model_wait = understanding.model_wait;
         outcome.intent = understanding.intent.clone();
         outcome.entities = understanding.entities.clone();
-        for (field, value) in &understanding.proposals {
-            self.apply(
-                Action::UpdateClaim {
-                    field: field.clone(),
-                    value: value.clone(),
-                },
-                &mut outcome,
-            );
+        self.late.extend(understanding.late.clone());
+        let reopened =
+            self.dialogue
+                .reopen_rejected(&mut self.claim, caller_said, &understanding.proposals);
+        for proposal in &understanding.proposals {
+            self.take(proposal, &mut outcome, &mut captured);
         }
+        self.dialogue
+            .note_declined(&self.config.claim_schema, &self.claim, caller_said);
 
         // An action the intent calls for (a transfer, hanging up) is taken only when the caller's words
         // carry one of its cue words too: a small model's label alone is not reason enough to hang up.
@@ -334,8 +286,36 @@ impl Conversation {
             .intent
             .clone()
             .filter(|i| confirmed(&self.config, i, caller_said));
-        let instruction = self.instruction(caller_said, intent.as_deref(), &mut outcome);
-        let reply = match guided_reply(&self.config, &instruction, self.native_tools) {
+        let instruction = match reopened.clone() {
+            Some(field) => {
+                let spec = self
+                    .config
+                    .claim_schema
+                    .fields
+                    .iter()
+                    .find(|f| f.name == field);
+                Instruction::Ask {
+                    description: spec.map(|f| f.description.clone()).unwrap_or_default(),
+                    field,
+                    turn: AskTurn::Again,
+                }
+            }
+            None => self.instruction(
+                caller_said,
+                intent.as_deref(),
+                !captured.is_empty(),
+                &mut outcome,
+            ),
+        };
+        let (ack, read_back) = acknowledgement(&self.config.claim_schema, &captured);
+        let ack = match &instruction {
+            Instruction::Ask {
+                turn: AskTurn::Again,
+                ..
+            } if reopened.is_some() => "Sorry about that.".to_owned(),
+            _ => ack,
+        };
+        let reply = match guided_reply(&self.config, &instruction, &ack, self.native_tools) {
             Some(text) => {
                 on_text(&text);
                 Ok(text)
@@ -357,11 +337,10 @@ impl Conversation {
                 APOLOGY.to_owned()
             }
         };
+        self.dialogue
+            .answered(&self.config.claim_schema, &instruction, read_back);
         if let Instruction::Ask { field, .. } = &instruction {
-            *self.asks.entry(field.clone()).or_default() += 1;
-            self.asked = Some(field.clone());
-        } else {
-            self.asked = None;
+            outcome.asked = Some(field.clone());
         }
         self.memory.push(caller_said, &reply);
         self.last_agent = reply.clone();
@@ -369,11 +348,68 @@ impl Conversation {
         outcome
     }
 
+    /// Stores what a proposal says when the dialogue takes it (see `Dialogue::value_to_store`).
+    fn take(
+        &mut self,
+        proposal: &Proposal,
+        outcome: &mut TurnOutcome,
+        captured: &mut Vec<(String, Value)>,
+    ) {
+        let Some(spec) = self
+            .config
+            .claim_schema
+            .fields
+            .iter()
+            .find(|f| f.name == proposal.field)
+            .cloned()
+        else {
+            return;
+        };
+        let Some(value) = self.dialogue.value_to_store(&self.claim, &spec, proposal) else {
+            return;
+        };
+        let was_empty = !self.claim.values.contains_key(&spec.name);
+        let before = outcome.claim_updates.len();
+        self.apply(
+            Action::UpdateClaim {
+                field: proposal.field.clone(),
+                value,
+            },
+            outcome,
+        );
+        if let Some((field, stored)) = outcome.claim_updates.get(before).cloned() {
+            self.dialogue.stored(&field, proposal.weight, was_empty);
+            captured.push((field, stored));
+        }
+    }
+
+    /// Model extractions of earlier turns that have come in since: each fills its field if it is still
+    /// empty.
+    fn merge_late(&mut self, outcome: &mut TurnOutcome, captured: &mut Vec<(String, Value)>) {
+        let mut still = Vec::new();
+        for late in std::mem::take(&mut self.late) {
+            match late.clone().now_or_never() {
+                Some(Some((field, value))) if !self.claim.values.contains_key(&field) => {
+                    let proposal = Proposal {
+                        field,
+                        value,
+                        weight: Weight::Volunteered,
+                    };
+                    self.take(&proposal, outcome, captured);
+                }
+                Some(_) => {}
+                None => still.push(late),
+            }
+        }
+        self.late = still;
+    }
+
     /// What the answer must do this turn, deciding the actions the intent calls for.
     fn instruction(
         &mut self,
         caller_said: &str,
         intent: Option<&str>,
+        captured: bool,
         outcome: &mut TurnOutcome,
     ) -> Instruction {
         match intent {
@@ -387,6 +423,13 @@ impl Conversation {
                 return Instruction::Transfer;
             }
             Some("goodbye") => {
+                // A required field still missing is asked for once before the caller goes.
+                if let Some(last) = self
+                    .dialogue
+                    .before_goodbye(&self.config.claim_schema, &self.claim)
+                {
+                    return last;
+                }
                 self.apply(
                     Action::EndCall {
                         reason: "caller said goodbye".into(),
@@ -410,17 +453,8 @@ impl Conversation {
             }
             _ => {}
         }
-        let next = self.config.claim_schema.fields.iter().find(|f| {
-            !self.claim.values.contains_key(&f.name)
-                && self.asks.get(&f.name).copied().unwrap_or(0) < MAX_ASKS
-        });
-        match next {
-            Some(field) => Instruction::Ask {
-                field: field.name.clone(),
-                description: field.description.clone(),
-            },
-            None => Instruction::Wrap,
-        }
+        self.dialogue
+            .next(&self.config.claim_schema, &self.claim, captured)
     }
 
     /// Streams the answer, running any tool calls of an engine with a tool API.

@@ -1,13 +1,15 @@
 //! Structured entities in what a caller said, by deterministic parsers rather than the language model:
 //! phone numbers (normalised to E.164), e-mail addresses (also spoken: "ana dot lopez at example dot
 //! com"), dates (absolute or relative to the call: "yesterday", "last Tuesday", "March 3rd"), money
-//! amounts ("$2,000", "two thousand five hundred euros") and policy numbers ("AB-12345", "A B 1 2 3 4 5").
+//! amounts ("$2,000", "two thousand five hundred euros") and policy numbers ("AB-12345", "A B 1 2 3 4 5",
+//! read in [`crate::facts`]).
 
 use std::sync::LazyLock;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use regex::Regex;
 
+use crate::facts::parse_policy_number;
 use crate::numbers::{cardinal_prefix, digit_word, ordinal_word, words};
 
 macro_rules! pattern {
@@ -24,7 +26,6 @@ pattern!(
 );
 pattern!(ISO_DATE, r"\b([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})\b");
 pattern!(SLASH_DATE, r"\b([0-9]{1,2})/([0-9]{1,2})/([0-9]{2,4})\b");
-pattern!(POLICY, r"\b([A-Z]{1,4})[- ]?([0-9]{4,12})\b");
 pattern!(SYMBOL_AMOUNT, r"([$€£])\s?([0-9][0-9,]*(?:\.[0-9]{1,2})?)");
 
 /// A money amount in minor units (cents) and its ISO 4217 currency, when said.
@@ -190,7 +191,8 @@ pub fn normalize_email(text: &str) -> Option<String> {
             break;
         }
         domain.push_str(label);
-        labels += 1;
+        // "example.com" written as one word holds two labels.
+        labels += label.split('.').filter(|l| !l.is_empty()).count();
         if words.get(i + 1).map(String::as_str) == Some("dot") && words.get(i + 2).is_some() {
             domain.push('.');
             i += 2;
@@ -262,6 +264,13 @@ fn day_prefix(words: &[String]) -> Option<(u32, usize)> {
         .map(|(n, used)| (n as u32, used))
 }
 
+/// "20th", "third": a word that says a day as an ordinal.
+fn is_ordinal(word: &str) -> bool {
+    ordinal_word(word).is_some()
+        || (word.starts_with(|c: char| c.is_ascii_digit())
+            && ["st", "nd", "rd", "th"].iter().any(|s| word.ends_with(s)))
+}
+
 fn year_at(words: &[String], i: usize) -> Option<i32> {
     words
         .get(i)
@@ -301,6 +310,14 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
         return today.checked_sub_signed(Duration::days(2));
     }
     for (i, word) in words.iter().enumerate() {
+        let next = words.get(i + 1).map(String::as_str);
+        match (word.as_str(), next) {
+            ("this", Some("morning" | "afternoon" | "evening")) | ("earlier", Some("today")) => {
+                return Some(today);
+            }
+            ("last", Some("night")) => return today.checked_sub_signed(Duration::days(1)),
+            _ => {}
+        }
         match word.as_str() {
             "today" | "tonight" => return Some(today),
             "yesterday" => return today.checked_sub_signed(Duration::days(1)),
@@ -308,7 +325,38 @@ pub fn parse_date(text: &str, today: NaiveDate) -> Option<NaiveDate> {
                 let (n, _) = cardinal_prefix(&words[i - 2..i - 1])?;
                 return today.checked_sub_signed(Duration::days(n as i64));
             }
+            "ago" if i >= 2 && words[i - 1].starts_with("week") => {
+                let n = if words[i - 2] == "a" {
+                    1
+                } else {
+                    cardinal_prefix(&words[i - 2..i - 1])?.0
+                };
+                return today.checked_sub_signed(Duration::weeks(n as i64));
+            }
+            "ago"
+                if i >= 1
+                    && (words[i - 1].starts_with("hour") || words[i - 1].starts_with("minute")) =>
+            {
+                return Some(today);
+            }
             _ => {}
+        }
+        // "on the 20th": a day of this month, or of the last one if it is still to come.
+        if word == "the"
+            && let Some((day, used)) = day_prefix(&words[i + 1..])
+            && is_ordinal(&words[i + used])
+            && !words
+                .get(i + 1 + used)
+                .is_some_and(|w| w == "of" || month(w).is_some())
+        {
+            let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), day);
+            return match this_month {
+                Some(date) if date <= today => Some(date),
+                _ => {
+                    let last = today.with_day(1)?.pred_opt()?;
+                    NaiveDate::from_ymd_opt(last.year(), last.month(), day)
+                }
+            };
         }
         if let Some(m) = month(word) {
             // "November 28th, 2026"
@@ -406,47 +454,6 @@ fn minor_units(number: &str) -> Option<u64> {
     whole.checked_mul(100)?.checked_add(cents)
 }
 
-/// The policy number in `text`: letters then digits ("AB-12345", "POL 998877"), or spelled out one
-/// letter and digit at a time ("A B 1 2 3 4 5", "A B one two three four five"). Upper-case, no separators.
-pub fn parse_policy_number(text: &str) -> Option<String> {
-    if let Some(c) = POLICY.captures(text) {
-        return Some(format!("{}{}", &c[1], &c[2]));
-    }
-    // Spelled: a run of single capital letters and digits (as words or numerals).
-    let mut best = String::new();
-    let mut run = String::new();
-    let mut letters = 0;
-    let mut digits = 0;
-    let close = |run: &mut String, letters: &mut usize, digits: &mut usize, best: &mut String| {
-        if *letters >= 1 && *digits >= 4 && run.len() > best.len() {
-            *best = run.clone();
-        }
-        run.clear();
-        *letters = 0;
-        *digits = 0;
-    };
-    for word in text.split(|c: char| c.is_whitespace() || c == ',' || c == '-' || c == '.') {
-        if word.is_empty() {
-            continue;
-        }
-        let lower = word.to_lowercase();
-        if word.len() == 1 && word.chars().all(|c| c.is_ascii_uppercase()) && digits == 0 {
-            run.push_str(word);
-            letters += 1;
-        } else if word.chars().all(|c| c.is_ascii_digit()) && letters > 0 {
-            run.push_str(word);
-            digits += word.len();
-        } else if let Some(d) = digit_word(&lower).filter(|_| letters > 0 && lower != "o") {
-            run.push(d);
-            digits += 1;
-        } else {
-            close(&mut run, &mut letters, &mut digits, &mut best);
-        }
-    }
-    close(&mut run, &mut letters, &mut digits, &mut best);
-    (!best.is_empty()).then_some(best)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,6 +516,7 @@ mod tests {
                 Some("j_smith@mail.co.uk"),
             ),
             ("it is a n a at gmail dot com", Some("ana@gmail.com")),
+            ("ana.lopez at example.com", Some("ana.lopez@example.com")),
             ("I was at home at the time", None),
         ];
         for (text, expected) in cases {
@@ -531,6 +539,14 @@ mod tests {
             ("the twenty-third of October 2025", Some(day(2025, 10, 23))),
             ("March twenty first", Some(day(2026, 3, 21))),
             ("three days ago", Some(day(2026, 11, 25))),
+            ("this morning around eight", Some(day(2026, 11, 28))),
+            ("it happened on the 20th", Some(day(2026, 11, 20))),
+            ("on the thirtieth", Some(day(2026, 10, 30))),
+            ("a week ago", Some(day(2026, 11, 21))),
+            ("about an hour ago", Some(day(2026, 11, 28))),
+            ("the third of the month", None),
+            ("the two cars", None),
+            ("it was last night", Some(day(2026, 11, 27))),
             ("I don't remember", None),
         ];
         for (text, expected) in cases {
@@ -567,21 +583,6 @@ mod tests {
             })
         );
         assert_eq!(parse_amount("two cars were damaged"), None);
-    }
-
-    #[test]
-    fn policy_numbers_written_and_spelled() {
-        let cases = [
-            ("my policy number is AB-12345", Some("AB12345")),
-            ("POL 998877", Some("POL998877")),
-            ("My policy number is A B 1 2 3 4 5.", Some("AB12345")),
-            ("it's A B one two three four five", Some("AB12345")),
-            ("I have 2 cars and 12345 problems", None),
-            ("A B C", None),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(parse_policy_number(text).as_deref(), expected, "{text}");
-        }
     }
 
     #[test]

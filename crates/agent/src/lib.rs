@@ -1,17 +1,22 @@
 //! The conversation of one call: what the agent is told, what it remembers, the tools it may use and the
 //! claim it fills.
 //!
-//! A [`Conversation`] takes caller turns and streams answers. Each turn is read by deterministic entity
-//! parsers (phones, e-mails, dates, amounts, policy numbers) and a schema-constrained extraction by the
-//! language model (intent, free-text facts); the claim is updated through typed, validated fields; tools
+//! A [`Conversation`] takes caller turns and streams answers. Every turn is read for every claim field by
+//! typed readers ([`facts`]: names, identifiers, phones, e-mails, dates, places, yes/no facts, damaged
+//! things, the story); the language model only labels intents and picks a span for an asked field the
+//! readers missed, within a time budget; a dialogue policy acknowledges, reads back identifiers, and
+//! asks for the first field still missing; the claim is updated through typed, validated fields; tools
 //! (transfer, end call, reminders, document search, SMS, language) are validated before they act; and
 //! the answer's prompt is kept bounded by a memory of recent turns plus a running summary. After the call,
 //! [`synthesize`] writes the summary record. PII masking serves logs and stored transcripts.
 
+pub mod call_score;
 pub mod claim;
 pub mod config;
 pub mod conversation;
+mod dialogue;
 pub mod entities;
+pub mod facts;
 pub mod knowledge;
 pub mod memory;
 mod numbers;
@@ -22,11 +27,13 @@ pub mod synthesis;
 pub mod tools;
 pub mod understanding;
 
+pub use call_score::{CallScore, score_call};
 pub use claim::{Claim, ClaimError, ClaimSchema, EntityKind, FieldContext, FieldKind, FieldSpec};
 pub use config::{AgentConfig, AgentConfigError, Persona};
 pub use conversation::{
-    CallContext, Conversation, PreviousCall, Reminder, TurnOutcome, fixed_replies, greeting_text,
+    CallContext, Conversation, PreviousCall, Reminder, TurnOutcome, greeting_text,
 };
+pub use dialogue::{asked_field, fixed_replies};
 pub use entities::{Amount, Entities, extract};
 pub use knowledge::{
     DocumentError, Hit, KnowledgeSearch, Passage, VectorIndex, chunk_text, read_document,

@@ -18,6 +18,8 @@ pub enum Instruction {
         field: String,
         /// What it is.
         description: String,
+        /// Which time of asking this is.
+        turn: AskTurn,
     },
     /// Answer from these passages.
     Answer {
@@ -30,6 +32,19 @@ pub enum Instruction {
     Goodbye,
     /// Everything is collected: confirm and ask if there is anything else.
     Wrap,
+}
+
+/// Which time the agent asks for a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskTurn {
+    /// The first time, or after other facts were given.
+    First,
+    /// Again, because the last answer gave nothing the agent could use: rephrased, with an example.
+    Again,
+    /// More detail on a value given only in general terms ("a parking lot": where exactly?).
+    More,
+    /// Once more before goodbye, because it is required and still missing.
+    BeforeGoodbye,
 }
 
 /// English name of an ISO 639-1 code, for the prompt.
@@ -95,10 +110,23 @@ pub fn reply_system_prompt(
         prompt.push_str(&format!("Claim details so far: {}.\n", facts.join("; ")));
     }
     match instruction {
-        Instruction::Ask { description, .. } => prompt.push_str(&format!(
-            "Now: briefly acknowledge what the caller said, then ask for this: {}.",
-            description.to_lowercase()
-        )),
+        Instruction::Ask {
+            description, turn, ..
+        } => {
+            let what = description.to_lowercase();
+            prompt.push_str(&match turn {
+                AskTurn::First => format!(
+                    "Now: briefly acknowledge what the caller said, then ask for this: {what}."
+                ),
+                AskTurn::Again => format!(
+                    "Now: the caller's answer did not give it; ask again, with an example, for this: {what}."
+                ),
+                AskTurn::More => format!("Now: ask for a little more detail about this: {what}."),
+                AskTurn::BeforeGoodbye => format!(
+                    "Now: before saying goodbye, ask once for this, which is still missing: {what}."
+                ),
+            })
+        }
         Instruction::Answer { passages } => {
             prompt.push_str("Answer the caller's question using only these documents, naming the document:\n");
             for passage in passages {
@@ -145,6 +173,7 @@ mod tests {
             &Instruction::Ask {
                 field: "policy_number".into(),
                 description: "Insurance policy number".into(),
+                turn: AskTurn::First,
             },
         );
         assert!(prompt.starts_with("You are Alex, a phone agent for Contoso Insurance."));

@@ -24,6 +24,9 @@ pub struct Scenario {
     pub name: String,
     /// The day of the call (relative dates are resolved against it).
     pub today: NaiveDate,
+    /// The number the caller calls from, when the line gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_phone: Option<String>,
     /// What the caller says, turn by turn.
     pub caller: Vec<String>,
     /// What should come out.
@@ -69,6 +72,10 @@ pub struct ExchangeRecord {
     pub tools: Vec<String>,
     /// Time to answer the turn, understanding included.
     pub millis: u64,
+    /// Of that, the time spent waiting on the model.
+    pub model_millis: u64,
+    /// The field the answer asked for, if any.
+    pub asked: Option<String>,
 }
 
 /// The result of one scenario.
@@ -86,6 +93,8 @@ pub struct ScenarioReport {
     pub exchanges: Vec<ExchangeRecord>,
     /// Language-model errors met on the way.
     pub errors: Vec<String>,
+    /// Questions asked again after the caller had given their answer: `(turn, field)`, turns from 1.
+    pub reasked: Vec<(usize, String)>,
 }
 
 impl ScenarioReport {
@@ -105,6 +114,7 @@ pub async fn run_scenario(
 ) -> ScenarioReport {
     let context = CallContext {
         today: Some(scenario.today),
+        caller_phone: scenario.caller_phone.clone(),
         ..CallContext::default()
     };
     let mut conversation =
@@ -128,6 +138,8 @@ pub async fn run_scenario(
                 .map(|a| a.tool_name().to_owned())
                 .collect(),
             millis: duration_ms(started.elapsed()),
+            model_millis: duration_ms(outcome.model_wait),
+            asked: outcome.asked.clone(),
         });
     }
     let context = FieldContext {
@@ -163,6 +175,7 @@ pub async fn run_scenario(
         .filter(|t| !tools_called.contains(t))
         .cloned()
         .collect();
+    let reasked = reasked(config, scenario, &exchanges, &context);
     ScenarioReport {
         name: scenario.name.clone(),
         fields,
@@ -170,6 +183,91 @@ pub async fn run_scenario(
         tools_called,
         exchanges,
         errors,
+        reasked,
+    }
+}
+
+/// The questions the agent asked after the caller had already given the answer: an answer to turn `i`
+/// that asks for a field whose expected value one of the caller's lines up to `i` holds. A line holds a
+/// value when the field's own normaliser reads it from the whole line (typed fields), or when it has
+/// every expected word (text fields). Scripted lines are used, not what a recogniser heard of them.
+pub fn reasked(
+    config: &AgentConfig,
+    scenario: &Scenario,
+    exchanges: &[ExchangeRecord],
+    context: &FieldContext,
+) -> Vec<(usize, String)> {
+    exchanges
+        .iter()
+        .enumerate()
+        .filter_map(|(i, exchange)| {
+            let field = exchange.asked.as_ref()?;
+            let asked_before = |line: usize| {
+                line.checked_sub(1)
+                    .and_then(|j| exchanges.get(j))
+                    .and_then(|e| e.asked.as_deref())
+            };
+            given_by(config, scenario, field, i, context, asked_before)
+                .then(|| (i + 1, field.clone()))
+        })
+        .collect()
+}
+
+/// Whether the scenario's caller lines up to `line` (from 0) give the expected value of `field`. A
+/// typed value (a date, a number, an identifier, a name) is given by any line that says it; a
+/// free-text one only by a line that answered the field's own question (`asked_before(line)` is the
+/// field the agent asked for just before that line): a word of it said in passing ("my kitchen
+/// flooded") is not yet the answer.
+pub(crate) fn given_by<'a>(
+    config: &AgentConfig,
+    scenario: &Scenario,
+    field: &str,
+    line: usize,
+    context: &FieldContext,
+    asked_before: impl Fn(usize) -> Option<&'a str>,
+) -> bool {
+    let (Some(spec), Some(expected)) = (
+        config.claim_schema.fields.iter().find(|f| f.name == field),
+        scenario.expect.claim.get(field),
+    ) else {
+        return false;
+    };
+    let free_text = spec.kind == FieldKind::Text
+        && !matches!(
+            spec.entity,
+            Some(crate::EntityKind::PolicyNumber | crate::EntityKind::PersonName)
+        );
+    scenario
+        .caller
+        .iter()
+        .enumerate()
+        .take(line + 1)
+        .any(|(j, said)| {
+            let answered = asked_before(j) == Some(field);
+            match spec.kind {
+                // "No" answers the yes/no question it follows; in passing, only a sentence about the
+                // field's topic says it ("nobody was hurt").
+                FieldKind::Bool => {
+                    (answered && holds(spec, expected, said, context))
+                        || crate::facts::states(spec, said) == expected.as_bool()
+                            && expected.is_boolean()
+                }
+                _ => holds(spec, expected, said, context) && (!free_text || answered),
+            }
+        })
+}
+
+/// Whether `line` says the expected value of `spec`.
+fn holds(spec: &FieldSpec, expected: &Value, line: &str, context: &FieldContext) -> bool {
+    match spec.kind {
+        FieldKind::Text if spec.entity != Some(crate::EntityKind::PolicyNumber) => {
+            let have = words(line);
+            words(&as_text(expected)).iter().all(|w| have.contains(w))
+        }
+        _ => match normalize(spec, &Value::String(line.to_owned()), context) {
+            Ok(got) => matches(spec, expected, &got, context),
+            Err(_) => false,
+        },
     }
 }
 
@@ -258,14 +356,25 @@ mod tests {
     fn the_shipped_scenarios_parse_and_name_real_fields() {
         let scenarios: Vec<Scenario> =
             serde_json::from_str(include_str!("../scenarios/claims.json")).unwrap();
-        assert!(scenarios.len() >= 10);
+        assert!(scenarios.len() >= 40);
         let schema = ClaimSchema::default();
         let c = context();
         for scenario in &scenarios {
             for (field, value) in &scenario.expect.claim {
                 let spec = schema.fields.iter().find(|f| &f.name == field);
                 let spec = spec.unwrap_or_else(|| panic!("{}: no field {field}", scenario.name));
-                // The expected value itself must be valid for its field.
+                // The expected value itself must be valid for its field (text fields expect words
+                // of the value, not a whole one).
+                if spec.kind == FieldKind::Text
+                    && spec.entity != Some(crate::EntityKind::PolicyNumber)
+                {
+                    assert!(
+                        !as_text(value).trim().is_empty(),
+                        "{}: {field}",
+                        scenario.name
+                    );
+                    continue;
+                }
                 normalize(
                     spec,
                     value,

@@ -1,127 +1,214 @@
-//! What one caller turn says: the structured entities (deterministic parsers), the caller's intent and
-//! the claim facts in free text (the language model, answering under a JSON schema so that even a small
-//! model's answer always parses).
+//! What one caller turn says: the claim facts every field's reader finds in it ([`crate::facts`]), the
+//! caller's intent when it could change what the turn does, and, when the readers found nothing for the
+//! field just asked about, a span of the caller's words the language model picks for it. The model never
+//! holds a turn for long: its answers are awaited for at most [`MODEL_BUDGET`]; a late extraction is
+//! kept and merged on a later turn, a late intent label is dropped.
 
-use chrono::NaiveDate;
-use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{Map, Value, json};
 use switchboard_llm::grammar::{COPY_FROM, span_words};
 use switchboard_llm::{ChatEvent, ChatModel, ChatRequest, LlmError, Message};
 
-use crate::claim::{Claim, ClaimSchema, EntityKind, FieldKind, FieldSpec};
+use crate::claim::{FieldKind, FieldSpec};
 use crate::config::AgentConfig;
 use crate::entities::{Entities, extract};
+use crate::facts::{Proposal, TurnContext, Weight, read_turn};
+
+/// The longest a turn waits for the model's answer (intent label or extraction). On two cores the
+/// embedded model answers a short constrained question in 0.2 to 1 s when nothing else runs; behind a
+/// transcription it can take several seconds, and the caller must not wait for that.
+pub const MODEL_BUDGET: Duration = Duration::from_millis(1200);
+
+/// An extraction still running when its turn was answered: `(field, value)` once it comes, if any.
+pub type LateFact = Shared<BoxFuture<'static, Option<(String, Value)>>>;
 
 /// The facts of one caller turn.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Understanding {
     /// One of the configured intent labels, when the model gave one.
     pub intent: Option<String>,
     /// Structured entities found by the parsers.
     pub entities: Entities,
-    /// Claim values proposed by this turn, `(field, value as said)`, entities first. Each is validated
-    /// against its field's type when applied.
-    pub proposals: Vec<(String, Value)>,
+    /// Claim values proposed by this turn, in schema order, each validated against its field's type
+    /// when applied.
+    pub proposals: Vec<Proposal>,
+    /// The model's extraction, when it did not answer within the budget.
+    pub late: Option<LateFact>,
+    /// How long the turn waited on the model.
+    pub model_wait: Duration,
 }
 
 /// The longest extraction answer; a schema-constrained answer is short JSON.
 const EXTRACTION_MAX_TOKENS: u32 = 160;
 
-/// Reads one caller turn. `asked` is the field the agent's last question was about, `agent_said` that
-/// question. `label_needed` says whether an intent label could change what the turn does; when not, the
-/// model is not asked for one. An engine failure leaves the intent and free-text facts out; entities are
-/// always there.
-#[allow(clippy::too_many_arguments)]
+/// What the turn needs to be read.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    /// The field the agent's last question was about.
+    pub asked: Option<&'a str>,
+    /// That question.
+    pub agent_said: &'a str,
+    /// What the caller said.
+    pub caller_said: &'a str,
+    /// The readers' context (day, country, the caller's number).
+    pub context: TurnContext<'a>,
+    /// Whether an intent label could change what the turn does.
+    pub label_needed: bool,
+}
+
+/// Reads one caller turn. An engine failure or a late answer leaves the intent and the model's fact
+/// out; the readers' facts are always there.
 pub async fn understand(
-    model: &dyn ChatModel,
+    model: &Arc<dyn ChatModel>,
     config: &AgentConfig,
-    claim: &Claim,
-    asked: Option<&str>,
-    agent_said: &str,
-    caller_said: &str,
-    today: NaiveDate,
-    label_needed: bool,
+    turn: &Turn<'_>,
 ) -> (Understanding, Option<LlmError>) {
     let schema = &config.claim_schema;
-    let entities = extract(caller_said, today, &config.country_code);
-    let mut proposals = entity_proposals(schema, claim, asked, &entities);
-    let asked_field = asked.and_then(|a| schema.fields.iter().find(|f| f.name == a));
-    // A caller who answered with another kind of fact (a phone number when asked for the vehicle) has
-    // not answered the question; the model is not asked to find an answer in those words.
-    let answered_elsewhere = proposals
-        .iter()
-        .any(|(name, _)| Some(name.as_str()) != asked);
-    if let Some(field) = asked_field
-        && field.kind == FieldKind::Bool
-        && let Some(answer) = yes_or_no(caller_said)
-    {
-        proposals.push((field.name.clone(), Value::Bool(answer)));
-    }
+    let caller_said = turn.caller_said;
+    let context = &turn.context;
+    let entities = extract(caller_said, context.today, &config.country_code);
+    let proposals = read_turn(&schema.fields, caller_said, context);
     let mut understanding = Understanding {
         intent: None,
         entities,
-        proposals: Vec::new(),
+        proposals,
+        late: None,
+        model_wait: Duration::ZERO,
     };
     // A line made only of one intent's cue words and courtesies ("Goodbye.", "Okay, thanks, bye") is
     // that intent, without asking the model; and it answers no question, so nothing is extracted from it
     // (a 135M model took "Goodbye" for the caller's name).
     if let Some(intent) = cue_only_intent(config, caller_said) {
         understanding.intent = Some(intent);
-        understanding.proposals = proposals;
         return (understanding, None);
     }
+    let started = std::time::Instant::now();
     let mut failure = None;
-    if label_needed {
-        match complete(model, &intent_request(config, caller_said)).await {
-            Ok(answer) => {
+    if asks_for_a_person(config, caller_said) {
+        understanding.intent = Some("speak_to_human".to_owned());
+    } else if turn.label_needed {
+        match bounded(model, intent_request(config, caller_said)).await {
+            Ok(Some(answer)) => {
                 understanding.intent = serde_json::from_str::<String>(answer.trim())
                     .ok()
                     .filter(|i| config.intents.iter().any(|known| known == i));
+            }
+            Ok(None) => {
+                tracing::info!("the intent label came too late; the turn goes on without it")
             }
             Err(error) => failure = Some(error),
         }
     }
 
-    // The model is asked for one field: the one the agent just asked about, when the parsers did not
-    // fill it. Answering a question is a task a small model gets right; spotting every fact in a sentence
-    // is not (SmolLM2-135M took "Hi" for a name and a car for a place when asked for all fields at once).
-    let open: Vec<&FieldSpec> = schema
-        .fields
-        .iter()
-        .filter(|f| Some(f.name.as_str()) == asked && !answered_elsewhere)
-        // Yes/no is read by `yes_or_no`; the model's true/false on other words is a guess.
-        .filter(|f| f.kind != FieldKind::Bool)
-        .filter(|f| !proposals.iter().any(|(name, _)| name == &f.name))
-        .collect();
-    if open.is_empty() || failure.is_some() {
-        understanding.proposals = proposals;
+    // The model is asked for one field: the one the agent just asked about, when its reader found
+    // nothing and the caller gave no other fact instead (a phone number when asked for the vehicle does
+    // not answer the question). Yes/no, dates, numbers and identifiers are the readers' alone.
+    let asked_field = turn
+        .asked
+        .and_then(|a| schema.fields.iter().find(|f| f.name == a))
+        .filter(|f| {
+            matches!(f.kind, FieldKind::Text) && f.entity != Some(crate::EntityKind::PolicyNumber)
+        })
+        .filter(|_| understanding.proposals.is_empty())
+        .filter(|_| !span_words(caller_said).is_empty());
+    let Some(field) = asked_field else {
+        understanding.model_wait = started.elapsed();
+        return (understanding, failure);
+    };
+    if failure.is_some() {
+        understanding.model_wait = started.elapsed();
         return (understanding, failure);
     }
-    let request = extraction_request(config, &open, asked, agent_said, caller_said, today);
-    let answer = match complete(model, &request).await {
-        Ok(answer) => answer,
-        Err(error) => {
-            understanding.proposals = proposals;
-            return (understanding, Some(error));
-        }
-    };
-    let parsed = switchboard_llm::lenient::parse_arguments(&answer).ok();
-    if let Some(Value::Object(object)) = parsed {
-        for field in &open {
-            match object.get(&field.name) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) if is_empty_answer(s) => {}
-                Some(Value::String(s)) if !grounded(s, caller_said) => {
-                    tracing::debug!(field = %field.name, value = %s, "extracted value is not in the caller's words");
+    let request = extraction_request(config, field, turn.agent_said, caller_said, context.today);
+    let name = field.name.clone();
+    let said = caller_said.to_owned();
+    let task = {
+        let model = model.clone();
+        async move {
+            match complete(model.as_ref(), &request).await {
+                Ok(answer) => span_answer(&answer, &name, &said).map(|v| (name, v)),
+                Err(error) => {
+                    tracing::warn!(%error, "the model's extraction failed");
+                    None
                 }
-                Some(value) => proposals.push((field.name.clone(), value.clone())),
             }
         }
-    } else {
-        tracing::warn!(answer = %answer, "extraction answer is not a JSON object");
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let handle = runtime.spawn(task);
+            let late: LateFact = handle.map(|r| r.ok().flatten()).boxed().shared();
+            match tokio::time::timeout(MODEL_BUDGET.saturating_sub(started.elapsed()), late.clone())
+                .await
+            {
+                Ok(found) => understanding.proposals.extend(answer_proposal(found)),
+                Err(_) => {
+                    tracing::info!(field = %field.name, "the model's extraction is late; merged when it comes");
+                    understanding.late = Some(late);
+                }
+            }
+        }
+        Err(_) => understanding.proposals.extend(answer_proposal(task.await)),
     }
-    understanding.proposals = proposals;
-    (understanding, None)
+    understanding.model_wait = started.elapsed();
+    (understanding, failure)
+}
+
+/// The model's value as the answer to the question asked.
+fn answer_proposal(found: Option<(String, Value)>) -> Option<Proposal> {
+    found.map(|(field, value)| Proposal {
+        field,
+        value,
+        weight: Weight::Answer,
+    })
+}
+
+/// Runs `request` for at most the model budget: `Ok(None)` when it is late (then it is stopped).
+async fn bounded(
+    model: &Arc<dyn ChatModel>,
+    request: ChatRequest,
+) -> Result<Option<String>, LlmError> {
+    let model = model.clone();
+    let work = async move { complete(model.as_ref(), &request).await };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let mut handle = runtime.spawn(work);
+            match tokio::time::timeout(MODEL_BUDGET, &mut handle).await {
+                Ok(Ok(result)) => result.map(Some),
+                Ok(Err(join)) => Err(LlmError::Protocol {
+                    engine: "model task".into(),
+                    detail: join.to_string(),
+                }),
+                Err(_) => {
+                    handle.abort();
+                    Ok(None)
+                }
+            }
+        }
+        Err(_) => work.await.map(Some),
+    }
+}
+
+/// The value the model's answer gives `field`, when it is one and is made of the caller's words.
+fn span_answer(answer: &str, field: &str, caller_said: &str) -> Option<Value> {
+    let parsed = switchboard_llm::lenient::parse_arguments(answer).ok();
+    let Some(Value::Object(object)) = parsed else {
+        tracing::warn!(answer = %answer, "extraction answer is not a JSON object");
+        return None;
+    };
+    match object.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if is_empty_answer(s) => None,
+        Some(Value::String(s)) if !grounded(s, caller_said) => {
+            tracing::debug!(field, value = %s, "extracted value is not in the caller's words");
+            None
+        }
+        Some(value) => Some(value.clone()),
+    }
 }
 
 /// Whether every word of `value` is among the caller's words: a text fact must come from what the caller
@@ -133,24 +220,6 @@ fn grounded(value: &str, caller_said: &str) -> bool {
         .collect();
     let words = span_words(value);
     !words.is_empty() && words.iter().all(|w| said.contains(&w.to_lowercase()))
-}
-
-/// A plain yes or no at the start of an answer to a yes/no question ("No, nobody was hurt", "Yes, my
-/// passenger"), or a clear negation ("nobody was injured", "I'm fine"). `None` when it says neither.
-pub fn yes_or_no(text: &str) -> Option<bool> {
-    let words: Vec<String> = span_words(text).iter().map(|w| w.to_lowercase()).collect();
-    for word in &words {
-        match word.as_str() {
-            "no" | "nope" | "nobody" | "none" | "noone" | "nothing" | "not" | "fine"
-            | "neither" => {
-                return Some(false);
-            }
-            "yes" | "yeah" | "yep" | "yup" | "correct" => return Some(true),
-            w if w.ends_with("n't") => return Some(false),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Words that carry no request of their own around a cue ("okay, thanks, bye").
@@ -198,6 +267,35 @@ pub(crate) fn cue_only_intent(config: &AgentConfig, caller_said: &str) -> Option
     found.filter(|intent| only_courtesies && config.intents.contains(intent))
 }
 
+/// Words that ask to be put through to someone.
+const PUT_THROUGH: &[&str] = &[
+    "speak to",
+    "talk to",
+    "speak with",
+    "talk with",
+    "transfer me",
+    "connect me",
+    "put me through",
+    "get me",
+    "let me speak",
+    "let me talk",
+];
+
+/// Whether the caller asks in so many words to speak to a person ("can I speak to a real person",
+/// "I want to talk to a human agent"): a request phrase and one of `speak_to_human`'s cue words. Such a
+/// line needs no model to be understood, and a transfer must never wait on one.
+pub(crate) fn asks_for_a_person(config: &AgentConfig, caller_said: &str) -> bool {
+    let said = cue_text(caller_said);
+    config.intents.iter().any(|i| i == "speak_to_human")
+        && PUT_THROUGH
+            .iter()
+            .any(|phrase| said.contains(&format!(" {phrase} ")))
+        && config
+            .intent_cues
+            .get("speak_to_human")
+            .is_some_and(|cues| cues.iter().any(|cue| said.contains(&cue_text(cue))))
+}
+
 /// Classifies the caller's words into one of the configured intents, shown the configured examples
 /// first: a small model labels far better from examples than from label names, and the examples form a
 /// fixed prefix the engine keeps cached.
@@ -234,109 +332,33 @@ fn is_empty_answer(text: &str) -> bool {
         )
 }
 
-/// Claim values the parsers found: each entity goes to the field of its kind the agent asked about, else
-/// to the first such field still empty.
-fn entity_proposals(
-    schema: &ClaimSchema,
-    claim: &Claim,
-    asked: Option<&str>,
-    entities: &Entities,
-) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let found: [(EntityKind, Vec<Value>); 5] = [
-        (
-            EntityKind::Phone,
-            entities.phones.iter().map(|p| json!(p)).collect(),
-        ),
-        (
-            EntityKind::Email,
-            entities.emails.iter().map(|e| json!(e)).collect(),
-        ),
-        (
-            EntityKind::Date,
-            entities
-                .dates
-                .iter()
-                .map(|d| json!(d.format("%Y-%m-%d").to_string()))
-                .collect(),
-        ),
-        (
-            EntityKind::Amount,
-            entities
-                .amounts
-                .iter()
-                .map(|a| json!(a.minor_units as f64 / 100.0))
-                .collect(),
-        ),
-        (
-            EntityKind::PolicyNumber,
-            entities.policy_numbers.iter().map(|p| json!(p)).collect(),
-        ),
-    ];
-    for (kind, values) in found {
-        let Some(value) = values.into_iter().next() else {
-            continue;
-        };
-        let fields: Vec<&FieldSpec> = schema
-            .fields
-            .iter()
-            .filter(|f| f.entity_kind() == Some(kind))
-            .collect();
-        let target = fields
-            .iter()
-            .find(|f| Some(f.name.as_str()) == asked)
-            .or_else(|| fields.iter().find(|f| !claim.values.contains_key(&f.name)));
-        if let Some(field) = target {
-            out.push((field.name.clone(), value));
-        }
-    }
-    out
-}
-
-/// The JSON Schema of the extraction answer: each open field as its type or null; text is a copy of the
-/// caller's words.
-fn answer_schema(open: &[&FieldSpec], caller_said: &str) -> Value {
+/// The JSON Schema of the extraction answer: the field as a copy of the caller's words, or null.
+fn answer_schema(field: &FieldSpec, caller_said: &str) -> Value {
     let mut properties = Map::new();
-    for field in open {
-        let schema = match &field.kind {
-            FieldKind::Bool => json!({"type": ["boolean", "null"]}),
-            FieldKind::Number => json!({"type": ["number", "null"]}),
-            FieldKind::Enum { values } => {
-                let mut options: Vec<Value> = values.iter().map(|v| json!(v)).collect();
-                options.push(Value::Null);
-                json!({"enum": options})
-            }
-            _ => json!({"anyOf": [{"type": "string", COPY_FROM: caller_said}, {"type": "null"}]}),
-        };
-        properties.insert(field.name.clone(), schema);
-    }
-    let required: Vec<&String> = properties.keys().collect();
-    json!({"type": "object", "properties": properties, "required": required})
+    properties.insert(
+        field.name.clone(),
+        json!({"anyOf": [{"type": "string", COPY_FROM: caller_said}, {"type": "null"}]}),
+    );
+    json!({"type": "object", "properties": properties, "required": [field.name]})
 }
 
+/// Asks the model which of the caller's words answer the question about `field`.
 fn extraction_request(
     config: &AgentConfig,
-    open: &[&FieldSpec],
-    asked: Option<&str>,
+    field: &FieldSpec,
     agent_said: &str,
     caller_said: &str,
-    today: NaiveDate,
+    today: chrono::NaiveDate,
 ) -> ChatRequest {
-    let mut instructions = format!(
-        "You read one turn of a phone call to {} and write JSON. Today is {}.\n",
+    let instructions = format!(
+        "You read one turn of a phone call to {} and write JSON. Today is {}.\n\
+         The agent just asked for {}. {}: {}, copied from the caller's words, or null if not said.\n",
         config.persona.company,
         today.format("%A %Y-%m-%d"),
+        field.name,
+        field.name,
+        field.description,
     );
-    for field in open {
-        instructions.push_str(&format!("{}: {}", field.name, field.description));
-        if field.kind == FieldKind::Bool {
-            instructions.push_str(" (true or false)");
-        }
-        instructions.push_str(", copied from the caller's words, or null if not said.\n");
-    }
-    if let Some(asked) = asked {
-        instructions.push_str(&format!("The agent just asked for {asked}.\n"));
-    }
     ChatRequest {
         messages: vec![
             Message::system(instructions),
@@ -345,7 +367,7 @@ fn extraction_request(
         tools: Vec::new(),
         temperature: None,
         max_tokens: Some(EXTRACTION_MAX_TOKENS),
-        response_schema: Some(answer_schema(open, caller_said)),
+        response_schema: Some(answer_schema(field, caller_said)),
         background: false,
     }
 }
@@ -402,67 +424,33 @@ mod tests {
         }
     }
 
-    fn today() -> NaiveDate {
-        NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()
-    }
-
     #[test]
-    fn entities_fill_the_asked_field_or_the_first_empty_one_of_their_kind() {
-        let schema = ClaimSchema::default();
-        let claim = Claim::default();
-        let entities = extract(
-            "my policy is AB-12345, call me on 415 555 0134, it happened yesterday",
-            today(),
-            "1",
-        );
-        let proposals = entity_proposals(&schema, &claim, None, &entities);
-        assert!(
-            proposals.contains(&("policy_number".into(), json!("AB12345"))),
-            "{proposals:?}"
-        );
-        assert!(
-            proposals.contains(&("callback_phone".into(), json!("+14155550134"))),
-            "{proposals:?}"
-        );
-        assert!(
-            proposals.contains(&("incident_date".into(), json!("2026-11-27"))),
-            "{proposals:?}"
-        );
-    }
-
-    #[test]
-    fn the_answer_schema_offers_each_open_field_or_null() {
+    fn the_answer_schema_is_the_field_or_null() {
         let config = AgentConfig::default();
-        let open: Vec<&FieldSpec> = config
-            .claim_schema
-            .fields
-            .iter()
-            .filter(|f| f.name == "injuries" || f.name == "caller_name")
-            .collect();
-        let schema = answer_schema(&open, "I'm Ana Lopez");
-        assert_eq!(
-            schema["properties"]["injuries"]["type"],
-            json!(["boolean", "null"])
-        );
+        let field = &config.claim_schema.fields[0];
+        let schema = answer_schema(field, "I'm Ana Lopez");
         assert_eq!(
             schema["properties"]["caller_name"]["anyOf"][0][COPY_FROM],
             "I'm Ana Lopez"
         );
-        assert_eq!(schema["required"].as_array().unwrap().len(), 2);
+        assert_eq!(schema["required"], json!(["caller_name"]));
     }
 
     #[test]
-    fn yes_and_no_as_callers_say_them() {
-        for (text, expected) in [
-            ("No, nobody was hurt.", Some(false)),
-            ("Yes, my passenger hurt her neck.", Some(true)),
-            ("Thankfully nobody was injured.", Some(false)),
-            ("No injuries.", Some(false)),
-            ("No, I'm fine.", Some(false)),
-            ("It wasn't serious", Some(false)),
-            ("My passenger broke his wrist", None),
+    fn a_request_for_a_person_needs_no_model() {
+        let config = AgentConfig::default();
+        for line in [
+            "Actually, can I speak to a real person please?",
+            "Hi, this is Mark Stone, I want to talk to a human agent.",
+            "This is too complicated, I want to speak to a representative.",
         ] {
-            assert_eq!(yes_or_no(text), expected, "{text}");
+            assert!(asks_for_a_person(&config, line), "{line}");
+        }
+        for line in [
+            "The other person drove off.",
+            "I spoke to your agent last week about it.",
+        ] {
+            assert!(!asks_for_a_person(&config, line), "{line}");
         }
     }
 

@@ -234,6 +234,11 @@ impl FrontEnd {
         self.vad.quiet_for()
     }
 
+    /// Makes the current pause last `silence` before it ends speech (see [`VadDetector::hold_pause`]).
+    pub fn hold_pause(&mut self, silence: std::time::Duration) {
+        self.vad.hold_pause(silence);
+    }
+
     /// Ends the caller's speech now, during a pause (see [`VadDetector::end_speech_now`]).
     pub fn end_speech_now(&mut self) -> Option<VadEvent> {
         self.vad.end_speech_now()

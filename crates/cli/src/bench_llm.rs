@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use switchboard_agent::prompt::{Instruction, reply_system_prompt};
+use switchboard_agent::prompt::{AskTurn, Instruction, reply_system_prompt};
 use switchboard_agent::{AgentConfig, Claim};
 use switchboard_core::Config;
 use switchboard_core::config::LlmModel;
@@ -119,6 +119,7 @@ async fn measure(
         &Instruction::Ask {
             field: "caller_name".into(),
             description: "Full name of the caller".into(),
+            turn: AskTurn::First,
         },
     );
     let mut messages = vec![Message::system(system)];

@@ -78,8 +78,14 @@ pub(crate) fn run(args: &AgentTestArgs, config: &Config) -> anyhow::Result<ExitC
         .flat_map(|r| r.exchanges.iter().map(|e| e.millis))
         .collect();
     let mean_turn = turns.iter().sum::<u64>() as f64 / turns.len().max(1) as f64;
+    let max_model_wait = reports
+        .iter()
+        .flat_map(|r| r.exchanges.iter().map(|e| e.model_millis))
+        .max()
+        .unwrap_or(0);
+    let reasked: usize = reports.iter().map(|r| r.reasked.len()).sum();
     println!(
-        "\nfield accuracy: {correct}/{expected} = {:.1} % on {} ({} scenarios); expected tool calls missing: {tools_missing}; mean turn {mean_turn:.0} ms",
+        "\nfield accuracy: {correct}/{expected} = {:.1} % on {} ({} scenarios); questions asked again after their answer: {reasked}; expected tool calls missing: {tools_missing}; mean turn {mean_turn:.0} ms, longest wait on the model {max_model_wait} ms",
         accuracy * 100.0,
         model.name(),
         reports.len()
@@ -119,6 +125,9 @@ fn print_report(report: &ScenarioReport, seconds: f64, verbose: bool) {
             "    {:<22} expected {}  got {}",
             field.field, field.expected, field.got
         );
+    }
+    for (turn, field) in &report.reasked {
+        println!("    asked again at turn {turn}: {field}");
     }
     for error in &report.errors {
         println!("    llm error: {error}");

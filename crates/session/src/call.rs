@@ -504,6 +504,7 @@ impl Session {
                 self.to_speaker(SpeakerJob::DropReadAhead);
             }
             self.read_ahead();
+            self.hold_unfinished();
             if let Some(utterance) = &mut self.utterance
                 && let Err(e) = utterance.stream.push(&samples)
             {
@@ -558,6 +559,31 @@ impl Session {
         }
         utterance.read_ahead = Some(words.to_owned());
         self.to_speaker(SpeakerJob::ReadAhead(words.to_owned()));
+    }
+
+    /// During a pause, holds the end of the turn while what the caller said before it is still being
+    /// transcribed, or sounds unfinished ("my number is", a trailing "and", a digit group): the pause
+    /// then lasts VAD_HOLD_SILENCE_MS rather than VAD_MIN_SILENCE_MS. Waiting for that transcript costs
+    /// the answer nothing: the turn's final recognition is the same pass.
+    fn hold_unfinished(&mut self) {
+        let Some(hold) = self.engines.hold_silence else {
+            return;
+        };
+        let Some(utterance) = &mut self.utterance else {
+            return;
+        };
+        if !utterance.paused {
+            return;
+        }
+        let holding = match utterance.stream.transcript_to_pause() {
+            None => true,
+            Some(text) => turn_cues::sounds_unfinished(&text),
+        };
+        if holding {
+            self.front.hold_pause(hold);
+        } else {
+            self.front.hold_pause(Duration::ZERO);
+        }
     }
 
     /// Whether the turn can end now on a transcript cue: the caller has been quiet for VAD_CUE_SILENCE_MS

@@ -86,6 +86,9 @@ pub struct Engines {
     /// Silence after which a turn whose transcript sounds finished ends (VAD_CUE_SILENCE_MS); `None`
     /// when cues are off, or cannot be read (no pass starts at a pause without STT_EARLY_FINAL).
     pub cue_silence: Option<Duration>,
+    /// Silence a pause lasts before it ends a turn whose transcript so far sounds unfinished, or is not
+    /// known yet (VAD_HOLD_SILENCE_MS); `None` when off, or without STT_EARLY_FINAL.
+    pub hold_silence: Option<Duration>,
     /// Where the VAD model lives.
     pub models_dir: PathBuf,
     /// VAD thresholds.
@@ -119,7 +122,15 @@ impl Engines {
             whisper::options_from_config(config),
         ));
         let mut stream_options = if config.stt.early_final {
-            StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
+            // A pause held open for an unfinished sentence (VAD_HOLD_SILENCE_MS) is silence the pass at
+            // the pause may miss and still serve as the final.
+            StreamOptions::for_calls(
+                config.stt.partial_interval,
+                config
+                    .audio
+                    .vad_min_silence
+                    .max(config.audio.vad_hold_silence),
+            )
         } else {
             StreamOptions {
                 partial_interval: config.stt.partial_interval,
@@ -155,6 +166,9 @@ impl Engines {
             read_ahead_after: (config.stt.early_final && config.llm.read_ahead)
                 .then(|| cue_silence.unwrap_or(config.audio.vad_min_silence / 2)),
             cue_silence,
+            hold_silence: (config.stt.early_final
+                && config.audio.vad_hold_silence > config.audio.vad_min_silence)
+                .then_some(config.audio.vad_hold_silence),
             models_dir: config.paths.models_dir.clone(),
             vad: vad::options_from_config(&config.audio),
             vad_sensitivity: config.audio.vad_sensitivity.level(),

@@ -4,9 +4,10 @@
 //! a table and" is not. When the transcript of everything before a pause reads as a finished
 //! sentence, the turn may end after the shorter VAD_CUE_SILENCE_MS.
 //!
-//! The judgement is deliberately one-sided: a cue can only end a turn earlier, never hold it open, and
-//! anything ambiguous (no closing punctuation, a trailing conjunction, article, preposition or filler,
-//! trailing digits of a number that may go on, an ellipsis) falls back to the silence rule.
+//! The other side: a transcript that clearly goes on (a trailing comma, "and", "my number is", a group of
+//! digits) holds the turn open for VAD_HOLD_SILENCE_MS, so a caller who pauses mid-sentence is not
+//! answered after half of it. Anything else ambiguous (no closing punctuation at all) falls back to the
+//! silence rule.
 
 /// Last words after which a sentence goes on. Whisper puts a full stop after almost anything it hears,
 /// including "My number is." said before the digits, so the closing punctuation alone is not enough.
@@ -126,6 +127,27 @@ pub fn sounds_finished(transcript: &str) -> bool {
     !GOES_ON_AFTER.contains(&word.as_str())
 }
 
+/// Whether `transcript` clearly goes on: it trails off with a comma, a dash or an ellipsis, ends on a
+/// word a sentence goes on after ("and", "the", "is", "um"), or on digits of a number that may go on.
+/// Text that is neither this nor [`sounds_finished`] (no punctuation at all) is left to the silence.
+pub fn sounds_unfinished(transcript: &str) -> bool {
+    let text = transcript.trim();
+    if text.is_empty() {
+        return false;
+    }
+    if text.ends_with([',', '-', '—', ';', ':', '…']) || text.ends_with("..") {
+        return true;
+    }
+    let Some(word) = text.split_whitespace().last() else {
+        return false;
+    };
+    let word = word
+        .trim_matches(|c: char| !c.is_alphanumeric() && c != '\'')
+        .to_lowercase();
+    !word.is_empty()
+        && (word.ends_with(|c: char| c.is_ascii_digit()) || GOES_ON_AFTER.contains(&word.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +165,31 @@ mod tests {
             "はい。",
         ] {
             assert!(sounds_finished(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn sentences_that_clearly_go_on_hold_the_turn_open() {
+        for text in [
+            "I was driving home and",
+            "I was driving home, and.",
+            "My number is.",
+            "It happened on Main Street,",
+            "Um.",
+            "Well...",
+            "4 1 5, 5 5 5.",
+            "The policy is A B 4 4 7",
+        ] {
+            assert!(sounds_unfinished(text), "{text:?}");
+        }
+        for text in [
+            "",
+            "Hello",
+            "Hello.",
+            "My name is John Smith.",
+            "Thank you, bye.",
+        ] {
+            assert!(!sounds_unfinished(text), "{text:?}");
         }
     }
 

@@ -115,6 +115,8 @@ pub struct VadDetector {
     last_probability: f32,
     min_speech: u64,
     min_silence: u64,
+    /// Extra silence the current pause needs before it ends speech (see `hold_pause`).
+    hold: u64,
     windows_seen: u64,
     skipped_windows: u64,
 }
@@ -152,6 +154,7 @@ impl VadDetector {
             last_probability: 0.0,
             min_speech: samples(options.min_speech),
             min_silence: samples(options.min_silence),
+            hold: 0,
             windows_seen: 0,
             skipped_windows: 0,
         }
@@ -214,10 +217,22 @@ impl VadDetector {
             return None;
         };
         self.state = State::Silence;
+        self.hold = 0;
         Some(VadEvent::SpeechEnded {
             at: quiet_from,
             started_at: start,
         })
+    }
+
+    /// Makes the current pause wait until the caller has been quiet for `silence` in all (at least
+    /// `min_silence`) before it ends speech: what the caller said so far sounds unfinished ("my number
+    /// is", a trailing "and"). The next pause waits `min_silence` again. No effect when not pausing.
+    pub fn hold_pause(&mut self, silence: Duration) {
+        if matches!(self.state, State::Pause { .. }) {
+            let total =
+                (silence.as_secs_f64() * f64::from(SampleRate::Hz16000.hz())).round() as u64;
+            self.hold = total.saturating_sub(self.min_silence);
+        }
     }
 
     /// Windows judged background by energy alone, without running the engine (a cost saving).
@@ -279,12 +294,14 @@ impl VadDetector {
             State::Speech { .. } => None,
             State::Pause { start, .. } if p >= end_threshold => {
                 self.state = State::Speech { start };
+                self.hold = 0;
                 None
             }
             State::Pause { start, quiet_from } => {
                 let quiet_end = here + self.window.len() as u64;
-                if quiet_end - quiet_from >= self.min_silence {
+                if quiet_end - quiet_from >= self.min_silence + self.hold {
                     self.state = State::Silence;
+                    self.hold = 0;
                     Some(VadEvent::SpeechEnded {
                         at: quiet_from,
                         started_at: start,
@@ -321,6 +338,7 @@ impl VadDetector {
         self.filled = 0;
         self.window_start = 0;
         self.state = State::Silence;
+        self.hold = 0;
         self.background_probability = 0.0;
         self.floor_energy = 1e-6;
         self.windows_seen = 0;

@@ -363,6 +363,9 @@ pub struct AudioConfig {
     pub vad_min_silence: Duration,
     /// Shortest silence that ends speech whose transcript sounds finished; zero: no such cue.
     pub vad_cue_silence: Duration,
+    /// Silence that ends speech whose transcript so far sounds unfinished; zero or not above
+    /// `vad_min_silence`: no hold.
+    pub vad_hold_silence: Duration,
 }
 
 /// Which database holds the system of record.
@@ -599,6 +602,9 @@ impl Config {
                 ),
                 vad_cue_silence: Duration::from_millis(
                     r.int(&VAD_CUE_SILENCE_MS, 0..=5_000)? as u64
+                ),
+                vad_hold_silence: Duration::from_millis(
+                    r.int(&VAD_HOLD_SILENCE_MS, 0..=5_000)? as u64
                 ),
             },
             database,

@@ -190,6 +190,8 @@ settings! {
     VAD_MIN_SILENCE_MS: "audio.vad_min_silence_ms", "VAD_MIN_SILENCE_MS", default Some("320"), allowed "an integer from 64 to 5000 (milliseconds)";
     /// Silence that ends a turn early when its transcript sounds finished (a sentence ends, no trailing "and" or "um"); the full VAD_MIN_SILENCE_MS otherwise.
     VAD_CUE_SILENCE_MS: "audio.vad_cue_silence_ms", "VAD_CUE_SILENCE_MS", default Some("160"), allowed "an integer from 0 to 5000 (milliseconds; 0 turns transcript cues off, as does a value not below VAD_MIN_SILENCE_MS)";
+    /// Silence that ends a turn whose transcript so far sounds unfinished (a trailing comma, "and", "my number is", a group of digits that may go on: the caller is mid-sentence), or is still being transcribed (the answer waits for that transcript anyway). Needs STT_EARLY_FINAL. 0, or a value not above VAD_MIN_SILENCE_MS, turns the hold off.
+    VAD_HOLD_SILENCE_MS: "audio.vad_hold_silence_ms", "VAD_HOLD_SILENCE_MS", default Some("1000"), allowed "an integer from 0 to 5000 (milliseconds)";
     /// Noise suppression on the caller's audio: a light spectral Wiener filter, RNNoise (stronger in pauses, 20x the CPU), or none.
     NOISE_SUPPRESSION: "audio.noise_suppression", "NOISE_SUPPRESSION", default Some("spectral"), allowed "one of spectral, rnnoise, off";
     /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
