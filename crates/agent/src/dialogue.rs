@@ -3,7 +3,7 @@
 //! mistake can be corrected ("no, it's …"), ask next for the first field still missing, never ask again
 //! for a field already given (only to correct it, or once for more detail when it was given in general
 //! terms), rephrase with an example when an answer gave nothing, and ask once before goodbye for what is
-//! still required.
+//! still required when little is.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -16,6 +16,9 @@ use crate::prompt::{AskTurn, Instruction};
 
 /// Times the agent asks for a required field before moving on; optional fields are asked once.
 const MAX_ASKS: u32 = 2;
+/// Required fields still missing at goodbye that the agent asks for once more; with more missing, the
+/// caller is let go and the call is followed up.
+const LAST_CHANCE_FIELDS: usize = 2;
 /// The longest description kept; later parts of the story are appended up to it.
 const MAX_STORY: usize = 600;
 
@@ -211,19 +214,20 @@ impl Dialogue {
         Instruction::Wrap
     }
 
-    /// Before goodbye: the first required field still missing, asked once per call.
+    /// Before goodbye: the first required field still missing, asked once per call, when the claim
+    /// is nearly complete (at most [`LAST_CHANCE_FIELDS`] missing). A caller who leaves early is not held
+    /// on the line; the synthesis records what is missing for a follow-up.
     pub(crate) fn before_goodbye(
         &mut self,
         schema: &ClaimSchema,
         claim: &Claim,
     ) -> Option<Instruction> {
-        if self.asked_before_goodbye {
+        let missing = claim.missing(schema);
+        if self.asked_before_goodbye || missing.len() > LAST_CHANCE_FIELDS {
             return None;
         }
-        let field = schema
-            .fields
-            .iter()
-            .find(|f| f.required && !claim.values.contains_key(&f.name))?;
+        let first = *missing.first()?;
+        let field = schema.fields.iter().find(|f| f.name == first)?;
         self.asked_before_goodbye = true;
         Some(Instruction::Ask {
             field: field.name.clone(),
@@ -579,7 +583,19 @@ mod tests {
             matches!(&next, Instruction::Ask { field, .. } if field == "incident_location"),
             "{next:?}"
         );
-        // Before goodbye, once, for the required field still missing.
+        // Before goodbye, once, for the required field still missing, when few are.
+        assert!(
+            dialogue.before_goodbye(&schema, &claim).is_none(),
+            "five are missing"
+        );
+        for (field, value) in [
+            ("incident_location", json!("Main Street")),
+            ("incident_description", json!("rear-ended")),
+            ("injuries", json!(false)),
+            ("callback_phone", json!("+14155550134")),
+        ] {
+            claim.values.insert(field.into(), value);
+        }
         let last = dialogue.before_goodbye(&schema, &claim);
         assert!(
             matches!(&last, Some(Instruction::Ask { field, turn: AskTurn::BeforeGoodbye, .. }) if field == "policy_number")

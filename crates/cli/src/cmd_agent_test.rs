@@ -1,5 +1,6 @@
 //! `switchboard agent-test SCENARIOS.json`: scripted calls at the text level through the configured language
-//! model; prints each scenario's claim accuracy and tool calls, and the total field accuracy.
+//! model; prints each scenario's claim accuracy and tool calls, and the total field accuracy. With
+//! `--audio`, the lines are spoken and played through real calls instead (see [`crate::agent_audio`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +12,8 @@ use clap::Args;
 use switchboard_agent::{AgentConfig, Scenario, ScenarioReport, run_scenario};
 use switchboard_core::Config;
 use switchboard_llm::ChatModel;
+
+use crate::agent_audio::AudioArgs;
 
 #[derive(Debug, Args)]
 pub(crate) struct AgentTestArgs {
@@ -28,6 +31,8 @@ pub(crate) struct AgentTestArgs {
     /// Print each exchange.
     #[arg(long, short)]
     verbose: bool,
+    #[command(flatten)]
+    spoken: AudioArgs,
 }
 
 pub(crate) fn run(args: &AgentTestArgs, config: &Config) -> anyhow::Result<ExitCode> {
@@ -40,6 +45,15 @@ pub(crate) fn run(args: &AgentTestArgs, config: &Config) -> anyhow::Result<ExitC
     }
     if scenarios.is_empty() {
         bail!("no scenarios to run");
+    }
+    if args.spoken.audio {
+        return crate::agent_audio::run(
+            &args.spoken,
+            &scenarios,
+            config,
+            args.min_accuracy,
+            args.json.as_ref(),
+        );
     }
     let agent = AgentConfig::from_config(config)?;
     let loading = Instant::now();

@@ -3,6 +3,7 @@
 // A command-line tool's output is its interface.
 #![allow(clippy::print_stdout)]
 
+mod agent_audio;
 mod bench_latency;
 mod bench_llm;
 mod bench_stt;

@@ -410,6 +410,62 @@ fn agent_test_fills_at_least_95_percent_of_the_claim_fields_and_asks_nothing_twi
     }
 }
 
+/// A shipped scenario spoken by Piper and played through a real call: the stored claim is scored, and a
+/// caller who asks for a person is transferred.
+#[test]
+fn agent_test_audio_plays_a_scenario_through_a_real_call_and_scores_the_stored_claim() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/scenarios/claims.json");
+    let report = dir.path().join("report.json");
+    let out = switchboard(dir.path())
+        .env("MODELS_DIR", &models)
+        .env("LOG_LEVEL", "warn")
+        .arg("agent-test")
+        .arg(&scenarios)
+        .args([
+            "--audio",
+            "--voice",
+            "piper",
+            "--only",
+            "asks for a representative",
+            "--json",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("spoken (Piper): field accuracy "),
+        "{stdout}"
+    );
+    let reports: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let score = &reports[0]["score"];
+    assert_eq!(score["ended_as_expected"], true, "{score}");
+    let right = score["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["correct"] == true)
+        .count();
+    assert!(right >= 1, "{score}");
+    // What the caller said is stored, line by line.
+    let transcript = reports[0]["call"]["transcript"].as_array().unwrap();
+    assert!(
+        transcript
+            .iter()
+            .filter(|t| t["speaker"] == "caller")
+            .count()
+            >= 4,
+        "{transcript:?}"
+    );
+}
+
 #[test]
 fn agent_test_refuses_a_file_that_is_not_scenarios() {
     let dir = tempfile::tempdir().unwrap();

@@ -302,12 +302,26 @@ pub(crate) fn read(text: &str, asked: bool) -> Option<(String, Detail)> {
         }
         i += 1;
     }
-    if best.is_none() && asked {
+    if asked {
+        // The whole answer, when it holds the place found in it and more ("A main street in
+        // Springfield", a recogniser's "a" for "on").
         let start = tokens
             .iter()
-            .position(|t| !LEAD_INS.contains(&t.lower.as_str()) && t.lower != "happened")
+            .position(|t| {
+                !LEAD_INS.contains(&t.lower.as_str())
+                    && !OPENERS.contains(&t.lower.as_str())
+                    && t.lower != "happened"
+            })
             .unwrap_or(tokens.len());
-        consider(&mut best, phrase(&tokens[start..]));
+        let mut answer = None;
+        consider(&mut answer, phrase(&tokens[start..]));
+        if let Some((text, detail)) = answer
+            && best
+                .as_ref()
+                .is_none_or(|(found, d)| detail >= *d && text.contains(found.as_str()))
+        {
+            best = Some((text, detail));
+        }
     }
     best
 }
@@ -427,6 +441,14 @@ mod tests {
         );
         assert_eq!(place("Main Street, Springfield.", false), None);
         assert_eq!(place("Yesterday.", true), None);
+        assert_eq!(
+            place("A main street in Springfield.", true).as_deref(),
+            Some("A main street in Springfield")
+        );
+        assert_eq!(
+            place("On Main Street in Springfield.", true).as_deref(),
+            Some("Main Street in Springfield")
+        );
     }
 
     #[test]
