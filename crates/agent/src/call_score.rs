@@ -69,9 +69,12 @@ fn align(lines: &[String], caller_turns: &[&str]) -> Vec<usize> {
                 _ => Some((i, score)),
             },
         );
+        // A turn that shares no word with the lines ahead ("+12065550142" for "plus one two zero…") is
+        // the next line, not more of the last one.
         let line = match best {
             Some((i, score)) if score > 0.0 => i,
-            _ => at,
+            _ if k == 0 => 0,
+            _ => (at + 1).min(lines.len().saturating_sub(1)),
         };
         out.push(line);
         at = line;
@@ -271,6 +274,14 @@ mod tests {
             t("caller", "No, nobody was hurt."),
             t("agent", "Thank you for calling Contoso Insurance. Goodbye!"),
         ];
+        // A turn written in other words than its line is the next line, not a cut.
+        assert_eq!(
+            align(
+                &["One two three.".to_owned(), "Four five six.".to_owned()],
+                &["One two three.", "456"]
+            ),
+            [0, 1]
+        );
         let score = score_call(
             &config,
             &scenario,

@@ -227,6 +227,11 @@ fn month(word: &str) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
+/// Whether `word` (lower case) names a day of the week or a month.
+pub(crate) fn is_calendar_word(word: &str) -> bool {
+    weekday(word).is_some() || MONTHS.contains(&word)
+}
+
 fn weekday(word: &str) -> Option<Weekday> {
     Some(match word {
         "monday" => Weekday::Mon,

@@ -298,10 +298,22 @@ fn as_text(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_owned)
 }
 
+/// Lower-case words, ordinals as numerals ("Fifth" and "5th" are one word).
 fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(|w| {
+            let w = w.to_lowercase();
+            match crate::numbers::ordinal_word(&w) {
+                Some(n) => format!("{n}th"),
+                None if w.starts_with(|c: char| c.is_ascii_digit())
+                    && ["st", "nd", "rd", "th"].iter().any(|s| w.ends_with(s)) =>
+                {
+                    format!("{}th", w.trim_end_matches(char::is_alphabetic))
+                }
+                None => w,
+            }
+        })
         .collect()
 }
 
@@ -334,6 +346,12 @@ mod tests {
             field("incident_location"),
             &json!("Main Street"),
             &json!("Elm Street"),
+            &c
+        ));
+        assert!(matches(
+            field("incident_location"),
+            &json!("5th Avenue"),
+            &json!("the corner of Fifth Avenue and Pine Street"),
             &c
         ));
         assert!(matches(

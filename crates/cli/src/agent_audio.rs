@@ -130,8 +130,13 @@ fn caller_voice(
         CallerVoice::Espeak => TtsEngine::Espeak,
         CallerVoice::Kokoro => TtsEngine::Kokoro,
     };
-    if voice == CallerVoice::Piper && config.tts.engine != TtsEngine::Piper {
-        options.voice = "en_US-joe-medium".into();
+    // The agent's TTS_VOICE when the engine is the same; else the engine's usual English voice.
+    if options.engine != config.tts.engine {
+        options.voice = match voice {
+            CallerVoice::Piper => "en_US-joe-medium".into(),
+            CallerVoice::Espeak => options.espeak_voice.clone(),
+            CallerVoice::Kokoro => "af_heart".into(),
+        };
     }
     tts::load(&options).with_context(|| format!("loading the caller's voice ({voice:?})"))
 }
@@ -276,12 +281,7 @@ fn print_score(outcome: &Outcome) {
             _ => "",
         }
     );
-    for field in s.fields.iter().filter(|f| !f.correct) {
-        println!(
-            "    {:<22} expected {}  got {}",
-            field.field, field.expected, field.got
-        );
-    }
+    crate::cmd_agent_test::print_wrong_fields(&s.fields);
     for (line, field) in &s.reasked {
         println!("    asked again after line {line}: {field}");
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use switchboard_agent::scenario::FieldResult;
 use switchboard_agent::{AgentConfig, Scenario, ScenarioReport, run_scenario};
 use switchboard_core::Config;
 use switchboard_llm::ChatModel;
@@ -134,12 +135,7 @@ fn print_report(report: &ScenarioReport, seconds: f64, verbose: bool) {
             format!("  MISSING [{}]", report.missing_tools.join(", "))
         }
     );
-    for field in report.fields.iter().filter(|f| !f.correct) {
-        println!(
-            "    {:<22} expected {}  got {}",
-            field.field, field.expected, field.got
-        );
-    }
+    print_wrong_fields(&report.fields);
     for (turn, field) in &report.reasked {
         println!("    asked again at turn {turn}: {field}");
     }
@@ -160,5 +156,15 @@ fn print_report(report: &ScenarioReport, seconds: f64, verbose: bool) {
                 exchange.millis
             );
         }
+    }
+}
+
+/// The expected fields a scenario got wrong, one a line.
+pub(crate) fn print_wrong_fields(fields: &[FieldResult]) {
+    for field in fields.iter().filter(|f| !f.correct) {
+        println!(
+            "    {:<22} expected {}  got {}",
+            field.field, field.expected, field.got
+        );
     }
 }

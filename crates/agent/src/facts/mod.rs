@@ -92,6 +92,19 @@ pub fn after_correction(text: &str) -> &str {
     corrected_part(text).unwrap_or(text)
 }
 
+/// Whether a line offers a phone number in passing: a word for calling or a number, a `+`, or (in a
+/// line that does not speak of the policy) ten digits or more, a whole number with its area code.
+fn says_phone(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let cue = [
+        "call", "phone", "number", "reach", "mobile", "cell", "contact", "ring", "text me", "plus",
+    ]
+    .iter()
+    .any(|cue| lower.contains(cue));
+    let digits = text.chars().filter(char::is_ascii_digit).count();
+    cue || text.contains('+') || (digits >= 10 && !lower.contains("policy"))
+}
+
 /// Words that mean "the number I am calling from".
 fn means_this_number(text: &str) -> bool {
     let lower = text.to_lowercase();
@@ -117,7 +130,10 @@ fn read_field(
     let found = |v: String| Some((json!(v), Weight::Volunteered));
     match (field.entity_kind(), &field.kind) {
         (Some(EntityKind::Phone), _) => match normalize_phone(text, context.country_code) {
-            Some(phone) => found(phone),
+            // In passing, a run of digits is a phone number only when the line says so ("call me
+            // at…", "my number is…"), never in a line about the policy.
+            Some(phone) if asked || says_phone(text) => found(phone),
+            Some(_) => None,
             None if means_this_number(text) => context.caller_phone.and_then(|p| found(p.into())),
             None => None,
         },
@@ -353,6 +369,17 @@ mod tests {
             Some("incident_date"),
         );
         assert!(found.contains(&("injuries".into(), json!(false), Weight::Volunteered)));
+        // A policy number heard as digits is not a phone number.
+        let found = read("Policy 0800 19,045", Some("policy_number"));
+        assert!(
+            !found.iter().any(|(f, _, _)| f == "callback_phone"),
+            "{found:?}"
+        );
+        let found = read("My phone was stolen, call me back at 617 555 0190.", None);
+        assert!(
+            found.iter().any(|(f, _, _)| f == "callback_phone"),
+            "{found:?}"
+        );
     }
 
     #[test]

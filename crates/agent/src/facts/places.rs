@@ -135,7 +135,7 @@ const ENDS: &[&str] = &[
     "while",
 ];
 
-/// Words that say a time, not a place.
+/// Words that say a time, not a place (beside the names of days and months).
 const TIME_WORDS: &[&str] = &[
     "morning",
     "afternoon",
@@ -147,25 +147,6 @@ const TIME_WORDS: &[&str] = &[
     "moment",
     "am",
     "pm",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
     "weekend",
     "storm",
     "rain",
@@ -201,6 +182,7 @@ fn is_place_noun(token: &Token) -> bool {
 
 fn is_time(token: &Token) -> bool {
     TIME_WORDS.contains(&token.lower.as_str())
+        || crate::entities::is_calendar_word(&token.lower)
         || token.lower.ends_with("am") && token.has_digit()
         || token.lower.ends_with("pm") && token.has_digit()
 }
