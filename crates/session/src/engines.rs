@@ -122,15 +122,7 @@ impl Engines {
             whisper::options_from_config(config),
         ));
         let mut stream_options = if config.stt.early_final {
-            // A pause held open for an unfinished sentence (VAD_HOLD_SILENCE_MS) is silence the pass at
-            // the pause may miss and still serve as the final.
-            StreamOptions::for_calls(
-                config.stt.partial_interval,
-                config
-                    .audio
-                    .vad_min_silence
-                    .max(config.audio.vad_hold_silence),
-            )
+            StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
         } else {
             StreamOptions {
                 partial_interval: config.stt.partial_interval,

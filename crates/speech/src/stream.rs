@@ -407,8 +407,11 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
         // A pass that misses too much is dropped here: withdrawn if it still waits in line; if it runs,
         // it keeps its slot to the end, so the final pass below starts after it rather than sharing the
         // cores with it.
+        // The pass started when the caller went quiet covers every word when they have not spoken
+        // since (`paused_at` is cleared when they resume): what it misses is silence, however long the
+        // end of the turn was held open.
         if let Some(pass) = self.pass.take()
-            && pass.samples + tail >= total
+            && (pass.samples + tail >= total || self.paused_at == Some(pass.samples))
         {
             if let Some(ticket) = &pass.ticket {
                 ticket.promote();
@@ -559,6 +562,30 @@ mod tests {
         assert_eq!(last.text, "10", "the pass from the pause is the final");
         assert_eq!(last.audio, Duration::from_millis(1_320));
         assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_pass_from_a_held_pause_is_the_final_but_not_after_more_speech() {
+        let recognizer = recognizer(30);
+        let options = StreamOptions::for_calls(Duration::from_secs(10), Duration::from_millis(320));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        // A pause held open for 1 s: all of it silence, the pass at the pause is the final.
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 16_000]).unwrap();
+        stream.speech_paused();
+        stream.push(&vec![0.0; 16_000]).unwrap();
+        assert_eq!(stream.finish().unwrap().text, "10");
+        assert_eq!(recognizer.passes.load(Ordering::SeqCst), 1);
+        // The caller went on after the pause (0.6 s of speech, then 0.4 s quiet): the pass at the
+        // first pause misses words and is not the final.
+        let mut stream = stt.stream();
+        stream.push(&vec![0.0; 16_000]).unwrap();
+        stream.speech_paused();
+        thread::sleep(Duration::from_millis(60)); // the pass runs
+        stream.speech_resumed();
+        stream.push(&vec![0.0; 9_600]).unwrap();
+        stream.push(&vec![0.0; 6_400]).unwrap();
+        assert_eq!(stream.finish().unwrap().text, "20", "a pass over all of it");
     }
 
     #[test]
