@@ -417,6 +417,28 @@ mod tests {
     }
 
     #[test]
+    fn a_held_pause_ends_speech_only_after_the_longer_silence() {
+        let mut p = vec![0.0; 3];
+        p.extend([0.9; 10]);
+        p.extend([0.0; 40]);
+        let mut options = VadOptions::for_sensitivity(2);
+        options.min_silence = Duration::from_millis(320);
+        let mut vad = VadDetector::new(Box::new(Scripted(p, 0)), options);
+        let window = [0i16; 512];
+        for _ in 0..14 {
+            vad.process(&window).unwrap();
+        }
+        assert!(vad.pausing());
+        // Held for 960 ms (30 windows of 32 ms) in all: no end at 320 ms.
+        vad.hold_pause(Duration::from_millis(960));
+        let ended_at = (14..53).find(|_| vad.process(&window).unwrap().is_some());
+        assert!(
+            ended_at.is_some_and(|w| w >= 13 + 29),
+            "ended at window {ended_at:?}"
+        );
+    }
+
+    #[test]
     fn speech_can_be_ended_early_in_a_pause_and_only_there() {
         let mut p = vec![0.0; 3];
         p.extend([0.9; 10]);
