@@ -678,7 +678,10 @@ impl Session {
             Err(reason) => {
                 tracing::error!(%reason, "final recognition failed");
                 metrics::counter!("switchboard_errors_total", "kind" => "stt").increment(1);
-                return None;
+                // No words: the machine stops waiting for them.
+                return Some(Event::CallerTranscribed {
+                    text: String::new(),
+                });
             }
         };
         if !text.chars().any(char::is_alphanumeric) {

@@ -182,6 +182,10 @@ pub struct TurnTaking {
     /// Phrases queued behind the current speech (a filler before its answer); each must finish too.
     pending: Vec<SpeechId>,
     caller_speaking_since: Option<Instant>,
+    /// The caller's last utterance ended and its transcript has not come yet: the caller is not silent,
+    /// the recogniser is slow (a loaded node), and asking "are you still there?" would talk over the
+    /// answer to their words.
+    transcribing: bool,
     quiet_since: Instant,
     reprompts: u32,
     turns: u32,
@@ -198,6 +202,7 @@ impl TurnTaking {
             agent: Agent::Listening,
             pending: Vec::new(),
             caller_speaking_since: None,
+            transcribing: false,
             quiet_since: now,
             reprompts: 0,
             turns: 0,
@@ -230,6 +235,7 @@ impl TurnTaking {
             }
             Event::CallerSpeechEnded => {
                 self.caller_speaking_since = None;
+                self.transcribing = true;
                 self.quiet_since = now;
                 Vec::new()
             }
@@ -270,6 +276,7 @@ impl TurnTaking {
 
     fn on_transcript(&mut self, text: String, now: Instant) -> Vec<Action> {
         let words = text.trim();
+        self.transcribing = false;
         self.quiet_since = now;
         if words.is_empty() || !words.chars().any(char::is_alphanumeric) {
             return Vec::new();
@@ -364,11 +371,15 @@ impl TurnTaking {
             }
             return Vec::new();
         }
+        let quiet = now.saturating_duration_since(self.quiet_since);
+        // A transcript that never comes (a recogniser that died) holds the reprompt back only so long.
+        let waiting_for_words = self.transcribing && quiet < 2 * self.options.silence_reprompt;
         let silent = self.agent == Agent::Listening
             && self.pending.is_empty()
             && self.caller_speaking_since.is_none()
+            && !waiting_for_words
             && self.ending.is_none()
-            && now.saturating_duration_since(self.quiet_since) >= self.options.silence_reprompt;
+            && quiet >= self.options.silence_reprompt;
         if silent {
             if self.reprompts < self.options.silence_max_reprompts {
                 self.reprompts += 1;
@@ -549,6 +560,35 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn no_reprompt_while_the_callers_words_are_still_being_transcribed() {
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(6_000, Event::CallerSpeechEnded);
+        // A loaded node: the transcript takes 10 s. The caller spoke; the agent must not ask whether
+        // they are still there.
+        assert!(t.ticks(6_100, 16_000).is_empty());
+        assert_eq!(
+            t.at(16_000, said("My number is 415 555 0100.")),
+            [Action::Reply {
+                speech: SpeechId(2),
+                caller_text: "My number is 415 555 0100.".into()
+            }]
+        );
+        // A transcript that never comes holds the reprompt back for twice the silence, not forever.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(4_000, Event::CallerSpeechEnded);
+        assert!(t.ticks(4_100, 19_900).is_empty());
+        assert!(matches!(
+            t.ticks(20_000, 20_000).as_slice(),
+            [Action::Say {
+                phrase: Phrase::Reprompt,
+                ..
+            }]
+        ));
     }
 
     #[test]

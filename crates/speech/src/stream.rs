@@ -9,7 +9,7 @@
 //! finals first, partials only on idle cores.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -239,6 +239,9 @@ struct Pass {
     result: mpsc::Receiver<Result<Transcript, SttError>>,
     /// Its place in the gate's queue, for a pass that had to queue.
     ticket: Option<Ticket>,
+    /// Stops a pass started at a pause once the caller goes on (its words would only be a stale
+    /// partial); `None` for a partial, which the gate stops when preempting.
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Drop for Pass {
@@ -296,13 +299,15 @@ impl<R: Recognizer> Utterance<R> {
         let audio = self.audio.clone();
         let samples = audio.len();
         let queued = ticket.clone();
+        let stop = (urgency == Urgency::Paused).then(|| Arc::new(AtomicBool::new(false)));
+        let own_stop = stop.clone();
         let spawned = thread::Builder::new()
             .name("stt-pass".into())
             .spawn(move || {
                 let Some(permit) = permit.or_else(|| queued.and_then(|t| t.wait())) else {
                     return; // withdrawn before it started
                 };
-                let transcript = match permit.stop_flag() {
+                let transcript = match permit.stop_flag().or(own_stop) {
                     Some(stop) => recognizer.transcribe_unless_stopped(&audio, stop),
                     None => recognizer.transcribe(&audio),
                 };
@@ -315,6 +320,7 @@ impl<R: Recognizer> Utterance<R> {
                     samples,
                     result,
                     ticket,
+                    stop,
                 });
             }
             Err(e) => tracing::warn!(error = %e, "cannot start a partial transcription"),
@@ -379,12 +385,16 @@ impl<R: Recognizer> SpeechStream for Utterance<R> {
 
     fn speech_resumed(&mut self) {
         self.paused_at = None;
-        // The pass queued at the pause would be only a partial now: let it go if it has not started.
-        if let Some(ticket) = self.pass.as_ref().and_then(|p| p.ticket.as_ref())
-            && ticket.withdraw()
-        {
-            self.pass = None;
+        // The pass started at the pause would be only a partial now, and a stale one: it leaves the
+        // queue if it has not started, and stops if it runs, so that its slot goes to the next pass (a
+        // caller pausing between digit groups starts one at every gap).
+        self.collect();
+        let Some(pass) = &self.pass else { return };
+        let Some(stop) = &pass.stop else { return };
+        if !pass.ticket.as_ref().is_some_and(Ticket::withdraw) {
+            stop.store(true, Ordering::Relaxed);
         }
+        self.pass = None;
     }
 
     fn transcript_to_pause(&mut self) -> Option<String> {
@@ -690,6 +700,34 @@ mod tests {
             let stopped = recognizer.stopped.load(Ordering::SeqCst);
             assert_eq!(stopped, usize::from(preempt), "preempt = {preempt}");
         }
+    }
+
+    #[test]
+    fn a_running_pass_from_a_pause_stops_when_the_caller_goes_on() {
+        let recognizer = Arc::new(Stoppable {
+            inner: Counting {
+                delay: Duration::from_millis(300),
+                passes: AtomicUsize::new(0),
+            },
+            stopped: AtomicUsize::new(0),
+        });
+        let options = StreamOptions::for_calls(Duration::from_secs(10), Duration::from_millis(320));
+        let stt = StreamingRecognizer::new(recognizer.clone(), options);
+        let mut stream = stt.stream();
+        // A caller saying digit groups: a pass starts at every gap and stops when the next group does.
+        for _ in 0..3 {
+            stream.push(&vec![0.0; 8_000]).unwrap();
+            stream.speech_paused();
+            thread::sleep(Duration::from_millis(30));
+            stream.speech_resumed();
+        }
+        stream.push(&vec![0.0; 8_000]).unwrap();
+        stream.speech_paused();
+        stream.push(&vec![0.0; 5_120]).unwrap();
+        assert_eq!(stream.finish().unwrap().text, "20");
+        // Only the pass from the last pause ran to its end; the three before it stopped at once.
+        assert_eq!(recognizer.stopped.load(Ordering::SeqCst), 3);
+        assert_eq!(recognizer.inner.passes.load(Ordering::SeqCst), 1);
     }
 
     #[test]
