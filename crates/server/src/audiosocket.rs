@@ -164,7 +164,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     .await;
     tracing::info!(%call_id, rate = ?rate, "AudioSocket call connected");
     if !first.is_empty() {
-        call.forward(Inbound::Audio(first));
+        call.forward(Inbound::Audio(first)).await;
     }
     let mut end_reason = String::from("caller_hung_up");
     loop {
@@ -188,15 +188,15 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
                 }
             }
             frame = reader.next() => match frame {
-                Some(Frame::Audio { rate: got, pcm }) if got == rate => call.forward(Inbound::Audio(pcm)),
+                Some(Frame::Audio { rate: got, pcm }) if got == rate => call.forward(Inbound::Audio(pcm)).await,
                 Some(Frame::Audio { rate: got, .. }) => {
                     tracing::warn!(%call_id, ?got, ?rate, "AudioSocket audio changed rate mid-call; skipped");
                 }
-                Some(Frame::Dtmf(digit)) => call.forward(Inbound::Dtmf(digit)),
+                Some(Frame::Dtmf(digit)) => call.forward(Inbound::Dtmf(digit)).await,
                 Some(Frame::Error(code)) => tracing::warn!(%call_id, ?code, "Asterisk reported an AudioSocket error"),
                 Some(Frame::Uuid(_)) => tracing::warn!(%call_id, "a second UUID message is ignored"),
                 Some(Frame::Hangup) | None => {
-                    call.forward(Inbound::Hangup);
+                    call.forward(Inbound::Hangup).await;
                     break;
                 }
             },

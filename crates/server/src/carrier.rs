@@ -9,7 +9,9 @@ use switchboard_agent::{CallContext, PreviousCall};
 use switchboard_audio::InputFormat;
 use switchboard_core::CallDirection;
 use switchboard_core::CallId;
-use switchboard_session::{CallReport, CallSetup, Engines, Inbound, Outbound, run_call};
+use switchboard_session::{
+    CallReport, CallSetup, CallerSender, Engines, Inbound, Outbound, caller_channel, run_call,
+};
 use switchboard_store::{Database, NewCall, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,10 +19,12 @@ use tokio::task::JoinHandle;
 use crate::registry::{LiveCall, RegisterError, Registration};
 use crate::{ApiError, AppState};
 
-/// Inbound messages buffered between the transport and the call.
-const INBOUND_BUFFER: usize = 256;
 /// Outbound events buffered between the call and the transport.
 const OUTBOUND_BUFFER: usize = 512;
+/// A call's events waiting to be published to Redis. While the backlog is full (a Redis away for long),
+/// new events skip the shared stream (counted: `switchboard_events_dropped_total`); local viewers and
+/// the call itself lose nothing.
+const SHARED_EVENT_BACKLOG: usize = 1_024;
 /// Key-press requests a call holds before the API is told to wait.
 const KEY_PRESS_BACKLOG: usize = 8;
 /// Earlier calls of the same caller given to the agent.
@@ -105,14 +109,13 @@ fn chrono_date(at: std::time::SystemTime) -> String {
 #[derive(Debug)]
 pub(crate) struct Carried {
     call_id: CallId,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: CallerSender,
     /// What the call sends: audio, marks, clears, transcript, latency, the hang-up.
     pub(crate) outbound: mpsc::Receiver<Outbound>,
     live: LiveCall,
-    shared_events: Option<mpsc::UnboundedSender<Arc<str>>>,
+    shared_events: Option<mpsc::Sender<Arc<str>>>,
     task: JoinHandle<Result<CallReport, switchboard_session::CallError>>,
     registration: Registration,
-    dropped: u64,
 }
 
 impl Carried {
@@ -135,7 +138,9 @@ impl Carried {
             tracing::error!(%call_id, error = %e, "cannot mark the call active");
         }
         let shared_events = spawn_event_publisher(state.live.clone(), call_id);
-        let (inbound, inbound_rx) = mpsc::channel(INBOUND_BUFFER);
+        // AUDIO_BUFFER_SIZE_MS of 20 ms frames; a call further behind drops its oldest audio.
+        let audio_frames = (state.config.audio.buffer_size.as_millis() / 20) as usize;
+        let (inbound, inbound_rx) = caller_channel(audio_frames);
         let (out_tx, outbound) = mpsc::channel(OUTBOUND_BUFFER);
         let setup = CallSetup {
             call_id,
@@ -159,7 +164,6 @@ impl Carried {
             shared_events,
             task,
             registration,
-            dropped: 0,
         }
     }
 
@@ -168,8 +172,10 @@ impl Carried {
     /// published: a transport encodes it for its own wire only.
     pub(crate) fn publish(&self, event: &str) {
         let event: Arc<str> = Arc::from(event);
-        if let Some(shared) = &self.shared_events {
-            let _ = shared.send(event.clone());
+        if let Some(shared) = &self.shared_events
+            && let Err(mpsc::error::TrySendError::Full(_)) = shared.try_send(event.clone())
+        {
+            metrics::counter!("switchboard_events_dropped_total").increment(1);
         }
         let _ = self.live.events.send(event);
     }
@@ -182,12 +188,11 @@ impl Carried {
         presses
     }
 
-    /// Hands the transport's message to the call. A message the call cannot take because it is behind
-    /// is counted and logged when the transport finishes; after the call has ended, nothing is lost.
-    pub(crate) fn forward(&mut self, inbound: Inbound) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.inbound.try_send(inbound) {
-            self.dropped += 1;
-        }
+    /// Hands the transport's message to the call. Audio never waits (a call that fell behind drops its
+    /// oldest frames, counted and logged when the transport finishes); a signal (mark, key, hang-up)
+    /// waits for room and is never dropped. After the call has ended, there is nobody to tell.
+    pub(crate) async fn forward(&mut self, inbound: Inbound) {
+        let _ = self.inbound.send(inbound).await;
     }
 
     /// The transport is gone (the caller hung up, or the call ended): the call finishes its record
@@ -198,11 +203,12 @@ impl Carried {
             inbound,
             task,
             registration,
-            dropped,
             ..
         } = self;
-        // The transport may already have said so; a second hang-up is harmless.
-        let _ = inbound.try_send(Inbound::Hangup);
+        // The transport may already have said so; a second hang-up is harmless. When the signal queue
+        // is full, the call sees the transport gone once the queue drains.
+        let _ = inbound.try_signal(Inbound::Hangup);
+        let dropped = inbound.dropped_audio();
         drop(inbound);
         if dropped > 0 {
             tracing::warn!(%call_id, dropped, "caller messages dropped: the call fell behind");
@@ -226,9 +232,9 @@ impl Carried {
 fn spawn_event_publisher(
     shared: Option<switchboard_store::LiveState>,
     call_id: CallId,
-) -> Option<mpsc::UnboundedSender<Arc<str>>> {
+) -> Option<mpsc::Sender<Arc<str>>> {
     let shared = shared?;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<str>>();
+    let (tx, mut rx) = mpsc::channel::<Arc<str>>(SHARED_EVENT_BACKLOG);
     tokio::spawn(async move {
         if let Err(e) = shared.call_started(call_id).await {
             tracing::warn!(%call_id, error = %e, "cannot register the call in Redis");

@@ -680,7 +680,7 @@ async fn carry(
                 if let Ok((n, from)) = received
                     && let Some(key) = leg.receive(&datagram[..n], from)
                 {
-                    call.forward(Inbound::Dtmf(key));
+                    call.forward(Inbound::Dtmf(key)).await;
                 }
             }
             // RTCP from the peer is read and dropped: we send reports, and have no use for theirs yet.
@@ -700,7 +700,7 @@ async fn carry(
             _ = clock.tick() => {
                 leg.send_due().await;
                 let frame = leg.next_frame();
-                call.forward(Inbound::Audio(frame));
+                call.forward(Inbound::Audio(frame)).await;
             }
             _ = reports.tick() => leg.send_report().await,
         }
@@ -716,11 +716,11 @@ async fn carry(
     );
     match ended {
         Ended::ByPeer => {
-            call.forward(Inbound::Hangup);
+            call.forward(Inbound::Hangup).await;
             release_ended(established);
         }
         Ended::Failed => {
-            call.forward(Inbound::Hangup);
+            call.forward(Inbound::Hangup).await;
             hang_up(established, "failed", &pbx, state).await;
         }
         Ended::ByAgent(reason) => hang_up(established, &reason, &pbx, state).await,

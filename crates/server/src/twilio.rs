@@ -412,13 +412,13 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                             Event::Media(media) => {
                                 // A bidirectional stream carries the caller's track only.
                                 if media.track.as_deref().is_none_or(|t| t == "inbound") {
-                                    call.forward(Inbound::Audio(media.payload));
+                                    call.forward(Inbound::Audio(media.payload)).await;
                                 }
                             }
-                            Event::Dtmf { digit } => call.forward(Inbound::Dtmf(digit)),
-                            Event::Mark { name } => call.forward(Inbound::Mark(name)),
+                            Event::Dtmf { digit } => call.forward(Inbound::Dtmf(digit)).await,
+                            Event::Mark { name } => call.forward(Inbound::Mark(name)).await,
                             Event::Stop => {
-                                call.forward(Inbound::Hangup);
+                                call.forward(Inbound::Hangup).await;
                                 break;
                             }
                             Event::Connected { .. } | Event::Start(_) => {

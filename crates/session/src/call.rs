@@ -2,44 +2,39 @@
 //! the recogniser, the turn-taking state machine, the speaker and playout, and writes the record.
 //!
 //! Caller audio is processed inline (a 20 ms frame costs well under a millisecond); recognition passes,
-//! the model and the voice run on other threads; the loop only routes events and persists turns. A turn is
-//! committed to the database before its transcript event is sent.
+//! the model and the voice run on other threads; the loop only routes events. Transcript lines go to the
+//! recorder, which stores them off the loop and announces each once it is stored. At the end, the caller's
+//! words in progress and the agent's speech being played are recorded too.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use switchboard_agent::{
-    Action as ToolAction, CallContext, Conversation, Synthesis, synthesis_from_record, synthesize,
-};
-use switchboard_audio::pcm::to_f32;
-use switchboard_audio::vad::VadEvent;
+use switchboard_agent::{Action as ToolAction, CallContext, Conversation, Synthesis};
 use switchboard_audio::{FrontEnd, FrontEndOptions, InputFormat};
 use switchboard_core::{CallId, Speaker};
-use switchboard_speech::SpeechStream;
-use switchboard_store::{CallSummary, Database};
+use switchboard_store::Database;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::engines::Engines;
 use crate::latency::{TurnClock, TurnLatency};
+use crate::listener::{Listener, Recognised};
 use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
-use crate::media::{Inbound, Outbound, TranscriptLine};
+use crate::media::{CallerReceiver, Inbound, Outbound, TranscriptLine};
 use crate::playout::{self, Played, Queued};
+use crate::recorder::Recorder;
 use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
-use crate::turn_cues;
 use crate::voice_out::VoiceEncoder;
 
 /// How often the session looks at its timers and the recogniser's partials.
 const TICK: Duration = Duration::from_millis(50);
-/// Audio kept from before the VAD's speech start, so the recogniser hears the first syllable whole.
-const PREROLL: Duration = Duration::from_millis(300);
 /// Agent audio that may wait in the playout queue (a long answer synthesised ahead of the clock).
 const QUEUE_FRAMES: usize = 3_000;
-/// Recogniser sample rate.
-const HZ: u64 = 16_000;
+/// How long a hung-up call waits for the final transcript of the caller's last words.
+const LAST_WORDS_WAIT: Duration = Duration::from_secs(10);
 
 /// What a call starts with.
 #[derive(Debug, Clone)]
@@ -85,30 +80,13 @@ pub struct CallReport {
     pub synthesis: Option<Synthesis>,
 }
 
-/// A caller utterance being recognised.
-struct Utterance {
-    stream: Box<dyn SpeechStream>,
-    started: Instant,
-    /// The VAD saw the caller go quiet (and the stream was told).
-    paused: bool,
-    /// The words of this pause given to the speaker to read ahead, if any.
-    read_ahead: Option<String>,
-}
-
-/// The result of a final recognition pass.
-struct Recognised {
-    text: Result<String, String>,
-    started: Instant,
-    clock: TurnClock,
-}
-
 /// Runs a call until it ends; then records the end and writes the synthesis. Never panics on bad input:
 /// malformed audio is logged and dropped, and the call goes on.
 pub async fn run_call(
     setup: CallSetup,
     engines: Arc<Engines>,
     db: Database,
-    inbound_rx: mpsc::Receiver<Inbound>,
+    inbound: CallerReceiver,
     out_tx: mpsc::Sender<Outbound>,
     hangup: CancellationToken,
 ) -> Result<CallReport, CallError> {
@@ -132,19 +110,34 @@ pub async fn run_call(
     let call = async move {
         tracing::info!(format = ?setup.format, "call connected");
         let mut session = Session::start(setup, engines, db, out_tx, front);
-        let reason = session.run(inbound_rx, hangup).await;
+        let reason = session.run(inbound, hangup).await;
         session.finish(reason).await
     };
     Ok(call.instrument(span).await)
 }
 
-/// Where a call's record goes. Kept apart from the session so that storing a turn borrows only this
-/// (shareable) part while the session's audio state stays with its task.
-struct Recorder {
-    call_id: CallId,
-    db: Database,
+/// What the session knows of one thing the agent says, from the moment it is asked for until playout
+/// reports its end.
+struct Speech {
+    /// When it was asked for.
     started: Instant,
-    started_wall: SystemTime,
+    /// Stops its generation (an answer being written).
+    cancel: Option<CancellationToken>,
+    /// Its pieces' words, in order, as the speaker made them.
+    pieces: Vec<String>,
+    /// For an answer to a caller turn: the turn's number and its latency clock.
+    clock: Option<(u32, TurnClock)>,
+}
+
+impl Speech {
+    fn new(pieces: Vec<String>) -> Self {
+        Self {
+            started: Instant::now(),
+            cancel: None,
+            pieces,
+            clock: None,
+        }
+    }
 }
 
 /// The state of a running call besides the turn-taking machine.
@@ -153,12 +146,9 @@ struct Session {
     engines: Arc<Engines>,
     recorder: Recorder,
     out_tx: mpsc::Sender<Outbound>,
-    front: FrontEnd,
+    listener: Listener,
     format: InputFormat,
     turns: TurnTaking,
-    utterance: Option<Utterance>,
-    preroll: VecDeque<(u64, Vec<f32>)>,
-    recognised_tx: mpsc::UnboundedSender<Recognised>,
     recognised_rx: mpsc::UnboundedReceiver<Recognised>,
     jobs_tx: Option<mpsc::UnboundedSender<SpeakerJob>>,
     spoken_rx: mpsc::UnboundedReceiver<Spoken>,
@@ -168,11 +158,9 @@ struct Session {
     echo_tx: Option<mpsc::UnboundedSender<String>>,
     queue_tx: mpsc::Sender<Queued>,
     speaker: Option<tokio::task::JoinHandle<Conversation>>,
+    playout: Option<tokio::task::JoinHandle<()>>,
     playout_stop: CancellationToken,
-    cancels: HashMap<SpeechId, CancellationToken>,
-    pieces: HashMap<SpeechId, Vec<String>>,
-    speech_started: HashMap<SpeechId, Instant>,
-    clocks: HashMap<SpeechId, (u32, TurnClock)>,
+    speeches: HashMap<SpeechId, Speech>,
     pending_clock: Option<TurnClock>,
     latencies: Vec<TurnLatency>,
     answered: u32,
@@ -202,7 +190,7 @@ impl Session {
         };
         let playout_stop = CancellationToken::new();
         // The call's tasks and threads log inside its span, so every line carries the call id.
-        tokio::spawn(
+        let playout = tokio::spawn(
             playout::run(
                 queue_rx,
                 cancel_rx,
@@ -231,22 +219,15 @@ impl Session {
         let speaker =
             tokio::spawn(speaker::run(conversation, voice, jobs_rx, spoken_tx).in_current_span());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
+        let engines_for_listener = engines.clone();
         Self {
             call_id: setup.call_id,
             turns: TurnTaking::new(engines.turns, now),
             engines,
-            recorder: Recorder {
-                call_id: setup.call_id,
-                db,
-                started: now,
-                started_wall: SystemTime::now(),
-            },
+            recorder: Recorder::start(setup.call_id, db, out_tx.clone()),
             out_tx,
-            front,
+            listener: Listener::new(engines_for_listener, front, recognised_tx),
             format: setup.format,
-            utterance: None,
-            preroll: VecDeque::new(),
-            recognised_tx,
             recognised_rx,
             jobs_tx: Some(jobs_tx),
             spoken_rx,
@@ -255,11 +236,9 @@ impl Session {
             echo_tx,
             queue_tx,
             speaker: Some(speaker),
+            playout: Some(playout),
             playout_stop,
-            cancels: HashMap::new(),
-            pieces: HashMap::new(),
-            speech_started: HashMap::new(),
-            clocks: HashMap::new(),
+            speeches: HashMap::new(),
             pending_clock: None,
             latencies: Vec::new(),
             answered: 0,
@@ -268,11 +247,8 @@ impl Session {
     }
 
     /// The session loop; returns why the call ended.
-    async fn run(
-        &mut self,
-        mut inbound_rx: mpsc::Receiver<Inbound>,
-        hangup: CancellationToken,
-    ) -> EndReason {
+    async fn run(&mut self, inbound: CallerReceiver, hangup: CancellationToken) -> EndReason {
+        let (audio, mut signals) = inbound.into_parts();
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(reason) = self.handle(Event::Connected).await {
@@ -282,27 +258,10 @@ impl Session {
             let event = tokio::select! {
                 biased;
                 () = hangup.cancelled() => Event::Ended(EndReason::EndedByApi),
-                Some(played) = self.played_rx.recv() => match self.on_played(played).await {
-                    Some(event) => event,
-                    None => continue,
-                },
-                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken).await {
-                    Some(event) => event,
-                    None => continue,
-                },
-                Some(recognised) = self.recognised_rx.recv() => match self.on_recognised(recognised).await {
-                    Some(event) => event,
-                    None => continue,
-                },
-                inbound = inbound_rx.recv() => match inbound {
-                    Some(Inbound::Audio(bytes)) => {
-                        match self.on_audio(&bytes) {
-                            Some(event) => event,
-                            None => continue,
-                        }
-                    }
-                    Some(Inbound::Dtmf(digit)) => {
-                        tracing::info!(%digit, "caller pressed a key");
+                // Signals before anything else: a mark or a hang-up never waits behind audio.
+                signal = signals.recv() => match signal {
+                    Some(Inbound::Dtmf(_)) => {
+                        tracing::info!("caller pressed a key");
                         continue;
                     }
                     Some(Inbound::Mark(name)) => {
@@ -312,7 +271,25 @@ impl Session {
                         }
                         continue;
                     }
+                    // Audio never comes this way.
+                    Some(Inbound::Audio(_)) => continue,
                     Some(Inbound::Hangup) | None => Event::Ended(EndReason::CallerHungUp),
+                },
+                Some(played) = self.played_rx.recv() => match self.on_played(played).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Some(recognised) = self.recognised_rx.recv() => match self.on_recognised(recognised) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Some(bytes) = audio.next() => match self.on_audio(&bytes) {
+                    Some(event) => event,
+                    None => continue,
                 },
                 _ = ticker.tick() => {
                     self.poll_partial().await;
@@ -339,12 +316,16 @@ impl Session {
                         caller_text,
                     } => self.reply(speech, caller_text),
                     Action::Cancel(speech) => {
-                        if let Some(token) = self.cancels.remove(&speech) {
+                        if let Some(token) =
+                            self.speeches.get_mut(&speech).and_then(|s| s.cancel.take())
+                        {
                             token.cancel();
                         }
                         let _ = self.cancel_tx.send(speech);
                     }
                     Action::Hangup(reason) => {
+                        // The transcript's last lines go out before the hang-up.
+                        self.recorder.flush().await;
                         let _ = self
                             .out_tx
                             .send(Outbound::Hangup {
@@ -377,8 +358,7 @@ impl Session {
                 .and_then(|r| r.map_err(|e| e.to_string()))
             }
         };
-        self.pieces.insert(speech, vec![text]);
-        self.speech_started.insert(speech, Instant::now());
+        self.speeches.insert(speech, Speech::new(vec![text]));
         let frames = phrase.and_then(|p| {
             let mut encoder =
                 VoiceEncoder::new(p.sample_rate, self.format).map_err(|e| e.to_string())?;
@@ -410,12 +390,13 @@ impl Session {
 
     fn reply(&mut self, speech: SpeechId, caller_text: String) {
         let cancel = CancellationToken::new();
-        self.cancels.insert(speech, cancel.clone());
-        self.speech_started.insert(speech, Instant::now());
+        let mut record = Speech::new(Vec::new());
+        record.cancel = Some(cancel.clone());
         if let Some(clock) = self.pending_clock.take() {
             self.answered += 1;
-            self.clocks.insert(speech, (self.answered, clock));
+            record.clock = Some((self.answered, clock));
         }
+        self.speeches.insert(speech, record);
         self.to_speaker(SpeakerJob::Reply(ReplyJob {
             speech,
             caller_text,
@@ -429,230 +410,19 @@ impl Session {
         }
     }
 
-    /// Runs caller audio through the front end; returns a VAD change for the machine.
+    /// Runs caller audio through the listener; returns a change for the machine.
     fn on_audio(&mut self, bytes: &[u8]) -> Option<Event> {
-        if let Err(e) = self.front.push_payload(bytes) {
-            tracing::warn!(error = %e, len = bytes.len(), "dropping malformed caller audio");
-            metrics::counter!("switchboard_errors_total", "kind" => "bad_audio").increment(1);
-            return None;
+        let mut jobs = Vec::new();
+        let event = self.listener.push(bytes, &mut jobs);
+        for job in jobs {
+            self.to_speaker(job);
         }
-        let mut change = None;
-        loop {
-            let now = Instant::now();
-            let (start, samples, vad) = match self.front.next_frame() {
-                Ok(Some(frame)) => (
-                    frame.start,
-                    frame
-                        .samples
-                        .iter()
-                        .map(|&s| to_f32(s))
-                        .collect::<Vec<f32>>(),
-                    frame.event,
-                ),
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "caller audio frame failed");
-                    metrics::counter!("switchboard_errors_total", "kind" => "front_end")
-                        .increment(1);
-                    continue;
-                }
-            };
-            let end = start + samples.len() as u64;
-            match vad {
-                Some(VadEvent::SpeechStarted { at }) => {
-                    let mut stream = self.engines.stt.stream();
-                    let from = at.saturating_sub(PREROLL.as_millis() as u64 * HZ / 1_000);
-                    for (frame_start, frame) in &self.preroll {
-                        if *frame_start + frame.len() as u64 > from {
-                            let _ = stream.push(frame);
-                        }
-                    }
-                    let lead = Duration::from_secs_f64((end - at) as f64 / HZ as f64);
-                    self.utterance = Some(Utterance {
-                        stream,
-                        started: now.checked_sub(lead).unwrap_or(now),
-                        paused: false,
-                        read_ahead: None,
-                    });
-                    change = Some(Event::CallerSpeechStarted);
-                }
-                Some(VadEvent::SpeechEnded { at, .. }) => {
-                    if let Some(mut utterance) = self.utterance.take() {
-                        let _ = utterance.stream.push(&samples);
-                        metrics::counter!("switchboard_turn_ends_total", "by" => "silence")
-                            .increment(1);
-                        self.end_utterance(utterance, at, end, now);
-                    }
-                    change = Some(Event::CallerSpeechEnded);
-                }
-                None => {}
-            }
-            let pausing = self.front.pausing();
-            let mut went_on = false;
-            if let Some(utterance) = &mut self.utterance {
-                // The caller just went quiet: transcribe what was said while the end of the turn is
-                // being confirmed.
-                if pausing && !utterance.paused && self.engines.early_final {
-                    utterance.stream.speech_paused();
-                } else if !pausing && utterance.paused {
-                    utterance.stream.speech_resumed();
-                    went_on = utterance.read_ahead.take().is_some();
-                }
-                utterance.paused = pausing;
-            }
-            if went_on {
-                self.to_speaker(SpeakerJob::DropReadAhead);
-            }
-            self.read_ahead();
-            self.hold_unfinished();
-            if let Some(utterance) = &mut self.utterance
-                && let Err(e) = utterance.stream.push(&samples)
-            {
-                // An utterance past the recogniser's limit: a stuck detector, not a caller.
-                tracing::warn!(error = %e, "utterance too long; cutting it here");
-                if let Some(utterance) = self.utterance.take() {
-                    self.finish_utterance(utterance, TurnClock::default());
-                }
-            }
-            if self.cue_ends_turn()
-                && let Some(VadEvent::SpeechEnded { at, .. }) = self.front.end_speech_now()
-                && let Some(utterance) = self.utterance.take()
-            {
-                tracing::debug!(
-                    "the caller finished a sentence: end of turn before the full silence"
-                );
-                metrics::counter!("switchboard_turn_ends_total", "by" => "cue").increment(1);
-                self.end_utterance(utterance, at, end, now);
-                change = Some(Event::CallerSpeechEnded);
-            }
-            self.preroll.push_back((start, samples));
-            // The VAD reports a start some frames after it: keep twice the pre-roll.
-            while self.preroll.len() > (2 * PREROLL.as_millis() / 20) as usize {
-                self.preroll.pop_front();
-            }
-        }
-        change
+        event
     }
 
-    /// During a pause long enough (see `Engines::read_ahead_after`), once what the caller said before it
-    /// is transcribed, has the speaker answer those words on a draft while the end of the turn is
-    /// confirmed (spoken only if the turn ends on them).
-    fn read_ahead(&mut self) {
-        let Some(after) = self.engines.read_ahead_after else {
-            return;
-        };
-        if self.front.quiet_for().is_none_or(|quiet| quiet < after) {
-            return;
-        }
-        let Some(utterance) = &mut self.utterance else {
-            return;
-        };
-        if !utterance.paused || utterance.read_ahead.is_some() {
-            return;
-        }
-        let Some(text) = utterance.stream.transcript_to_pause() else {
-            return;
-        };
-        let words = text.trim();
-        if !words.chars().any(char::is_alphanumeric) {
-            return;
-        }
-        utterance.read_ahead = Some(words.to_owned());
-        self.to_speaker(SpeakerJob::ReadAhead(words.to_owned()));
-    }
-
-    /// During a pause, holds the end of the turn while what the caller said before it is still being
-    /// transcribed, or sounds unfinished ("my number is", a trailing "and", a digit group): the pause
-    /// then lasts VAD_HOLD_SILENCE_MS rather than VAD_MIN_SILENCE_MS. Waiting for that transcript costs
-    /// the answer nothing: the turn's final recognition is the same pass.
-    fn hold_unfinished(&mut self) {
-        let Some(hold) = self.engines.hold_silence else {
-            return;
-        };
-        let Some(utterance) = &mut self.utterance else {
-            return;
-        };
-        if !utterance.paused {
-            return;
-        }
-        let holding = match utterance.stream.transcript_to_pause() {
-            None => true,
-            Some(text) => turn_cues::sounds_unfinished(&text),
-        };
-        if holding {
-            self.front.hold_pause(hold);
-        } else {
-            self.front.hold_pause(Duration::ZERO);
-        }
-    }
-
-    /// Whether the turn can end now on a transcript cue: the caller has been quiet for VAD_CUE_SILENCE_MS
-    /// and what they said before going quiet, already transcribed, reads as a finished sentence.
-    fn cue_ends_turn(&mut self) -> bool {
-        let Some(cue_silence) = self.engines.cue_silence else {
-            return false;
-        };
-        let Some(utterance) = &mut self.utterance else {
-            return false;
-        };
-        if !utterance.paused
-            || self
-                .front
-                .quiet_for()
-                .is_none_or(|quiet| quiet < cue_silence)
-        {
-            return false;
-        }
-        utterance
-            .stream
-            .transcript_to_pause()
-            .is_some_and(|text| turn_cues::sounds_finished(&text))
-    }
-
-    /// The caller's speech ended at sample `at`, as heard up to sample `heard_to` at `now`: the final
-    /// recognition starts, timed from the true end of speech.
-    fn end_utterance(&self, utterance: Utterance, at: u64, heard_to: u64, now: Instant) {
-        let trailing = Duration::from_secs_f64(heard_to.saturating_sub(at) as f64 / HZ as f64);
-        let clock = TurnClock {
-            speech_ended: Some(now.checked_sub(trailing).unwrap_or(now)),
-            end_detected: Some(now),
-            ..TurnClock::default()
-        };
-        self.finish_utterance(utterance, clock);
-    }
-
-    /// Final recognition of an utterance on the blocking pool; the result comes back as an event.
-    fn finish_utterance(&self, mut utterance: Utterance, clock: TurnClock) {
-        let tx = self.recognised_tx.clone();
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _call = span.enter();
-            let _stage = tracing::info_span!("stt_final").entered();
-            let text = utterance
-                .stream
-                .finish()
-                .map(|h| h.text)
-                .map_err(|e| e.to_string());
-            let mut clock = clock;
-            clock.transcribed = Some(Instant::now());
-            let _ = tx.send(Recognised {
-                text,
-                started: utterance.started,
-                clock,
-            });
-        });
-    }
-
+    /// Shows the caller's words as they are recognised.
     async fn poll_partial(&mut self) {
-        let Some(partial) = self
-            .utterance
-            .as_mut()
-            .and_then(|u| u.stream.poll_partial())
-        else {
-            return;
-        };
-        let text = partial.text.trim().to_owned();
-        if !text.is_empty() {
+        if let Some(text) = self.listener.poll_partial() {
             let _ = self
                 .out_tx
                 .send(Outbound::Transcript(TranscriptLine {
@@ -665,8 +435,9 @@ impl Session {
         }
     }
 
-    /// Persists the caller's words, then tells the transport, then the machine.
-    async fn on_recognised(&mut self, recognised: Recognised) -> Option<Event> {
+    /// Records the caller's words (announced once stored), then tells the machine.
+    fn on_recognised(&mut self, recognised: Recognised) -> Option<Event> {
+        self.listener.took_transcript();
         if let (Some(detected), Some(done)) =
             (recognised.clock.end_detected, recognised.clock.transcribed)
         {
@@ -688,19 +459,8 @@ impl Session {
             return Some(Event::CallerTranscribed { text });
         }
         let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
-        let seq = self
-            .recorder
-            .persist(Speaker::Caller, &text, recognised.started, ended)
-            .await;
-        let _ = self
-            .out_tx
-            .send(Outbound::Transcript(TranscriptLine {
-                speaker: Speaker::Caller,
-                text: text.clone(),
-                is_final: true,
-                seq,
-            }))
-            .await;
+        self.recorder
+            .record(Speaker::Caller, &text, recognised.started, ended);
         self.pending_clock = Some(recognised.clock);
         Some(Event::CallerTranscribed { text })
     }
@@ -713,18 +473,19 @@ impl Session {
                 at,
                 read_ahead,
             } => {
-                if let Some((_, clock)) = self.clocks.get_mut(&speech) {
+                let record = self.speeches.get_mut(&speech);
+                let started = record.as_ref().map_or(at, |r| r.started);
+                if let Some((_, clock)) = record.and_then(|r| r.clock.as_mut()) {
                     clock.first_sentence = Some(at);
                     clock.read_ahead = read_ahead;
                 }
-                let started = self.speech_started.get(&speech).copied().unwrap_or(at);
                 metrics::histogram!("switchboard_llm_first_sentence_seconds")
                     .record(at.saturating_duration_since(started).as_secs_f64());
                 self.report_latency(speech).await;
                 None
             }
             Spoken::FirstChunk { speech, at } => {
-                if let Some((_, clock)) = self.clocks.get_mut(&speech) {
+                if let Some((_, clock)) = self.clock_of(speech) {
                     clock.first_chunk = Some(at);
                     if let Some(sentence) = clock.first_sentence {
                         metrics::histogram!("switchboard_tts_first_chunk_seconds")
@@ -739,14 +500,11 @@ impl Session {
                 index,
                 text,
             } => {
-                let pieces = self.pieces.entry(speech).or_default();
-                if pieces.len() == index as usize {
-                    pieces.push(text);
-                }
+                self.add_piece(speech, index, text);
                 None
             }
             Spoken::Done { speech, outcome } => {
-                self.cancels.remove(&speech);
+                self.speech_done(speech);
                 if let Some(error) = &outcome.llm_error {
                     tracing::warn!(%error, "the model failed during the turn; the agent recovered");
                     metrics::counter!("switchboard_errors_total", "kind" => "llm").increment(1);
@@ -762,7 +520,7 @@ impl Session {
                 })
             }
             Spoken::Failed { speech, reason } => {
-                self.cancels.remove(&speech);
+                self.speech_done(speech);
                 tracing::error!(%reason, "no answer for the caller's turn");
                 metrics::counter!("switchboard_errors_total", "kind" => "reply").increment(1);
                 Some(Event::ReplyFailed(speech))
@@ -774,7 +532,7 @@ impl Session {
     /// first chunk) and playout's (first audio) come on separate channels, and with a cached phrase the
     /// first audio can be reported before the speaker's moments are seen: whichever comes last reports.
     async fn report_latency(&mut self, speech: SpeechId) {
-        let Some((turn, clock)) = self.clocks.get_mut(&speech) else {
+        let Some((turn, clock)) = self.clock_of(speech) else {
             return;
         };
         if clock.reported {
@@ -794,7 +552,7 @@ impl Session {
     async fn on_played(&mut self, played: Played) -> Option<Event> {
         match played {
             Played::Audible { speech, at } => {
-                if let Some((_, clock)) = self.clocks.get_mut(&speech) {
+                if let Some((_, clock)) = self.clock_of(speech) {
                     clock.first_audio = Some(at);
                 }
                 self.report_latency(speech).await;
@@ -805,49 +563,87 @@ impl Session {
                 pieces,
                 interrupted,
             } => {
-                self.clocks.remove(&speech);
-                let said = self.pieces.remove(&speech).unwrap_or_default();
-                let heard: Vec<String> = said.into_iter().take(pieces as usize).collect();
                 if interrupted {
                     metrics::counter!("switchboard_barge_ins_total").increment(1);
                 }
-                if !heard.is_empty() {
-                    let text = heard.join(" ");
-                    let started = self
-                        .speech_started
-                        .remove(&speech)
-                        .unwrap_or_else(Instant::now);
-                    let seq = self
-                        .recorder
-                        .persist(Speaker::Agent, &text, started, Instant::now())
-                        .await;
-                    let _ = self
-                        .out_tx
-                        .send(Outbound::Transcript(TranscriptLine {
-                            speaker: Speaker::Agent,
-                            text,
-                            is_final: true,
-                            seq,
-                        }))
-                        .await;
-                }
+                self.record_heard(speech, pieces);
                 Some(Event::SpeechFinished(speech))
             }
         }
     }
 
-    /// Stops the call's tasks, records the end and writes the synthesis.
+    /// The latency clock of an answer, with its turn number.
+    fn clock_of(&mut self, speech: SpeechId) -> Option<&mut (u32, TurnClock)> {
+        self.speeches
+            .get_mut(&speech)
+            .and_then(|r| r.clock.as_mut())
+    }
+
+    /// The speaker made piece `index` of a speech.
+    fn add_piece(&mut self, speech: SpeechId, index: u32, text: String) {
+        if let Some(record) = self.speeches.get_mut(&speech)
+            && record.pieces.len() == index as usize
+        {
+            record.pieces.push(text);
+        }
+    }
+
+    /// The speaker is done with a speech: nothing left to cancel.
+    fn speech_done(&mut self, speech: SpeechId) {
+        if let Some(record) = self.speeches.get_mut(&speech) {
+            record.cancel = None;
+        }
+    }
+
+    /// Playout's last word on a speech: the pieces the caller heard go to the record.
+    fn record_heard(&mut self, speech: SpeechId, pieces: u32) {
+        let Some(record) = self.speeches.remove(&speech) else {
+            return;
+        };
+        let heard: Vec<String> = record.pieces.into_iter().take(pieces as usize).collect();
+        if !heard.is_empty() {
+            self.recorder.record(
+                Speaker::Agent,
+                &heard.join(" "),
+                record.started,
+                Instant::now(),
+            );
+        }
+    }
+
+    /// Stops the call's tasks and records what was still in flight (the agent's speech being played, the
+    /// caller's words being transcribed), then the end and the synthesis.
     async fn finish(mut self, reason: EndReason) -> CallReport {
-        for token in self.cancels.values() {
+        for token in self.speeches.values_mut().filter_map(|s| s.cancel.take()) {
             token.cancel();
         }
         self.jobs_tx = None;
-        // Let playout flush what was sent before the hang-up, then stop the clock.
-        self.playout_stop.cancel();
         let conversation = match self.speaker.take() {
             Some(handle) => handle.await.ok(),
             None => None,
         };
+        // The speaker is gone: every piece it made is in the channel.
+        while let Ok(spoken) = self.spoken_rx.try_recv() {
+            if let Spoken::Piece {
+                speech,
+                index,
+                text,
+            } = spoken
+            {
+                self.add_piece(speech, index, text);
+            }
+        }
+        // Playout reports the speech it was playing as cut, then stops.
+        self.playout_stop.cancel();
+        if let Some(playout) = self.playout.take() {
+            let _ = playout.await;
+        }
+        while let Ok(played) = self.played_rx.try_recv() {
+            if let Played::Finished { speech, pieces, .. } = played {
+                self.record_heard(speech, pieces);
+            }
+        }
+        self.record_last_words().await;
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
         metrics::counter!("switchboard_calls_total", "outcome" => reason.as_str()).increment(1);
         if self.dropped_audio > 0 {
@@ -856,9 +652,10 @@ impl Session {
                 "agent audio dropped: playout queue full"
             );
         }
+        let lost = self.recorder.close().await;
         if let Err(e) = self
             .recorder
-            .db
+            .db()
             .end_call(self.call_id, SystemTime::now(), reason.as_str())
             .await
         {
@@ -867,6 +664,7 @@ impl Session {
         tracing::info!(
             reason = reason.as_str(),
             turns = self.turns.turns(),
+            lost_lines = lost,
             "call ended"
         );
         let claim = conversation
@@ -890,98 +688,28 @@ impl Session {
             synthesis,
         }
     }
-}
 
-impl Recorder {
-    /// Commits a turn; `None` (logged and counted) when the database refused it.
-    async fn persist(
-        &self,
-        speaker: Speaker,
-        text: &str,
-        started: Instant,
-        ended: Instant,
-    ) -> Option<i64> {
-        let wall = |at: Instant| self.started_wall + at.saturating_duration_since(self.started);
-        match self
-            .db
-            .append_turn(self.call_id, speaker, text, wall(started), wall(ended))
-            .await
-        {
-            Ok(seq) => Some(seq),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot store a turn; it is not acknowledged");
-                metrics::counter!("switchboard_errors_total", "kind" => "store").increment(1);
-                None
-            }
-        }
-    }
-
-    /// The post-call synthesis from the stored transcript, saved with the claim.
-    async fn synthesize(
-        &self,
-        engines: &Engines,
-        conversation: &Conversation,
-        claim: &serde_json::Value,
-    ) -> Option<Synthesis> {
-        let transcript: Vec<(String, String)> = match self.db.turns(self.call_id).await {
-            Ok(turns) => turns
-                .into_iter()
-                .map(|t| (t.speaker.as_str().to_owned(), t.text))
-                .collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the transcript for the synthesis");
-                return None;
-            }
-        };
-        // A caller who said nothing leaves nothing for the model to read: the record says it all, and the
-        // model stays free for live calls.
-        let caller_spoke = transcript
-            .iter()
-            .any(|(speaker, _)| speaker == Speaker::Caller.as_str());
-        let synthesis = if !caller_spoke {
-            synthesis_from_record(
-                conversation.claim(),
-                &engines.agent.claim_schema,
-                conversation.actions(),
-            )
-        } else {
-            match synthesize(
-                engines.model.as_ref(),
-                &transcript,
-                conversation.claim(),
-                &engines.agent.claim_schema,
-                conversation.actions(),
-            )
-            .await
-            {
-                Ok(synthesis) => synthesis,
-                Err(e) => {
-                    // The claim must be stored either way: the record writes the synthesis instead.
-                    tracing::error!(error = %e, "the post-call synthesis failed; writing it from the record");
-                    metrics::counter!("switchboard_errors_total", "kind" => "synthesis")
-                        .increment(1);
-                    synthesis_from_record(
-                        conversation.claim(),
-                        &engines.agent.claim_schema,
-                        conversation.actions(),
-                    )
+    /// The caller's words when the call ended: the utterance in progress is transcribed, and every
+    /// transcript still on its way is waited for (at most [`LAST_WORDS_WAIT`]) and recorded.
+    async fn record_last_words(&mut self) {
+        self.listener.finish_in_progress();
+        let deadline = tokio::time::Instant::now() + LAST_WORDS_WAIT;
+        while self.listener.transcribing() > 0 {
+            let Ok(Some(recognised)) =
+                tokio::time::timeout_at(deadline, self.recognised_rx.recv()).await
+            else {
+                tracing::warn!("the caller's last words were not transcribed in time");
+                return;
+            };
+            self.listener.took_transcript();
+            if let Ok(text) = recognised.text {
+                let text = text.trim();
+                if text.chars().any(char::is_alphanumeric) {
+                    let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
+                    self.recorder
+                        .record(Speaker::Caller, text, recognised.started, ended);
                 }
             }
-        };
-        let summary = CallSummary {
-            claim: claim.to_string(),
-            short_summary: synthesis.short_summary.clone(),
-            long_summary: synthesis.long_summary.clone(),
-            satisfaction: i64::from(synthesis.satisfaction),
-            improvement: synthesis.improvement.clone(),
-            next_action: serde_json::to_value(synthesis.next_action)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        };
-        if let Err(e) = self.db.save_summary(self.call_id, &summary).await {
-            tracing::error!(error = %e, "cannot store the synthesis");
         }
-        Some(synthesis)
     }
 }

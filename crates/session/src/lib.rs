@@ -7,10 +7,12 @@ mod backchannel;
 mod call;
 mod engines;
 pub mod latency;
+mod listener;
 pub mod machine;
 pub mod media;
-mod phrases;
+pub mod phrases;
 mod playout;
+mod recorder;
 mod speaker;
 mod trace;
 pub mod turn_cues;
@@ -21,6 +23,9 @@ pub use call::{CallError, CallReport, CallSetup, run_call};
 pub use engines::{EngineError, Engines};
 pub use latency::{TurnClock, TurnLatency};
 pub use machine::{Action, EndReason, Event, Phrase, SpeechId, TurnOptions, TurnTaking};
-pub use media::{Inbound, Outbound, TranscriptLine, audio_duration, frame_bytes};
+pub use media::{
+    CallGone, CallerReceiver, CallerSender, Inbound, Outbound, TranscriptLine, audio_duration,
+    caller_channel, frame_bytes,
+};
 pub use phrases::PhraseBook;
 pub use voice_out::VoiceEncoder;

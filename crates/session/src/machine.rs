@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::backchannel::is_backchannel;
 
+/// How long the goodbye at MAX_CALL_DURATION_S may take before the line is dropped.
+const GOODBYE_GRACE: Duration = Duration::from_secs(30);
+
 /// Identifies one thing the agent says, so that cancelling it and reports of its playback cannot be
 /// confused with another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -42,6 +45,8 @@ pub enum EndReason {
     NoResponse,
     /// MAX_CONVERSATION_TURNS reached.
     TurnLimit,
+    /// MAX_CALL_DURATION_S reached.
+    DurationLimit,
     /// Ended through the API.
     EndedByApi,
 }
@@ -55,6 +60,7 @@ impl EndReason {
             EndReason::Transferred(_) => "transferred",
             EndReason::NoResponse => "no_response",
             EndReason::TurnLimit => "turn_limit",
+            EndReason::DurationLimit => "duration_limit",
             EndReason::EndedByApi => "ended_by_api",
         }
     }
@@ -126,6 +132,8 @@ pub struct TurnOptions {
     pub response_timeout: Duration,
     /// Caller turns before a polite hang-up (MAX_CONVERSATION_TURNS, 50).
     pub max_turns: u32,
+    /// Call length before a polite hang-up (MAX_CALL_DURATION_S, 1 h).
+    pub max_duration: Duration,
 }
 
 impl Default for TurnOptions {
@@ -137,6 +145,7 @@ impl Default for TurnOptions {
             filler_after: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
             max_turns: 50,
+            max_duration: Duration::from_secs(3_600),
         }
     }
 }
@@ -152,6 +161,7 @@ impl TurnOptions {
             filler_after: calls.filler_after,
             response_timeout: calls.response_timeout,
             max_turns: calls.max_conversation_turns,
+            max_duration: calls.max_duration,
         }
     }
 }
@@ -181,6 +191,8 @@ pub struct TurnTaking {
     agent: Agent,
     /// Phrases queued behind the current speech (a filler before its answer); each must finish too.
     pending: Vec<SpeechId>,
+    /// When the call connected.
+    started: Instant,
     caller_speaking_since: Option<Instant>,
     /// The caller's last utterance ended and its transcript has not come yet: the caller is not silent,
     /// the recogniser is slow (a loaded node), and asking "are you still there?" would talk over the
@@ -201,6 +213,7 @@ impl TurnTaking {
             options,
             agent: Agent::Listening,
             pending: Vec::new(),
+            started: now,
             caller_speaking_since: None,
             transcribing: false,
             quiet_since: now,
@@ -327,6 +340,19 @@ impl TurnTaking {
     }
 
     fn on_tick(&mut self, now: Instant) -> Vec<Action> {
+        // The call's time is up: a polite goodbye, whatever is going on; and if even that has not ended
+        // the call a while later (playout stuck), the line is dropped.
+        let lasted = now.saturating_duration_since(self.started);
+        if lasted >= self.options.max_duration + GOODBYE_GRACE {
+            self.ending = Some(EndReason::DurationLimit);
+            return self.hang_up();
+        }
+        if lasted >= self.options.max_duration && self.ending.is_none() {
+            let mut actions = self.cancel_current();
+            actions.extend(self.say(Phrase::LimitGoodbye, false, now));
+            self.ending = Some(EndReason::DurationLimit);
+            return actions;
+        }
         // Barge-in: the caller has talked over the agent long enough to mean it.
         if let (
             Some(since),
@@ -589,6 +615,54 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn a_call_at_its_longest_says_goodbye_over_anything_then_hangs_up() {
+        let options = TurnOptions {
+            max_duration: Duration::from_secs(60),
+            ..TurnOptions::default()
+        };
+        let mut t = Timeline::new(options);
+        t.at(0, Event::Connected);
+        t.at(3_000, Event::SpeechFinished(SpeechId(1)));
+        t.at(55_000, said("And another thing about the car."));
+        t.at(55_500, Event::SpeechAudible(SpeechId(2)));
+        assert!(t.ticks(55_600, 59_900).is_empty());
+        // One minute: the answer being played is cut for the goodbye; the caller cannot start a turn.
+        assert_eq!(
+            t.ticks(60_000, 60_000),
+            [
+                Action::Cancel(SpeechId(2)),
+                Action::Say {
+                    speech: SpeechId(3),
+                    phrase: Phrase::LimitGoodbye
+                }
+            ]
+        );
+        assert!(t.at(61_000, said("Wait, one more question.")).is_empty());
+        t.at(61_100, Event::SpeechFinished(SpeechId(2)));
+        assert_eq!(
+            t.at(66_000, Event::SpeechFinished(SpeechId(3))),
+            [Action::Hangup(EndReason::DurationLimit)]
+        );
+        // A goodbye that never finishes playing: the line is dropped 30 s later.
+        let mut t = Timeline::new(options);
+        t.at(0, Event::Connected);
+        t.at(3_000, Event::SpeechFinished(SpeechId(1)));
+        assert!(t.ticks(59_900, 60_000).iter().any(|a| matches!(
+            a,
+            Action::Say {
+                phrase: Phrase::LimitGoodbye,
+                ..
+            }
+        )));
+        assert!(t.ticks(60_100, 89_900).is_empty());
+        assert_eq!(
+            t.ticks(90_000, 90_000),
+            [Action::Hangup(EndReason::DurationLimit)]
+        );
+        assert!(t.turns.is_ended());
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //! signals in, agent audio, marks, transcripts and reports out. Transports translate their wire format to
 //! and from these; the call never sees a wire format.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
 use switchboard_audio::InputFormat;
 use switchboard_core::Speaker;
+use tokio::sync::{Notify, mpsc};
 
 use crate::latency::TurnLatency;
 
@@ -21,6 +25,153 @@ pub enum Inbound {
     Mark(String),
     /// The caller hung up or the stream stopped.
     Hangup,
+}
+
+/// Signals (marks, keys, the hang-up) a call may have waiting: the far side sends a few a second.
+const SIGNAL_BACKLOG: usize = 64;
+/// How long a signal waits for room. A call serves signals first, so a queue full this long means a
+/// peer flooding them (or a call stuck); the signal is then refused and counted rather than stalling the
+/// transport, which also carries the call's output.
+const SIGNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The way from a transport into its call, in two queues: caller audio, bounded, dropping the oldest
+/// frame when the call has fallen behind (the newest audio is what matters, and each drop is counted);
+/// and signals, served before audio and not dropped for lack of room (the transport waits, up to
+/// [`SIGNAL_WAIT`]), so that a mark or a hang-up is never lost behind a backlog of audio.
+pub fn caller_channel(audio_frames: usize) -> (CallerSender, CallerReceiver) {
+    let audio = Arc::new(AudioQueue {
+        frames: Mutex::new(VecDeque::with_capacity(audio_frames.min(1_024))),
+        capacity: audio_frames.max(1),
+        ready: Notify::new(),
+        closed: AtomicBool::new(false),
+        dropped: AtomicU64::new(0),
+    });
+    let (signals_tx, signals) = mpsc::channel(SIGNAL_BACKLOG);
+    (
+        CallerSender {
+            audio: audio.clone(),
+            signals: signals_tx,
+        },
+        CallerReceiver {
+            audio: CallerAudio(audio),
+            signals,
+        },
+    )
+}
+
+#[derive(Debug)]
+struct AudioQueue {
+    frames: Mutex<VecDeque<Vec<u8>>>,
+    capacity: usize,
+    ready: Notify,
+    closed: AtomicBool,
+    dropped: AtomicU64,
+}
+
+impl AudioQueue {
+    fn frames(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+        // Frames only: a panic while holding the lock leaves nothing inconsistent.
+        self.frames.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The transport's end of [`caller_channel`].
+#[derive(Debug)]
+pub struct CallerSender {
+    audio: Arc<AudioQueue>,
+    signals: mpsc::Sender<Inbound>,
+}
+
+/// The call is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the call has ended")]
+pub struct CallGone;
+
+impl CallerSender {
+    /// Hands caller audio or a signal to the call. Audio never waits; a signal waits for room.
+    pub async fn send(&self, inbound: Inbound) -> Result<(), CallGone> {
+        match inbound {
+            Inbound::Audio(frame) => {
+                if self.signals.is_closed() {
+                    return Err(CallGone);
+                }
+                let mut frames = self.audio.frames();
+                if frames.len() >= self.audio.capacity {
+                    frames.pop_front();
+                    self.audio.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("switchboard_caller_audio_dropped_total").increment(1);
+                }
+                frames.push_back(frame);
+                drop(frames);
+                self.audio.ready.notify_one();
+                Ok(())
+            }
+            signal => match tokio::time::timeout(SIGNAL_WAIT, self.signals.send(signal)).await {
+                Ok(sent) => sent.map_err(|_| CallGone),
+                Err(_) => {
+                    tracing::warn!(
+                        backlog = SIGNAL_BACKLOG,
+                        "a caller signal is refused: the call has not taken one for 2 s"
+                    );
+                    metrics::counter!("switchboard_errors_total", "kind" => "signal_flood")
+                        .increment(1);
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Sends a signal if there is room now, without waiting (for a transport going away).
+    pub fn try_signal(&self, signal: Inbound) -> bool {
+        self.signals.try_send(signal).is_ok()
+    }
+
+    /// Audio frames dropped so far because the call had fallen behind.
+    pub fn dropped_audio(&self) -> u64 {
+        self.audio.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for CallerSender {
+    fn drop(&mut self) {
+        self.audio.closed.store(true, Ordering::Relaxed);
+        self.audio.ready.notify_one();
+    }
+}
+
+/// The call's end of [`caller_channel`].
+#[derive(Debug)]
+pub struct CallerReceiver {
+    audio: CallerAudio,
+    signals: mpsc::Receiver<Inbound>,
+}
+
+impl CallerReceiver {
+    /// Its two queues, to wait on both at once: audio, and signals (`None` from `recv` once the
+    /// transport is gone).
+    pub fn into_parts(self) -> (CallerAudio, mpsc::Receiver<Inbound>) {
+        (self.audio, self.signals)
+    }
+}
+
+/// The audio queue of [`CallerReceiver`].
+#[derive(Debug)]
+pub struct CallerAudio(Arc<AudioQueue>);
+
+impl CallerAudio {
+    /// The next frame of caller audio; `None` once the transport is gone and every frame was taken.
+    pub async fn next(&self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(frame) = self.0.frames().pop_front() {
+                return Some(frame);
+            }
+            if self.0.closed.load(Ordering::Relaxed) {
+                return None;
+            }
+            // A frame pushed after the check above has stored a permit: no wake-up is lost.
+            self.0.ready.notified().await;
+        }
+    }
 }
 
 /// From the call to the transport.
@@ -74,4 +225,43 @@ pub fn audio_duration(format: InputFormat, bytes: usize) -> Duration {
         InputFormat::Pcm16(_) => bytes / 2,
     };
     format.rate().duration_of(samples as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn audio_drops_its_oldest_frames_when_full_and_signals_are_never_dropped() {
+        let (tx, rx) = caller_channel(3);
+        for i in 0..5u8 {
+            tx.send(Inbound::Audio(vec![i])).await.unwrap();
+        }
+        for name in ["a", "b"] {
+            tx.send(Inbound::Mark(name.into())).await.unwrap();
+        }
+        assert_eq!(tx.dropped_audio(), 2);
+        let (audio, mut signals) = rx.into_parts();
+        for i in 2..5u8 {
+            assert_eq!(
+                audio.next().await,
+                Some(vec![i]),
+                "the newest frames are kept"
+            );
+        }
+        assert_eq!(signals.recv().await, Some(Inbound::Mark("a".into())));
+        assert_eq!(signals.recv().await, Some(Inbound::Mark("b".into())));
+        // A frame sent while the call waits wakes it.
+        let waiting = tokio::spawn(async move { (audio.next().await, audio) });
+        tokio::task::yield_now().await;
+        tx.send(Inbound::Audio(vec![9])).await.unwrap();
+        let (frame, audio) = waiting.await.unwrap();
+        assert_eq!(frame, Some(vec![9]));
+        // The transport goes: what was queued is still delivered, then the end.
+        tx.send(Inbound::Audio(vec![10])).await.unwrap();
+        drop(tx);
+        assert_eq!(audio.next().await, Some(vec![10]));
+        assert_eq!(audio.next().await, None);
+        assert_eq!(signals.recv().await, None);
+    }
 }

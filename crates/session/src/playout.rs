@@ -168,7 +168,10 @@ pub(crate) async fn run(
     loop {
         let alive = tokio::select! {
             biased;
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                playout.stopped();
+                return;
+            }
             Some(speech) = cancel_rx.recv() => playout.cancel(speech).await,
             echo = next_echo(&mut echo_rx) => {
                 match echo {
@@ -234,6 +237,29 @@ impl Playout {
         self.done.insert(speech);
         self.finished(speech, pieces, true);
         true
+    }
+
+    /// The call is over: the speech being played, and any sent but not confirmed, count as cut where
+    /// they got to, so that the record has what the caller heard of them.
+    fn stopped(&mut self) {
+        if let Some(c) = self.current.take()
+            && !self.done.contains(&c.speech)
+        {
+            let pieces = match &self.echoes {
+                Some(echoes) => heard_when_cut(c.pieces, echoes.confirmed(c.speech)),
+                None => c.pieces,
+            };
+            self.finished(c.speech, pieces, true);
+        }
+        if let Some(echoes) = self.echoes.take() {
+            for (speech, waiting) in &echoes.unconfirmed {
+                self.finished(
+                    *speech,
+                    heard_when_cut(waiting.pieces, echoes.confirmed(*speech)),
+                    true,
+                );
+            }
+        }
     }
 
     /// The far side played up to a mark.
@@ -527,6 +553,19 @@ mod tests {
             }
         ));
         assert_eq!(played[1..], [finished(2, 1, false)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_the_call_reports_the_speech_being_played_as_cut_where_it_got_to() {
+        let mut playout = Harness::start(false);
+        playout.queue_speech(1, 3, 5).await;
+        playout.queue_speech(2, 1, 5).await;
+        tokio::time::sleep(Duration::from_millis(130)).await; // into speech 1's second piece
+        let _ = playout.played();
+        playout.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Speech 2 never played: nothing of it was heard, and nothing is reported.
+        assert_eq!(playout.played(), vec![finished(1, 2, true)]);
     }
 
     #[tokio::test(start_paused = true)]

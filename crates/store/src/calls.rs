@@ -182,30 +182,32 @@ impl Database {
         row.map(|r| call_from_row(&r)).transpose()
     }
 
-    /// Appends a turn and returns its sequence number. Returns only once the row is committed.
-    pub async fn append_turn(
+    /// Writes turn `seq` of a call; returns once the row is committed. Idempotent: writing a turn that is
+    /// already stored (a retry after a write whose answer was lost) changes nothing and returns false.
+    /// The call's session numbers its turns, so a retried write can never become a second turn.
+    pub async fn store_turn(
         &self,
         call_id: CallId,
+        seq: i64,
         speaker: Speaker,
         text: &str,
         started_at: SystemTime,
         ended_at: SystemTime,
-    ) -> Result<i64, StoreError> {
-        let row = sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
             "INSERT INTO turns (call_id, seq, speaker, text, started_at, ended_at) \
-             SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM turns WHERE call_id = $6 \
-             RETURNING seq",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id, seq) DO NOTHING",
         )
         .bind(call_id.to_string())
+        .bind(seq)
         .bind(speaker.as_str())
         .bind(text.to_owned())
         .bind(millis(started_at))
         .bind(millis(ended_at))
-        .bind(call_id.to_string())
-        .fetch_one(self.pool())
+        .execute(self.pool())
         .await
-        .map_err(StoreError::query("appending a turn"))?;
-        column(&row, 0, "appending a turn")
+        .map_err(StoreError::query("storing a turn"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Every turn of a call, in order.

@@ -90,17 +90,28 @@ async fn exercise(db: &Database) {
     })
     .await
     .unwrap();
-    assert_eq!(
-        db.append_turn(id, Speaker::Agent, "Hello, how can I help?", at(1), at(2))
-            .await
-            .unwrap(),
-        1
+    assert!(
+        db.store_turn(
+            id,
+            1,
+            Speaker::Agent,
+            "Hello, how can I help?",
+            at(1),
+            at(2)
+        )
+        .await
+        .unwrap()
     );
-    assert_eq!(
-        db.append_turn(id, Speaker::Caller, "I had an accident.", at(3), at(4))
+    assert!(
+        db.store_turn(id, 2, Speaker::Caller, "I had an accident.", at(3), at(4))
             .await
-            .unwrap(),
-        2
+            .unwrap()
+    );
+    // A retried write (its first answer lost) stores nothing twice.
+    assert!(
+        !db.store_turn(id, 2, Speaker::Caller, "I had an accident.", at(3), at(4))
+            .await
+            .unwrap()
     );
     let turns = db.turns(id).await.unwrap();
     assert_eq!(turns.len(), 2);
@@ -132,7 +143,7 @@ async fn exercise(db: &Database) {
 
     assert!(db.call(CallId::new()).await.unwrap().is_none());
     let orphan = db
-        .append_turn(CallId::new(), Speaker::Caller, "who?", at(1), at(2))
+        .store_turn(CallId::new(), 1, Speaker::Caller, "who?", at(1), at(2))
         .await;
     assert!(orphan.is_err(), "a turn of an unknown call must be refused");
 

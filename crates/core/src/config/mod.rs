@@ -314,6 +314,8 @@ pub struct CallsConfig {
     pub max_concurrent: u32,
     /// Turns before a polite hang-up.
     pub max_conversation_turns: u32,
+    /// Call length before a polite hang-up.
+    pub max_duration: Duration,
     /// Longest wait for an answer.
     pub response_timeout: Duration,
     /// Caller silence before a reprompt.
@@ -573,6 +575,7 @@ impl Config {
             calls: CallsConfig {
                 max_concurrent: r.int(&MAX_CONCURRENT_CALLS, 1..=100_000)? as u32,
                 max_conversation_turns: r.int(&MAX_CONVERSATION_TURNS, 1..=10_000)? as u32,
+                max_duration: Duration::from_secs(r.int(&MAX_CALL_DURATION_S, 10..=86_400)? as u64),
                 response_timeout: Duration::from_millis(
                     r.int(&RESPONSE_TIMEOUT_MS, 100..=600_000)? as u64,
                 ),
@@ -592,7 +595,7 @@ impl Config {
             },
             audio: AudioConfig {
                 buffer_size: Duration::from_millis(
-                    r.int(&AUDIO_BUFFER_SIZE_MS, 20..=10_000)? as u64
+                    r.int(&AUDIO_BUFFER_SIZE_MS, 100..=60_000)? as u64
                 ),
                 vad_sensitivity: VadSensitivity(r.int(&VAD_SENSITIVITY, 0..=3)? as u8),
                 noise_suppression: r.choice(&NOISE_SUPPRESSION)?,

@@ -164,6 +164,8 @@ settings! {
     MAX_CONCURRENT_CALLS: "calls.max_concurrent", "MAX_CONCURRENT_CALLS", default Some("100"), allowed "an integer from 1 to 100000";
     /// Turns after which the agent ends the call politely.
     MAX_CONVERSATION_TURNS: "calls.max_conversation_turns", "MAX_CONVERSATION_TURNS", default Some("50"), allowed "an integer from 1 to 10000";
+    /// Longest a call may last: then the agent says goodbye politely and hangs up.
+    MAX_CALL_DURATION_S: "calls.max_duration_s", "MAX_CALL_DURATION_S", default Some("3600"), allowed "an integer from 10 to 86400 (seconds)";
     /// Longest wait for an answer before the agent apologises and recovers.
     RESPONSE_TIMEOUT_MS: "calls.response_timeout_ms", "RESPONSE_TIMEOUT_MS", default Some("5000"), allowed "an integer from 100 to 600000 (milliseconds)";
     /// Caller silence after which the agent asks again whether they are still there.
@@ -180,8 +182,8 @@ settings! {
     JWT_PUBLIC_KEY_FILE: "auth.jwt_public_key_file", "JWT_PUBLIC_KEY_FILE", default None, allowed "a path to a PEM public key (RSA or EC P-256)";
     /// API requests one credential may make per minute (counted in Redis when REDIS_HOST is set, so across nodes); 0 turns the limit off.
     RATE_LIMIT_PER_MINUTE: "auth.rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", default Some("600"), allowed "an integer from 0 to 1000000";
-    /// Upper bound on audio queued per call direction.
-    AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("500"), allowed "an integer from 20 to 10000 (milliseconds)";
+    /// Caller audio a call may hold before it is processed; a call further behind drops its oldest audio (counted in switchboard_caller_audio_dropped_total).
+    AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("5000"), allowed "an integer from 100 to 60000 (milliseconds)";
     /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.
     VAD_SENSITIVITY: "audio.vad_sensitivity", "VAD_SENSITIVITY", default Some("2"), allowed "an integer from 0 to 3 (3 is the most sensitive)";
     /// Speech shorter than this is not a turn (a cough, a click).

@@ -103,7 +103,7 @@ async fn carry(
         return;
     }
     if let Some(message) = early {
-        forward(message, &mut call);
+        forward(message, &mut call).await;
     }
     tracing::info!(%call_id, actor = %principal.actor, "websocket call connected");
     loop {
@@ -124,7 +124,7 @@ async fn carry(
             }
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => match decode(text.as_str()) {
-                    Ok(message) => forward(message, &mut call),
+                    Ok(message) => forward(message, &mut call).await,
                     Err(e) => {
                         metrics::counter!("switchboard_errors_total", "kind" => "bad_message").increment(1);
                         let _ = socket
@@ -171,7 +171,7 @@ pub(crate) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
 }
 
 /// Hands a client message to the call.
-fn forward(message: ClientMessage, call: &mut Carried) {
+async fn forward(message: ClientMessage, call: &mut Carried) {
     let inbound = match message {
         ClientMessage::Media(bytes) => Inbound::Audio(bytes),
         ClientMessage::Dtmf(digit) => Inbound::Dtmf(digit),
@@ -182,5 +182,5 @@ fn forward(message: ClientMessage, call: &mut Carried) {
             return;
         }
     };
-    call.forward(inbound);
+    call.forward(inbound).await;
 }
