@@ -16,7 +16,7 @@ use prost::Message;
 use serde_json::Value;
 use switchboard_core::config::{DatabaseTarget, RedisConfig};
 use switchboard_core::{CallId, Secret, Speaker};
-use switchboard_store::{Database, LiveState};
+use switchboard_store::{CallFilter, Database, LiveState};
 
 mod common;
 use common::{provisioned_models, speech_corpus_installed, switchboard};
@@ -331,6 +331,33 @@ fn check_trace(spans: &[Span], report: &Value) {
     assert!(children(call, "agent_reply").len() >= answered, "{names:?}");
 }
 
+/// The test PostgreSQL server's URL (TEST_POSTGRES_URL, else the local one), a connection to it and a
+/// new schema named from `prefix` for one test; `None` (skipped, said on stderr) when it is unreachable
+/// outside CI.
+fn postgres_schema(
+    runtime: &tokio::runtime::Runtime,
+    prefix: &str,
+) -> Option<(String, Database, String)> {
+    let base = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match runtime.block_on(Database::connect(&DatabaseTarget::Postgres {
+        url: Secret::new(base.clone()),
+    })) {
+        Ok(db) => {
+            let schema = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
+            runtime
+                .block_on(db.execute_raw(&format!("CREATE SCHEMA {schema}")))
+                .unwrap();
+            Some((base, db, schema))
+        }
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: PostgreSQL at {base} unreachable ({e})");
+            None
+        }
+        Err(e) => panic!("CI=true and PostgreSQL at {base} is unreachable: {e}"),
+    }
+}
+
 #[test]
 fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_when_configured() {
     if !speech_corpus_installed() {
@@ -339,23 +366,10 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     let Some(models) = provisioned_models() else {
         return;
     };
-    let base = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let schema = format!("sb_call_{}", uuid::Uuid::now_v7().simple());
-    let admin = match runtime.block_on(Database::connect(&DatabaseTarget::Postgres {
-        url: Secret::new(base.clone()),
-    })) {
-        Ok(db) => db,
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: PostgreSQL at {base} unreachable ({e})");
-            return;
-        }
-        Err(e) => panic!("CI=true and PostgreSQL at {base} is unreachable: {e}"),
+    let Some((base, admin, schema)) = postgres_schema(&runtime, "sb_call_") else {
+        return;
     };
-    runtime
-        .block_on(admin.execute_raw(&format!("CREATE SCHEMA {schema}")))
-        .unwrap();
     let url = format!("{base}?options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
     let redis_host = std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into());
@@ -735,4 +749,165 @@ fn bench_latency(models: &Path, env: &[(&str, &str)], args: &[&str]) -> (String,
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let report = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     (stdout, report)
+}
+
+/// A TCP proxy in front of PostgreSQL that can be cut: while cut, the open connections are closed and
+/// new ones are closed as soon as they arrive, as a database host dropping off the network would.
+struct CuttableProxy {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (cut_flag, registry) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                let mut open = registry.lock().unwrap();
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_database_cut_mid_call_for_ten_seconds_loses_no_turn() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((base, admin, schema)) = postgres_schema(&runtime, "sb_cut_") else {
+        return;
+    };
+    let direct = reqwest::Url::parse(&base).unwrap();
+    let proxy = Arc::new(CuttableProxy::start(format!(
+        "{}:{}",
+        direct.host_str().unwrap(),
+        direct.port().unwrap_or(5432)
+    )));
+    let mut through = direct.clone();
+    through.set_host(Some("127.0.0.1")).unwrap();
+    through.set_port(Some(proxy.port)).unwrap();
+    let search_path = format!("?options=-c%20search_path%3D{schema}");
+    let url = format!("{}{search_path}", through.as_str().trim_end_matches('?'));
+    let stored_url = format!("{}{search_path}", base.trim_end_matches('?'));
+    // The fault: once the greeting and the caller's first words are stored (read straight from the
+    // database, not through the proxy), the database goes away for 10 s, through the agent's answer and
+    // the caller's second turn, and comes back before the goodbye.
+    let outage = {
+        let (proxy, watched) = (proxy.clone(), stored_url.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let db = runtime
+                .block_on(Database::connect(&DatabaseTarget::Postgres {
+                    url: Secret::new(watched),
+                }))
+                .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+            let started = loop {
+                let lines = runtime.block_on(async {
+                    let calls = db
+                        .list_calls(&CallFilter {
+                            limit: 1,
+                            ..CallFilter::default()
+                        })
+                        .await
+                        .ok()?;
+                    Some(db.turns(calls.first()?.id).await.ok()?.len())
+                });
+                if lines.is_some_and(|n| n >= 2) {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            };
+            runtime.block_on(db.close());
+            if started {
+                proxy.cut();
+                std::thread::sleep(std::time::Duration::from_secs(10));
+            }
+            proxy.restore();
+            started
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            database_url: Some(&url),
+            ..Case::default()
+        },
+    );
+    assert!(
+        outage.join().unwrap(),
+        "the call never stored its first lines"
+    );
+    runtime.block_on(async {
+        check_stored(
+            DatabaseTarget::Postgres {
+                url: Secret::new(stored_url.clone()),
+            },
+            &report,
+            "agent_ended",
+        )
+        .await;
+        // Every line once, in order: numbered 1..n without a gap or a repeat.
+        let db = Database::connect(&DatabaseTarget::Postgres {
+            url: Secret::new(stored_url),
+        })
+        .await
+        .unwrap();
+        let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
+        let turns = db.turns(id).await.unwrap();
+        let seqs: Vec<i64> = turns.iter().map(|t| t.seq).collect();
+        assert_eq!(seqs, (1..=turns.len() as i64).collect::<Vec<_>>());
+        eprintln!(
+            "database cut for 10 s mid-call: {} lines stored, 0 lost",
+            turns.len()
+        );
+        db.close().await;
+    });
+    runtime
+        .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
+        .unwrap();
 }

@@ -172,7 +172,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
             out = call.outbound.recv() => {
                 let Some(out) = out else { break };
                 if let Outbound::Audio(pcm) = out {
-                    if send(&mut writer, &Frame::Audio { rate, pcm }).await.is_err() {
+                    if !crate::carrier::sent(call_id, send(&mut writer, &Frame::Audio { rate, pcm })).await {
                         break;
                     }
                     continue;

@@ -25,6 +25,25 @@ const OUTBOUND_BUFFER: usize = 512;
 /// new events skip the shared stream (counted: `switchboard_events_dropped_total`); local viewers and
 /// the call itself lose nothing.
 const SHARED_EVENT_BACKLOG: usize = 1_024;
+/// Longest a transport may take to hand one message to its peer. A peer that stops reading (its
+/// buffers full) is hung up after this, and its slot freed, rather than holding the call forever.
+pub(crate) const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sends with [`SEND_TIMEOUT`]; false when the peer is gone or stopped reading (logged).
+pub(crate) async fn sent<E>(
+    call_id: CallId,
+    send: impl std::future::Future<Output = Result<(), E>>,
+) -> bool {
+    match tokio::time::timeout(SEND_TIMEOUT, send).await {
+        Ok(result) => result.is_ok(),
+        Err(_) => {
+            tracing::warn!(%call_id, timeout_s = SEND_TIMEOUT.as_secs(), "the peer stopped reading; hanging up");
+            metrics::counter!("switchboard_errors_total", "kind" => "peer_stalled").increment(1);
+            false
+        }
+    }
+}
+
 /// Key-press requests a call holds before the API is told to wait.
 const KEY_PRESS_BACKLOG: usize = 8;
 /// Earlier calls of the same caller given to the agent.

@@ -394,7 +394,7 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                     call.finish();
                     return close(&mut socket, 1000, "call ended").await;
                 }
-                if !text.is_empty() && socket.send(Message::Text(text.into())).await.is_err() {
+                if !text.is_empty() && !crate::carrier::sent(call_id, socket.send(Message::Text(text.into()))).await {
                     break;
                 }
             }

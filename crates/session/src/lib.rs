@@ -14,6 +14,7 @@ pub mod phrases;
 mod playout;
 mod recorder;
 mod speaker;
+mod speeches;
 mod trace;
 pub mod turn_cues;
 mod voice_out;

@@ -114,7 +114,7 @@ async fn carry(
                 if !matches!(out, Outbound::Audio(_)) {
                     call.publish(&text);
                 }
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                if !crate::carrier::sent(call_id, socket.send(Message::Text(text.into()))).await {
                     break;
                 }
                 if matches!(out, Outbound::Hangup { .. }) {

@@ -6,9 +6,8 @@
 //! recorder, which stores them off the loop and announces each once it is stored. At the end, the caller's
 //! words in progress and the agent's speech being played are recorded too.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use switchboard_agent::{Action as ToolAction, CallContext, Conversation, Synthesis};
@@ -20,21 +19,22 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::engines::Engines;
-use crate::latency::{TurnClock, TurnLatency};
+use crate::latency::TurnLatency;
 use crate::listener::{Listener, Recognised};
 use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
 use crate::media::{CallerReceiver, Inbound, Outbound, TranscriptLine};
 use crate::playout::{self, Played, Queued};
 use crate::recorder::Recorder;
 use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
+use crate::speeches::Speeches;
 use crate::voice_out::VoiceEncoder;
+
+mod ending;
 
 /// How often the session looks at its timers and the recogniser's partials.
 const TICK: Duration = Duration::from_millis(50);
 /// Agent audio that may wait in the playout queue (a long answer synthesised ahead of the clock).
 const QUEUE_FRAMES: usize = 3_000;
-/// How long a hung-up call waits for the final transcript of the caller's last words.
-const LAST_WORDS_WAIT: Duration = Duration::from_secs(10);
 
 /// What a call starts with.
 #[derive(Debug, Clone)]
@@ -116,30 +116,6 @@ pub async fn run_call(
     Ok(call.instrument(span).await)
 }
 
-/// What the session knows of one thing the agent says, from the moment it is asked for until playout
-/// reports its end.
-struct Speech {
-    /// When it was asked for.
-    started: Instant,
-    /// Stops its generation (an answer being written).
-    cancel: Option<CancellationToken>,
-    /// Its pieces' words, in order, as the speaker made them.
-    pieces: Vec<String>,
-    /// For an answer to a caller turn: the turn's number and its latency clock.
-    clock: Option<(u32, TurnClock)>,
-}
-
-impl Speech {
-    fn new(pieces: Vec<String>) -> Self {
-        Self {
-            started: Instant::now(),
-            cancel: None,
-            pieces,
-            clock: None,
-        }
-    }
-}
-
 /// The state of a running call besides the turn-taking machine.
 struct Session {
     call_id: CallId,
@@ -160,10 +136,7 @@ struct Session {
     speaker: Option<tokio::task::JoinHandle<Conversation>>,
     playout: Option<tokio::task::JoinHandle<()>>,
     playout_stop: CancellationToken,
-    speeches: HashMap<SpeechId, Speech>,
-    pending_clock: Option<TurnClock>,
-    latencies: Vec<TurnLatency>,
-    answered: u32,
+    speeches: Speeches,
     dropped_audio: u64,
 }
 
@@ -238,10 +211,7 @@ impl Session {
             speaker: Some(speaker),
             playout: Some(playout),
             playout_stop,
-            speeches: HashMap::new(),
-            pending_clock: None,
-            latencies: Vec::new(),
-            answered: 0,
+            speeches: Speeches::default(),
             dropped_audio: 0,
         }
     }
@@ -316,11 +286,7 @@ impl Session {
                         caller_text,
                     } => self.reply(speech, caller_text),
                     Action::Cancel(speech) => {
-                        if let Some(token) =
-                            self.speeches.get_mut(&speech).and_then(|s| s.cancel.take())
-                        {
-                            token.cancel();
-                        }
+                        self.speeches.cancel(speech);
                         let _ = self.cancel_tx.send(speech);
                     }
                     Action::Hangup(reason) => {
@@ -358,7 +324,7 @@ impl Session {
                 .and_then(|r| r.map_err(|e| e.to_string()))
             }
         };
-        self.speeches.insert(speech, Speech::new(vec![text]));
+        self.speeches.phrase(speech, text);
         let frames = phrase.and_then(|p| {
             let mut encoder =
                 VoiceEncoder::new(p.sample_rate, self.format).map_err(|e| e.to_string())?;
@@ -389,14 +355,7 @@ impl Session {
     }
 
     fn reply(&mut self, speech: SpeechId, caller_text: String) {
-        let cancel = CancellationToken::new();
-        let mut record = Speech::new(Vec::new());
-        record.cancel = Some(cancel.clone());
-        if let Some(clock) = self.pending_clock.take() {
-            self.answered += 1;
-            record.clock = Some((self.answered, clock));
-        }
-        self.speeches.insert(speech, record);
+        let cancel = self.speeches.answer(speech);
         self.to_speaker(SpeakerJob::Reply(ReplyJob {
             speech,
             caller_text,
@@ -461,7 +420,7 @@ impl Session {
         let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
         self.recorder
             .record(Speaker::Caller, &text, recognised.started, ended);
-        self.pending_clock = Some(recognised.clock);
+        self.speeches.turn_transcribed(recognised.clock);
         Some(Event::CallerTranscribed { text })
     }
 
@@ -473,26 +432,13 @@ impl Session {
                 at,
                 read_ahead,
             } => {
-                let record = self.speeches.get_mut(&speech);
-                let started = record.as_ref().map_or(at, |r| r.started);
-                if let Some((_, clock)) = record.and_then(|r| r.clock.as_mut()) {
-                    clock.first_sentence = Some(at);
-                    clock.read_ahead = read_ahead;
-                }
-                metrics::histogram!("switchboard_llm_first_sentence_seconds")
-                    .record(at.saturating_duration_since(started).as_secs_f64());
-                self.report_latency(speech).await;
+                let latency = self.speeches.first_sentence(speech, at, read_ahead);
+                report(&self.out_tx, latency).await;
                 None
             }
             Spoken::FirstChunk { speech, at } => {
-                if let Some((_, clock)) = self.clock_of(speech) {
-                    clock.first_chunk = Some(at);
-                    if let Some(sentence) = clock.first_sentence {
-                        metrics::histogram!("switchboard_tts_first_chunk_seconds")
-                            .record(at.saturating_duration_since(sentence).as_secs_f64());
-                    }
-                }
-                self.report_latency(speech).await;
+                let latency = self.speeches.first_chunk(speech, at);
+                report(&self.out_tx, latency).await;
                 None
             }
             Spoken::Piece {
@@ -500,11 +446,11 @@ impl Session {
                 index,
                 text,
             } => {
-                self.add_piece(speech, index, text);
+                self.speeches.piece(speech, index, text);
                 None
             }
             Spoken::Done { speech, outcome } => {
-                self.speech_done(speech);
+                self.speeches.generated(speech);
                 if let Some(error) = &outcome.llm_error {
                     tracing::warn!(%error, "the model failed during the turn; the agent recovered");
                     metrics::counter!("switchboard_errors_total", "kind" => "llm").increment(1);
@@ -520,7 +466,7 @@ impl Session {
                 })
             }
             Spoken::Failed { speech, reason } => {
-                self.speech_done(speech);
+                self.speeches.generated(speech);
                 tracing::error!(%reason, "no answer for the caller's turn");
                 metrics::counter!("switchboard_errors_total", "kind" => "reply").increment(1);
                 Some(Event::ReplyFailed(speech))
@@ -528,34 +474,12 @@ impl Session {
         }
     }
 
-    /// Reports a turn's latency once every moment of it is known. The speaker's reports (first sentence,
-    /// first chunk) and playout's (first audio) come on separate channels, and with a cached phrase the
-    /// first audio can be reported before the speaker's moments are seen: whichever comes last reports.
-    async fn report_latency(&mut self, speech: SpeechId) {
-        let Some((turn, clock)) = self.clock_of(speech) else {
-            return;
-        };
-        if clock.reported {
-            return;
-        }
-        let Some(latency) = clock.latency(*turn) else {
-            return;
-        };
-        clock.reported = true;
-        latency.record();
-        crate::trace::export_turn(clock, &latency);
-        self.latencies.push(latency);
-        let _ = self.out_tx.send(Outbound::Latency(latency)).await;
-    }
-
     /// Playout's report: latency at first audio; at the end, the words actually heard are stored.
     async fn on_played(&mut self, played: Played) -> Option<Event> {
         match played {
             Played::Audible { speech, at } => {
-                if let Some((_, clock)) = self.clock_of(speech) {
-                    clock.first_audio = Some(at);
-                }
-                self.report_latency(speech).await;
+                let latency = self.speeches.audible(speech, at);
+                report(&self.out_tx, latency).await;
                 Some(Event::SpeechAudible(speech))
             }
             Played::Finished {
@@ -572,144 +496,19 @@ impl Session {
         }
     }
 
-    /// The latency clock of an answer, with its turn number.
-    fn clock_of(&mut self, speech: SpeechId) -> Option<&mut (u32, TurnClock)> {
-        self.speeches
-            .get_mut(&speech)
-            .and_then(|r| r.clock.as_mut())
-    }
-
-    /// The speaker made piece `index` of a speech.
-    fn add_piece(&mut self, speech: SpeechId, index: u32, text: String) {
-        if let Some(record) = self.speeches.get_mut(&speech)
-            && record.pieces.len() == index as usize
-        {
-            record.pieces.push(text);
-        }
-    }
-
-    /// The speaker is done with a speech: nothing left to cancel.
-    fn speech_done(&mut self, speech: SpeechId) {
-        if let Some(record) = self.speeches.get_mut(&speech) {
-            record.cancel = None;
-        }
-    }
-
-    /// Playout's last word on a speech: the pieces the caller heard go to the record.
+    /// Playout's last word on a speech: what the caller heard of it goes to the record.
     fn record_heard(&mut self, speech: SpeechId, pieces: u32) {
-        let Some(record) = self.speeches.remove(&speech) else {
-            return;
-        };
-        let heard: Vec<String> = record.pieces.into_iter().take(pieces as usize).collect();
-        if !heard.is_empty() {
-            self.recorder.record(
-                Speaker::Agent,
-                &heard.join(" "),
-                record.started,
-                Instant::now(),
-            );
+        if let Some((text, started)) = self.speeches.finished(speech, pieces) {
+            self.recorder
+                .record(Speaker::Agent, &text, started, Instant::now());
         }
     }
+}
 
-    /// Stops the call's tasks and records what was still in flight (the agent's speech being played, the
-    /// caller's words being transcribed), then the end and the synthesis.
-    async fn finish(mut self, reason: EndReason) -> CallReport {
-        for token in self.speeches.values_mut().filter_map(|s| s.cancel.take()) {
-            token.cancel();
-        }
-        self.jobs_tx = None;
-        let conversation = match self.speaker.take() {
-            Some(handle) => handle.await.ok(),
-            None => None,
-        };
-        // The speaker is gone: every piece it made is in the channel.
-        while let Ok(spoken) = self.spoken_rx.try_recv() {
-            if let Spoken::Piece {
-                speech,
-                index,
-                text,
-            } = spoken
-            {
-                self.add_piece(speech, index, text);
-            }
-        }
-        // Playout reports the speech it was playing as cut, then stops.
-        self.playout_stop.cancel();
-        if let Some(playout) = self.playout.take() {
-            let _ = playout.await;
-        }
-        while let Ok(played) = self.played_rx.try_recv() {
-            if let Played::Finished { speech, pieces, .. } = played {
-                self.record_heard(speech, pieces);
-            }
-        }
-        self.record_last_words().await;
-        metrics::gauge!("switchboard_calls_active").decrement(1.0);
-        metrics::counter!("switchboard_calls_total", "outcome" => reason.as_str()).increment(1);
-        if self.dropped_audio > 0 {
-            tracing::warn!(
-                frames = self.dropped_audio,
-                "agent audio dropped: playout queue full"
-            );
-        }
-        let lost = self.recorder.close().await;
-        if let Err(e) = self
-            .recorder
-            .db()
-            .end_call(self.call_id, SystemTime::now(), reason.as_str())
-            .await
-        {
-            tracing::error!(error = %e, "cannot record the end of the call");
-        }
-        tracing::info!(
-            reason = reason.as_str(),
-            turns = self.turns.turns(),
-            lost_lines = lost,
-            "call ended"
-        );
-        let claim = conversation
-            .as_ref()
-            .map(|c| serde_json::to_value(&c.claim().values).unwrap_or_default())
-            .unwrap_or_default();
-        let synthesis = match &conversation {
-            Some(conversation) => {
-                self.recorder
-                    .synthesize(&self.engines, conversation, &claim)
-                    .await
-            }
-            None => None,
-        };
-        CallReport {
-            call_id: self.call_id,
-            end_reason: reason.as_str().to_owned(),
-            turns: self.turns.turns(),
-            latencies: self.latencies,
-            claim,
-            synthesis,
-        }
-    }
-
-    /// The caller's words when the call ended: the utterance in progress is transcribed, and every
-    /// transcript still on its way is waited for (at most [`LAST_WORDS_WAIT`]) and recorded.
-    async fn record_last_words(&mut self) {
-        self.listener.finish_in_progress();
-        let deadline = tokio::time::Instant::now() + LAST_WORDS_WAIT;
-        while self.listener.transcribing() > 0 {
-            let Ok(Some(recognised)) =
-                tokio::time::timeout_at(deadline, self.recognised_rx.recv()).await
-            else {
-                tracing::warn!("the caller's last words were not transcribed in time");
-                return;
-            };
-            self.listener.took_transcript();
-            if let Ok(text) = recognised.text {
-                let text = text.trim();
-                if text.chars().any(char::is_alphanumeric) {
-                    let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
-                    self.recorder
-                        .record(Speaker::Caller, text, recognised.started, ended);
-                }
-            }
-        }
+/// Sends a turn's latency, once complete, to the transport. (A free function: a borrow of the whole
+/// session held across the send would make the call's future need a `Sync` session.)
+async fn report(out_tx: &mpsc::Sender<Outbound>, latency: Option<TurnLatency>) {
+    if let Some(latency) = latency {
+        let _ = out_tx.send(Outbound::Latency(latency)).await;
     }
 }

@@ -1,0 +1,117 @@
+//! The end of a call: its tasks stopped, what was still in flight recorded (the agent's speech being
+//! played, as far as it was heard; the caller's words being transcribed), the record closed, the end and
+//! the synthesis written.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use switchboard_core::Speaker;
+
+use super::{CallReport, Session};
+use crate::machine::EndReason;
+use crate::playout::Played;
+use crate::speaker::Spoken;
+
+/// How long a hung-up call waits for the final transcript of the caller's last words.
+const LAST_WORDS_WAIT: Duration = Duration::from_secs(10);
+
+impl Session {
+    /// Stops the call's tasks and records what was still in flight (the agent's speech being played, the
+    /// caller's words being transcribed), then the end and the synthesis.
+    pub(super) async fn finish(mut self, reason: EndReason) -> CallReport {
+        self.speeches.cancel_all();
+        self.jobs_tx = None;
+        let conversation = match self.speaker.take() {
+            Some(handle) => handle.await.ok(),
+            None => None,
+        };
+        // The speaker is gone: every piece it made is in the channel.
+        while let Ok(spoken) = self.spoken_rx.try_recv() {
+            if let Spoken::Piece {
+                speech,
+                index,
+                text,
+            } = spoken
+            {
+                self.speeches.piece(speech, index, text);
+            }
+        }
+        // Playout reports the speech it was playing as cut, then stops.
+        self.playout_stop.cancel();
+        if let Some(playout) = self.playout.take() {
+            let _ = playout.await;
+        }
+        while let Ok(played) = self.played_rx.try_recv() {
+            if let Played::Finished { speech, pieces, .. } = played {
+                self.record_heard(speech, pieces);
+            }
+        }
+        self.record_last_words().await;
+        metrics::gauge!("switchboard_calls_active").decrement(1.0);
+        metrics::counter!("switchboard_calls_total", "outcome" => reason.as_str()).increment(1);
+        if self.dropped_audio > 0 {
+            tracing::warn!(
+                frames = self.dropped_audio,
+                "agent audio dropped: playout queue full"
+            );
+        }
+        let lost = self.recorder.close().await;
+        if let Err(e) = self
+            .recorder
+            .db()
+            .end_call(self.call_id, SystemTime::now(), reason.as_str())
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the end of the call");
+        }
+        tracing::info!(
+            reason = reason.as_str(),
+            turns = self.turns.turns(),
+            lost_lines = lost,
+            "call ended"
+        );
+        let claim = conversation
+            .as_ref()
+            .map(|c| serde_json::to_value(&c.claim().values).unwrap_or_default())
+            .unwrap_or_default();
+        let synthesis = match &conversation {
+            Some(conversation) => {
+                self.recorder
+                    .synthesize(&self.engines, conversation, &claim)
+                    .await
+            }
+            None => None,
+        };
+        CallReport {
+            call_id: self.call_id,
+            end_reason: reason.as_str().to_owned(),
+            turns: self.turns.turns(),
+            latencies: self.speeches.take_latencies(),
+            claim,
+            synthesis,
+        }
+    }
+
+    /// The caller's words when the call ended: the utterance in progress is transcribed, and every
+    /// transcript still on its way is waited for (at most [`LAST_WORDS_WAIT`]) and recorded.
+    async fn record_last_words(&mut self) {
+        self.listener.finish_in_progress();
+        let deadline = tokio::time::Instant::now() + LAST_WORDS_WAIT;
+        while self.listener.transcribing() > 0 {
+            let Ok(Some(recognised)) =
+                tokio::time::timeout_at(deadline, self.recognised_rx.recv()).await
+            else {
+                tracing::warn!("the caller's last words were not transcribed in time");
+                return;
+            };
+            self.listener.took_transcript();
+            if let Ok(text) = recognised.text {
+                let text = text.trim();
+                if text.chars().any(char::is_alphanumeric) {
+                    let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
+                    self.recorder
+                        .record(Speaker::Caller, text, recognised.started, ended);
+                }
+            }
+        }
+    }
+}
