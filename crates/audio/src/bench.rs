@@ -98,7 +98,7 @@ pub fn run(inputs: &BenchInputs) -> Result<AudioReport, String> {
     let mut costs = measure_costs(&noisy10, &prompts, silero().is_ok(), &silero)?;
     if let Ok(engine) = silero() {
         costs.push(StageCost {
-            stage: "FULL CHAIN (default) on a caller who speaks 40 % of the time".to_owned(),
+            stage: "FULL CHAIN on a caller who speaks 40 % of the time".to_owned(),
             micros_per_frame: caller_side_cost(&prompts, Box::new(engine))?,
         });
     }
@@ -311,7 +311,7 @@ fn measure_costs(
     };
     if have_silero {
         add(
-            "FULL CHAIN (default): µ-law in, echo + spectral NS + AGC + Silero",
+            "FULL CHAIN: µ-law in, echo + spectral NS + AGC + Silero",
             chain(NoiseSuppression::Spectral, true)?,
         );
         add(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchboard_audio::InputFormat;
 use switchboard_core::CallId;
-use switchboard_session::{Inbound, Outbound};
+use switchboard_session::{EndReason, Inbound, Outbound};
 use switchboard_telephony::audiosocket::{self, AudioRate, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -179,10 +179,10 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
                 }
                 call.publish(&encode(&out));
                 if let Outbound::Hangup { reason } = &out {
-                    if reason == "transferred" && state.ari.is_none() {
+                    if matches!(reason, EndReason::Transferred(_)) && state.ari.is_none() {
                         tracing::warn!(%call_id, "AudioSocket alone cannot transfer a call; the dialplan goes on after AudioSocket() (or set up ARI)");
                     }
-                    end_reason.clone_from(reason);
+                    reason.as_str().clone_into(&mut end_reason);
                     let _ = send(&mut writer, &Frame::Hangup).await;
                     break;
                 }

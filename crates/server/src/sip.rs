@@ -17,7 +17,7 @@ use serde_json::json;
 use switchboard_audio::{InputFormat, JitterBuffer, JitterOptions, SampleRate, g711, pcm};
 use switchboard_core::CallId;
 use switchboard_core::config::SipConfig;
-use switchboard_session::{Inbound, Outbound};
+use switchboard_session::{EndReason, Inbound, Outbound};
 use switchboard_telephony::sip::agent::{IncomingInvite, UserAgent, release_ended};
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::ports::{RtpPorts, RtpSockets};
@@ -721,9 +721,12 @@ async fn carry(
         }
         Ended::Failed => {
             call.forward(Inbound::Hangup).await;
-            hang_up(established, "failed", &pbx, state).await;
+            hang_up(established, false, &pbx, state).await;
         }
-        Ended::ByAgent(reason) => hang_up(established, &reason, &pbx, state).await,
+        Ended::ByAgent(reason) => {
+            let transfer = matches!(reason, EndReason::Transferred(_));
+            hang_up(established, transfer, &pbx, state).await;
+        }
     }
     call.finish();
 }
@@ -733,14 +736,14 @@ enum Ended {
     /// The peer's BYE (answered by ezk).
     ByPeer,
     /// The session hung up, for this reason.
-    ByAgent(String),
+    ByAgent(EndReason),
     /// The dialog or the session failed.
     Failed,
 }
 
 /// Ends the call from our side: a REFER to TRANSFER_TARGET for a transfer, then (or otherwise) BYE.
-async fn hang_up(mut established: Call<RtpMedia>, reason: &str, pbx: &str, state: &AppState) {
-    if reason == "transferred"
+async fn hang_up(mut established: Call<RtpMedia>, transfer: bool, pbx: &str, state: &AppState) {
+    if transfer
         && let Some(target) = state.config.telephony.transfer_target.as_deref()
         && let Some(uri) = transfer_uri(target, pbx)
     {

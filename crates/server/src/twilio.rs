@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_audio::InputFormat;
 use switchboard_core::CallId;
-use switchboard_session::{Inbound, Outbound};
+use switchboard_session::{EndReason, Inbound, Outbound};
 use switchboard_telephony::twilio::rest::{self, PlaceCall};
 use switchboard_telephony::twilio::signature::{
     SIGNATURE_HEADER, stream_token, verify, verify_stream_token,
@@ -443,15 +443,16 @@ async fn carry(mut socket: WebSocket, state: AppState) {
 /// `<Dial>` of TRANSFER_TARGET; any other end (or a transfer that cannot be made) updates the call to
 /// `completed`. Both go through the REST API; without its credentials, closing the stream ends the call
 /// too (our TwiML has nothing after `<Connect>`).
-async fn end_twilio_call(state: &AppState, call_id: CallId, call_sid: &str, reason: &str) {
+async fn end_twilio_call(state: &AppState, call_id: CallId, call_sid: &str, reason: &EndReason) {
+    let transfer = matches!(reason, EndReason::Transferred(_));
     let Some(client) = &state.twilio else {
-        if reason == "transferred" {
+        if transfer {
             tracing::warn!(%call_id, "the caller asked for a person but Twilio's REST credentials are not set; the call ends");
         }
         return;
     };
     let telephony = &state.config.telephony;
-    if reason == "transferred" {
+    if transfer {
         match &telephony.transfer_target {
             Some(target) => {
                 let dial = twiml::dial(target, telephony.twilio.phone_number.as_deref());

@@ -1,7 +1,9 @@
 //! One live call. [`TurnTaking`] is the pure turn-taking state machine (events in, actions out);
-//! [`run_call`] runs a call around it: caller audio through the front end and the recogniser, answers
-//! through the agent and the voice, audio out on a 20 ms clock, every turn stored before it is announced.
-//! Transports (the WebSocket, Twilio, AudioSocket, SIP) only translate [`Inbound`] and [`Outbound`].
+//! [`run_call`] runs a call around it, in parts with one job each: the listener (caller audio through the
+//! front end and the recogniser, the end of the turn), the speaker (answers through the agent and the
+//! voice), playout (audio out on a 20 ms clock, what was heard), the recorder (every line stored before
+//! it is announced, retried while the database is away). Transports (the WebSocket, Twilio, AudioSocket,
+//! SIP) only translate [`Inbound`] (through [`caller_channel`]) and [`Outbound`].
 
 mod backchannel;
 mod call;

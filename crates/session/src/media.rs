@@ -13,6 +13,7 @@ use switchboard_core::Speaker;
 use tokio::sync::{Notify, mpsc};
 
 use crate::latency::TurnLatency;
+use crate::machine::EndReason;
 
 /// From the transport to the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,8 +191,8 @@ pub enum Outbound {
     Latency(TurnLatency),
     /// The call is over.
     Hangup {
-        /// Why (`caller_hung_up`, `agent_ended`, `transferred`, ...).
-        reason: String,
+        /// Why; `EndReason::as_str` is its word on the wire and in the database.
+        reason: EndReason,
     },
 }
 

@@ -205,7 +205,7 @@ pub fn encode(out: &Outbound) -> String {
             v["event"] = json!("latency");
             v
         }
-        Outbound::Hangup { reason } => json!({ "event": "hangup", "reason": reason }),
+        Outbound::Hangup { reason } => json!({ "event": "hangup", "reason": reason.as_str() }),
     };
     value.to_string()
 }

@@ -295,7 +295,7 @@ impl Session {
                         let _ = self
                             .out_tx
                             .send(Outbound::Hangup {
-                                reason: reason.as_str().to_owned(),
+                                reason: reason.clone(),
                             })
                             .await;
                         return Some(reason);
