@@ -2,9 +2,7 @@
 //! played, as far as it was heard; the caller's words being transcribed), the record closed, the end and
 //! the synthesis written.
 
-use std::time::{Duration, Instant, SystemTime};
-
-use switchboard_core::Speaker;
+use std::time::{Duration, SystemTime};
 
 use super::{CallReport, Session};
 use crate::machine::EndReason;
@@ -104,13 +102,8 @@ impl Session {
                 return;
             };
             self.listener.took_transcript();
-            if let Ok(text) = recognised.text {
-                let text = text.trim();
-                if text.chars().any(char::is_alphanumeric) {
-                    let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
-                    self.recorder
-                        .record(Speaker::Caller, text, recognised.started, ended);
-                }
+            if let Ok(text) = &recognised.text {
+                self.record_caller(text.trim(), &recognised);
             }
         }
     }

@@ -403,7 +403,7 @@ impl Session {
             metrics::histogram!("switchboard_stt_seconds")
                 .record(done.saturating_duration_since(detected).as_secs_f64());
         }
-        let text = match recognised.text {
+        let text = match &recognised.text {
             Ok(text) => text.trim().to_owned(),
             Err(reason) => {
                 tracing::error!(%reason, "final recognition failed");
@@ -414,14 +414,21 @@ impl Session {
                 });
             }
         };
+        if self.record_caller(&text, &recognised) {
+            self.speeches.turn_transcribed(recognised.clock);
+        }
+        Some(Event::CallerTranscribed { text })
+    }
+
+    /// Records the caller's words of a final transcript, when there are any; false for none.
+    fn record_caller(&mut self, text: &str, recognised: &Recognised) -> bool {
         if !text.chars().any(char::is_alphanumeric) {
-            return Some(Event::CallerTranscribed { text });
+            return false;
         }
         let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
         self.recorder
-            .record(Speaker::Caller, &text, recognised.started, ended);
-        self.speeches.turn_transcribed(recognised.clock);
-        Some(Event::CallerTranscribed { text })
+            .record(Speaker::Caller, text, recognised.started, ended);
+        true
     }
 
     /// The speaker's progress: timing for the latency, the pieces' words, the answer's outcome.
