@@ -26,6 +26,14 @@ const BINS: usize = BLOCK + 1;
 const HISTORY: usize = 1 << 15;
 /// Envelope blocks correlated when estimating the delay (2 s).
 const DELAY_WINDOW: usize = 200;
+/// How far the reference may trail the caller's audio and still be paired with it, in blocks (500 ms): in
+/// a live call it arrives in step with the caller's audio, a little behind.
+const LAG_ROOM: usize = 50;
+/// The shortest window a first estimate is made on (1 s): a call's greeting is long enough to find it.
+const FIRST_WINDOW: usize = 100;
+/// Estimates in a row, with the reference active, that found no echo before the line is judged to return
+/// none (about 1 s of agent speech).
+const NO_ECHO_ESTIMATES: u32 = 4;
 
 /// Echo suppression settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,6 +68,24 @@ pub struct EchoStats {
     pub double_talk: bool,
     /// Blocks in which the filter adapted.
     pub adapted_blocks: u64,
+    /// Whether the line has been judged to return no echo (the non-linear processor then stays off, so
+    /// a caller quieter than the agent is never suppressed).
+    pub no_echo: bool,
+    /// Blocks with only the agent talking and something on the line to cancel.
+    pub echo_blocks: u64,
+    /// Energy that came in during those blocks.
+    pub echo_in_energy: f64,
+    /// Energy left after the canceller in those blocks.
+    pub echo_out_energy: f64,
+}
+
+impl EchoStats {
+    /// Echo return loss enhancement over the call so far (dB): how much of what came back while only the
+    /// agent talked was removed. `None` before 1 s of such audio.
+    pub fn erle_db(&self) -> Option<f64> {
+        (self.echo_blocks >= 100)
+            .then(|| 10.0 * (self.echo_in_energy / self.echo_out_energy.max(1e-12)).log10())
+    }
 }
 
 /// Echo suppression for one call.
@@ -80,11 +106,23 @@ pub struct EchoCanceller {
     weights: Vec<Vec<Complex32>>,
     power: Vec<f32>,
     constrain_next: usize,
+    /// Energy envelopes (dB per block): the reference's by reference block, the near end's by near block.
     far_env: Vec<f32>,
     near_env: Vec<f32>,
+    far_blocks: u64,
     env_blocks: u64,
     delay_blocks: usize,
     delay_candidate: Option<usize>,
+    /// An estimate has found the echo's delay at least once.
+    delay_known: bool,
+    /// Estimates in a row that found no echo while the reference was active.
+    quiet_estimates: u32,
+    /// Since the delay last moved: blocks adapted, and leaky sums of what came in and what the linear
+    /// filter left, over blocks with the agent talking and something on the line.
+    since_delay: u64,
+    evidence_blocks: u64,
+    evidence_in: f32,
+    evidence_left: f32,
     noise_floor: f32,
     near_block: Vec<f32>,
     stats: EchoStats,
@@ -105,7 +143,7 @@ impl EchoCanceller {
         let fft = planner.plan_fft_forward(FFT);
         let ifft = planner.plan_fft_inverse(FFT);
         let partitions = options.partitions.max(1);
-        let env_len = DELAY_WINDOW + options.max_delay_blocks + 1;
+        let env_len = DELAY_WINDOW + options.max_delay_blocks + 1 + LAG_ROOM;
         Self {
             scratch_fwd: fft.make_scratch_vec(),
             scratch_inv: ifft.make_scratch_vec(),
@@ -127,9 +165,16 @@ impl EchoCanceller {
             constrain_next: 0,
             far_env: vec![0.0; env_len],
             near_env: vec![0.0; env_len],
+            far_blocks: 0,
             env_blocks: 0,
             delay_blocks: 0,
             delay_candidate: None,
+            delay_known: false,
+            quiet_estimates: 0,
+            since_delay: 0,
+            evidence_blocks: 0,
+            evidence_in: 0.0,
+            evidence_left: 0.0,
             noise_floor: 1e-6,
             near_block: vec![0.0; BLOCK],
             stats: EchoStats::default(),
@@ -143,6 +188,16 @@ impl EchoCanceller {
             let i = (self.reference_written % HISTORY as u64) as usize;
             self.reference[i] = to_f32(s);
             self.reference_written += 1;
+        }
+        let len = self.far_env.len() as u64;
+        while (self.far_blocks + 1) * BLOCK as u64 <= self.reference_written {
+            let first = (self.far_blocks * BLOCK as u64) as i64;
+            let energy = (first..first + BLOCK as i64)
+                .map(|i| self.reference_at(i).powi(2))
+                .sum::<f32>()
+                / BLOCK as f32;
+            self.far_env[(self.far_blocks % len) as usize] = 10.0 * (energy + 1e-10).log10();
+            self.far_blocks += 1;
         }
     }
 
@@ -176,13 +231,8 @@ impl EchoCanceller {
         for (d, &s) in self.near_block.iter_mut().zip(block.iter()) {
             *d = to_f32(s);
         }
-        // Envelopes for the delay estimator: this block of near-end audio, and the reference sent at the same time.
         let near_energy = self.near_block.iter().map(|x| x * x).sum::<f32>() / BLOCK as f32;
-        let far_energy = (0..BLOCK as i64)
-            .map(|i| self.reference_at(start + i).powi(2))
-            .sum::<f32>()
-            / BLOCK as f32;
-        self.record_envelopes(far_energy, near_energy);
+        self.record_near_envelope(near_energy);
 
         // The reference as the echo path delays it: the filter models the rest of the path from here.
         // One block of slack before the estimated delay keeps the path's onset inside the filter.
@@ -223,12 +273,20 @@ impl EchoCanceller {
         }
         let error_energy = error.iter().map(|e| e * e).sum::<f32>() / BLOCK as f32;
 
-        // Double talk (Geigel): the caller is louder than any echo of what we sent could be.
-        let far_peak = (0..(BLOCK * partitions) as i64)
-            .map(|i| {
-                self.reference_at(aligned_start + BLOCK as i64 - i - 1)
-                    .abs()
-            })
+        // Double talk (Geigel): the caller is louder than any echo of what we sent could be. Until the
+        // echo's delay is known, anything sent within the longest delay searched may be coming back.
+        let span = if self.delay_known {
+            BLOCK * partitions
+        } else {
+            BLOCK * (partitions + self.options.max_delay_blocks)
+        };
+        let newest = if self.delay_known {
+            aligned_start + BLOCK as i64
+        } else {
+            start + BLOCK as i64
+        };
+        let far_peak = (0..span as i64)
+            .map(|i| self.reference_at(newest - i - 1).abs())
             .fold(0.0, f32::max);
         let near_peak = self.near_block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let far_active = far_peak > 1e-3;
@@ -238,6 +296,10 @@ impl EchoCanceller {
         if far_active && !double_talk {
             self.adapt(&error);
             self.stats.adapted_blocks += 1;
+            self.since_delay += 1;
+            if near_energy > 4.0 * self.noise_floor {
+                self.weigh_evidence(near_energy, error_energy);
+            }
         }
         if !far_active {
             self.noise_floor += (near_energy - self.noise_floor)
@@ -248,17 +310,48 @@ impl EchoCanceller {
                 };
         }
 
-        // Non-linear processor: with only the agent talking, what is left is echo; bring it down to the floor.
-        let gain =
-            if self.options.nlp && far_active && !double_talk && error_energy > self.noise_floor {
-                (self.noise_floor / error_energy).sqrt().max(0.01)
-            } else {
-                1.0
-            };
+        // Non-linear processor: with only the agent talking, what is left is echo; bring it down to the
+        // floor. A line that returns no echo has nothing to suppress.
+        let echo_only = far_active && !double_talk;
+        let gain = if self.options.nlp
+            && echo_only
+            && !self.stats.no_echo
+            && error_energy > self.noise_floor
+        {
+            (self.noise_floor / error_energy).sqrt().max(0.01)
+        } else {
+            1.0
+        };
         for (out, e) in block.iter_mut().zip(error) {
             *out = to_i16(e * gain);
         }
+        if echo_only && near_energy > 4.0 * self.noise_floor {
+            self.stats.echo_blocks += 1;
+            self.stats.echo_in_energy += f64::from(near_energy);
+            self.stats.echo_out_energy += f64::from(error_energy * gain * gain);
+        }
         self.near_done += BLOCK as u64;
+    }
+
+    /// Whether the line returns an echo, judged by what the linear filter manages to remove while the
+    /// agent talks and something is on the line: an echo is removed once the filter has converged; a
+    /// caller talking over the agent is not (and must never be suppressed as if it were echo).
+    fn weigh_evidence(&mut self, near_energy: f32, error_energy: f32) {
+        const LEAK: f32 = 1.0 / 100.0;
+        self.evidence_blocks += 1;
+        self.evidence_in += (near_energy - self.evidence_in) * LEAK;
+        self.evidence_left += (error_energy - self.evidence_left) * LEAK;
+        if self.evidence_blocks < 100 {
+            return;
+        }
+        let removed_db = 10.0 * (self.evidence_in / self.evidence_left.max(1e-12)).log10();
+        if self.stats.no_echo {
+            if removed_db > 6.0 {
+                self.stats.no_echo = false;
+            }
+        } else if self.delay_known && self.since_delay >= 300 && removed_db < 3.0 {
+            self.stats.no_echo = true;
+        }
     }
 
     fn adapt(&mut self, error: &[f32; BLOCK]) {
@@ -303,29 +396,40 @@ impl EchoCanceller {
         self.weights[p] = spectrum;
     }
 
-    fn record_envelopes(&mut self, far_energy: f32, near_energy: f32) {
-        let len = self.far_env.len();
-        let i = (self.env_blocks % len as u64) as usize;
-        self.far_env[i] = 10.0 * (far_energy + 1e-10).log10();
-        self.near_env[i] = 10.0 * (near_energy + 1e-10).log10();
+    /// Records this near block's energy, and now and then estimates the delay over the blocks both
+    /// envelopes hold.
+    fn record_near_envelope(&mut self, near_energy: f32) {
+        let len = self.near_env.len() as u64;
+        self.near_env[(self.env_blocks % len) as usize] = 10.0 * (near_energy + 1e-10).log10();
         self.env_blocks += 1;
-        if self.env_blocks.is_multiple_of(25) && self.env_blocks as usize >= len {
-            self.estimate_delay();
+        if !self.env_blocks.is_multiple_of(25) || self.far_blocks == 0 {
+            return;
+        }
+        // Near block n pairs with reference block n - lag; the newest n with its reference in is `top`.
+        let (newest_near, newest_far) = (self.env_blocks - 1, self.far_blocks - 1);
+        let top = newest_near.min(newest_far);
+        let max_delay = self.options.max_delay_blocks as u64;
+        let window = (DELAY_WINDOW as u64)
+            .min((top + 1).saturating_sub(max_delay))
+            .min(len.saturating_sub(newest_near - top))
+            .min(len.saturating_sub(max_delay + newest_far - top));
+        if window >= FIRST_WINDOW as u64 {
+            self.estimate_delay(top, window);
         }
     }
 
-    /// Picks the lag at which the near-end envelope best follows the reference envelope.
-    fn estimate_delay(&mut self) {
+    /// Picks the lag at which the near-end envelope best follows the reference envelope, over the
+    /// `window` near blocks up to `top`.
+    fn estimate_delay(&mut self, top: u64, window: u64) {
         let len = self.far_env.len() as u64;
-        let newest = self.env_blocks - 1;
         let at = |env: &[f32], block: u64| env[(block % len) as usize];
-        let window = DELAY_WINDOW as u64;
         let mut best = (0usize, 0.0f32);
+        let mut reference_active = false;
         for lag in 0..=self.options.max_delay_blocks as u64 {
             let (mut sn, mut sf, mut snn, mut sff, mut snf) = (0.0f32, 0.0, 0.0, 0.0, 0.0);
             for k in 0..window {
-                let n = at(&self.near_env, newest - k);
-                let f = at(&self.far_env, newest - k - lag);
+                let n = at(&self.near_env, top - k);
+                let f = at(&self.far_env, top - k - lag);
                 sn += n;
                 sf += f;
                 snn += n * n;
@@ -336,6 +440,7 @@ impl EchoCanceller {
             let cov = snf - sn * sf / w;
             let var = ((snn - sn * sn / w) * (sff - sf * sf / w)).sqrt();
             // A silent reference has no variance: nothing to learn from this window.
+            reference_active |= (sff - sf * sf / w) / w > 1.0;
             if var > 1e-3 {
                 let r = cov / var;
                 if r > best.1 {
@@ -344,19 +449,36 @@ impl EchoCanceller {
             }
         }
         if best.1 <= 0.5 {
+            // The agent talked and nothing on the line followed it: no echo (or not yet).
+            if reference_active && best.1 < 0.3 {
+                self.quiet_estimates += 1;
+                if self.quiet_estimates >= NO_ECHO_ESTIMATES {
+                    self.stats.no_echo = true;
+                }
+            }
             return;
         }
+        self.quiet_estimates = 0;
         // Move only on an estimate seen twice in a row and more than a block away: each move throws away
         // what the filter has learned, and speech envelopes give the odd spurious peak.
         let candidate = best.0;
         let confirmed = self.delay_candidate == Some(candidate);
         self.delay_candidate = Some(candidate);
+        if confirmed && !self.delay_known {
+            self.delay_known = true;
+            self.stats.delay_samples = self.delay_blocks * BLOCK;
+        }
         if confirmed
             && (self.stats.adapted_blocks == 0 || candidate.abs_diff(self.delay_blocks) > 1)
             && candidate != self.delay_blocks
         {
             self.delay_blocks = candidate;
+            self.delay_known = true;
             self.stats.delay_samples = candidate * BLOCK;
+            self.since_delay = 0;
+            self.evidence_blocks = 0;
+            self.evidence_in = 0.0;
+            self.evidence_left = 0.0;
             for w in &mut self.weights {
                 w.fill(Complex32::default());
             }
@@ -421,5 +543,106 @@ mod tests {
         let erle = 10.0 * (e_in / e_out.max(1.0)).log10();
         assert_eq!(aec.stats().delay_samples, delay, "delay estimate");
         assert!(erle > 20.0, "linear ERLE only {erle:.1} dB");
+        // With the non-linear processor, over the whole signal (convergence included), as a call reports.
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.clone();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        let reported = aec.stats().erle_db().unwrap();
+        assert!(reported > 20.0, "reported ERLE {reported:.1} dB");
+        assert!(!aec.stats().no_echo);
+    }
+
+    /// Speech-like bursts: noise under a syllable-rate envelope, in talk spurts and pauses of random
+    /// lengths (0.3–1.2 s), as two people talking independently would.
+    fn bursts(seed: u64, seconds: usize, level: f32) -> Vec<i16> {
+        let mut rng = Rng::new(seed);
+        let mut out = Vec::with_capacity(16_000 * seconds);
+        let mut talking = seed.is_multiple_of(2);
+        while out.len() < 16_000 * seconds {
+            let len = (4_800.0 + rng.next_f64() * 14_400.0) as usize;
+            let syllables = 3.0 + rng.next_f64() as f32 * 2.0;
+            for n in 0..len {
+                let envelope = ((n as f32 / 16_000.0) * std::f32::consts::PI * syllables)
+                    .sin()
+                    .abs();
+                out.push(if talking {
+                    (rng.gaussian() as f32 * level * envelope) as i16
+                } else {
+                    0
+                });
+            }
+            talking = !talking;
+        }
+        out.truncate(16_000 * seconds);
+        out
+    }
+
+    #[test]
+    fn a_line_that_returns_no_echo_is_left_alone_and_a_quiet_caller_is_never_suppressed() {
+        // The agent talks loud; the caller, 12 dB quieter, talks at the same time; nothing comes back.
+        let far = bursts(1, 8, 6000.0);
+        let near = bursts(4, 8, 1500.0);
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.clone();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        assert!(aec.stats().no_echo, "{:?}", aec.stats());
+        // Over the last 4 s the caller comes through whole.
+        let tail = 16_000 * 4;
+        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+        let kept = 10.0 * (energy(&out[tail..]) / energy(&near[tail..])).log10();
+        assert!(kept > -1.0, "the caller lost {kept:.1} dB");
+    }
+
+    #[test]
+    fn a_reference_that_comes_in_behind_the_callers_audio_still_cancels_the_echo() {
+        // As in a live call: the agent's audio reaches the canceller 100 ms after the caller's audio of the
+        // same moment, and its echo comes back 6 dB down, 200 ms after it was sent (120 ms on the line
+        // plus the 100 ms the reference trails by, less a frame of queueing).
+        let far = bursts(5, 8, 6000.0);
+        let delay = 3200;
+        let near: Vec<i16> = (0..far.len())
+            .map(|n| if n >= delay { far[n - delay] / 2 } else { 0 })
+            .collect();
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.clone();
+        let frames: Vec<&[i16]> = far.chunks(320).collect();
+        for (i, n) in out.chunks_mut(320).enumerate() {
+            aec.process(n);
+            if i >= 5 {
+                aec.push_reference(frames[i - 5]);
+            }
+        }
+        let stats = aec.stats();
+        assert_eq!(stats.delay_samples, delay, "{stats:?}");
+        let erle = stats.erle_db().unwrap();
+        assert!(erle > 20.0, "ERLE {erle:.1} dB");
+    }
+
+    #[test]
+    fn before_the_delay_is_known_an_echo_after_the_agent_stops_is_still_suppressed() {
+        // Echo 200 ms late and 6 dB down: longer than the filter's span before the delay is found.
+        let far = bursts(2, 2, 6000.0);
+        let delay = 3200;
+        let near: Vec<i16> = (0..far.len())
+            .map(|n| if n >= delay { far[n - delay] / 2 } else { 0 })
+            .collect();
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.clone();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+        let left = 10.0 * (energy(&out) / energy(&near)).log10();
+        assert!(
+            left < -20.0,
+            "only {left:.1} dB suppressed in the first 2 s"
+        );
     }
 }

@@ -10,8 +10,8 @@ use crate::g711::{alaw_decode_into, ulaw_decode_into};
 use crate::pcm::pcm16le_decode_into;
 use crate::vad::{EnergyVad, SpeechProbability, VadDetector, VadError, VadEvent, VadOptions};
 use crate::{
-    Agc, AgcOptions, AudioError, EchoCanceller, EchoOptions, Framer, MAX_CHUNK_SAMPLES, Resampler,
-    RnnoiseDenoiser, SampleRate, SpectralDenoiser,
+    Agc, AgcOptions, AudioError, EchoCanceller, EchoOptions, EchoStats, Framer, MAX_CHUNK_SAMPLES,
+    Resampler, RnnoiseDenoiser, SampleRate, SpectralDenoiser,
 };
 pub use switchboard_core::config::NoiseSuppression;
 
@@ -92,6 +92,34 @@ pub struct CleanFrame<'a> {
     pub event: Option<VadEvent>,
 }
 
+/// The agent's side of the echo canceller: its audio framed and brought to 16 kHz.
+struct Reference {
+    decoded: Vec<i16>,
+    framer: Framer,
+    to_16k: Resampler,
+    frame_16k: Vec<i16>,
+}
+
+impl Reference {
+    fn new(rate: SampleRate) -> Result<Self, AudioError> {
+        Ok(Self {
+            decoded: vec![0; MAX_CHUNK_SAMPLES],
+            framer: Framer::new(rate),
+            to_16k: Resampler::new(rate, SampleRate::Hz16000)?,
+            frame_16k: vec![0; SampleRate::Hz16000.frame_samples()],
+        })
+    }
+
+    /// Moves every complete frame into the canceller.
+    fn drain(&mut self, echo: &mut EchoCanceller) -> Result<(), AudioError> {
+        while let Some((_, frame)) = self.framer.next_frame() {
+            self.to_16k.process_frame(frame, &mut self.frame_16k)?;
+            echo.push_reference(&self.frame_16k);
+        }
+        Ok(())
+    }
+}
+
 /// The caller-side audio chain of one call.
 pub struct FrontEnd {
     options: FrontEndOptions,
@@ -100,6 +128,8 @@ pub struct FrontEnd {
     to_16k: Resampler,
     frame_16k: Vec<i16>,
     echo: Option<EchoCanceller>,
+    /// The agent's audio on its way to the canceller: decoded, framed, resampled to 16 kHz.
+    reference: Option<Reference>,
     denoiser: Option<Suppressor>,
     agc: Option<Agc>,
     vad: VadDetector,
@@ -127,6 +157,10 @@ impl FrontEnd {
             to_16k: Resampler::new(rate, SampleRate::Hz16000)?,
             frame_16k: vec![0; SampleRate::Hz16000.frame_samples()],
             echo: options.echo.map(EchoCanceller::new),
+            reference: match options.echo {
+                Some(_) => Some(Reference::new(rate)?),
+                None => None,
+            },
             denoiser: match options.noise_suppression {
                 NoiseSuppression::Spectral => Some(Suppressor::Spectral(Box::default())),
                 NoiseSuppression::Rnnoise => {
@@ -190,6 +224,52 @@ impl FrontEnd {
         if let Some(echo) = &mut self.echo {
             echo.push_reference(agent_16k);
         }
+    }
+
+    /// Records agent audio as it was sent, in the input format (the transports use one format both
+    /// ways), as the echo reference. Call it in step with the caller's audio: the reference sent while a
+    /// caller payload was on its way goes in before that payload.
+    pub fn push_reference_payload(&mut self, payload: &[u8]) -> Result<(), AudioError> {
+        let (Some(echo), Some(reference)) = (&mut self.echo, &mut self.reference) else {
+            return Ok(());
+        };
+        let n = match self.options.input {
+            InputFormat::Ulaw8k | InputFormat::Alaw8k => {
+                let len = payload.len().min(MAX_CHUNK_SAMPLES);
+                let out = &mut reference.decoded[..len];
+                if self.options.input == InputFormat::Ulaw8k {
+                    ulaw_decode_into(&payload[..len], out)?;
+                } else {
+                    alaw_decode_into(&payload[..len], out)?;
+                }
+                len
+            }
+            InputFormat::Pcm16(_) => pcm16le_decode_into(payload, &mut reference.decoded)?,
+        };
+        reference.framer.push(&reference.decoded[..n])?;
+        reference.drain(echo)
+    }
+
+    /// Records `samples` samples (at the input rate) of silence from the agent as the echo reference (a
+    /// tick with nothing sent).
+    pub fn push_reference_silence(&mut self, samples: usize) -> Result<(), AudioError> {
+        let (Some(echo), Some(reference)) = (&mut self.echo, &mut self.reference) else {
+            return Ok(());
+        };
+        reference.decoded.fill(0);
+        let mut left = samples;
+        while left > 0 {
+            let n = left.min(reference.decoded.len());
+            reference.framer.push(&reference.decoded[..n])?;
+            reference.drain(echo)?;
+            left -= n;
+        }
+        Ok(())
+    }
+
+    /// What the echo canceller has learned and done so far; `None` when it is off.
+    pub fn echo_stats(&self) -> Option<EchoStats> {
+        self.echo.as_ref().map(EchoCanceller::stats)
     }
 
     /// Runs the next buffered 20 ms frame through the chain, if one is complete.

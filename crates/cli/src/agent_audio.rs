@@ -202,6 +202,7 @@ pub(crate) fn run(
                     turn_timeout: Duration::from_secs(60),
                     fetch_record: true,
                     transport,
+                    echo_return: None,
                 };
                 let call = place_call(&base, &token, &script).await;
                 let moved = scenario.on(today, agent);

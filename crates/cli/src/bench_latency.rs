@@ -200,6 +200,7 @@ async fn run_level(
             // cores, and the next call of this slot starts only after it (other slots' calls overlap it).
             fetch_record: true,
             transport: transport.clone(),
+            echo_return: None,
         };
         let (base, token) = (base.to_owned(), token.to_owned());
         tasks.push(tokio::spawn(async move {

@@ -18,6 +18,8 @@ use crate::wire::{self, Line, Transport, WireEvent};
 
 /// 20 ms at 16 kHz: the frames speech ends are counted in.
 const FRAME: usize = 320;
+/// The caller sends one frame per tick.
+const TICK: Duration = Duration::from_millis(20);
 
 /// Quiet after the agent's end-of-speech mark that means it has finished answering.
 const AGENT_DONE_QUIET: Duration = Duration::from_millis(800);
@@ -37,6 +39,98 @@ pub(crate) struct Script {
     pub(crate) fetch_record: bool,
     /// The wire format the call goes over.
     pub(crate) transport: Transport,
+    /// The agent's audio the caller's line sends back, as a speakerphone or a 2-wire hybrid would.
+    pub(crate) echo_return: Option<EchoReturn>,
+}
+
+/// How loud and how late the agent's own audio comes back on the caller's line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct EchoReturn {
+    /// Level of the echo against what the caller heard, dB (negative).
+    pub(crate) db: f32,
+    /// Delay from hearing a sample to sending it back.
+    pub(crate) delay: Duration,
+}
+
+impl std::str::FromStr for EchoReturn {
+    type Err = String;
+
+    /// `DB,MS`: `-6,120` is the agent's audio 6 dB down, 120 ms late.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (db, ms) = s
+            .split_once(',')
+            .ok_or_else(|| format!("expected DB,MS (like -6,120), got {s:?}"))?;
+        let db: f32 = db
+            .trim()
+            .parse()
+            .map_err(|_| format!("{db:?} is not a level in dB"))?;
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| format!("{ms:?} is not a delay in whole milliseconds"))?;
+        if !(-60.0..=0.0).contains(&db) {
+            return Err(format!(
+                "the echo's level must be from -60 to 0 dB, not {db}"
+            ));
+        }
+        if ms > 1_000 {
+            return Err(format!(
+                "the echo's delay must be at most 1000 ms, not {ms}"
+            ));
+        }
+        Ok(Self {
+            db,
+            delay: Duration::from_millis(ms),
+        })
+    }
+}
+
+/// The caller's line returning the agent's audio: what the caller heard is sent back `delay` later,
+/// scaled, mixed into what the caller says. Sample for sample while the agent talks; each new stretch of
+/// the agent's audio starts `delay` after it arrived.
+struct EchoLine {
+    gain: f32,
+    delay: Duration,
+    pending: VecDeque<i16>,
+    /// When the next sample in `pending` goes back on the line.
+    due: Option<Instant>,
+}
+
+impl EchoLine {
+    fn new(echo: EchoReturn) -> Self {
+        Self {
+            gain: 10f32.powf(echo.db / 20.0),
+            delay: echo.delay,
+            pending: VecDeque::new(),
+            due: None,
+        }
+    }
+
+    fn heard(&mut self, samples: &[i16], now: Instant) {
+        if self.pending.is_empty() && self.due.is_none() {
+            self.due = Some(now + self.delay);
+        }
+        self.pending.extend(samples);
+    }
+
+    /// Mixes the echo due by `now` into the caller's next frame (`tick` long).
+    fn mix(&mut self, frame: &mut [i16], now: Instant, tick: Duration) {
+        let Some(due) = self.due else {
+            return;
+        };
+        if now < due {
+            return;
+        }
+        for s in frame.iter_mut() {
+            let Some(e) = self.pending.pop_front() else {
+                break;
+            };
+            *s = (f32::from(*s) + self.gain * f32::from(e))
+                .round()
+                .clamp(-32_768.0, 32_767.0) as i16;
+        }
+        self.due = (!self.pending.is_empty()).then_some(due + tick);
+    }
 }
 
 /// One call's outcome.
@@ -69,6 +163,8 @@ struct Listener {
     media: watch::Sender<Option<Instant>>,
     /// Marks Twilio's side must echo.
     echoes: mpsc::UnboundedSender<String>,
+    /// The agent's audio on its way back, when the line returns it.
+    echo_line: Option<Arc<Mutex<EchoLine>>>,
     t0: Instant,
 }
 
@@ -81,6 +177,11 @@ impl Listener {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let logged = match event {
             WireEvent::AgentAudio(samples) => {
+                if let Some(line) = &self.echo_line {
+                    line.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .heard(&samples, now);
+                }
                 heard.agent_audio.extend(samples);
                 heard.last_media = Some(now);
                 let _ = self.media.send(Some(now));
@@ -133,11 +234,15 @@ pub(crate) async fn place_call(
     let (marks_tx, mut marks_rx) = watch::channel(0u32);
     let (media_tx, mut media_rx) = watch::channel(None::<Instant>);
     let (echo_tx, mut echo_rx) = mpsc::unbounded_channel::<String>();
+    let echo_line = script
+        .echo_return
+        .map(|echo| Arc::new(Mutex::new(EchoLine::new(echo))));
     let listener = Listener {
         heard: heard.clone(),
         marks: marks_tx,
         media: media_tx,
         echoes: echo_tx,
+        echo_line: echo_line.clone(),
         t0,
     };
     let reader = {
@@ -169,7 +274,7 @@ pub(crate) async fn place_call(
     let (turn_tx, mut turn_rx) = mpsc::channel::<(Vec<i16>, usize, oneshot::Sender<Instant>)>(1);
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let sender = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(20));
+        let mut ticker = tokio::time::interval(TICK);
         let mut playing: VecDeque<Vec<i16>> = VecDeque::new();
         let mut end_frame: Option<(usize, oneshot::Sender<Instant>)> = None;
         let mut sent_in_turn = 0usize;
@@ -198,9 +303,14 @@ pub(crate) async fn place_call(
                 end_frame = Some((end, done));
                 sent_in_turn = 0;
             }
-            let frame = playing
+            let mut frame = playing
                 .pop_front()
                 .unwrap_or_else(|| vec![0; frame_samples]);
+            if let Some(line) = &echo_line {
+                line.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .mix(&mut frame, Instant::now(), TICK);
+            }
             if outgoing.frame(&frame).await.is_err() {
                 return;
             }
@@ -298,11 +408,22 @@ pub(crate) async fn place_call(
     }
     let transcript =
         json!({ "call_id": call_id, "turns": transcript["turns"], "events": heard.events });
+    // What the server's echo canceller reports, against what this line returned.
+    let echo = heard.events.iter().find(|e| e["event"] == "echo").map(|e| {
+        let mut e = e.clone();
+        if let Some(e) = e.as_object_mut() {
+            e.remove("event");
+            e.remove("t");
+        }
+        e
+    });
     let report = json!({
         "call_id": call_id,
         "server": base,
         "transport": script.transport.name(),
         "end_reason": heard.hangup,
+        "echo_return": script.echo_return.map(|e| json!({"db": e.db, "delay_ms": e.delay.as_millis() as u64})),
+        "echo": echo,
         "agent_audio_s": agent_audio.len() as f64 / 16_000.0,
         "turns": report_turns,
         "claim": summary.as_ref().map(|s| s["claim"].clone()),

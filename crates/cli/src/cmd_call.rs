@@ -3,7 +3,8 @@
 //! AudioSocket or SIP and RTP. It places a call through the API, plays each turn in real time (silence in between, as a
 //! phone line would), waits for the agent's answer, and writes transcript.json, agent.wav and report.json
 //! (per turn: when the caller stopped speaking, when the agent's first audio came back, and the server's
-//! breakdown of that latency; the claim; the synthesis). Without --server it serves in this process.
+//! breakdown of that latency; the claim; the synthesis; what the echo canceller did). Without --server it
+//! serves in this process. `--echo-return DB,MS` makes the caller's line send the agent's audio back.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use switchboard_audio::corpus::read_wav_16k;
 use switchboard_core::Config;
 
 use crate::call_server::LocalServer;
-use crate::caller::{Script, place_call};
+use crate::caller::{EchoReturn, Script, place_call};
 use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
@@ -48,6 +49,11 @@ pub(crate) struct CallArgs {
     /// Longest wait for the agent's answer to one turn, in seconds.
     #[arg(long, default_value_t = 60)]
     turn_timeout: u64,
+    /// Makes the caller's line return the agent's audio, LEVEL dB down and DELAY ms late, mixed into what
+    /// the caller sends (a speakerphone, a 2-wire hybrid): `-6,120`. report.json then holds what the
+    /// server's echo canceller reports (`echo`).
+    #[arg(long, value_name = "DB,MS", allow_hyphen_values = true)]
+    echo_return: Option<EchoReturn>,
 }
 
 pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> {
@@ -84,6 +90,7 @@ pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> 
                     turn_timeout: Duration::from_secs(args.turn_timeout),
                     fetch_record: true,
                     transport,
+                    echo_return: args.echo_return,
                 };
                 place_call(&base, &token, &script).await
             }
@@ -149,6 +156,20 @@ fn print_report(report: &Value) {
             ms(&s["llm_first_sentence"]),
             ms(&s["tts_first_chunk"]),
             ms(&s["transport"]),
+        );
+    }
+    if !report["echo"].is_null() {
+        let echo = &report["echo"];
+        println!(
+            "echo cancellation: ERLE {} dB, delay {} ms, {} ms of echo{}",
+            echo["erle_db"],
+            echo["delay_ms"],
+            echo["echo_ms"],
+            if echo["no_echo"] == true {
+                " (the line returns none)"
+            } else {
+                ""
+            }
         );
     }
     println!("claim: {}", report["claim"]);

@@ -87,6 +87,8 @@ struct Case<'a> {
     /// One of these is in the last caller line's transcript.
     last_heard: &'a [&'a str],
     end_reason: &'a str,
+    /// `--echo-return DB,MS`: the caller's line sends the agent's audio back.
+    echo_return: Option<&'a str>,
 }
 
 impl Default for Case<'_> {
@@ -99,6 +101,7 @@ impl Default for Case<'_> {
             last_turn: &["goodbye"],
             last_heard: &["goodbye", "bye"],
             end_reason: "agent_ended",
+            echo_return: None,
         }
     }
 }
@@ -120,6 +123,9 @@ fn call_and_check(data_dir: &Path, models: &Path, case: &Case<'_>) -> Value {
     cmd.envs(case.env.iter().copied());
     for turn in &turns {
         cmd.arg("--audio").arg(turn);
+    }
+    if let Some(echo) = case.echo_return {
+        cmd.args(["--echo-return", echo]);
     }
     let out = cmd.arg("--out").arg(&out_dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -189,11 +195,38 @@ fn call_and_check(data_dir: &Path, models: &Path, case: &Case<'_>) -> Value {
     assert!(agent.len() >= 4, "greeting and three answers: {agent:?}");
     assert!(agent[0].contains("thank you for calling"), "{agent:?}");
 
+    check_echo(case, &report, &transcript);
+
     let wav = hound::WavReader::open(out_dir.join("agent.wav")).unwrap();
     assert_eq!(wav.spec().sample_rate, 16_000);
     let seconds = wav.len() as f64 / 16_000.0;
     assert!(seconds > 5.0, "agent.wav holds {seconds:.1} s");
     report
+}
+
+/// Echo cancellation is on in every call. On a line that returns the agent's audio, the agent never
+/// hears itself: the caller's turns hold only the caller's words (three lines, checked above), the agent is
+/// never cut off by its own voice (no `clear`), and the canceller removed the echo (ERLE). On a line that
+/// returns none, it says so and leaves the caller's audio alone.
+fn check_echo(case: &Case<'_>, report: &Value, transcript: &Value) {
+    let echo = &report["echo"];
+    eprintln!("echo: {echo}");
+    assert!(echo.is_object(), "the canceller reports: {report:#}");
+    let clears = transcript["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "clear")
+        .count();
+    match case.echo_return {
+        Some(_) => {
+            assert_eq!(clears, 0, "the agent barged in on itself: {transcript:#}");
+            assert_eq!(echo["no_echo"], false, "{echo}");
+            let erle = echo["erle_db"].as_f64().unwrap();
+            assert!(erle >= 15.0, "ERLE {erle} dB: {echo}");
+        }
+        None => assert_eq!(echo["no_echo"], true, "{echo}"),
+    }
 }
 
 /// `check_stored` on the SQLite database of `data_dir`.
@@ -589,14 +622,16 @@ fn a_call_over_twilio_media_streams_is_answered_and_transferred_with_dial() {
     );
 }
 
-/// A call as Asterisk hands it over with `AudioSocket()`: PCM16 8 kHz over TCP, named by its UUID.
+/// A call as Asterisk hands it over with `AudioSocket()`: PCM16 8 kHz over TCP, named by its UUID. The
+/// line returns the agent's audio 6 dB down, 120 ms late.
 #[test]
 fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
-    answered_and_stored_over("audiosocket");
+    answered_and_stored_over("audiosocket", "-6,120");
 }
 
-/// A whole call of the default case over `transport`, ended by the agent after "Goodbye!" and stored.
-fn answered_and_stored_over(transport: &str) {
+/// A whole call of the default case over `transport`, ended by the agent after "Goodbye!" and stored;
+/// the caller's line returns the agent's audio as `echo_return` says.
+fn answered_and_stored_over(transport: &str, echo_return: &str) {
     if !speech_corpus_installed() {
         return;
     }
@@ -609,16 +644,18 @@ fn answered_and_stored_over(transport: &str) {
         &models,
         &Case {
             transport,
+            echo_return: Some(echo_return),
             ..Case::default()
         },
     );
     check_stored_in_sqlite(dir.path(), &report, "agent_ended");
 }
 
-/// A call as a PBX places it on the SIP user agent: INVITE with an SDP offer, RTP in G.711, BYE.
+/// A call as a PBX places it on the SIP user agent: INVITE with an SDP offer, RTP in G.711, BYE. The line
+/// returns the agent's audio 10 dB down, 200 ms late.
 #[test]
 fn a_call_over_sip_and_rtp_is_answered_and_stored() {
-    answered_and_stored_over("sip");
+    answered_and_stored_over("sip", "-10,200");
 }
 
 /// `switchboard bench latency` runs scripted calls and prints voice-to-voice percentiles and their parts;

@@ -384,7 +384,10 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                     Outbound::Audio(mulaw) => stream::media(&stream_sid, mulaw),
                     Outbound::Mark(name) => stream::mark(&stream_sid, name),
                     Outbound::Clear => stream::clear(&stream_sid),
-                    Outbound::Transcript(_) | Outbound::Latency(_) | Outbound::Hangup { .. } => String::new(),
+                    Outbound::Transcript(_)
+                    | Outbound::Latency(_)
+                    | Outbound::Echo(_)
+                    | Outbound::Hangup { .. } => String::new(),
                 };
                 if !matches!(out, Outbound::Audio(_)) {
                     call.publish(&encode(&out));

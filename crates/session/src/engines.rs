@@ -97,6 +97,8 @@ pub struct Engines {
     pub vad_sensitivity: u8,
     /// Noise suppression on caller audio.
     pub noise_suppression: NoiseSuppression,
+    /// Echo cancellation on caller audio, against the agent's audio as sent (ECHO_CANCELLATION).
+    pub echo_cancellation: bool,
 }
 
 impl std::fmt::Debug for Engines {
@@ -165,6 +167,7 @@ impl Engines {
             vad: vad::options_from_config(&config.audio),
             vad_sensitivity: config.audio.vad_sensitivity.level(),
             noise_suppression: config.audio.noise_suppression,
+            echo_cancellation: config.audio.echo_cancellation,
         })
     }
 

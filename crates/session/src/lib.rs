@@ -7,6 +7,7 @@
 
 mod backchannel;
 mod call;
+mod echo_tap;
 mod engines;
 pub mod latency;
 mod listener;
@@ -27,8 +28,8 @@ pub use engines::{EngineError, Engines};
 pub use latency::{TurnClock, TurnLatency};
 pub use machine::{Action, EndReason, Event, Phrase, SpeechId, TurnOptions, TurnTaking};
 pub use media::{
-    CallGone, CallerReceiver, CallerSender, Inbound, Outbound, TranscriptLine, audio_duration,
-    caller_channel, frame_bytes,
+    CallGone, CallerReceiver, CallerSender, EchoReport, Inbound, Outbound, TranscriptLine,
+    audio_duration, caller_channel, frame_bytes,
 };
 pub use phrases::PhraseBook;
 pub use voice_out::VoiceEncoder;

@@ -14,9 +14,11 @@ use switchboard_audio::vad::VadEvent;
 use switchboard_speech::SpeechStream;
 use tokio::sync::mpsc;
 
+use crate::echo_tap::{Alignment, EchoTap, ReferenceStep};
 use crate::engines::Engines;
 use crate::latency::TurnClock;
 use crate::machine::Event;
+use crate::media::EchoReport;
 use crate::speaker::SpeakerJob;
 use crate::turn_cues;
 
@@ -54,14 +56,18 @@ pub(crate) struct Listener {
     recognised_tx: mpsc::UnboundedSender<Recognised>,
     /// Final recognitions started and not yet reported.
     transcribing: usize,
+    /// The agent's audio as sent, and how it lines up with the caller's (when echo cancellation is on).
+    echo: Option<(EchoTap, Alignment)>,
 }
 
 impl Listener {
     /// Listens through `front`; final transcripts go to `recognised_tx`.
+    /// `echo` is the tap playout fills, for a front end that cancels echo.
     pub(crate) fn new(
         engines: Arc<Engines>,
         front: FrontEnd,
         recognised_tx: mpsc::UnboundedSender<Recognised>,
+        echo: Option<(EchoTap, Alignment)>,
     ) -> Self {
         Self {
             engines,
@@ -70,11 +76,44 @@ impl Listener {
             preroll: VecDeque::new(),
             recognised_tx,
             transcribing: 0,
+            echo,
         }
+    }
+
+    /// The agent's audio sent since the last caller payload goes into the echo canceller's reference,
+    /// in step with the caller's audio.
+    fn feed_reference(&mut self, payload_bytes: usize) {
+        let Some((tap, alignment)) = &mut self.echo else {
+            return;
+        };
+        for step in alignment.before_payload(tap.take(), payload_bytes) {
+            let fed = match step {
+                ReferenceStep::Frame(frame) => self.front.push_reference_payload(&frame),
+                ReferenceStep::Silence(samples) => self.front.push_reference_silence(samples),
+            };
+            if let Err(e) = fed {
+                tracing::warn!(error = %e, "agent audio could not be used as the echo reference");
+                metrics::counter!("switchboard_errors_total", "kind" => "echo_reference")
+                    .increment(1);
+            }
+        }
+    }
+
+    /// What the echo canceller did on this call, when it is on.
+    pub(crate) fn echo_report(&self) -> Option<EchoReport> {
+        let stats = self.front.echo_stats()?;
+        Some(EchoReport {
+            erle_db: stats.erle_db().map(|db| (db * 10.0).round() / 10.0),
+            delay_ms: (stats.delay_samples as u64 * 1_000 / HZ) as u32,
+            no_echo: stats.no_echo,
+            echo_ms: stats.echo_blocks * 10,
+            realigned: self.echo.as_ref().map_or(0, |(_, a)| a.realigned()),
+        })
     }
 
     /// Runs caller audio through the front end; returns a VAD change for the machine.
     pub(crate) fn push(&mut self, bytes: &[u8], jobs: &mut Vec<SpeakerJob>) -> Option<Event> {
+        self.feed_reference(bytes.len());
         if let Err(e) = self.front.push_payload(bytes) {
             tracing::warn!(error = %e, len = bytes.len(), "dropping malformed caller audio");
             metrics::counter!("switchboard_errors_total", "kind" => "bad_audio").increment(1);

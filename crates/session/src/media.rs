@@ -189,11 +189,29 @@ pub enum Outbound {
     Transcript(TranscriptLine),
     /// How long a turn's answer took, and where the time went.
     Latency(TurnLatency),
+    /// What the echo canceller did on this call, sent once, before the agent hangs up.
+    Echo(EchoReport),
     /// The call is over.
     Hangup {
         /// Why; `EndReason::as_str` is its word on the wire and in the database.
         reason: EndReason,
     },
+}
+
+/// What the echo canceller did on a call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EchoReport {
+    /// Echo return loss enhancement over the call (dB): how much of what came back on the line while only
+    /// the agent talked was removed. `None` with under a second of such audio.
+    pub erle_db: Option<f64>,
+    /// The echo path's delay the canceller found, ms.
+    pub delay_ms: u32,
+    /// The line was judged to return no echo (nothing suppressed).
+    pub no_echo: bool,
+    /// Audio with only the agent talking and something on the line, ms.
+    pub echo_ms: u64,
+    /// Times the agent's and the caller's audio drifted apart and were lined up again.
+    pub realigned: u64,
 }
 
 /// A transcript event.

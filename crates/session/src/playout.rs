@@ -15,6 +15,7 @@ use switchboard_audio::FRAME_DURATION;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::echo_tap::EchoTap;
 use crate::machine::SpeechId;
 use crate::media::Outbound;
 
@@ -142,6 +143,10 @@ struct Playout {
     done: BTreeSet<SpeechId>,
     /// Present while the far side's echoes are trusted.
     echoes: Option<Echoes>,
+    /// Where each tick's frame goes for the echo canceller, when it is on.
+    tap: Option<EchoTap>,
+    /// Whether this tick sent a frame.
+    sent_this_tick: bool,
 }
 
 /// Runs the clock until `stop`, or until the session or the transport goes away. `echo_rx` carries the
@@ -152,6 +157,7 @@ pub(crate) async fn run(
     out_tx: mpsc::Sender<Outbound>,
     played_tx: mpsc::UnboundedSender<Played>,
     mut echo_rx: Option<mpsc::UnboundedReceiver<String>>,
+    tap: Option<EchoTap>,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(FRAME_DURATION);
@@ -164,6 +170,8 @@ pub(crate) async fn run(
         cancelled: BTreeSet::new(),
         done: BTreeSet::new(),
         echoes: echo_rx.is_some().then(Echoes::default),
+        tap,
+        sent_this_tick: false,
     };
     loop {
         let alive = tokio::select! {
@@ -275,8 +283,14 @@ impl Playout {
     /// One tick of the clock: the next frame, old ids forgotten, overdue echoes given up on. Returns
     /// false when the transport or the session is gone.
     async fn tick(&mut self, queue_rx: &mut mpsc::Receiver<Queued>) -> bool {
+        self.sent_this_tick = false;
         if !self.send_next_frame(queue_rx).await {
             return false;
+        }
+        if !self.sent_this_tick
+            && let Some(tap) = &self.tap
+        {
+            tap.sent(None);
         }
         // Old ids can never come back: keep the sets small on long calls.
         if let Some(&newest) = self.done.iter().next_back() {
@@ -349,6 +363,10 @@ impl Playout {
                     {
                         return false;
                     }
+                    if let Some(tap) = &self.tap {
+                        tap.sent(Some(&bytes));
+                    }
+                    self.sent_this_tick = true;
                     return self.out_tx.send(Outbound::Audio(bytes)).await.is_ok();
                 }
                 Queued::End(speech) => {
@@ -402,6 +420,7 @@ mod tests {
 
     /// Playout running on its own task, with the ends the tests hold.
     struct Harness {
+        tap: EchoTap,
         queue_tx: mpsc::Sender<Queued>,
         cancel_tx: mpsc::UnboundedSender<SpeechId>,
         echo_tx: Option<mpsc::UnboundedSender<String>>,
@@ -423,15 +442,18 @@ mod tests {
                 (None, None)
             };
             let stop = CancellationToken::new();
+            let tap = EchoTap::default();
             tokio::spawn(run(
                 queue_rx,
                 cancel_rx,
                 out_tx,
                 played_tx,
                 echo_rx,
+                Some(tap.clone()),
                 stop.clone(),
             ));
             Self {
+                tap,
                 queue_tx,
                 cancel_tx,
                 echo_tx,
@@ -553,6 +575,28 @@ mod tests {
             }
         ));
         assert_eq!(played[1..], [finished(2, 1, false)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_echo_reference_gets_every_frame_sent_and_a_silent_tick_when_none_is() {
+        let mut playout = Harness::start(false);
+        playout.queue_speech(3, 1, 2).await;
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        let (frames, _) = playout.wire();
+        let ticks = playout.tap.take();
+        assert_eq!(frames, 2);
+        // Frames in the order sent, then one silent tick per 20 ms.
+        assert_eq!(ticks[..2], [Some(vec![3; 4]), Some(vec![3; 4])]);
+        assert!(ticks.len() >= 4, "{ticks:?}");
+        assert!(ticks[2..].iter().all(Option::is_none), "{ticks:?}");
+        // A cut speech's skipped frames never reach the reference.
+        playout.queue_speech(4, 1, 50).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        playout.cancel_tx.send(SpeechId(4)).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let sent = playout.wire().0;
+        let taken = playout.tap.take();
+        assert_eq!(taken.iter().filter(|t| t.is_some()).count(), sent);
     }
 
     #[tokio::test(start_paused = true)]

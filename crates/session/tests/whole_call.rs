@@ -142,6 +142,7 @@ fn engines(dir: &std::path::Path, lines: &[&str]) -> Arc<Engines> {
         vad_sensitivity: 2,
         // A steady tone is what a noise suppressor learns to remove.
         noise_suppression: switchboard_audio::NoiseSuppression::Off,
+        echo_cancellation: true,
     })
 }
 

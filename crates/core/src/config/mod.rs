@@ -359,6 +359,8 @@ pub struct AudioConfig {
     pub vad_sensitivity: VadSensitivity,
     /// Noise suppression engine.
     pub noise_suppression: NoiseSuppression,
+    /// Echo cancellation against the agent's audio.
+    pub echo_cancellation: bool,
     /// Shortest speech that counts.
     pub vad_min_speech: Duration,
     /// Shortest silence that ends speech.
@@ -599,6 +601,7 @@ impl Config {
                 ),
                 vad_sensitivity: VadSensitivity(r.int(&VAD_SENSITIVITY, 0..=3)? as u8),
                 noise_suppression: r.choice(&NOISE_SUPPRESSION)?,
+                echo_cancellation: r.bool(&ECHO_CANCELLATION)?,
                 vad_min_speech: Duration::from_millis(r.int(&VAD_MIN_SPEECH_MS, 32..=2_000)? as u64),
                 vad_min_silence: Duration::from_millis(
                     r.int(&VAD_MIN_SILENCE_MS, 64..=5_000)? as u64

@@ -196,6 +196,8 @@ settings! {
     VAD_HOLD_SILENCE_MS: "audio.vad_hold_silence_ms", "VAD_HOLD_SILENCE_MS", default Some("1000"), allowed "an integer from 0 to 5000 (milliseconds)";
     /// Noise suppression on the caller's audio: a light spectral Wiener filter, RNNoise (stronger in pauses, 20x the CPU), or none.
     NOISE_SUPPRESSION: "audio.noise_suppression", "NOISE_SUPPRESSION", default Some("spectral"), allowed "one of spectral, rnnoise, off";
+    /// Echo cancellation on the caller's audio, against the agent's audio as it was sent: the agent does not hear itself on a line that returns its voice (a speakerphone, a 2-wire hybrid). A line found to return no echo is left untouched.
+    ECHO_CANCELLATION: "audio.echo_cancellation", "ECHO_CANCELLATION", default Some("true"), allowed "true or false";
     /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
     DATABASE_URL: "database.url", "DATABASE_URL", default None, allowed "a postgres:// or sqlite: URL", secret;
     /// Apply pending database migrations at start-up.

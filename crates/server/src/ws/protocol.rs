@@ -205,6 +205,11 @@ pub fn encode(out: &Outbound) -> String {
             v["event"] = json!("latency");
             v
         }
+        Outbound::Echo(report) => {
+            let mut v = serde_json::to_value(report).unwrap_or_default();
+            v["event"] = json!("echo");
+            v
+        }
         Outbound::Hangup { reason } => json!({ "event": "hangup", "reason": reason.as_str() }),
     };
     value.to_string()

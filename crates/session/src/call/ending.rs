@@ -44,6 +44,19 @@ impl Session {
             }
         }
         self.record_last_words().await;
+        if let Some(echo) = self.listener.echo_report() {
+            if let Some(erle) = echo.erle_db {
+                metrics::histogram!("switchboard_echo_erle_db").record(erle);
+            }
+            tracing::info!(
+                erle_db = echo.erle_db,
+                delay_ms = echo.delay_ms,
+                no_echo = echo.no_echo,
+                echo_ms = echo.echo_ms,
+                realigned = echo.realigned,
+                "echo cancellation"
+            );
+        }
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
         metrics::counter!("switchboard_calls_total", "outcome" => reason.as_str()).increment(1);
         if self.dropped_audio > 0 {

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use switchboard_agent::{Action as ToolAction, CallContext, Conversation, Synthesis};
-use switchboard_audio::{FrontEnd, FrontEndOptions, InputFormat};
+use switchboard_audio::{EchoOptions, FrontEnd, FrontEndOptions, InputFormat};
 use switchboard_core::{CallId, Speaker};
 use switchboard_store::Database;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::echo_tap::{Alignment, EchoTap};
 use crate::engines::Engines;
 use crate::latency::TurnLatency;
 use crate::listener::{Listener, Recognised};
@@ -93,9 +94,12 @@ pub async fn run_call(
     let front = FrontEnd::new(
         FrontEndOptions {
             input: setup.format,
-            // The transports we carry cancel echo on the caller's side (browsers, phones); the reference
-            // path is for SIP lines without it.
-            echo: None,
+            // A live echo path is the network both ways, the far side's jitter buffer and the line, on
+            // top of the reference trailing the caller's audio by a frame or more: search up to 600 ms.
+            echo: engines.echo_cancellation.then_some(EchoOptions {
+                max_delay_blocks: 60,
+                ..EchoOptions::default()
+            }),
             noise_suppression: engines.noise_suppression,
             agc: Some(Default::default()),
             vad: engines.vad,
@@ -161,6 +165,8 @@ impl Session {
         } else {
             (None, None)
         };
+        // The agent's audio as playout sends it, for the echo canceller on the caller's side.
+        let tap = engines.echo_cancellation.then(EchoTap::default);
         let playout_stop = CancellationToken::new();
         // The call's tasks and threads log inside its span, so every line carries the call id.
         let playout = tokio::spawn(
@@ -170,6 +176,7 @@ impl Session {
                 out_tx.clone(),
                 played_tx,
                 echo_rx,
+                tap.clone(),
                 playout_stop.clone(),
             )
             .in_current_span(),
@@ -199,7 +206,12 @@ impl Session {
             engines,
             recorder: Recorder::start(setup.call_id, db, out_tx.clone()),
             out_tx,
-            listener: Listener::new(engines_for_listener, front, recognised_tx),
+            listener: Listener::new(
+                engines_for_listener,
+                front,
+                recognised_tx,
+                tap.map(|tap| (tap, Alignment::new(setup.format))),
+            ),
             format: setup.format,
             recognised_rx,
             jobs_tx: Some(jobs_tx),
@@ -290,8 +302,12 @@ impl Session {
                         let _ = self.cancel_tx.send(speech);
                     }
                     Action::Hangup(reason) => {
-                        // The transcript's last lines go out before the hang-up.
+                        // The transcript's last lines go out before the hang-up, and what the echo
+                        // canceller did.
                         self.recorder.flush().await;
+                        if let Some(report) = self.listener.echo_report() {
+                            let _ = self.out_tx.send(Outbound::Echo(report)).await;
+                        }
                         let _ = self
                             .out_tx
                             .send(Outbound::Hangup {
