@@ -948,3 +948,149 @@ fn a_database_cut_mid_call_for_ten_seconds_loses_no_turn() {
         .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
         .unwrap();
 }
+
+/// A `redis-server` of the test's own on a free loopback port, without persistence: killed, its data is
+/// gone, as after a crash.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Option<Self> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Self { port, child })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn redis_killed_mid_call_loses_nothing_but_live_events_while_it_is_away() {
+    if !speech_corpus_installed() {
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let Some(mut redis) = OwnRedis::start(port) else {
+        eprintln!("skipped: no redis-server (scripts/setup.sh installs it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("switchboard.db");
+    // The fault: once the caller's first words are stored, Redis is killed (its data lost) and comes back
+    // empty 5 s later, through the agent's answer and the caller's second turn.
+    let outage = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        let mut stored = None;
+        while stored.is_none_or(|n| n < 2) {
+            if std::time::Instant::now() > deadline {
+                return (redis, None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if !db_path.exists() {
+                continue;
+            }
+            stored = runtime.block_on(async {
+                let db = Database::connect(&DatabaseTarget::Sqlite {
+                    path: db_path.clone(),
+                })
+                .await
+                .ok()?;
+                let calls = db
+                    .list_calls(&CallFilter {
+                        limit: 1,
+                        ..CallFilter::default()
+                    })
+                    .await
+                    .ok()?;
+                let lines = db.turns(calls.first()?.id).await.ok()?.len();
+                db.close().await;
+                Some(lines)
+            });
+        }
+        redis.kill();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let redis = OwnRedis::start(port).unwrap();
+        (redis, stored)
+    });
+    let port_text = port.to_string();
+    let report = call_and_check(
+        dir.path(),
+        &models,
+        &Case {
+            redis_host: Some("127.0.0.1"),
+            env: &[("REDIS_PORT", &port_text)],
+            ..Case::default()
+        },
+    );
+    let (redis, before) = outage.join().unwrap();
+    let before = before.expect("the call never stored its first lines");
+    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
+
+    // Live events resumed on the new Redis: the lines stored after it came back, and the hang-up; and the
+    // call is no longer registered as live.
+    let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let live = LiveState::connect(
+            &RedisConfig {
+                host: "127.0.0.1".into(),
+                port: redis.port,
+                password: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        let events = live.events(id).await.unwrap();
+        let seqs: Vec<i64> = events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+            .filter(|e| e["event"] == "transcript")
+            .filter_map(|e| e["seq"].as_i64())
+            .collect();
+        assert!(
+            seqs.last().is_some_and(|&s| s > before as i64),
+            "no line stored after the outage reached the new Redis: {events:#?}"
+        );
+        assert!(
+            events.last().unwrap().contains(r#""event":"hangup""#),
+            "{events:#?}"
+        );
+        assert_eq!(live.owner(id).await.unwrap(), None);
+        eprintln!(
+            "redis killed mid-call for 5 s: call completed, 0 lines lost, {} live events after it came back",
+            events.len()
+        );
+    });
+}

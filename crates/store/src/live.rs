@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use switchboard_core::CallId;
 use switchboard_core::config::RedisConfig;
 
@@ -102,6 +102,17 @@ fn redis_error(operation: &'static str) -> impl Fn(redis::RedisError) -> StoreEr
     }
 }
 
+/// How the connection comes back after Redis went away: a try every second (three, then again on the next
+/// command), each given a second to connect. The crate's default backs off by a factor of 100 up to a
+/// minute between tries, so a Redis back after a few seconds stayed unused for a minute and more.
+fn reconnection() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_factor(2)
+        .set_max_delay(1_000)
+        .set_number_of_retries(3)
+        .set_connection_timeout(Duration::from_secs(1))
+}
+
 impl LiveState {
     /// Connects to the configured Redis as node `node` (the connection reconnects by itself).
     pub async fn connect(config: &RedisConfig, node: &str) -> Result<Self, StoreError> {
@@ -116,7 +127,7 @@ impl LiveState {
         let client = redis::Client::open(info).map_err(redis_error("connecting to Redis"))?;
         let connection = tokio::time::timeout(
             Duration::from_secs(5),
-            ConnectionManager::new(client.clone()),
+            ConnectionManager::new_with_config(client.clone(), reconnection()),
         )
         .await
         .map_err(|_| StoreError::Redis {
