@@ -2,7 +2,8 @@
 //! handshake (Close 1000), while the client sends audio far faster than real time and stops reading for a
 //! moment just as the call is ended. The server used to drop the connection right after its Close; in
 //! `bench latency` about one call in twenty then lost its last events. This test did not reproduce that
-//! loss on the old code (it passed there too); it holds the handshake and the flood to account.
+//! loss on the old code (it passed there too); it holds the handshake and the flood to account. And a
+//! caller that stops reading altogether: hung up once a send has waited 5 s, its slot free again.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
@@ -14,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{http_get, provisioned_models, start_server, stop, supervisor_key};
+use common::{http_get, provisioned_models, start_server, start_server_with, stop, supervisor_key};
 
 #[test]
 fn a_client_still_sending_audio_receives_the_hangup_and_the_close() {
@@ -139,4 +140,134 @@ async fn end_a_call_while_the_caller_floods_audio(address: &str, key: &str) {
         "no hangup event: {events:?}"
     );
     assert_eq!(closed, Some(Some(1000)), "events: {events:?}");
+}
+
+#[test]
+fn a_caller_that_stops_reading_is_hung_up_and_its_slot_freed() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = supervisor_key(dir.path(), &models, "stall test");
+    // One call at a time: the second call connects only if the first one's slot was freed. An agent that
+    // keeps talking to a silent caller (a reprompt a second after each), so there is always more to send.
+    let server = start_server_with(
+        dir.path(),
+        &models,
+        &[
+            ("MAX_CONCURRENT_CALLS", "1"),
+            ("SILENCE_REPROMPT_MS", "1000"),
+            ("SILENCE_MAX_REPROMPTS", "20"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http_get(&server.address, "/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "the server never became ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let address = server.address.clone();
+            let base = format!("http://{address}");
+            let http = reqwest::Client::new();
+            let place = || async {
+                let created: Value = http
+                    .post(format!("{base}/api/v1/calls"))
+                    .bearer_auth(&key)
+                    .json(&json!({"direction": "inbound", "from_number": "+14155550123"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                created["id"].as_str().unwrap().to_owned()
+            };
+            let stalled = place().await;
+            // A tiny receive buffer and a caller who never reads, at 48 kHz (about 128 kB of events per
+            // second of the agent's voice): the agent's audio soon fills every buffer between us (the
+            // kernel's grow to megabytes), and the server's sends stop going through.
+            let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+            tcp.set_recv_buffer_size(2_048).unwrap();
+            let tcp = tcp.connect(address.parse().unwrap()).await.unwrap();
+            let (socket, _) = tokio_tungstenite::client_async(
+                format!("ws://{address}/ws/audio/{stalled}?token={key}"),
+                tcp,
+            )
+            .await
+            .unwrap();
+            let (mut sink, stream) = socket.split();
+            sink.send(Message::text(
+                json!({"event": "start", "start": {"encoding": "pcm16", "sample_rate": 48000}})
+                    .to_string(),
+            ))
+            .await
+            .unwrap();
+            let connected = Instant::now();
+            // The caller's side stays alive: quiet audio in real time, as a phone line sends.
+            let silence = base64::engine::general_purpose::STANDARD.encode([0u8; 1_920]);
+            let frame = json!({"event": "media", "media": {"payload": silence}}).to_string();
+            let talker = tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(Duration::from_millis(20));
+                while tokio::time::timeout(Duration::from_secs(90), async {
+                    ticker.tick().await;
+                    sink.send(Message::text(frame.clone())).await
+                })
+                .await
+                .is_ok_and(|sent| sent.is_ok())
+                {}
+            });
+            let call = loop {
+                let call: Value = http
+                    .get(format!("{base}/api/v1/calls/{stalled}"))
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if call["status"] == "ended" {
+                    break call;
+                }
+                assert!(
+                    connected.elapsed() < Duration::from_secs(60),
+                    "the stalled caller still holds its call after 60 s: {call}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let held = connected.elapsed();
+            eprintln!("a caller that stopped reading was hung up after {held:?}: {call}");
+            assert_eq!(call["end_reason"], "caller_hung_up", "{call}");
+            drop(stream);
+            talker.abort();
+
+            // The slot is free: the next call connects and is answered.
+            let next = place().await;
+            let (mut socket, _) = tokio_tungstenite::connect_async(format!(
+                "ws://{address}/ws/audio/{next}?token={key}"
+            ))
+            .await
+            .unwrap();
+            let first = tokio::time::timeout(Duration::from_secs(10), socket.next())
+                .await
+                .expect("the next call got no answer")
+                .unwrap()
+                .unwrap();
+            let event: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+            assert_eq!(event["event"], "connected", "{event}");
+            let _ = socket.close(None).await;
+        });
+    }));
+    let lines: Vec<String> = server.log.try_iter().collect();
+    let stalled_logged = lines.iter().any(|l| l.contains("the peer stopped reading"));
+    stop(server);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        stalled_logged,
+        "the server never said the peer stopped reading"
+    );
 }

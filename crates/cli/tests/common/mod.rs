@@ -98,10 +98,20 @@ pub(crate) struct Server {
 }
 
 pub(crate) fn start_server(data_dir: &Path, models_dir: &Path) -> Server {
+    start_server_with(data_dir, models_dir, &[])
+}
+
+/// `switchboard serve` with `env` set as well.
+pub(crate) fn start_server_with(
+    data_dir: &Path,
+    models_dir: &Path,
+    env: &[(&str, &str)],
+) -> Server {
     let mut child = switchboard(data_dir)
         .env("SERVER_HOST", "127.0.0.1")
         .env("SERVER_PORT", "0")
         .env("MODELS_DIR", models_dir)
+        .envs(env.iter().copied())
         .arg("serve")
         .stderr(Stdio::piped())
         .spawn()
