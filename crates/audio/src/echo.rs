@@ -8,9 +8,10 @@
 //!    constraint per block in rotation, as in the MDF canceller) models the path from there and subtracts
 //!    its echo estimate. Adaptation pauses while the caller talks over the agent (Geigel double-talk test,
 //!    which assumes, as G.168 does, that the echo's peaks return below what we sent by a margin (here
-//!    3 dB); a louder echo path reads as double talk and stalls adaptation).
+//!    3 dB; a louder echo path reads as double talk and stalls adaptation).
 //! 3. A non-linear processor (ITU-T G.168's NLP): while only the agent talks, the residual left by the
-//!    linear filter is attenuated to the line's noise floor.
+//!    linear filter is attenuated to the line's noise floor; until the echo's delay is known it holds off
+//!    for 240 ms after double talk.
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ const BINS: usize = BLOCK + 1;
 const HISTORY: usize = 1 << 15;
 /// Envelope blocks correlated when estimating the delay (2 s).
 const DELAY_WINDOW: usize = 200;
+/// Blocks the suppressor holds off after double talk while the delay is unknown (240 ms).
+const DOUBLE_TALK_HOLD: u32 = 24;
 /// How far the reference may trail the caller's audio and still be paired with it, in blocks (500 ms): in
 /// a live call it arrives in step with the caller's audio, a little behind.
 const LAG_ROOM: usize = 50;
@@ -117,6 +120,8 @@ pub struct EchoCanceller {
     delay_known: bool,
     /// Estimates in a row that found no echo while the reference was active.
     quiet_estimates: u32,
+    /// Blocks the last double-talk decision still holds.
+    double_talk_hold: u32,
     /// Since the delay last moved: blocks adapted, and leaky sums of what came in and what the linear
     /// filter left, over blocks with the agent talking and something on the line.
     since_delay: u64,
@@ -171,6 +176,7 @@ impl EchoCanceller {
             delay_candidate: None,
             delay_known: false,
             quiet_estimates: 0,
+            double_talk_hold: 0,
             since_delay: 0,
             evidence_blocks: 0,
             evidence_in: 0.0,
@@ -292,6 +298,14 @@ impl EchoCanceller {
         let far_active = far_peak > 1e-3;
         let double_talk = far_active && near_peak > 0.7 * far_peak;
         self.stats.double_talk = double_talk;
+        // Until the delay is known the threshold is the loudest of everything sent in the search span, so
+        // only a caller's loudest syllables clear it: the suppressor then holds off for DOUBLE_TALK_HOLD
+        // blocks, through the quieter ones between them (a caller's "hello?" over the greeting).
+        if double_talk && !self.delay_known {
+            self.double_talk_hold = DOUBLE_TALK_HOLD;
+        }
+        let caller_talking = double_talk || self.double_talk_hold > 0;
+        self.double_talk_hold = self.double_talk_hold.saturating_sub(1);
 
         if far_active && !double_talk {
             self.adapt(&error);
@@ -312,7 +326,7 @@ impl EchoCanceller {
 
         // Non-linear processor: with only the agent talking, what is left is echo; bring it down to the
         // floor. A line that returns no echo has nothing to suppress.
-        let echo_only = far_active && !double_talk;
+        let echo_only = far_active && !caller_talking;
         let gain = if self.options.nlp
             && echo_only
             && !self.stats.no_echo

@@ -64,7 +64,7 @@ fn converted_whisper_tiny_transcribes_real_speech() {
         assert!(wer < 0.10, "{weights:?}: WER {:.1} %", wer * 100.0);
     }
     let (_, f16) = &models[0];
-    // Shrinking the encoder context is measured, not asserted: it costs accuracy on tiny (see README).
+    // Shrinking the encoder context is measured, not asserted: it costs accuracy on tiny (see docs/benchmarks.md).
     let fitted = TranscribeOptions {
         // A window fitted to the audio: the smallest the encoder can take.
         min_window: Some(std::time::Duration::ZERO),

@@ -116,7 +116,7 @@ settings! {
     WHISPER_THREADS: "stt.threads", "WHISPER_THREADS", default Some("2"), allowed "an integer from 1 to 64";
     /// Language spoken by callers; unset uses TTS_LANGUAGE (the conversation's language) rather than detecting it per utterance.
     WHISPER_LANGUAGE: "stt.language", "WHISPER_LANGUAGE", default None, allowed "an ISO 639-1 code such as en, fr, de";
-    /// The shortest audio window Whisper's encoder looks at (longer utterances get a window that covers them). Its cost grows with the window; 8 s costs tiny.en 0.3 points of telephone-path WER against 15 s and answers a quarter of a second sooner (see README).
+    /// The shortest audio window Whisper's encoder looks at (longer utterances get a window that covers them). Its cost grows with the window; 8 s costs tiny.en 0.3 points of telephone-path WER against 15 s and answers a quarter of a second sooner (see docs/benchmarks.md).
     WHISPER_WINDOW_MS: "stt.window_ms", "WHISPER_WINDOW_MS", default Some("8000"), allowed "an integer from 5000 to 30000 (milliseconds; 30000 is Whisper's full window)";
     /// How much new caller audio triggers another partial transcript while the caller speaks.
     STT_PARTIAL_INTERVAL_MS: "stt.partial_interval_ms", "STT_PARTIAL_INTERVAL_MS", default Some("500"), allowed "an integer from 100 to 10000 (milliseconds)";

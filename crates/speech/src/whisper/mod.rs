@@ -31,7 +31,7 @@ pub fn model_path(config: &Config) -> PathBuf {
 
 /// The converted weights WHISPER_COMPUTE_TYPE selects. `default` is the shipped f16: on the 2-core
 /// AMD EPYC measured, 8-bit weights gave the same word error rate and were 5–10 % slower (whisper-tiny's
-/// matrices are small enough that f16 stays in cache; README, speech recognition).
+/// matrices are small enough that f16 stays in cache; docs/benchmarks.md, speech recognition).
 pub fn weight_type(compute: ComputeType) -> WeightType {
     match compute {
         ComputeType::Default | ComputeType::Float16 => WeightType::F16,
