@@ -27,6 +27,8 @@ const BINS: usize = BLOCK + 1;
 const HISTORY: usize = 1 << 15;
 /// Envelope blocks correlated when estimating the delay (2 s).
 const DELAY_WINDOW: usize = 200;
+/// Blocks of the filter's span before the estimated delay (30 ms).
+const SLACK: usize = 3;
 /// Blocks the suppressor holds off after double talk while the delay is unknown (240 ms).
 const DOUBLE_TALK_HOLD: u32 = 24;
 /// How far the reference may trail the caller's audio and still be paired with it, in blocks (500 ms): in
@@ -241,8 +243,10 @@ impl EchoCanceller {
         self.record_near_envelope(near_energy);
 
         // The reference as the echo path delays it: the filter models the rest of the path from here.
-        // One block of slack before the estimated delay keeps the path's onset inside the filter.
-        let lag = (self.delay_blocks.saturating_sub(1) * BLOCK) as i64;
+        // SLACK blocks before the estimated delay keep the path's onset inside the filter, and an echo
+        // that comes back a little sooner than estimated (a delay that moves by a packet or two between
+        // the agent's speeches) inside both the filter and the double-talk window.
+        let lag = (self.delay_blocks.saturating_sub(SLACK) * BLOCK) as i64;
         let aligned_start = start - lag;
         for i in 0..FFT {
             self.time[i] = self.reference_at(aligned_start - BLOCK as i64 + i as i64);
