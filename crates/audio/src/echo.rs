@@ -598,6 +598,13 @@ mod tests {
         out
     }
 
+    /// What a line returns of `far`: the same audio `delay` samples late, 6 dB down.
+    fn echo_of(far: &[i16], delay: usize) -> Vec<i16> {
+        (0..far.len())
+            .map(|n| if n >= delay { far[n - delay] / 2 } else { 0 })
+            .collect()
+    }
+
     #[test]
     fn a_line_that_returns_no_echo_is_left_alone_and_a_quiet_caller_is_never_suppressed() {
         // The agent talks loud; the caller, 12 dB quieter, talks at the same time; nothing comes back.
@@ -624,9 +631,7 @@ mod tests {
         // plus the 100 ms the reference trails by, less a frame of queueing).
         let far = bursts(5, 8, 6000.0);
         let delay = 3200;
-        let near: Vec<i16> = (0..far.len())
-            .map(|n| if n >= delay { far[n - delay] / 2 } else { 0 })
-            .collect();
+        let near = echo_of(&far, delay);
         let mut aec = EchoCanceller::new(EchoOptions::default());
         let mut out = near.clone();
         let frames: Vec<&[i16]> = far.chunks(320).collect();
@@ -647,9 +652,7 @@ mod tests {
         // Echo 200 ms late and 6 dB down: longer than the filter's span before the delay is found.
         let far = bursts(2, 2, 6000.0);
         let delay = 3200;
-        let near: Vec<i16> = (0..far.len())
-            .map(|n| if n >= delay { far[n - delay] / 2 } else { 0 })
-            .collect();
+        let near = echo_of(&far, delay);
         let mut aec = EchoCanceller::new(EchoOptions::default());
         let mut out = near.clone();
         for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
