@@ -6,7 +6,8 @@ set -euo pipefail
 # Build tools, registry clients for model packages (pip, npm), real recorded speech for tests,
 # espeak-ng (phonemes for the Kokoro and Piper voices, and the last-resort voice), and Chromium (the
 # console's end-to-end test talks to the agent through it, with a recording as the microphone), and
-# sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with.
+# sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with, and
+# redis-server, which the Redis fault test starts, kills and restarts on a port of its own.
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
@@ -14,6 +15,7 @@ APT_PACKAGES=(
   espeak-ng
   chromium
   sip-tester baresip-core
+  redis-server
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
