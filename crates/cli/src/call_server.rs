@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_core::Secret;
-use switchboard_core::config::SipConfig;
+use switchboard_core::config::{SipConfig, Sources};
 use switchboard_server::{
     AppState, Readiness, Role, SipLink, app, generate_api_key, serve, serve_audiosocket, serve_sip,
 };
 use switchboard_session::Engines;
 use switchboard_store::LiveState;
 use switchboard_telephony::sip::agent::UserAgent;
+use switchboard_telephony::sip::inbound::InboundPolicy;
 use switchboard_telephony::sip::ports::RtpPorts;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +50,9 @@ impl LocalServer {
         }
         config.telephony.audiosocket_port = Some(audiosocket.port());
         let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-        let (sip_agent, invites) = UserAgent::start(SocketAddr::new(loopback, 0), loopback)
+        // Its caller is this process: only this machine may call it.
+        let policy = Arc::new(InboundPolicy::new(Sources::loopback(), None));
+        let (sip_agent, invites) = UserAgent::start(SocketAddr::new(loopback, 0), loopback, policy)
             .await
             .context("starting the in-process SIP user agent")?;
         let rtp_ports = config
@@ -89,6 +92,7 @@ impl LocalServer {
         let stop = CancellationToken::new();
         tokio::spawn(serve_audiosocket(
             audiosocket_listener,
+            Sources::loopback(),
             state.clone(),
             stop.clone(),
         ));

@@ -9,7 +9,7 @@ use switchboard_core::Config;
 use switchboard_models::required_models;
 use switchboard_server::{
     AppState, EnginesCheck, Readiness, SipLink, advertised_address, app, run_ari_events, serve,
-    serve_audiosocket, serve_sip,
+    serve_audiosocket, serve_sip, trust,
 };
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
@@ -94,17 +94,24 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     // Stops taking new phone calls when shutdown begins.
     let accepting = CancellationToken::new();
     if let Some(port) = config.telephony.audiosocket_port {
-        let address = format!("{}:{port}", config.server.host);
+        let host = config
+            .telephony
+            .audiosocket_host
+            .as_deref()
+            .unwrap_or(&config.server.host);
+        let address = format!("{host}:{port}");
         let audiosocket = tokio::net::TcpListener::bind(&address)
             .await
             .with_context(|| {
                 format!(
-                    "cannot listen for AudioSocket on {address} (SERVER_HOST / AUDIOSOCKET_PORT)"
+                    "cannot listen for AudioSocket on {address} (AUDIOSOCKET_HOST or SERVER_HOST / AUDIOSOCKET_PORT)"
                 )
             })?;
-        tracing::info!(address = %audiosocket.local_addr()?, "AudioSocket listening");
+        let trusted = trust::audiosocket_sources(&config.telephony).await;
+        tracing::info!(address = %audiosocket.local_addr()?, %trusted, "AudioSocket listening");
         tokio::spawn(serve_audiosocket(
             audiosocket,
+            trusted,
             state.clone(),
             accepting.clone(),
         ));
@@ -119,7 +126,8 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             .and_then(|mut found| found.next())
             .with_context(|| format!("cannot resolve SERVER_HOST {}", config.server.host))?;
         let address = advertised_address(sip.address, &config.server.host);
-        let (agent, invites) = UserAgent::start(bind, address)
+        let policy = Arc::new(trust::sip_policy(sip).await);
+        let (agent, invites) = UserAgent::start(bind, address, policy)
             .await
             .context("starting the SIP user agent (SERVER_HOST / SIP_PORT)")?;
         tracing::info!(port = agent.port(), %address, "SIP listening on UDP and TCP");

@@ -30,8 +30,10 @@ use switchboard_telephony::twilio::signature::{SIGNATURE_HEADER, sign};
 use switchboard_telephony::twilio::twiml::{CALL_ID_PARAMETER, stream_target};
 
 use switchboard_audio::g711::{alaw_decode, alaw_encode};
+use switchboard_core::config::Sources;
 use switchboard_telephony::sip::CallEvent;
 use switchboard_telephony::sip::agent::{UserAgent, release_ended};
+use switchboard_telephony::sip::inbound::InboundPolicy;
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::rtp::{self, RtpSender};
 use switchboard_telephony::sip::sdp::{Codec, Negotiated};
@@ -316,7 +318,9 @@ async fn create_call(base: &str, token: &str, from: &str, source: &str) -> anyho
 /// for RTP on a loopback port.
 async fn open_sip(call_id: String, from: &str, address: &str) -> anyhow::Result<Line> {
     let loopback = IpAddr::from([127, 0, 0, 1]);
-    let (agent, _no_calls_here) = UserAgent::start(SocketAddr::new(loopback, 0), loopback)
+    // The caller takes no calls: every INVITE to it is refused.
+    let nobody = Arc::new(InboundPolicy::new(Sources::none(), None));
+    let (agent, _no_calls_here) = UserAgent::start(SocketAddr::new(loopback, 0), loopback, nobody)
         .await
         .context("starting the caller's SIP user agent")?;
     let socket = Arc::new(UdpSocket::bind(SocketAddr::new(loopback, 0)).await?);

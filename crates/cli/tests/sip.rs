@@ -185,6 +185,12 @@ fn sipp(target: &str, args: &[&str]) -> SippRun {
 /// Runs sipp on SIP port `port`: a caller of `target`, or with no target a server (registrar, callee)
 /// waiting for the node.
 fn sipp_on(target: Option<&str>, port: u16, args: &[&str]) -> SippRun {
+    sipp_at("127.0.0.1", target, port, args)
+}
+
+/// Runs sipp from loopback address `local` (127.0.0.2 is another machine to a node that trusts only
+/// 127.0.0.1).
+fn sipp_at(local: &str, target: Option<&str>, port: u16, args: &[&str]) -> SippRun {
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.csv");
     let errors = dir.path().join("errors.log");
@@ -192,7 +198,7 @@ fn sipp_on(target: Option<&str>, port: u16, args: &[&str]) -> SippRun {
         .args(target)
         .args(args)
         // Generous: a call whose answers come from the models is slower on a loaded machine.
-        .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "150s"])
+        .args(["-i", local, "-nostdin", "-timeout", "150s"])
         .args(["-p", &port.to_string()])
         .args(["-mp", &free_udp_port().to_string()])
         .args(["-trace_stat", "-stf"])
@@ -344,6 +350,85 @@ fn a_full_node_answers_486_a_bad_offer_488_and_malformed_sip_leaves_it_answering
     node.assert_running();
 }
 
+#[test]
+fn a_caller_from_outside_the_trusted_sources_must_prove_the_password_and_a_refused_one_leaves_no_record()
+ {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let mut node = SipNode::start(
+        &models,
+        &[
+            ("SIP_TRUSTED_SOURCES", "127.0.0.1"),
+            ("SIP_INBOUND_USERNAME", "caller"),
+            ("SIP_INBOUND_PASSWORD", "s3cret"),
+        ],
+    );
+    let target = node.target();
+    // From the trusted address: no challenge.
+    assert_all_succeeded(&sipp(&target, &["-sn", "uac", "-m", "1", "-d", "500"]), 1);
+    let stranger = |scenario_file: &str, password: &str| {
+        let file = scenario(scenario_file);
+        sipp_at(
+            "127.0.0.2",
+            Some(&target),
+            free_udp_port(),
+            &[
+                "-sf",
+                file.to_str().unwrap(),
+                "-m",
+                "1",
+                "-au",
+                "caller",
+                "-ap",
+                password,
+            ],
+        )
+    };
+    // From elsewhere with a wrong password: challenged, then 403 Forbidden.
+    assert_all_succeeded(&stranger("digest_refused.xml", "guess"), 1);
+    // Without answering the challenge, the built-in caller gets no call either.
+    let unanswered = sipp_at(
+        "127.0.0.2",
+        Some(&target),
+        free_udp_port(),
+        &["-sn", "uac", "-m", "1"],
+    );
+    assert_eq!(unanswered.successful, 0, "{}", unanswered.errors);
+    // With the password: the call is answered and carried.
+    assert_all_succeeded(&stranger("digest_caller.xml", "s3cret"), 1);
+
+    // Two calls were let in, and only those two were recorded; the authenticated one says so.
+    let calls = stored_calls(&node);
+    assert_eq!(
+        calls.len(),
+        2,
+        "{:?}",
+        calls.iter().map(|(c, _)| &c.context).collect::<Vec<_>>()
+    );
+    let authenticated = calls
+        .iter()
+        .filter(|(call, _)| {
+            call.context
+                .as_deref()
+                .is_some_and(|c| c.contains("\"authenticated\":true"))
+        })
+        .count();
+    assert_eq!(authenticated, 1);
+    // The refusal was logged with the stranger's address and never a caller's number.
+    let log = node.log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("refused an INVITE") && l.contains("127.0.0.2")),
+        "the refusal is logged"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("14155550123")),
+        "no caller number in the log"
+    );
+    node.assert_running();
+}
+
 /// Writes `caller.wav`: 1 s of line silence, Asterisk's recorded "Hello.", then 12 s of silence while the
 /// agent answers (8 kHz mono, as a phone line).
 fn caller_recording(dir: &Path) -> PathBuf {
@@ -370,9 +455,15 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
     let Some(models) = models_and_speech() else {
         return;
     };
+    // baresip writes its machine's own network address into its SDP but, calling a loopback address,
+    // sends from 127.0.0.1: to the node it looks like a caller behind NAT, which symmetric RTP serves.
     let node = SipNode::start(
         &models,
-        &[("RTP_PORT_MIN", "31000"), ("RTP_PORT_MAX", "31999")],
+        &[
+            ("RTP_PORT_MIN", "31000"),
+            ("RTP_PORT_MAX", "31999"),
+            ("SIP_SYMMETRIC_RTP", "true"),
+        ],
     );
     let phone = tempfile::tempdir().unwrap();
     let caller = caller_recording(phone.path());
@@ -463,6 +554,13 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
         .output()
         .unwrap();
     let agent_words = String::from_utf8_lossy(&transcribed.stdout).to_lowercase();
+    // The node latched onto baresip's stream and took every packet of it.
+    let audio = node
+        .wait_for_log("SIP call audio", Duration::from_secs(10))
+        .expect("the node logs the call's audio counts");
+    let audio: serde_json::Value = serde_json::from_str(&audio).unwrap();
+    assert!(audio["received"].as_u64().unwrap() > 100, "{audio}");
+    assert_eq!(audio["refused"].as_u64(), Some(0), "{audio}");
     assert!(
         agent_words.contains("thank you for calling"),
         "the greeting reached the phone: {agent_words}"

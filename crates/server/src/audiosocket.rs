@@ -4,14 +4,19 @@
 //! signed-linear PCM16 at the rate of Asterisk's first audio message, both ways; the carrier does the rest,
 //! as for `/ws/audio`.
 //!
-//! AudioSocket has no authentication: bind it (SERVER_HOST) to the network Asterisk reaches it on only.
-//! A call ARI joined to this listener is handed back to ARI when it ends (transfer or hang-up).
+//! AudioSocket has no authentication: a connection from outside AUDIOSOCKET_TRUSTED_SOURCES (by default
+//! this machine and ARI_URL's host) is closed at once, before it is read, and leaves no call record; bind
+//! the listener (AUDIOSOCKET_HOST) to the network Asterisk reaches it on. A new call's record is written
+//! only once it has a slot here. A call ARI joined to this listener is handed back to ARI when it ends
+//! (transfer or hang-up).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use switchboard_audio::InputFormat;
 use switchboard_core::CallId;
+use switchboard_core::config::Sources;
 use switchboard_session::{EndReason, Inbound, Outbound};
 use switchboard_telephony::audiosocket::{self, AudioRate, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,9 +24,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
 use crate::carrier::{self, Carried};
 use crate::ws::protocol::encode;
+use crate::{ApiError, AppState};
 
 /// How long Asterisk has to name the call, and then to send its first audio.
 const OPENING_WAIT: Duration = Duration::from_secs(5);
@@ -30,15 +35,32 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// Accepts AudioSocket connections on `listener` until `stop` is cancelled; each is carried on its own
-/// task, and one connection's failure never touches another.
-pub async fn serve_audiosocket(listener: TcpListener, state: AppState, stop: CancellationToken) {
+/// Accepts AudioSocket connections from `trusted` sources on `listener` until `stop` is cancelled; each
+/// is carried on its own task, and one connection's failure never touches another.
+pub async fn serve_audiosocket(
+    listener: TcpListener,
+    trusted: Sources,
+    state: AppState,
+    stop: CancellationToken,
+) {
+    let last_refusal_logged = AtomicU64::new(0);
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            Ok((stream, peer)) if !trusted.contains(peer.ip()) => {
+                drop(stream);
+                metrics::counter!("switchboard_audiosocket_refused_total").increment(1);
+                let second = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                // A flood of strangers logs one line a second.
+                if last_refusal_logged.swap(second, Ordering::Relaxed) != second {
+                    tracing::warn!(peer = %peer.ip(), "refused an AudioSocket connection from outside AUDIOSOCKET_TRUSTED_SOURCES");
+                }
+            }
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
@@ -90,20 +112,30 @@ impl FrameReader {
     }
 }
 
-/// The call a UUID names: the API's call of that id, or a new inbound call Asterisk is handing over.
-async fn call_for(state: &AppState, uuid: uuid::Uuid) -> Result<CallId, String> {
+/// Admits the call a UUID names: the API's call of that id, or a new inbound call Asterisk is handing
+/// over, whose record is written only once it has a slot here. The error carries the call's id when a
+/// record of it exists.
+async fn admit_uuid(
+    state: &AppState,
+    uuid: uuid::Uuid,
+) -> Result<carrier::Admission, (ApiError, bool)> {
     let call_id = CallId::from(uuid);
     let known = state
         .database
         .call(call_id)
         .await
-        .map_err(|e| e.to_string())?;
-    if known.is_none() {
-        carrier::record_inbound(state, call_id, None, None, json!({ "source": "asterisk" }))
-            .await
-            .map_err(|e| e.to_string())?;
+        .map_err(|e| (ApiError::from(e), false))?;
+    if known.is_some() {
+        return carrier::admit(state, call_id).await.map_err(|e| (e, true));
     }
-    Ok(call_id)
+    let call = carrier::NewInbound {
+        from: None,
+        to: None,
+        context: json!({ "source": "asterisk" }),
+    };
+    carrier::admit_new(state, call_id, call)
+        .await
+        .map_err(|e| (e, false))
 }
 
 async fn send(writer: &mut OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
@@ -129,12 +161,15 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     .await
     .map_err(|_| "no UUID message within 5 s".to_owned())?
     .ok_or("the connection closed before naming its call")?;
-    let call_id = call_for(&state, uuid).await?;
-    let admission = match carrier::admit(&state, call_id).await {
+    let call_id = CallId::from(uuid);
+    let admission = match admit_uuid(&state, uuid).await {
         Ok(admission) => admission,
-        Err(e) => {
+        Err((e, recorded)) => {
             let _ = send(&mut writer, &Frame::Hangup).await;
-            crate::ari::finish(&state, call_id, e.code).await;
+            metrics::counter!("switchboard_calls_refused_total", "reason" => e.code).increment(1);
+            if recorded {
+                crate::ari::finish(&state, call_id, e.code).await;
+            }
             return Err(format!("call {call_id}: {}", e.message));
         }
     };

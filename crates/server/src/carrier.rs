@@ -59,6 +59,13 @@ pub(crate) struct Admission {
     context: CallContext,
 }
 
+impl Admission {
+    /// The call admitted.
+    pub(crate) fn call_id(&self) -> CallId {
+        self.call_id
+    }
+}
+
 /// Checks that `call_id` may connect on this node (it exists, has not ended, models are loaded, a slot is
 /// free and it is not connected already) and takes its slot.
 pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission, ApiError> {
@@ -70,6 +77,52 @@ pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission
     if call.ended_at.is_some() {
         return Err(ApiError::conflict(format!("call {call_id} has ended")));
     }
+    let (engines, registration, live) = take_slot(state, call_id)?;
+    let context = call_context(&state.database, call.from_number.clone()).await;
+    Ok(Admission {
+        call_id,
+        engines,
+        registration,
+        live,
+        context,
+    })
+}
+
+/// A call a phone line brings in that no record names yet.
+#[derive(Debug)]
+pub(crate) struct NewInbound {
+    /// The caller's number or user, as the line gave it.
+    pub(crate) from: Option<String>,
+    /// The number or user called.
+    pub(crate) to: Option<String>,
+    /// Where it came from, and the provider's own id of the call.
+    pub(crate) context: serde_json::Value,
+}
+
+/// Admits a new inbound call as `call_id`: the models and a slot are checked first, and only then is
+/// its record written, so a call this node refuses leaves nothing behind.
+pub(crate) async fn admit_new(
+    state: &AppState,
+    call_id: CallId,
+    call: NewInbound,
+) -> Result<Admission, ApiError> {
+    let (engines, registration, live) = take_slot(state, call_id)?;
+    record_inbound(state, call_id, call.from.clone(), call.to, call.context).await?;
+    let context = call_context(&state.database, call.from).await;
+    Ok(Admission {
+        call_id,
+        engines,
+        registration,
+        live,
+        context,
+    })
+}
+
+/// The loaded models and a slot for `call_id`.
+fn take_slot(
+    state: &AppState,
+    call_id: CallId,
+) -> Result<(Arc<Engines>, Registration, LiveCall), ApiError> {
     let engines = state.engines.get().cloned().ok_or_else(|| {
         ApiError::unavailable(
             "models_not_loaded",
@@ -80,14 +133,7 @@ pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission
         RegisterError::Full(_) => ApiError::unavailable("too_many_calls", e.to_string()),
         RegisterError::AlreadyConnected(_) => ApiError::conflict(e.to_string()),
     })?;
-    let context = call_context(&state.database, call.from_number.clone()).await;
-    Ok(Admission {
-        call_id,
-        engines,
-        registration,
-        live,
-        context,
-    })
+    Ok((engines, registration, live))
 }
 
 /// The agent's context: the caller's number and their earlier calls' summaries.

@@ -19,6 +19,7 @@ mod readiness;
 pub mod registry;
 mod serve;
 mod sip;
+pub mod trust;
 mod twilio;
 pub mod ws;
 

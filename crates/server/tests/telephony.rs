@@ -17,7 +17,7 @@ use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use switchboard_core::config::DatabaseTarget;
+use switchboard_core::config::{DatabaseTarget, Sources};
 use switchboard_core::{CallId, Config};
 use switchboard_server::{
     AppState, Readiness, Role, app, generate_api_key, run_ari_events, serve_audiosocket,
@@ -117,7 +117,10 @@ impl Server {
     async fn calls(&self) -> Vec<switchboard_store::CallRecord> {
         self.state
             .database
-            .list_calls(&Default::default())
+            .list_calls(&switchboard_store::CallFilter {
+                limit: 100,
+                ..Default::default()
+            })
             .await
             .unwrap()
     }
@@ -448,13 +451,15 @@ async fn a_media_stream_that_cannot_show_its_calls_token_is_closed() {
 }
 
 #[tokio::test]
-async fn an_audiosocket_uuid_names_a_new_inbound_call_and_bad_frames_are_skipped() {
+async fn audiosocket_skips_bad_frames_refuses_a_call_it_cannot_take_and_strangers_leaving_no_record()
+ {
     let server = Server::new(&[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(serve_audiosocket(
         listener,
+        Sources::parse("127.0.0.1").unwrap(),
         server.state.clone(),
         stop.clone(),
     ));
@@ -472,7 +477,7 @@ async fn an_audiosocket_uuid_names_a_new_inbound_call_and_bad_frames_are_skipped
         .write_all(&audiosocket::encode(&Frame::Uuid(uuid)))
         .await
         .unwrap();
-    // This node has no models: the call is recorded, then refused with a hang-up.
+    // This node has no models: the call is refused with a hang-up before anything is written.
     let mut buffer = Vec::new();
     let frame = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -488,15 +493,43 @@ async fn an_audiosocket_uuid_names_a_new_inbound_call_and_bad_frames_are_skipped
     .await
     .unwrap();
     assert_eq!(frame, Frame::Hangup);
-    let call = server
-        .state
-        .database
-        .call(CallId::from(uuid))
-        .await
-        .unwrap()
-        .expect("the UUID's call is recorded");
-    assert_eq!(call.direction, switchboard_core::CallDirection::Inbound);
-    assert!(call.context.unwrap().contains("asterisk"));
+    assert!(
+        server
+            .state
+            .database
+            .call(CallId::from(uuid))
+            .await
+            .unwrap()
+            .is_none(),
+        "a refused call leaves no record"
+    );
+
+    // A stranger (another address than the one trusted) is closed before it is read.
+    let stranger = tokio::net::TcpSocket::new_v4().unwrap();
+    stranger.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut stranger = stranger.connect(address).await.unwrap();
+    let theirs = uuid::Uuid::now_v7();
+    let _ = stranger
+        .write_all(&audiosocket::encode(&Frame::Uuid(theirs)))
+        .await;
+    let mut rest = Vec::new();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), stranger.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the stranger is closed at once");
+    assert!(rest.is_empty(), "and told nothing");
+    assert!(
+        server
+            .state
+            .database
+            .list_calls(&switchboard_store::CallFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty(),
+        "no call record of either"
+    );
 
     // A connection that never names its call is dropped; the listener goes on serving.
     let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
@@ -639,6 +672,7 @@ async fn ari_node(ari: &AriStandIn, extra: &[(&str, &str)]) -> (Server, Cancella
     let stop = CancellationToken::new();
     tokio::spawn(serve_audiosocket(
         listener,
+        Sources::loopback(),
         server.state.clone(),
         stop.clone(),
     ));

@@ -7,6 +7,8 @@ mod choice;
 mod example;
 mod layers;
 pub mod settings;
+mod sources;
+mod telephony;
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -23,6 +25,11 @@ pub use choice::{
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};
 use settings::Setting;
+pub use sources::{Sources, SourcesError};
+pub use telephony::{
+    AriConfig, DEFAULT_AUDIOSOCKET_PORT, DEFAULT_SIP_PORT, InboundAuth, SipConfig, TelephonyConfig,
+    TwilioConfig,
+};
 
 /// A configuration that cannot be used, explained for the operator who wrote it.
 #[derive(Debug, thiserror::Error)]
@@ -140,102 +147,6 @@ pub struct PathsConfig {
     pub data_dir: PathBuf,
     /// Model files.
     pub models_dir: PathBuf,
-}
-
-/// Telephony settings.
-#[derive(Debug, Clone)]
-pub struct TelephonyConfig {
-    /// Adapter for outbound calls.
-    pub provider: TelephonyProvider,
-    /// Twilio credentials, when used.
-    pub twilio: TwilioConfig,
-    /// Where a caller asking for a person is sent: an E.164 number or a `sip:` URI.
-    pub transfer_target: Option<String>,
-    /// Port of the AudioSocket listener on SERVER_HOST; `None`: no listener.
-    pub audiosocket_port: Option<u16>,
-    /// Asterisk's REST interface, when ARI_URL is set.
-    pub ari: Option<AriConfig>,
-    /// The SIP user agent, with TELEPHONY_PROVIDER=sip or SIP_PORT set.
-    pub sip: Option<SipConfig>,
-}
-
-/// SIP user agent settings.
-#[derive(Debug, Clone)]
-pub struct SipConfig {
-    /// UDP and TCP port on SERVER_HOST (0: a free one).
-    pub port: u16,
-    /// The address written into Contact and SDP; `None`: found at start-up.
-    pub address: Option<IpAddr>,
-    /// UDP ports for RTP and RTCP.
-    pub rtp_ports: RangeInclusive<u16>,
-    /// The registrar to stay registered with, as a `sip:` URI.
-    pub registrar: Option<String>,
-    /// Where calls placed through the API go (`sip:` URI); `None`: the registrar.
-    pub trunk: Option<String>,
-    /// The account at the registrar and trunk.
-    pub username: String,
-    /// The account's digest password.
-    pub password: Option<Secret>,
-    /// The registration lifetime asked for.
-    pub register_expires: Duration,
-    /// How long an outbound call may ring.
-    pub ring_timeout: Duration,
-    /// How long an incoming call rings before it is answered.
-    pub answer_after: Duration,
-}
-
-impl SipConfig {
-    /// SIP on `port` with no registrar, trunk or password, RTP on `rtp_ports`: what a test or the
-    /// in-process server of `switchboard call` runs.
-    pub fn local(port: u16, address: Option<IpAddr>, rtp_ports: RangeInclusive<u16>) -> Self {
-        Self {
-            port,
-            address,
-            rtp_ports,
-            registrar: None,
-            trunk: None,
-            username: "switchboard".to_owned(),
-            password: None,
-            register_expires: Duration::from_secs(300),
-            ring_timeout: Duration::from_secs(45),
-            answer_after: Duration::ZERO,
-        }
-    }
-
-    /// Where outbound calls go: SIP_TRUNK, else SIP_REGISTRAR.
-    pub fn outbound_route(&self) -> Option<&str> {
-        self.trunk.as_deref().or(self.registrar.as_deref())
-    }
-}
-
-/// Asterisk ARI settings.
-#[derive(Debug, Clone)]
-pub struct AriConfig {
-    /// Asterisk's HTTP server (`/ari` is appended).
-    pub url: Url,
-    /// ARI user.
-    pub user: String,
-    /// ARI password.
-    pub password: Secret,
-    /// The Stasis application.
-    pub app: String,
-    /// Dial string with `{number}`.
-    pub endpoint: String,
-    /// Where Asterisk reaches our AudioSocket listener (`host:port`).
-    pub media_address: String,
-}
-
-/// Twilio account settings.
-#[derive(Debug, Clone, Default)]
-pub struct TwilioConfig {
-    /// Account SID.
-    pub account_sid: Option<String>,
-    /// Auth token.
-    pub auth_token: Option<Secret>,
-    /// Caller id for outbound calls.
-    pub phone_number: Option<String>,
-    /// REST API base (Twilio's own unless testing against a stand-in).
-    pub api_url: Option<Url>,
 }
 
 /// Speech recognition settings.
@@ -493,25 +404,7 @@ impl Config {
             public_url: r.url(&PUBLIC_URL)?,
             shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
         };
-        let provider: TelephonyProvider = r.choice(&TELEPHONY_PROVIDER)?;
-        let telephony = TelephonyConfig {
-            provider,
-            twilio: TwilioConfig {
-                account_sid: r.checked(&TWILIO_ACCOUNT_SID, is_twilio_sid)?,
-                auth_token: r.text(&TWILIO_AUTH_TOKEN).map(Secret::new),
-                phone_number: r.checked(&TWILIO_PHONE_NUMBER, is_e164)?,
-                api_url: r.url(&TWILIO_API_URL)?,
-            },
-            transfer_target: r.checked(&TRANSFER_TARGET, is_transfer_target)?,
-            audiosocket_port: match r.text(&AUDIOSOCKET_PORT) {
-                Some(_) => Some(r.int(&AUDIOSOCKET_PORT, 0..=65_535)? as u16),
-                None => {
-                    (provider == TelephonyProvider::Asterisk).then_some(DEFAULT_AUDIOSOCKET_PORT)
-                }
-            },
-            ari: ari_config(&r)?,
-            sip: sip_config(&r, provider)?,
-        };
+        let telephony = telephony::telephony_config(&r)?;
         let database = DatabaseConfig {
             target: database_target(&r, &data_dir)?,
             auto_migrate: r.bool(&DATABASE_AUTO_MIGRATE)?,
@@ -710,130 +603,6 @@ fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     }
 }
 
-/// ARI, when ARI_URL is set: then its user, password and media address are needed too.
-fn ari_config(r: &Reader<'_>) -> Result<Option<AriConfig>, ConfigError> {
-    use settings::*;
-    let Some(url) = r.url(&ARI_URL)? else {
-        return Ok(None);
-    };
-    let needed = |s: &'static Setting| {
-        r.text(s).ok_or_else(|| {
-            ConfigError::Inconsistent(format!(
-                "ARI_URL is set, so {} is needed too ({})",
-                s.env, s.allowed
-            ))
-        })
-    };
-    let endpoint_ok: fn(&str) -> bool =
-        |e| e.contains("{number}") && !e.contains(char::is_whitespace);
-    Ok(Some(AriConfig {
-        url,
-        user: needed(&ARI_USER)?,
-        password: Secret::new(needed(&ARI_PASSWORD)?),
-        app: r
-            .checked(&ARI_APP, is_app_name)?
-            .ok_or_else(|| r.invalid(&ARI_APP))?,
-        endpoint: r
-            .checked(&ARI_ENDPOINT, endpoint_ok)?
-            .ok_or_else(|| r.invalid(&ARI_ENDPOINT))?,
-        media_address: match r.checked(&ARI_MEDIA_ADDRESS, is_host_port)? {
-            Some(address) => address,
-            None => needed(&ARI_MEDIA_ADDRESS)?,
-        },
-    }))
-}
-
-/// The SIP user agent's settings: present with TELEPHONY_PROVIDER=sip or an explicit SIP_PORT.
-fn sip_config(
-    r: &Reader<'_>,
-    provider: TelephonyProvider,
-) -> Result<Option<SipConfig>, ConfigError> {
-    use settings::*;
-    let port = match r.text(&SIP_PORT) {
-        Some(_) => r.int(&SIP_PORT, 0..=65_535)? as u16,
-        None if provider == TelephonyProvider::Sip => DEFAULT_SIP_PORT,
-        None => return Ok(None),
-    };
-    let address = match r.text(&SIP_ADDRESS) {
-        Some(text) => Some(
-            text.parse::<IpAddr>()
-                .map_err(|_| r.invalid(&SIP_ADDRESS))?,
-        ),
-        None => None,
-    };
-    let min = r.int(&RTP_PORT_MIN, 1_024..=65_534)? as u16;
-    let max = r.int(&RTP_PORT_MAX, 1_025..=65_535)? as u16;
-    if max <= min {
-        return Err(ConfigError::Inconsistent(format!(
-            "RTP_PORT_MAX ({max}) must be above RTP_PORT_MIN ({min})"
-        )));
-    }
-    let username = r
-        .checked(&SIP_USERNAME, is_sip_user)?
-        .ok_or_else(|| r.invalid(&SIP_USERNAME))?;
-    Ok(Some(SipConfig {
-        port,
-        address,
-        rtp_ports: min..=max,
-        registrar: r.checked(&SIP_REGISTRAR, is_sip_uri)?,
-        trunk: r.checked(&SIP_TRUNK, is_sip_uri)?,
-        username,
-        password: r.text(&SIP_PASSWORD).map(Secret::new),
-        register_expires: Duration::from_secs(r.int(&SIP_REGISTER_EXPIRES_S, 20..=86_400)? as u64),
-        ring_timeout: Duration::from_secs(r.int(&SIP_RING_TIMEOUT_S, 5..=300)? as u64),
-        answer_after: Duration::from_millis(r.int(&SIP_ANSWER_AFTER_MS, 0..=60_000)? as u64),
-    }))
-}
-
-/// A SIP user part we send: a number or an account name.
-fn is_sip_user(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_+".contains(c))
-}
-
-/// A `sip:` URI naming a host, with an optional user and port: nothing that could break a SIP header.
-fn is_sip_uri(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("sip:") else {
-        return false;
-    };
-    let host_port = match rest.rsplit_once('@') {
-        Some((user, host)) if is_sip_user(user) => host,
-        Some(_) => return false,
-        None => rest,
-    };
-    let host_port = host_port.split(';').next().unwrap_or(host_port);
-    if host_port.ends_with(']') {
-        // A bracketed IPv6 address without a port.
-        return host_port
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
-    }
-    if host_port.contains(':') {
-        is_host_port(host_port)
-    } else {
-        is_host(host_port)
-    }
-}
-
-/// A Stasis application name.
-fn is_app_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// `host:port`.
-fn is_host_port(s: &str) -> bool {
-    s.rsplit_once(':').is_some_and(|(host, port)| {
-        is_host(host.trim_start_matches('[').trim_end_matches(']'))
-            && port.parse::<u16>().is_ok_and(|p| p > 0)
-    })
-}
-
 fn database_target(r: &Reader<'_>, data_dir: &Path) -> Result<DatabaseTarget, ConfigError> {
     use settings::*;
     if let Some(url) = r.text(&DATABASE_URL) {
@@ -890,37 +659,6 @@ fn redact_url_password(url: &str) -> String {
         Ok(parsed) => parsed.to_string(),
         Err(_) => REDACTED.to_owned(),
     }
-}
-
-fn is_twilio_sid(s: &str) -> bool {
-    s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
-}
-
-/// The AudioSocket port Asterisk examples use, taken when TELEPHONY_PROVIDER=asterisk sets none.
-pub const DEFAULT_AUDIOSOCKET_PORT: u16 = 9092;
-
-/// The SIP port with TELEPHONY_PROVIDER=sip and no SIP_PORT.
-pub const DEFAULT_SIP_PORT: u16 = 5060;
-
-/// A number to dial or a SIP address (`sip:queue@pbx.example.com`); nothing that could break TwiML or SIP.
-fn is_transfer_target(s: &str) -> bool {
-    match s.strip_prefix("sip:") {
-        Some(uri) => {
-            !uri.is_empty()
-                && uri.len() <= 200
-                && uri
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "@.:;=_-+%".contains(c))
-        }
-        None => is_e164(s),
-    }
-}
-
-fn is_e164(s: &str) -> bool {
-    let digits = s.strip_prefix('+').unwrap_or("");
-    (8..=15).contains(&digits.len())
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && !digits.starts_with('0')
 }
 
 fn is_language_code(s: &str) -> bool {
@@ -1015,6 +753,14 @@ impl Reader<'_> {
 
     fn host(&self, s: &'static Setting) -> Result<String, ConfigError> {
         self.host_opt(s)?.ok_or_else(|| self.invalid(s))
+    }
+
+    /// A list of trusted addresses and networks; `None` when unset (the edge's own default applies).
+    fn sources(&self, s: &'static Setting) -> Result<Option<Sources>, ConfigError> {
+        match self.text(s) {
+            None => Ok(None),
+            Some(text) => Sources::parse(&text).map(Some).map_err(|_| self.invalid(s)),
+        }
     }
 }
 

@@ -72,6 +72,10 @@ settings! {
     TRANSFER_TARGET: "telephony.transfer_target", "TRANSFER_TARGET", default None, allowed "an E.164 number such as +14155550100, or a sip: URI";
     /// TCP port of the Asterisk AudioSocket listener (on SERVER_HOST); unset: 9092 with TELEPHONY_PROVIDER=asterisk, no listener otherwise. 0 picks a free port.
     AUDIOSOCKET_PORT: "telephony.audiosocket_port", "AUDIOSOCKET_PORT", default None, allowed "an integer from 0 to 65535";
+    /// The address the AudioSocket listener binds; unset: SERVER_HOST. Bind it to the network Asterisk reaches it on.
+    AUDIOSOCKET_HOST: "telephony.audiosocket_host", "AUDIOSOCKET_HOST", default None, allowed "an IP address or host name";
+    /// Who may connect to the AudioSocket listener (AudioSocket has no credentials): anyone else is closed at once and leaves no call record. Unset: this machine (loopback) and the address ARI_URL names.
+    AUDIOSOCKET_TRUSTED_SOURCES: "telephony.audiosocket_trusted_sources", "AUDIOSOCKET_TRUSTED_SOURCES", default None, allowed "IP addresses and networks separated by commas, such as 10.0.0.5,192.168.1.0/24; or none";
     /// Asterisk's HTTP server for ARI (outbound calls, calls sent to Stasis, transfers, hang-ups); unset: no ARI.
     ARI_URL: "telephony.ari.url", "ARI_URL", default None, allowed "an absolute http(s) URL such as http://asterisk:8088";
     /// ARI user (ari.conf).
@@ -102,6 +106,14 @@ settings! {
     SIP_ANSWER_AFTER_MS: "telephony.sip.answer_after_ms", "SIP_ANSWER_AFTER_MS", default Some("0"), allowed "an integer from 0 to 60000 (milliseconds)";
     /// How long a call placed through SIP may ring before it is cancelled as not answered.
     SIP_RING_TIMEOUT_S: "telephony.sip.ring_timeout_s", "SIP_RING_TIMEOUT_S", default Some("45"), allowed "an integer from 5 to 300 (seconds)";
+    /// Who may call the SIP user agent without credentials: an INVITE from anywhere else is answered 403 Forbidden (or challenged, with SIP_INBOUND_USERNAME set) and leaves no call record. Unset: this machine (loopback) and the addresses SIP_REGISTRAR and SIP_TRUNK resolve to.
+    SIP_TRUSTED_SOURCES: "telephony.sip.trusted_sources", "SIP_TRUSTED_SOURCES", default None, allowed "IP addresses and networks separated by commas, such as 10.0.0.5,192.168.1.0/24; or none";
+    /// A user name callers outside SIP_TRUSTED_SOURCES may prove with digest authentication (401 challenge); with SIP_INBOUND_PASSWORD.
+    SIP_INBOUND_USERNAME: "telephony.sip.inbound_username", "SIP_INBOUND_USERNAME", default None, allowed "a SIP user name (letters, digits and . - _ +)";
+    /// The password of SIP_INBOUND_USERNAME.
+    SIP_INBOUND_PASSWORD: "telephony.sip.inbound_password", "SIP_INBOUND_PASSWORD", default None, allowed "a password", secret;
+    /// Send a call's audio to wherever the caller's first RTP packet came from and keep to that stream's SSRC (for callers behind NAT). Off: RTP is taken only from the address the caller's SDP names.
+    SIP_SYMMETRIC_RTP: "telephony.sip.symmetric_rtp", "SIP_SYMMETRIC_RTP", default Some("false"), allowed "true or false";
     /// Lowest UDP port for call audio (RTP on even ports, RTCP on the next odd one).
     RTP_PORT_MIN: "telephony.sip.rtp_port_min", "RTP_PORT_MIN", default Some("10000"), allowed "an integer from 1024 to 65534";
     /// Highest UDP port for call audio; the range must hold two ports per concurrent call.

@@ -318,3 +318,61 @@ fn sip_registration_and_trunk_settings_are_read_and_checked() {
         assert!(err.contains(name), "{name}={bad:?}: {err}");
     }
 }
+
+#[test]
+fn who_may_reach_the_telephony_edges_is_read_and_checked() {
+    let defaults = load(&[("TELEPHONY_PROVIDER", "sip")]).unwrap();
+    let sip = defaults.telephony.sip.as_ref().unwrap();
+    assert!(sip.trusted_sources.is_none(), "unset: the edge's default");
+    assert!(sip.inbound_auth.is_none());
+    assert!(!sip.symmetric_rtp);
+    assert!(defaults.telephony.audiosocket_trusted.is_none());
+    assert!(defaults.telephony.audiosocket_host.is_none());
+
+    let set = load(&[
+        ("TELEPHONY_PROVIDER", "sip"),
+        ("SIP_TRUSTED_SOURCES", "10.0.0.0/8, 192.0.2.7"),
+        ("SIP_INBOUND_USERNAME", "caller"),
+        ("SIP_INBOUND_PASSWORD", "s3cret"),
+        ("SIP_SYMMETRIC_RTP", "true"),
+        ("AUDIOSOCKET_HOST", "127.0.0.1"),
+        ("AUDIOSOCKET_TRUSTED_SOURCES", "none"),
+    ])
+    .unwrap();
+    let sip = set.telephony.sip.as_ref().unwrap();
+    let trusted = sip.trusted_sources.as_ref().unwrap();
+    assert!(trusted.contains("10.9.8.7".parse().unwrap()));
+    assert!(
+        !trusted.contains("127.0.0.1".parse().unwrap()),
+        "a list replaces the default"
+    );
+    let auth = sip.inbound_auth.as_ref().unwrap();
+    assert_eq!(auth.username, "caller");
+    assert_eq!(auth.password.expose(), "s3cret");
+    assert!(sip.symmetric_rtp);
+    assert_eq!(set.telephony.audiosocket_host.as_deref(), Some("127.0.0.1"));
+    assert!(
+        set.telephony
+            .audiosocket_trusted
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
+
+    let err = load(&[
+        ("TELEPHONY_PROVIDER", "sip"),
+        ("SIP_TRUSTED_SOURCES", "pbx.example.com"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("SIP_TRUSTED_SOURCES"), "{err}");
+    let err = load(&[
+        ("TELEPHONY_PROVIDER", "sip"),
+        ("SIP_INBOUND_USERNAME", "caller"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("SIP_INBOUND_PASSWORD"), "{err}");
+    // The password is a secret: never printed.
+    assert!(!format!("{:?}", set.telephony.sip).contains("s3cret"));
+}

@@ -1,15 +1,19 @@
 //! The SIP user agent: ezk's transport, transaction and dialog layers on UDP and TCP, with one layer of
-//! ours that answers OPTIONS (a PBX's keep-alive) and hands every new INVITE to the server as an
-//! [`IncomingInvite`]. What becomes of a call (accepted with our media, declined 486 or 503) is the
-//! server's decision; ezk keeps the transactions right (retransmissions, ACK, CANCEL, BYE).
+//! ours that answers OPTIONS (a PBX's keep-alive) and hands every new INVITE the [`InboundPolicy`] lets
+//! in to the server as an [`IncomingInvite`]; the rest are refused here (403, or 401 with a digest
+//! challenge) and never reach the server. What becomes of a call (accepted with our media, declined 486
+//! or 503) is the server's decision; ezk keeps the transactions right (retransmissions, ACK, CANCEL, BYE).
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytesstr::BytesStr;
 use ezk_sip_auth::{DigestAuthenticator, DigestCredentials};
 use ezk_sip_core::{Endpoint, EndpointBuilder, IncomingRequest, Layer, MayTake};
-use ezk_sip_types::header::typed::Contact;
+use ezk_sip_types::Name;
+use ezk_sip_types::header::typed::{AuthResponse, Contact, Username};
 use ezk_sip_types::msg::StatusLine;
 use ezk_sip_types::uri::SipUriUserPart;
 use ezk_sip_types::uri::{NameAddr, SipUri};
@@ -20,6 +24,7 @@ use ezk_sip_ua::{
     Call, InboundCall, MakeCallCompletionError, MakeCallError, NoMedia, OutboundCall,
 };
 
+use super::inbound::{DigestAnswer, InboundPolicy, Verdict};
 use super::media::RtpMedia;
 use super::register::Account;
 use tokio::sync::mpsc;
@@ -36,6 +41,8 @@ pub struct IncomingInvite {
     pub sip_call_id: String,
     /// Where the INVITE came from.
     pub peer: SocketAddr,
+    /// Whether the caller proved the inbound credentials (else it came from a trusted source).
+    pub authenticated: bool,
 }
 
 impl std::fmt::Debug for IncomingInvite {
@@ -108,10 +115,12 @@ const PENDING_INVITES: usize = 64;
 
 impl UserAgent {
     /// Listens on `bind` (UDP and TCP, the same port; port 0 picks one for both) and advertises
-    /// `address` in Contact headers. Returns the agent and the stream of new calls.
+    /// `address` in Contact headers; INVITEs are let in as `policy` says. Returns the agent and the
+    /// stream of new calls.
     pub async fn start(
         bind: SocketAddr,
         address: IpAddr,
+        policy: Arc<InboundPolicy>,
     ) -> Result<(Self, mpsc::Receiver<IncomingInvite>), AgentError> {
         let (mut builder, port) = bind_both(bind).await?;
         let (invites_tx, invites_rx) = mpsc::channel(PENDING_INVITES);
@@ -130,6 +139,8 @@ impl UserAgent {
         builder.add_layer(Answering {
             invites: invites_tx,
             contact: contact.clone(),
+            policy,
+            last_refusal_logged: AtomicU64::new(0),
         });
         let endpoint = builder.build();
         Ok((
@@ -298,10 +309,52 @@ fn user_of(uri: &SipUri) -> Option<String> {
     }
 }
 
-/// Our layer: OPTIONS answered, new INVITEs handed over.
+/// Our layer: OPTIONS answered, new INVITEs let in by the policy handed over.
 struct Answering {
     invites: mpsc::Sender<IncomingInvite>,
     contact: Contact,
+    policy: Arc<InboundPolicy>,
+    /// The second in which a refusal was last logged: a flood of strangers logs one line a second.
+    last_refusal_logged: AtomicU64,
+}
+
+impl Answering {
+    /// Counts a refused INVITE and logs it (at most once a second).
+    fn refused(&self, peer: SocketAddr, why: &'static str) {
+        metrics::counter!("switchboard_sip_refused_total", "reason" => why).increment(1);
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.last_refusal_logged.swap(second, Ordering::Relaxed) != second {
+            tracing::warn!(peer = %peer.ip(), reason = why, "refused an INVITE (403 Forbidden); see SIP_TRUSTED_SOURCES");
+        }
+    }
+}
+
+/// The caller's `Authorization: Digest` header, when it has one we can read.
+fn digest_answer(request: &IncomingRequest) -> Option<DigestAnswer> {
+    let AuthResponse::Digest(digest) = request
+        .headers
+        .try_get::<AuthResponse>(Name::AUTHORIZATION)?
+        .ok()?
+    else {
+        return None;
+    };
+    let username = match &digest.username {
+        Username::Username(name) | Username::UsernameNonASCII(name) => name.to_string(),
+    };
+    Some(DigestAnswer {
+        username,
+        realm: digest.realm.to_string(),
+        nonce: digest.nonce.to_string(),
+        uri: digest.uri.to_string(),
+        response: digest.response.to_string(),
+        algorithm: digest.algorithm.to_string(),
+        qop: digest
+            .qop_response
+            .as_ref()
+            .map(|q| (q.qop.to_string(), q.cnonce.to_string(), q.nc)),
+    })
 }
 
 #[async_trait::async_trait]
@@ -322,10 +375,33 @@ impl Layer for Answering {
             }
             Method::INVITE => {
                 let invite = request.take();
+                let peer = invite.tp_info.source;
+                let answer = digest_answer(&invite);
+                let authenticated = match self.policy.check("INVITE", peer.ip(), answer.as_ref()) {
+                    Verdict::Trusted => false,
+                    Verdict::Authenticated => true,
+                    Verdict::Challenge(challenges) => {
+                        metrics::counter!("switchboard_sip_challenged_total").increment(1);
+                        let mut response =
+                            endpoint.create_response(&invite, StatusCode::UNAUTHORIZED, None);
+                        for challenge in challenges {
+                            response
+                                .msg
+                                .headers
+                                .insert(Name::WWW_AUTHENTICATE, challenge);
+                        }
+                        respond_failure(endpoint, invite, response).await;
+                        return;
+                    }
+                    Verdict::Forbidden(why) => {
+                        self.refused(peer, why);
+                        refuse(endpoint, invite, StatusCode::FORBIDDEN).await;
+                        return;
+                    }
+                };
                 let from = user_of(&invite.base_headers.from.uri.uri);
                 let to = user_of(&invite.base_headers.to.uri.uri);
                 let sip_call_id = invite.base_headers.call_id.0.to_string();
-                let peer = invite.tp_info.source;
                 // An offer we cannot answer is refused here with 488, before a dialog exists.
                 if !invite.body.is_empty() {
                     let offer = std::str::from_utf8(&invite.body)
@@ -352,6 +428,7 @@ impl Layer for Answering {
                         to,
                         sip_call_id,
                         peer,
+                        authenticated,
                     }),
                     Err(failed) => {
                         let (invite, reason) = *failed;
@@ -366,8 +443,17 @@ impl Layer for Answering {
 }
 
 /// Answers an INVITE with a final failure before any dialog exists.
-async fn refuse(endpoint: &Endpoint, mut invite: IncomingRequest, code: StatusCode) {
+async fn refuse(endpoint: &Endpoint, invite: IncomingRequest, code: StatusCode) {
     let response = endpoint.create_response(&invite, code, None::<BytesStr>);
+    respond_failure(endpoint, invite, response).await;
+}
+
+/// Sends `response`, a final failure, to an INVITE before any dialog exists.
+async fn respond_failure(
+    endpoint: &Endpoint,
+    mut invite: IncomingRequest,
+    response: ezk_sip_core::transport::OutgoingResponse,
+) {
     let tsx = endpoint.create_server_inv_tsx(&mut invite);
     if let Err(e) = tsx.respond_failure(response).await {
         tracing::debug!(error = %e, "cannot refuse an INVITE");

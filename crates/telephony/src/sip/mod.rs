@@ -3,14 +3,18 @@
 //! key presses, and the media ports are ours.
 //!
 //! - [`agent`]: the user agent on UDP and TCP; new INVITEs come out as [`agent::IncomingInvite`].
+//! - [`inbound`]: who may call: trusted sources, or digest authentication.
 //! - [`media`]: the SDP side of a call for ezk ([`media::RtpMedia`]).
+//! - [`peer`]: whose RTP a call takes, and where its audio goes.
 //! - [`sdp`]: offer/answer for G.711 and telephone events.
 //! - [`rtp`]: RTP and RTCP packets, pure functions.
 //! - [`ports`]: the RTP port range.
 //! - [`register`]: staying registered with a PBX or SIP provider.
 
 pub mod agent;
+pub mod inbound;
 pub mod media;
+pub mod peer;
 pub mod ports;
 pub mod register;
 pub mod rtp;

@@ -1,0 +1,220 @@
+//! One SIP call's RTP: what it takes in (see [`RtpPeer`] for whose packets), the jitter buffer the
+//! session's 20 ms clock reads, the agent's audio out in the negotiated law, key presses out as RFC 4733
+//! events, and RTCP sender reports.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use switchboard_audio::{JitterBuffer, JitterOptions, SampleRate, g711, pcm};
+use switchboard_telephony::sip::peer::RtpPeer;
+use switchboard_telephony::sip::ports::RtpSockets;
+use switchboard_telephony::sip::rtp::{self, RtpSender};
+use switchboard_telephony::sip::sdp::{Codec, Negotiated};
+use tokio::sync::watch;
+
+/// Samples of one 20 ms frame at 8 kHz.
+pub(super) const FRAME: usize = 160;
+/// A key press we send lasts 100 ms (800 timestamp units at 8 kHz), updated every 20 ms.
+const KEY_PRESS: u16 = 800;
+const KEY_PRESS_STEP: u16 = FRAME as u16;
+/// The pause after each key press: three 20 ms frames.
+const KEY_GAP_FRAMES: usize = 3;
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    u32::from_le_bytes(bytes)
+}
+
+/// The audio of one call: whose packets it takes and where it sends (see [`RtpPeer`]), the outgoing
+/// stream's counters, the jitter buffer of what comes in, and the last key press seen.
+pub(super) struct RtpLeg {
+    pub(super) sockets: RtpSockets,
+    negotiated: watch::Receiver<Option<Negotiated>>,
+    pub(super) peer: RtpPeer,
+    pub(super) sender: RtpSender,
+    pub(super) jitter: JitterBuffer,
+    started: Instant,
+    /// Timestamp of the last key press handed on, so its repeated end packets count once.
+    last_key: Option<u32>,
+    /// Key presses being sent: the packets due on each coming 20 ms tick.
+    keys_out: VecDeque<Vec<Vec<u8>>>,
+    /// The agent's audio that came while key presses went out, sent on the ticks after them in order.
+    pub(super) held_audio: VecDeque<Vec<u8>>,
+    pub(super) bad_packets: u64,
+}
+
+impl RtpLeg {
+    /// The leg of a call whose media `negotiated` describes, on `sockets`; `symmetric_rtp` as
+    /// SIP_SYMMETRIC_RTP says.
+    pub(super) fn new(
+        sockets: RtpSockets,
+        negotiated: watch::Receiver<Option<Negotiated>>,
+        symmetric_rtp: bool,
+    ) -> Self {
+        Self {
+            sockets,
+            negotiated,
+            peer: RtpPeer::new(symmetric_rtp),
+            sender: RtpSender::new(random_u32(), random_u32() as u16, random_u32()),
+            jitter: JitterBuffer::new(SampleRate::Hz8000, JitterOptions::default()),
+            started: Instant::now(),
+            last_key: None,
+            keys_out: VecDeque::new(),
+            held_audio: VecDeque::new(),
+            bad_packets: 0,
+        }
+    }
+
+    pub(super) fn current(&self) -> Option<Negotiated> {
+        *self.negotiated.borrow()
+    }
+
+    /// Where our RTP goes; `None` on hold.
+    fn destination(&self) -> Option<(SocketAddr, Negotiated)> {
+        let negotiated = self.current()?;
+        if !negotiated.sending() {
+            return None;
+        }
+        Some((self.peer.destination(negotiated.remote)?, negotiated))
+    }
+
+    /// Schedules `digits` as RFC 4733 key presses, one packet slot per 20 ms tick; false when the peer
+    /// took no telephone events.
+    pub(super) fn queue_keys(&mut self, digits: &str) -> bool {
+        let Some(payload_type) = self.current().and_then(|n| n.dtmf_payload_type) else {
+            return false;
+        };
+        for event in digits.chars().filter_map(rtp::key_event) {
+            let packets = self
+                .sender
+                .key_press(payload_type, event, KEY_PRESS, KEY_PRESS_STEP);
+            // One update per tick; the end packet's three copies go out together on the last one.
+            let (updates, ends) = packets.split_at(packets.len().saturating_sub(3));
+            self.keys_out
+                .extend(updates.iter().map(|packet| vec![packet.clone()]));
+            self.keys_out.push_back(ends.to_vec());
+            self.sender.skip((KEY_GAP_FRAMES * FRAME) as u32);
+            self.keys_out
+                .extend(std::iter::repeat_n(Vec::new(), KEY_GAP_FRAMES));
+        }
+        true
+    }
+
+    /// What goes out on this 20 ms tick: the key-press packets due, else the oldest held agent frame.
+    pub(super) async fn send_due(&mut self) {
+        if let Some(slot) = self.keys_out.pop_front() {
+            if let Some((to, _)) = self.destination() {
+                for packet in slot {
+                    let _ = self.sockets.rtp.send_to(&packet, to).await;
+                }
+            }
+        } else if let Some(frame) = self.held_audio.pop_front() {
+            self.send_frame(&frame).await;
+        }
+    }
+
+    /// Takes 20 ms of agent audio: sent now, or held behind key presses (and the frames already held) so
+    /// that no word is lost.
+    pub(super) async fn send_audio(&mut self, pcm16: Vec<u8>) {
+        if self.keys_out.is_empty() && self.held_audio.is_empty() {
+            self.send_frame(&pcm16).await;
+        } else {
+            self.held_audio.push_back(pcm16);
+        }
+    }
+
+    /// Sends 20 ms of agent audio (PCM16 little-endian) in the negotiated law.
+    async fn send_frame(&mut self, pcm16: &[u8]) {
+        let Some((to, negotiated)) = self.destination() else {
+            self.sender.skip(FRAME as u32);
+            return;
+        };
+        let mut samples = [0i16; FRAME];
+        let Ok(count) = pcm::pcm16le_decode_into(pcm16, &mut samples) else {
+            return;
+        };
+        let mut payload = [0u8; FRAME];
+        let encoded = match negotiated.codec {
+            Codec::Pcmu => g711::ulaw_encode_into(&samples[..count], &mut payload[..count]),
+            Codec::Pcma => g711::alaw_encode_into(&samples[..count], &mut payload[..count]),
+        };
+        if encoded.is_err() {
+            return;
+        }
+        let packet = self
+            .sender
+            .packet(negotiated.payload_type, &payload[..count], count as u32);
+        let _ = self.sockets.rtp.send_to(&packet, to).await;
+    }
+
+    /// Takes one datagram from the RTP socket: audio into the jitter buffer, a key press out.
+    pub(super) fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Option<char> {
+        if rtp::is_rtcp(datagram) {
+            return None;
+        }
+        let packet = match rtp::decode(datagram) {
+            Ok(packet) => packet,
+            Err(e) => {
+                self.bad_packets += 1;
+                if self.bad_packets == 1 {
+                    tracing::warn!(%from, error = %e, "dropping malformed RTP");
+                }
+                return None;
+            }
+        };
+        let negotiated = self.current()?;
+        let header = packet.header;
+        let known = header.payload_type == negotiated.payload_type
+            || Some(header.payload_type) == negotiated.dtmf_payload_type;
+        if !known || !self.peer.accept(from, header.ssrc, negotiated.remote) {
+            return None;
+        }
+        if Some(header.payload_type) == negotiated.dtmf_payload_type {
+            let event = rtp::decode_event(packet.payload).ok()?;
+            if !event.end || self.last_key == Some(header.timestamp) {
+                return None;
+            }
+            self.last_key = Some(header.timestamp);
+            return rtp::event_key(event.event);
+        }
+        if header.payload_type != negotiated.payload_type || packet.payload.len() != FRAME {
+            return None;
+        }
+        let mut samples = [0i16; FRAME];
+        let decoded = match negotiated.codec {
+            Codec::Pcmu => g711::ulaw_decode_into(packet.payload, &mut samples),
+            Codec::Pcma => g711::alaw_decode_into(packet.payload, &mut samples),
+        };
+        if decoded.is_ok() {
+            let _ = self.jitter.push(
+                header.sequence,
+                header.timestamp,
+                self.started.elapsed(),
+                &samples,
+            );
+        }
+        None
+    }
+
+    /// The next 20 ms for the session, PCM16 little-endian.
+    pub(super) fn next_frame(&mut self) -> Vec<u8> {
+        let mut samples = [0i16; FRAME];
+        let _ = self.jitter.pop(&mut samples);
+        let mut bytes = vec![0u8; FRAME * 2];
+        let _ = pcm::pcm16le_encode_into(&samples, &mut bytes);
+        bytes
+    }
+
+    /// An RTCP sender report to the peer's RTCP port (the port above its RTP port).
+    pub(super) async fn send_report(&self) {
+        let Some((to, _)) = self.destination() else {
+            return;
+        };
+        if let Some(report) = self.sender.sender_report(SystemTime::now(), 8_000) {
+            let rtcp = SocketAddr::new(to.ip(), to.port().wrapping_add(1));
+            let _ = self.sockets.rtcp.send_to(&report, rtcp).await;
+        }
+    }
+}
