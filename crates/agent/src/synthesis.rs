@@ -120,7 +120,11 @@ pub async fn synthesize(
             synthesis.long_summary = format!("{sentence} {}", synthesis.long_summary);
         }
         Some(sentence) => {
-            tracing::info!(sentence = %sentence, "the model's sentence uses words the caller did not say; the record stands alone");
+            // Not the sentence itself: it may hold what the caller said.
+            tracing::info!(
+                words = sentence.split_whitespace().count(),
+                "the model's sentence uses words the caller did not say; the record stands alone"
+            );
         }
         None => tracing::info!("the model wrote no sentence; the record stands alone"),
     }

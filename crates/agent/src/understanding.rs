@@ -197,14 +197,18 @@ async fn bounded(
 fn span_answer(answer: &str, field: &str, caller_said: &str) -> Option<Value> {
     let parsed = switchboard_llm::lenient::parse_arguments(answer).ok();
     let Some(Value::Object(object)) = parsed else {
-        tracing::warn!(answer = %answer, "extraction answer is not a JSON object");
+        // Its text is not logged: it may hold what the caller said.
+        tracing::warn!(
+            chars = answer.len(),
+            "extraction answer is not a JSON object"
+        );
         return None;
     };
     match object.get(field) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if is_empty_answer(s) => None,
         Some(Value::String(s)) if !grounded(s, caller_said) => {
-            tracing::debug!(field, value = %s, "extracted value is not in the caller's words");
+            tracing::debug!(field, "extracted value is not in the caller's words");
             None
         }
         Some(value) => Some(value.clone()),

@@ -1,11 +1,17 @@
 //! Who is calling the API and what they may do. Two kinds of credentials: API keys made by
 //! `switchboard keys create` (stored as a SHA-256 of the key, looked up by their public id) and JWT bearer
 //! tokens signed with JWT_SECRET (HS256) or by the holder of JWT_PUBLIC_KEY_FILE's key (RS256/ES256), with
-//! the role in a `role` claim. Roles are ordered: admin > supervisor > viewer.
+//! the role in a `role` claim, and the issuer and audience JWT_ISSUER and JWT_AUDIENCE name when set.
+//! Roles are ordered: admin > supervisor > viewer.
+//!
+//! Before credentials are checked, requests are counted per source address
+//! (RATE_LIMIT_PER_SOURCE_PER_MINUTE); a failed sign-in is audited with the source and the reason, never
+//! the credential.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -147,19 +153,38 @@ impl Authenticator {
     /// API keys from `database`, JWTs from JWT_SECRET and JWT_PUBLIC_KEY_FILE.
     pub fn from_config(config: &Config, database: Database) -> Result<Self, String> {
         let mut jwt = Vec::new();
+        // A configured issuer or audience must be in the token, not merely match when present.
+        let mut required = vec!["exp"];
+        if config.auth.jwt_issuer.is_some() {
+            required.push("iss");
+        }
+        if config.auth.jwt_audience.is_some() {
+            required.push("aud");
+        }
+        let validation = |algorithm| {
+            let mut validation = Validation::new(algorithm);
+            validation.set_required_spec_claims(&required);
+            if let Some(issuer) = &config.auth.jwt_issuer {
+                validation.set_issuer(&[issuer]);
+            }
+            if let Some(audience) = &config.auth.jwt_audience {
+                validation.set_audience(&[audience]);
+            }
+            validation
+        };
         if let Some(secret) = &config.auth.jwt_secret {
             jwt.push((
                 DecodingKey::from_secret(secret.expose().as_bytes()),
-                Validation::new(Algorithm::HS256),
+                validation(Algorithm::HS256),
             ));
         }
         if let Some(path) = &config.auth.jwt_public_key_file {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("cannot read JWT_PUBLIC_KEY_FILE {}: {e}", path.display()))?;
             let key = if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
-                (key, Validation::new(Algorithm::RS256))
+                (key, validation(Algorithm::RS256))
             } else if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
-                (key, Validation::new(Algorithm::ES256))
+                (key, validation(Algorithm::ES256))
             } else {
                 return Err(format!(
                     "JWT_PUBLIC_KEY_FILE {} is neither an RSA nor an EC P-256 public key in PEM",
@@ -205,7 +230,18 @@ impl Authenticator {
                             role: data.claims.role,
                         });
                     }
-                    Err(e) => last = e.to_string(),
+                    Err(e) => {
+                        last = match e.kind() {
+                            jsonwebtoken::errors::ErrorKind::InvalidAudience => {
+                                "it is for another audience (JWT_AUDIENCE names the one accepted)"
+                                    .to_owned()
+                            }
+                            jsonwebtoken::errors::ErrorKind::InvalidIssuer => {
+                                "it is from another issuer (JWT_ISSUER)".to_owned()
+                            }
+                            _ => e.to_string(),
+                        }
+                    }
                 }
             }
             return Err(ApiError::unauthorized(format!(
@@ -255,19 +291,76 @@ pub fn credentials(headers: &HeaderMap) -> Option<String> {
     header("x-api-key")
 }
 
+/// Where a request came from: the peer's address, when the server was started with it (`serve`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip()),
+        ))
+    }
+}
+
+/// Signs a request in: counts it against its source's limit, checks `token`, audits a failure, and
+/// counts it against the credential's limit.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    source: Source,
+    token: Option<String>,
+    missing: &'static str,
+) -> Result<Principal, ApiError> {
+    if let Some(ip) = source.0 {
+        state
+            .source_limiter
+            .check(&format!("source:{ip}"), state.live.as_ref())
+            .await?;
+    }
+    let token = token.ok_or_else(|| ApiError::unauthorized(missing))?;
+    let principal = match state.auth.authenticate(&token).await {
+        Ok(principal) => principal,
+        Err(e) => {
+            if e.status == 401 {
+                metrics::counter!("switchboard_sign_in_failed_total").increment(1);
+                let who = Principal {
+                    actor: source
+                        .0
+                        .map_or_else(|| "source:unknown".to_owned(), |ip| format!("source:{ip}")),
+                    role: Role::Viewer,
+                };
+                state
+                    .auth
+                    .audit(&who, "sign_in.failed", None, Some(e.message.clone()))
+                    .await;
+            }
+            return Err(e);
+        }
+    };
+    state
+        .limiter
+        .check(&principal.actor, state.live.as_ref())
+        .await?;
+    Ok(principal)
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = credentials(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized("credentials required: `Authorization: Bearer <API key or JWT>`")
-        })?;
-        let principal = state.auth.authenticate(&token).await?;
-        state
-            .limiter
-            .check(&principal.actor, state.live.as_ref())
-            .await?;
-        Ok(principal)
+        let Ok(source) = Source::from_request_parts(parts, state).await;
+        sign_in(
+            state,
+            source,
+            credentials(&parts.headers),
+            "credentials required: `Authorization: Bearer <API key or JWT>`",
+        )
+        .await
     }
 }
 

@@ -78,7 +78,8 @@ pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission
         return Err(ApiError::conflict(format!("call {call_id} has ended")));
     }
     let (engines, registration, live) = take_slot(state, call_id)?;
-    let context = call_context(&state.database, call.from_number.clone()).await;
+    let memory = state.config.calls.caller_memory;
+    let context = call_context(&state.database, call.from_number.clone(), memory).await;
     Ok(Admission {
         call_id,
         engines,
@@ -108,7 +109,8 @@ pub(crate) async fn admit_new(
 ) -> Result<Admission, ApiError> {
     let (engines, registration, live) = take_slot(state, call_id)?;
     record_inbound(state, call_id, call.from.clone(), call.to, call.context).await?;
-    let context = call_context(&state.database, call.from).await;
+    let memory = state.config.calls.caller_memory;
+    let context = call_context(&state.database, call.from, memory).await;
     Ok(Admission {
         call_id,
         engines,
@@ -136,10 +138,11 @@ fn take_slot(
     Ok((engines, registration, live))
 }
 
-/// The agent's context: the caller's number and their earlier calls' summaries.
-async fn call_context(db: &Database, phone: Option<String>) -> CallContext {
+/// The agent's context: the caller's number and, with CALLER_MEMORY (`memory`), their earlier calls'
+/// summaries. Off, nothing of another call is read: a caller id is easily spoofed.
+async fn call_context(db: &Database, phone: Option<String>, memory: bool) -> CallContext {
     let mut previous_calls = Vec::new();
-    if let Some(phone) = &phone {
+    if let Some(phone) = phone.as_ref().filter(|_| memory) {
         match db.previous_calls(phone, PREVIOUS_CALLS).await {
             Ok(past) => {
                 previous_calls = past
@@ -375,5 +378,56 @@ pub(crate) async fn record_end(state: &AppState, call_id: CallId, reason: &str) 
         .await
     {
         tracing::error!(%call_id, error = %e, "cannot record the end of a call");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::config::DatabaseTarget;
+    use switchboard_store::CallSummary;
+
+    #[tokio::test]
+    async fn earlier_calls_of_a_number_reach_the_agent_only_with_caller_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&DatabaseTarget::Sqlite {
+            path: dir.path().join("calls.db"),
+        })
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let earlier = CallId::new();
+        db.insert_call(&NewCall {
+            id: earlier,
+            direction: CallDirection::Inbound,
+            from_number: Some("+14155550100".into()),
+            to_number: None,
+            started_at: std::time::SystemTime::now(),
+            status: "completed",
+            context: None,
+        })
+        .await
+        .unwrap();
+        let summary = CallSummary {
+            claim: "{}".into(),
+            short_summary: "Reported a burst pipe at 12 Elm Street.".into(),
+            long_summary: String::new(),
+            satisfaction: 4,
+            improvement: String::new(),
+            next_action: "follow_up".into(),
+        };
+        db.save_summary(earlier, &summary).await.unwrap();
+        let phone = Some("+14155550100".to_owned());
+
+        let off = call_context(&db, phone.clone(), false).await;
+        assert!(
+            off.previous_calls.is_empty(),
+            "off: nothing of another call"
+        );
+        assert_eq!(off.caller_phone, phone);
+        let on = call_context(&db, phone, true).await;
+        assert_eq!(on.previous_calls.len(), 1);
+        assert!(on.previous_calls[0].summary.contains("burst pipe"));
+        db.close().await;
     }
 }

@@ -1,4 +1,5 @@
-//! Requests per credential per minute (RATE_LIMIT_PER_MINUTE). With Redis the counters are shared, so the
+//! Requests per credential per minute (RATE_LIMIT_PER_MINUTE), and per source address before credentials
+//! are checked (RATE_LIMIT_PER_SOURCE_PER_MINUTE). With Redis the counters are shared, so the
 //! limit holds across nodes behind a load balancer; without it each node counts for itself. If Redis
 //! fails, the request is let through and the failure counted: an outage of the shared state must not
 //! lock operators out of the API.
@@ -17,6 +18,8 @@ const WINDOW: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     per_minute: u32,
+    /// What is counted and the setting that limits it, for the refusal's message.
+    counted: (&'static str, &'static str),
     local: Arc<Mutex<HashMap<String, (Instant, u32)>>>,
 }
 
@@ -25,7 +28,16 @@ impl RateLimiter {
     pub fn new(per_minute: u32) -> Self {
         Self {
             per_minute,
+            counted: ("these credentials", "RATE_LIMIT_PER_MINUTE"),
             local: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// `per_minute` requests per source address; 0 is unlimited.
+    pub fn per_source(per_minute: u32) -> Self {
+        Self {
+            counted: ("this address", "RATE_LIMIT_PER_SOURCE_PER_MINUTE"),
+            ..Self::new(per_minute)
         }
     }
 
@@ -47,8 +59,9 @@ impl RateLimiter {
         };
         if count > u64::from(self.per_minute) {
             metrics::counter!("switchboard_rate_limited_total").increment(1);
+            let (what, setting) = self.counted;
             return Err(ApiError::too_many_requests(format!(
-                "over {} requests a minute for these credentials (RATE_LIMIT_PER_MINUTE); try again in a minute",
+                "over {} requests a minute for {what} ({setting}); try again in a minute",
                 self.per_minute
             )));
         }

@@ -1,10 +1,15 @@
 //! Runs the HTTP server until told to stop, then drains in-flight requests for at most the grace period.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use switchboard_core::Config;
 use switchboard_store::Database;
 use tokio::net::TcpListener;
@@ -31,6 +36,8 @@ pub struct AppState {
     pub live: Option<switchboard_store::LiveState>,
     /// Requests per credential per minute.
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Requests per source address per minute, counted before credentials are checked.
+    pub source_limiter: crate::ratelimit::RateLimiter,
     /// Twilio's REST API for this account (outbound calls, transfers), when configured.
     pub twilio: Option<switchboard_telephony::twilio::rest::Client>,
     /// Asterisk's REST interface, when ARI_URL is set.
@@ -50,6 +57,9 @@ impl AppState {
         Ok(Self {
             calls: CallRegistry::new(config.calls.max_concurrent),
             limiter: crate::ratelimit::RateLimiter::new(config.auth.rate_limit_per_minute),
+            source_limiter: crate::ratelimit::RateLimiter::per_source(
+                config.auth.rate_limit_per_source_per_minute,
+            ),
             twilio: crate::twilio::rest_client(&config),
             ari: crate::ari::link(&config),
             sip: None,
@@ -64,7 +74,7 @@ impl AppState {
 }
 
 /// Every route of a node: health, readiness, metrics, the API, the call WebSocket and Twilio's webhooks
-/// and Media Streams.
+/// and Media Streams; every answer within REQUEST_TIMEOUT_MS and with the security headers.
 pub fn app(state: AppState) -> Router {
     let mut router = crate::health::router(state.clone()).merge(
         crate::api::routes()
@@ -78,6 +88,54 @@ pub fn app(state: AppState) -> Router {
         router = router.route("/metrics", axum::routing::get(crate::metrics::render));
     }
     router
+        .layer(middleware::from_fn_with_state(
+            state.config.server.request_timeout,
+            time_limit,
+        ))
+        .layer(middleware::map_response(security_headers))
+}
+
+/// Answers 503 `request_timeout` for a request not answered within `limit`. A WebSocket or event stream
+/// is answered at once (its upgrade or headers), so what flows on it afterwards is not limited.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("switchboard_errors_total", "kind" => "request_timeout").increment(1);
+            crate::ApiError::unavailable(
+                "request_timeout",
+                format!(
+                    "the request was not answered within {} ms (REQUEST_TIMEOUT_MS); try again",
+                    limit.as_millis()
+                ),
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Headers every answer carries: no sniffing, framing or referrers, nothing cached (answers hold what
+/// callers said), and, unless the page set its own, a policy that lets an answer load nothing.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    response
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting connections and waits
@@ -91,7 +149,9 @@ pub async fn serve(
 ) -> std::io::Result<bool> {
     let stopping = CancellationToken::new();
     let trigger = stopping.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // The peer's address goes with each request: the per-source rate limit and the audit need it.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(
             grace_ms = grace.as_millis() as u64,
@@ -109,5 +169,41 @@ pub async fn serve(
             tracing::warn!("grace period over with requests still in flight; stopping anyway");
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_not_answered_in_time_gets_503_and_a_quick_one_its_answer() {
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            )
+            .route("/quick", axum::routing::get(|| async { "ok" }))
+            .layer(middleware::from_fn_with_state(
+                Duration::from_secs(30),
+                time_limit,
+            ));
+        let status = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                router
+                    .oneshot(Request::get(path).body(Body::empty()).unwrap_or_default())
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or_default()
+            }
+        };
+        assert_eq!(status("/quick").await, 200);
+        assert_eq!(status("/slow").await, 503);
     }
 }

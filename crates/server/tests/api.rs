@@ -3,10 +3,12 @@
 //! and every change lands in the audit log.
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -66,7 +68,22 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.send_from(None, method, path, token, body).await
+    }
+
+    /// As [`Api::send`], from the peer address `from` as the server would see it.
+    async fn send_from(
+        &self,
+        from: Option<SocketAddr>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path);
+        if let Some(from) = from {
+            request = request.extension(ConnectInfo(from));
+        }
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -552,4 +569,208 @@ async fn requests_over_the_rate_limit_get_429_per_credential() {
             .0,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn jwt_issuer_and_audience_are_required_when_set_and_named_when_wrong() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let token = |claims: Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    };
+    let iss = "https://idp.example.com/";
+    // A viewer's token with `iss` and `aud` when given.
+    let claims = |iss: Option<&str>, aud: Option<&str>| {
+        let mut claims = json!({"sub": "a", "role": "viewer", "exp": 4_000_000_000u64});
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        if let Some(aud) = aud {
+            claims["aud"] = json!(aud);
+        }
+        token(claims)
+    };
+    let strict = Api::new(&[
+        ("JWT_SECRET", secret),
+        ("JWT_ISSUER", iss),
+        ("JWT_AUDIENCE", "switchboard-api"),
+    ])
+    .await;
+    async fn calls_with(api: &Api, token: String) -> (StatusCode, Value) {
+        api.send(Method::GET, "/api/v1/calls", Some(&token), None)
+            .await
+    }
+    let (status, body) = calls_with(&strict, claims(Some(iss), Some("switchboard-api"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = calls_with(&strict, claims(Some(iss), Some("another-app"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.to_string().contains("JWT_AUDIENCE"), "{body}");
+    let evil = claims(Some("https://evil.example/"), Some("switchboard-api"));
+    let (status, body) = calls_with(&strict, evil).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.to_string().contains("JWT_ISSUER"), "{body}");
+    // Leaving a claim out does not get around it.
+    for partial in [
+        claims(None, Some("switchboard-api")),
+        claims(Some(iss), None),
+    ] {
+        assert_eq!(
+            calls_with(&strict, partial).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Without JWT_AUDIENCE, a token made for some audience is refused, and the refusal says what to set.
+    let plain = Api::new(&[("JWT_SECRET", secret)]).await;
+    let (status, body) = calls_with(&plain, claims(None, Some("switchboard-api"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.to_string().contains("JWT_AUDIENCE"), "{body}");
+}
+
+#[tokio::test]
+async fn a_source_over_its_limit_is_refused_before_its_credentials_and_failed_sign_ins_are_audited()
+{
+    let api = Api::new(&[
+        ("RATE_LIMIT_PER_SOURCE_PER_MINUTE", "3"),
+        ("RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .await;
+    let admin = api.key(Role::Admin).await;
+    let stranger: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+    let guess = "sb_0123456789ab_guessedguessedguessedguessedguessedguessedgues";
+    for _ in 0..3 {
+        let (status, _) = api
+            .send_from(
+                Some(stranger),
+                Method::GET,
+                "/api/v1/calls",
+                Some(guess),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // Over its limit the source is refused whatever it sends, a valid key included.
+    let (status, body) = api
+        .send_from(
+            Some(stranger),
+            Method::GET,
+            "/api/v1/calls",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.to_string()
+            .contains("RATE_LIMIT_PER_SOURCE_PER_MINUTE"),
+        "{body}"
+    );
+    let operator: SocketAddr = "198.51.100.1:50000".parse().unwrap();
+    let (status, audit) = api
+        .send_from(
+            Some(operator),
+            Method::GET,
+            "/api/v1/audit",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let failed: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "sign_in.failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{audit}");
+    assert!(
+        failed.iter().all(|e| e["actor"] == "source:192.0.2.9"),
+        "{audit}"
+    );
+    assert!(
+        !audit.to_string().contains("guessed"),
+        "the guess itself is never kept"
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_the_console_keeps_its_own_policy() {
+    let api = Api::new(&[]).await;
+    let viewer = api.key(Role::Viewer).await;
+    for (path, token) in [
+        ("/health", None),
+        ("/api/v1/calls", Some(viewer.as_str())),
+        ("/api/v1/calls", None),
+        ("/", None),
+    ] {
+        let mut request = Request::builder().uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = api
+            .app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let headers = response.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("cache-control"), "no-store", "{path}");
+        let policy = header("content-security-policy");
+        if path == "/" {
+            assert!(policy.contains("connect-src 'self'"), "{policy}");
+        } else {
+            assert_eq!(
+                policy, "default-src 'none'; frame-ancestors 'none'",
+                "{path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_served_node_counts_each_peer_address_before_credentials() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = Api::new(&[("RATE_LIMIT_PER_SOURCE_PER_MINUTE", "1")]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    let server = tokio::spawn(switchboard_server::serve(
+        listener,
+        app(api.state.clone()),
+        async move { stopped.cancelled().await },
+        std::time::Duration::from_secs(1),
+    ));
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        socket
+            .write_all(b"GET /api/v1/calls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).await.unwrap();
+        statuses.push(answer.split(' ').nth(1).unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        statuses,
+        ["401", "429"],
+        "the second request from 127.0.0.1 is over its limit"
+    );
+    stop.cancel();
+    let _ = server.await;
 }

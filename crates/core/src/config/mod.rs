@@ -129,6 +129,8 @@ pub struct ServerConfig {
     pub public_url: Option<Url>,
     /// Longest wait for in-flight work at shutdown.
     pub shutdown_grace: Duration,
+    /// Longest an HTTP request may take to be answered.
+    pub request_timeout: Duration,
 }
 
 /// Logging settings.
@@ -237,6 +239,8 @@ pub struct CallsConfig {
     pub barge_in_min_speech: Duration,
     /// Wait for first audio before a filler phrase.
     pub filler_after: Duration,
+    /// Earlier calls' summaries of the same caller number given to the agent (CALLER_MEMORY).
+    pub caller_memory: bool,
 }
 
 /// How API callers prove who they are, beyond the API keys kept in the database.
@@ -246,8 +250,14 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// RS256/ES256 public key file for JWT bearer tokens.
     pub jwt_public_key_file: Option<PathBuf>,
+    /// The `iss` accepted JWTs must carry.
+    pub jwt_issuer: Option<String>,
+    /// The `aud` accepted JWTs must carry.
+    pub jwt_audience: Option<String>,
     /// API requests per credential per minute; 0 is unlimited.
     pub rate_limit_per_minute: u32,
+    /// HTTP requests per source address per minute, before authentication; 0 is unlimited.
+    pub rate_limit_per_source_per_minute: u32,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -403,6 +413,9 @@ impl Config {
             port: r.int(&SERVER_PORT, 0..=65_535)? as u16,
             public_url: r.url(&PUBLIC_URL)?,
             shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
+            request_timeout: Duration::from_millis(
+                r.int(&REQUEST_TIMEOUT_MS, 1_000..=600_000)? as u64
+            ),
         };
         let telephony = telephony::telephony_config(&r)?;
         let database = DatabaseConfig {
@@ -482,11 +495,17 @@ impl Config {
                     r.int(&BARGE_IN_MIN_SPEECH_MS, 100..=5_000)? as u64,
                 ),
                 filler_after: Duration::from_millis(r.int(&FILLER_AFTER_MS, 100..=600_000)? as u64),
+                caller_memory: r.bool(&CALLER_MEMORY)?,
             },
             auth: AuthConfig {
                 jwt_secret: r.text(&JWT_SECRET).map(Secret::new),
                 jwt_public_key_file: r.text(&JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
+                jwt_issuer: r.text(&JWT_ISSUER),
+                jwt_audience: r.text(&JWT_AUDIENCE),
                 rate_limit_per_minute: r.int(&RATE_LIMIT_PER_MINUTE, 0..=1_000_000)? as u32,
+                rate_limit_per_source_per_minute: r
+                    .int(&RATE_LIMIT_PER_SOURCE_PER_MINUTE, 0..=1_000_000)?
+                    as u32,
             },
             audio: AudioConfig {
                 buffer_size: Duration::from_millis(

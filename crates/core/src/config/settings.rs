@@ -48,6 +48,8 @@ settings! {
     PUBLIC_URL: "server.public_url", "PUBLIC_URL", default None, allowed "an absolute http(s) URL";
     /// How long shutdown waits for in-flight requests and calls before it stops anyway.
     SHUTDOWN_GRACE_MS: "server.shutdown_grace_ms", "SHUTDOWN_GRACE_MS", default Some("10000"), allowed "an integer from 0 to 600000 (milliseconds)";
+    /// Longest an HTTP request may take to be answered (the WebSocket and event streams, once open, are not limited); 503 after it.
+    REQUEST_TIMEOUT_MS: "server.request_timeout_ms", "REQUEST_TIMEOUT_MS", default Some("30000"), allowed "an integer from 1000 to 600000 (milliseconds)";
     /// Deployment stage, reported in the start-up log.
     ENVIRONMENT: "environment", "ENVIRONMENT", default Some("development"), allowed "one of development, staging, production";
     /// Log verbosity.
@@ -188,12 +190,20 @@ settings! {
     BARGE_IN_MIN_SPEECH_MS: "calls.barge_in_min_speech_ms", "BARGE_IN_MIN_SPEECH_MS", default Some("500"), allowed "an integer from 100 to 5000 (milliseconds)";
     /// Wait for an answer's first audio after which the agent says a short filler ("one moment").
     FILLER_AFTER_MS: "calls.filler_after_ms", "FILLER_AFTER_MS", default Some("2000"), allowed "an integer from 100 to 600000 (milliseconds)";
+    /// Give the agent the summaries of the caller's earlier calls, found by the caller's number. Off by default: a caller id is easily spoofed, so anyone calling from another person's number would hear about that person's calls. On, the summaries enter the prompt quoted as records, never as instructions.
+    CALLER_MEMORY: "calls.caller_memory", "CALLER_MEMORY", default Some("false"), allowed "true or false";
     /// HS256 secret that signs accepted JWT bearer tokens (at least 32 bytes); unset accepts API keys only.
     JWT_SECRET: "auth.jwt_secret", "JWT_SECRET", default None, allowed "a random string of at least 32 characters", secret;
     /// PEM public key (RS256 or ES256) that verifies accepted JWT bearer tokens, for tokens from an identity provider.
     JWT_PUBLIC_KEY_FILE: "auth.jwt_public_key_file", "JWT_PUBLIC_KEY_FILE", default None, allowed "a path to a PEM public key (RSA or EC P-256)";
+    /// The issuer (`iss`) accepted JWTs must name, such as your identity provider's URL; unset: not checked.
+    JWT_ISSUER: "auth.jwt_issuer", "JWT_ISSUER", default None, allowed "the issuer string your identity provider puts in its tokens";
+    /// The audience (`aud`) accepted JWTs must name, such as this API's client id at the identity provider; unset: a token that names an audience is refused.
+    JWT_AUDIENCE: "auth.jwt_audience", "JWT_AUDIENCE", default None, allowed "the audience string of this API at your identity provider";
     /// API requests one credential may make per minute (counted in Redis when REDIS_HOST is set, so across nodes); 0 turns the limit off.
     RATE_LIMIT_PER_MINUTE: "auth.rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", default Some("600"), allowed "an integer from 0 to 1000000";
+    /// HTTP requests one source address may make per minute, counted before its credentials are checked (so a stranger guessing keys is slowed and failed sign-ins cannot flood the audit log); 0 turns the limit off.
+    RATE_LIMIT_PER_SOURCE_PER_MINUTE: "auth.rate_limit_per_source_per_minute", "RATE_LIMIT_PER_SOURCE_PER_MINUTE", default Some("1200"), allowed "an integer from 0 to 1000000";
     /// Caller audio a call may hold before it is processed; a call further behind drops its oldest audio (counted in switchboard_caller_audio_dropped_total).
     AUDIO_BUFFER_SIZE_MS: "audio.buffer_size_ms", "AUDIO_BUFFER_SIZE_MS", default Some("5000"), allowed "an integer from 100 to 60000 (milliseconds)";
     /// Voice activity detection sensitivity; 3 hears the quietest speech, 0 ignores the most noise.

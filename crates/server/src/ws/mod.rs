@@ -16,7 +16,7 @@ use switchboard_audio::{InputFormat, SampleRate};
 use switchboard_core::CallId;
 use switchboard_session::{Inbound, Outbound};
 
-use crate::auth::{Principal, Role, credentials};
+use crate::auth::{Principal, Role, Source, credentials, sign_in};
 use crate::carrier::{self, Admission, Carried};
 use crate::{ApiError, AppState};
 use protocol::{ClientMessage, decode, encode, error_event, format_words};
@@ -36,15 +36,19 @@ pub(crate) async fn audio(
     State(state): State<AppState>,
     Path(call_id): Path<String>,
     Query(query): Query<TokenQuery>,
+    source: Source,
     headers: HeaderMap,
     // Taken as a result so credentials and the call are checked first, whatever the request looks like.
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let token = query
-        .token
-        .or_else(|| credentials(&headers))
-        .ok_or_else(|| ApiError::unauthorized("credentials required: ?token=<API key or JWT>"))?;
-    let principal = state.auth.authenticate(&token).await?;
+    let token = query.token.or_else(|| credentials(&headers));
+    let principal = sign_in(
+        &state,
+        source,
+        token,
+        "credentials required: ?token=<API key or JWT>",
+    )
+    .await?;
     principal.require(Role::Supervisor)?;
     let call_id: CallId = call_id
         .parse()
