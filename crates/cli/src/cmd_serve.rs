@@ -91,6 +91,13 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             .await
             .context("subscribing to this node's call commands in Redis")?;
     }
+    // Calls past RETENTION_DAYS and audit entries past AUDIT_RETENTION_DAYS go every hour.
+    switchboard_server::retention::spawn(
+        database.clone(),
+        state.live.clone(),
+        config.privacy,
+        stop.clone(),
+    );
     // Stops taking new phone calls when shutdown begins.
     let accepting = CancellationToken::new();
     if let Some(port) = config.telephony.audiosocket_port {
@@ -143,10 +150,12 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         tokio::spawn(serve_sip(link, invites, state.clone(), accepting.clone()));
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
+    // Signals are taken from before the node says it listens: one sent as soon as it does is not lost.
+    let signal = shutdown_signal();
     tracing::info!(address = %local, "listening");
     let calls = state.calls.clone();
     let shutdown = async move {
-        shutdown_signal().await;
+        signal.await;
         accepting.cancel();
         // Calls end politely and record their end; requests then drain.
         calls.hang_up_all();
@@ -229,29 +238,32 @@ fn hostname() -> String {
 }
 
 /// Resolves on SIGTERM (orchestrators) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = async {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Registered now, not when first polled: a SIGTERM sent right after start-up is not lost.
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => tokio::select! {
+                    _ = terminate.recv() => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+                    _ = interrupt.recv() => tracing::info!(signal = "SIGINT", "shutdown requested"),
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        tracing::info!(signal = "SIGINT", "shutdown requested");
     }
 }

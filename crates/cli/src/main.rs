@@ -18,6 +18,7 @@ mod cmd_kb;
 mod cmd_keys;
 mod cmd_migrate;
 mod cmd_models;
+mod cmd_retention;
 mod cmd_say;
 mod cmd_serve;
 mod cmd_transcribe;
@@ -55,6 +56,9 @@ enum Command {
     Models(cmd_models::ModelsCommand),
     /// Apply database migrations.
     Migrate(cmd_migrate::MigrateArgs),
+    /// Remove callers' data past its retention period (RETENTION_DAYS, AUDIT_RETENTION_DAYS).
+    #[command(subcommand)]
+    Retention(cmd_retention::RetentionCommand),
     /// Transcribe a WAV recording.
     Transcribe(cmd_transcribe::TranscribeArgs),
     /// Speak text into a WAV file with the configured voice.
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => cmd_config::run(cmd, &config),
         Command::Models(cmd) => cmd_models::run(cmd, &config),
         Command::Migrate(args) => cmd_migrate::run(args, config),
+        Command::Retention(cmd) => cmd_retention::run(cmd, &config),
         Command::Bench(cmd @ cmd_bench::BenchCommand::Latency(_)) => {
             // Whole calls run in this process: their logs and traces are wanted like a server's.
             match crate::logging::init(config.log, &config.observability) {

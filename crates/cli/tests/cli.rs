@@ -97,6 +97,132 @@ fn migrate_check_then_apply() {
 }
 
 #[test]
+fn retention_run_removes_only_calls_and_audit_entries_past_their_period() {
+    use switchboard_core::config::DatabaseTarget;
+    use switchboard_core::{CallDirection, CallId, Speaker};
+    use switchboard_store::{AuditEntry, CallFilter, Database, NewCall};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (old, recent) = (CallId::new(), CallId::new());
+    let day = Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    runtime.block_on(async {
+        let db = Database::connect(&DatabaseTarget::Sqlite { path: path.clone() })
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        for (id, age) in [(old, day * 40), (recent, day * 5)] {
+            let at = now - age;
+            db.insert_call(&NewCall {
+                id,
+                direction: CallDirection::Inbound,
+                from_number: Some("+14155550100".into()),
+                to_number: None,
+                started_at: at,
+                status: "active",
+                context: None,
+            })
+            .await
+            .unwrap();
+            db.store_turn(id, 1, Speaker::Caller, "hello", at, at)
+                .await
+                .unwrap();
+            db.end_call(id, at + Duration::from_secs(60), "agent_ended")
+                .await
+                .unwrap();
+        }
+        for age in [day * 400, day] {
+            db.audit(&AuditEntry {
+                at: now - age,
+                actor: "key:test".into(),
+                action: "call.create".into(),
+                target: None,
+                detail: None,
+            })
+            .await
+            .unwrap();
+        }
+        db.close().await;
+    });
+    let retention = |args: &[&str], env: &[(&str, &str)]| {
+        let out = switchboard(dir.path())
+            .envs(env.iter().copied())
+            .arg("retention")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = retention(&["run"], &[]);
+    assert!(said.contains("nothing expires"), "{said}");
+    let periods = [("RETENTION_DAYS", "30"), ("AUDIT_RETENTION_DAYS", "365")];
+    let said = retention(&["run", "--dry-run"], &periods);
+    assert!(said.contains("would remove: 1 calls"), "{said}");
+    assert!(said.contains("1 audit entries"), "{said}");
+    let said = retention(&["run"], &periods);
+    assert!(said.contains("removed: 1 calls"), "{said}");
+    let said = retention(&["run"], &periods);
+    assert!(
+        said.contains("removed: 0 calls"),
+        "run again, nothing left: {said}"
+    );
+    runtime.block_on(async {
+        let db = Database::connect(&DatabaseTarget::Sqlite { path })
+            .await
+            .unwrap();
+        let calls = db
+            .list_calls(&CallFilter {
+                limit: 10,
+                ..CallFilter::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<CallId> = calls.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [recent], "the recent call stays, the old one is gone");
+        assert!(db.turns(old).await.unwrap().is_empty());
+        assert_eq!(db.turns(recent).await.unwrap().len(), 1);
+        assert_eq!(db.audit_log(10).await.unwrap().len(), 1);
+        // Another call past the period, for the serving node's own purge.
+        db.insert_call(&NewCall {
+            id: old,
+            direction: CallDirection::Inbound,
+            from_number: None,
+            to_number: None,
+            started_at: now - day * 60,
+            status: "active",
+            context: None,
+        })
+        .await
+        .unwrap();
+        db.end_call(old, now - day * 60, "agent_ended")
+            .await
+            .unwrap();
+        db.close().await;
+    });
+    // A serving node purges at start and then every hour.
+    let no_models = tempfile::tempdir().unwrap();
+    let server = common::start_server_with(dir.path(), no_models.path(), &periods);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut purged = None;
+    while purged.is_none() && Instant::now() < deadline {
+        if let Ok(line) = server.log.recv_timeout(Duration::from_millis(200))
+            && line.contains("retention: removed")
+        {
+            purged = Some(line);
+        }
+    }
+    let purged = purged.expect("the node logs its purge");
+    assert!(purged.contains("\"calls\":1"), "{purged}");
+    stop(server);
+}
+
+#[test]
 fn serve_is_live_at_once_ready_with_models_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
 

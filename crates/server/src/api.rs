@@ -27,6 +27,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/calls", get(list_calls).post(create_call))
         .route("/api/v1/calls/{id}", get(get_call).delete(end_call))
         .route("/api/v1/calls/{id}/dtmf", axum::routing::post(send_keys))
+        .route(
+            "/api/v1/calls/{id}/data",
+            delete(crate::erasure::erase_call_data),
+        )
         .route("/api/v1/calls/{id}/transcript", get(transcript))
         .route("/api/v1/calls/{id}/summary", get(summary))
         .route("/api/v1/calls/{id}/events", get(events))
@@ -36,7 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
 }
 
-fn parse_id(id: &str) -> Result<CallId, ApiError> {
+pub(crate) fn parse_id(id: &str) -> Result<CallId, ApiError> {
     id.parse()
         .map_err(|e: switchboard_core::ids::InvalidCallId| ApiError::bad_request(e.to_string()))
 }

@@ -63,6 +63,7 @@ pub(crate) fn document() -> Value {
                 "delete": op("End a call", "supervisor", &["id:path"], "200")
             },
             "/api/v1/calls/{id}/dtmf": { "post": op("Send key presses to the far end of a connected SIP call: {digits} (0-9, *, #, A-D; up to 32)", "supervisor", &["id:path"], "202") },
+            "/api/v1/calls/{id}/data": { "delete": op("Erase an ended call's transcript, claim, synthesis, numbers, context and live events; the call's row and the audit entry stay", "admin", &["id:path"], "200") },
             "/api/v1/calls/{id}/transcript": { "get": op("A call's stored turns", "viewer", &["id:path"], "200") },
             "/api/v1/calls/{id}/summary": { "get": op("A call's claim and post-call synthesis", "viewer", &["id:path"], "200") },
             "/api/v1/calls/{id}/events": { "get": op("Live events of a connected call (server-sent events)", "viewer", &["id:path"], "200") },

@@ -120,6 +120,7 @@ fn every_route() -> Vec<(Method, String)> {
         (Method::GET, format!("/api/v1/calls/{SOME_ID}/transcript")),
         (Method::GET, format!("/api/v1/calls/{SOME_ID}/summary")),
         (Method::GET, format!("/api/v1/calls/{SOME_ID}/events")),
+        (Method::DELETE, format!("/api/v1/calls/{SOME_ID}/data")),
         (Method::POST, "/api/v1/keys".into()),
         (Method::DELETE, "/api/v1/keys/abc".into()),
         (Method::GET, "/api/v1/audit".into()),
@@ -773,4 +774,102 @@ async fn a_served_node_counts_each_peer_address_before_credentials() {
     );
     stop.cancel();
     let _ = server.await;
+}
+
+#[tokio::test]
+async fn an_admin_erases_an_ended_calls_data_and_the_erasure_is_audited() {
+    let api = Api::new(&[]).await;
+    let supervisor = api.key(Role::Supervisor).await;
+    let admin = api.key(Role::Admin).await;
+    let (_, created) = api
+        .send(
+            Method::POST,
+            "/api/v1/calls",
+            Some(&supervisor),
+            Some(json!({"to_number": "+14155550100", "context": {"policy": "P-1"}})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let call_id: switchboard_core::CallId = id.parse().unwrap();
+    let now = std::time::SystemTime::now();
+    let db = &api.state.database;
+    db.store_turn(
+        call_id,
+        1,
+        switchboard_core::Speaker::Caller,
+        "my card is 4111 1111 1111 1111",
+        now,
+        now,
+    )
+    .await
+    .unwrap();
+    let summary = switchboard_store::CallSummary {
+        claim: r#"{"caller_name":"Ana Lopez"}"#.into(),
+        short_summary: "Ana Lopez reported a burst pipe.".into(),
+        long_summary: String::new(),
+        satisfaction: 4,
+        improvement: String::new(),
+        next_action: "follow_up".into(),
+    };
+    db.save_summary(call_id, &summary).await.unwrap();
+    let data = format!("/api/v1/calls/{id}/data");
+
+    let (status, body) = api.send(Method::DELETE, &data, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a call in progress: {body}");
+    let (status, _) = api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/calls/{id}"),
+            Some(&supervisor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api
+        .send(Method::DELETE, &data, Some(&supervisor), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "erasure is for admins");
+    let (status, body) = api.send(Method::DELETE, &data, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["erased"]["turns"], 1);
+    assert_eq!(body["erased"]["summary"], true);
+
+    let (_, transcript) = api
+        .send(
+            Method::GET,
+            &format!("/api/v1/calls/{id}/transcript"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(transcript["turns"], json!([]));
+    let (status, _) = api
+        .send(
+            Method::GET,
+            &format!("/api/v1/calls/{id}/summary"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, call) = api
+        .send(
+            Method::GET,
+            &format!("/api/v1/calls/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "the call's row stays");
+    assert_eq!(call["to_number"], Value::Null);
+    assert_eq!(call["context"], Value::Null);
+    let (_, audit) = api
+        .send(Method::GET, "/api/v1/audit", Some(&admin), None)
+        .await;
+    let text = audit.to_string();
+    assert!(text.contains("call.erase") && text.contains(&id), "{audit}");
+    assert!(
+        !text.contains("Ana Lopez") && !text.contains("4111"),
+        "{audit}"
+    );
 }

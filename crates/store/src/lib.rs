@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod knowledge;
 mod live;
+mod retention;
 mod summaries;
 
 pub use access::{ApiKeyRecord, AuditEntry};
@@ -18,4 +19,5 @@ pub use live::{
     CallCommand, CommandListener, Delivery, EVENTS_STREAM, EventFollower, LIVE_CALLS_KEY,
     LiveState, command_channel,
 };
+pub use retention::Erased;
 pub use summaries::{CallSummary, PastCall};

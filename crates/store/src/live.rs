@@ -308,6 +308,66 @@ impl LiveState {
         })
     }
 
+    /// Removes every event of `call` from the events stream; returns how many.
+    pub async fn erase_events(&self, call: CallId) -> Result<u64, StoreError> {
+        let mut c = self.connection.clone();
+        let reply: redis::streams::StreamRangeReply = self
+            .bounded("erasing call events", c.xrange_all(EVENTS_STREAM))
+            .await?;
+        let id = call.to_string();
+        let ids: Vec<String> = reply
+            .ids
+            .into_iter()
+            .filter(|entry| entry.get::<String>("call_id").as_deref() == Some(id.as_str()))
+            .map(|entry| entry.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.bounded("erasing call events", c.xdel(EVENTS_STREAM, &ids))
+            .await
+    }
+
+    /// Removes the events published before `cutoff` from the events stream; returns how many.
+    pub async fn trim_events_before(
+        &self,
+        cutoff: std::time::SystemTime,
+    ) -> Result<u64, StoreError> {
+        let ms = cutoff
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut c = self.connection.clone();
+        // Entry ids begin with the time they were added, in milliseconds.
+        self.bounded(
+            "trimming old call events",
+            redis::cmd("XTRIM")
+                .arg(EVENTS_STREAM)
+                .arg("MINID")
+                .arg(format!("{ms}-0"))
+                .query_async(&mut c),
+        )
+        .await
+    }
+
+    /// Takes the cluster-wide lock `name` for `ttl` unless another node holds it; true when taken. The
+    /// lock lapses by itself, so a node that dies holding it blocks nobody for long.
+    pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut c = self.connection.clone();
+        let taken: Option<String> = self
+            .bounded(
+                "taking a cluster lock",
+                redis::cmd("SET")
+                    .arg(format!("switchboard:lock:{name}"))
+                    .arg(&self.node)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(taken.is_some())
+    }
+
     /// The events of `call` in the stream, oldest first (for tests and tools; consumers use XREAD).
     pub async fn events(&self, call: CallId) -> Result<Vec<String>, StoreError> {
         let mut c = self.connection.clone();

@@ -149,6 +149,7 @@ async fn exercise(db: &Database) {
 
     exercise_knowledge(db).await;
     exercise_summaries(db).await;
+    exercise_retention(db).await;
 }
 
 async fn exercise_summaries(db: &Database) {
@@ -382,4 +383,98 @@ async fn exercise_listing_and_access(db: &Database) {
     let log = db.audit_log(10).await.unwrap();
     assert_eq!(log[0].action, "call.end");
     assert_eq!(log.len(), 2);
+}
+
+/// Erasing one call's data, and removing calls and audit entries past their period.
+async fn exercise_retention(db: &Database) {
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let (erased, old, live) = (CallId::new(), CallId::new(), CallId::new());
+    // Calls of the other exercises ended in 2023: they count too.
+    let cutoff = now - day * 30;
+    let earlier = db.count_calls_ended_before(cutoff).await.unwrap();
+    for (id, started) in [
+        (erased, now - day),
+        (old, now - day * 90),
+        (live, now - day * 90),
+    ] {
+        db.insert_call(&NewCall {
+            id,
+            direction: CallDirection::Inbound,
+            from_number: Some("+14155550100".into()),
+            to_number: Some("+14155550199".into()),
+            started_at: started,
+            status: "active",
+            context: Some(r#"{"policy":"P-1"}"#.into()),
+        })
+        .await
+        .unwrap();
+        db.store_turn(
+            id,
+            1,
+            Speaker::Caller,
+            "my number is 415 555 0100",
+            started,
+            started,
+        )
+        .await
+        .unwrap();
+    }
+    db.end_call(erased, now - day + Duration::from_secs(60), "agent_ended")
+        .await
+        .unwrap();
+    db.end_call(old, now - day * 90 + Duration::from_secs(60), "agent_ended")
+        .await
+        .unwrap();
+    let summary = CallSummary {
+        claim: "{}".into(),
+        short_summary: "s".into(),
+        long_summary: "l".into(),
+        satisfaction: 3,
+        improvement: String::new(),
+        next_action: "case_closed".into(),
+    };
+    db.save_summary(erased, &summary).await.unwrap();
+
+    let done = db.erase_call_data(erased).await.unwrap().unwrap();
+    assert_eq!((done.turns, done.summary), (1, true));
+    let row = db.call(erased).await.unwrap().unwrap();
+    assert_eq!(
+        (row.from_number, row.to_number, row.context),
+        (None, None, None)
+    );
+    assert!(row.ended_at.is_some(), "the row and its times stay");
+    assert!(db.turns(erased).await.unwrap().is_empty());
+    assert!(db.summary(erased).await.unwrap().is_none());
+    assert!(db.erase_call_data(CallId::new()).await.unwrap().is_none());
+
+    // Past a 30-day period: the call that ended 90 days ago, not the one still in progress.
+    assert_eq!(
+        db.count_calls_ended_before(cutoff).await.unwrap(),
+        earlier + 1
+    );
+    let expired = db.calls_ended_before(cutoff, 1_000).await.unwrap();
+    assert!(expired.contains(&old) && !expired.contains(&live) && !expired.contains(&erased));
+    assert_eq!(expired.len() as u64, earlier + 1);
+    db.delete_call(old).await.unwrap();
+    assert!(db.call(old).await.unwrap().is_none());
+    assert!(db.turns(old).await.unwrap().is_empty());
+    assert_eq!(db.turns(live).await.unwrap().len(), 1);
+    assert_eq!(db.count_calls_ended_before(cutoff).await.unwrap(), earlier);
+
+    db.audit(&AuditEntry {
+        at: now - day * 400,
+        actor: "key:old".into(),
+        action: "call.create".into(),
+        target: None,
+        detail: None,
+    })
+    .await
+    .unwrap();
+    // The other exercises' audit entries are from 2023 as well.
+    let year = now - day * 365;
+    let old_entries = db.audit_before(year).await.unwrap();
+    assert!(old_entries >= 1);
+    assert_eq!(db.purge_audit(year).await.unwrap(), old_entries);
+    assert_eq!(db.audit_before(year).await.unwrap(), 0);
 }

@@ -75,3 +75,36 @@ async fn rate_limit_counters_are_shared_between_nodes() {
     assert_eq!(a.count(&key, window).await.unwrap(), 3);
     assert_eq!(a.count(&format!("{key}-other"), window).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn one_calls_events_are_erased_old_ones_trimmed_and_a_lock_held_by_one_node() {
+    let Some(a) = live("node-a").await else {
+        return;
+    };
+    let b = live("node-b").await.unwrap();
+    let (forgotten, kept) = (CallId::new(), CallId::new());
+    for call in [forgotten, kept, forgotten] {
+        a.publish(
+            call,
+            r#"{"event":"transcript","text":"my number is 415 555 0100"}"#,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(b.erase_events(forgotten).await.unwrap(), 2);
+    assert!(a.events(forgotten).await.unwrap().is_empty());
+    assert_eq!(a.events(kept).await.unwrap().len(), 1);
+    assert_eq!(b.erase_events(forgotten).await.unwrap(), 0);
+    // Trimming what is older than an hour leaves what was just published (other tests share the stream,
+    // so nothing newer is trimmed here).
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3_600);
+    a.trim_events_before(hour_ago).await.unwrap();
+    assert_eq!(a.events(kept).await.unwrap().len(), 1);
+    // One node at a time: the lock is the first taker's (until it lapses, which Redis does).
+    let lock = format!("test-{}", CallId::new());
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(a.try_lock(&lock, ttl).await.unwrap());
+    assert!(!b.try_lock(&lock, ttl).await.unwrap());
+    assert!(!a.try_lock(&lock, ttl).await.unwrap());
+    assert!(b.try_lock(&format!("{lock}-other"), ttl).await.unwrap());
+}

@@ -114,6 +114,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Metrics and tracing.
     pub observability: ObservabilityConfig,
+    /// How long callers' data is kept.
+    pub privacy: PrivacyConfig,
     /// The raw values and their sources, for `config show`.
     pub resolved: ResolvedSettings,
 }
@@ -346,6 +348,15 @@ pub struct RedisConfig {
     pub password: Option<Secret>,
 }
 
+/// How long callers' data is kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrivacyConfig {
+    /// Days a call's data is kept after it ends; `None`: until erased.
+    pub retention_days: Option<u32>,
+    /// Days audit entries are kept; `None`: always.
+    pub audit_retention_days: Option<u32>,
+}
+
 /// Observability settings.
 #[derive(Debug, Clone)]
 pub struct ObservabilityConfig {
@@ -527,6 +538,12 @@ impl Config {
             },
             database,
             redis,
+            privacy: PrivacyConfig {
+                retention_days: r.int_opt(&RETENTION_DAYS, 1..=36_500)?.map(|d| d as u32),
+                audit_retention_days: r
+                    .int_opt(&AUDIT_RETENTION_DAYS, 1..=36_500)?
+                    .map(|d| d as u32),
+            },
             observability: ObservabilityConfig {
                 enable_metrics: r.bool(&ENABLE_METRICS)?,
                 enable_tracing: r.bool(&ENABLE_TRACING)?,
@@ -722,6 +739,17 @@ impl Reader<'_> {
             Some(v) if ok(&v) => Ok(Some(v)),
             Some(_) => Err(self.invalid(s)),
             None => Ok(None),
+        }
+    }
+
+    fn int_opt(
+        &self,
+        s: &'static Setting,
+        range: RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ConfigError> {
+        match self.text(s) {
+            None => Ok(None),
+            Some(_) => self.int(s, range).map(Some),
         }
     }
 

@@ -240,6 +240,10 @@ settings! {
     REDIS_PORT: "redis.port", "REDIS_PORT", default Some("6379"), allowed "an integer from 1 to 65535";
     /// Redis password.
     REDIS_PASSWORD: "redis.password", "REDIS_PASSWORD", default None, allowed "the server's password", secret;
+    /// Days a call's transcript, claim, synthesis and live events are kept after it ends; then `switchboard retention run` and the hourly purge delete the call. Unset: kept until erased.
+    RETENTION_DAYS: "privacy.retention_days", "RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
+    /// Days audit log entries are kept (their own setting: an audit trail usually outlives the data it is about). Unset: kept.
+    AUDIT_RETENTION_DAYS: "privacy.audit_retention_days", "AUDIT_RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
     /// Serve Prometheus metrics at /metrics.
     ENABLE_METRICS: "observability.enable_metrics", "ENABLE_METRICS", default Some("true"), allowed "true or false";
     /// Export traces over OTLP.
