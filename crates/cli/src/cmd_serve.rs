@@ -8,8 +8,8 @@ use anyhow::Context;
 use switchboard_core::Config;
 use switchboard_models::required_models;
 use switchboard_server::{
-    AppState, EnginesCheck, Readiness, SipLink, advertised_address, app, run_ari_events, serve,
-    serve_audiosocket, serve_sip, trust,
+    AppState, EnginesCheck, Readiness, SipLink, advertised_address, app, metrics_app,
+    run_ari_events, serve, serve_audiosocket, serve_sip, trust,
 };
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
@@ -148,6 +148,24 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         );
         state.sip = Some(link.clone());
         tokio::spawn(serve_sip(link, invites, state.clone(), accepting.clone()));
+    }
+    if let (true, Some(address)) = (
+        config.observability.enable_metrics,
+        config.observability.metrics_address,
+    ) {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| {
+                format!("cannot listen for /metrics on {address} (METRICS_ADDRESS)")
+            })?;
+        tracing::info!(address = %metrics.local_addr()?, "metrics listening");
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let until = async move { stopped.cancelled().await };
+            if let Err(e) = serve(metrics, metrics_app(), until, Duration::from_secs(1)).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
     }
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     // Signals are taken from before the node says it listens: one sent as soon as it does is not lost.

@@ -223,6 +223,41 @@ fn retention_run_removes_only_calls_and_audit_entries_past_their_period() {
 }
 
 #[test]
+fn metrics_can_be_served_on_an_address_of_their_own_and_then_not_beside_the_api() {
+    use std::io::{Read, Write};
+    let status = |address: &str, path: &str| {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        (answer[9..12].to_owned(), answer)
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let no_models = tempfile::tempdir().unwrap();
+    let server = common::start_server_with(
+        dir.path(),
+        no_models.path(),
+        &[("METRICS_ADDRESS", &metrics)],
+    );
+    let (code, answer) = status(&metrics, "/metrics");
+    assert_eq!(code, "200", "{answer}");
+    assert!(answer.contains("switchboard_"), "{answer}");
+    assert_eq!(status(&server.address, "/metrics").0, "404");
+    assert_eq!(status(&server.address, "/health").0, "200");
+    stop(server);
+}
+
+#[test]
 fn serve_is_live_at_once_ready_with_models_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
 

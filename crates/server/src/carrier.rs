@@ -77,16 +77,8 @@ pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission
     if call.ended_at.is_some() {
         return Err(ApiError::conflict(format!("call {call_id} has ended")));
     }
-    let (engines, registration, live) = take_slot(state, call_id)?;
-    let memory = state.config.calls.caller_memory;
-    let context = call_context(&state.database, call.from_number.clone(), memory).await;
-    Ok(Admission {
-        call_id,
-        engines,
-        registration,
-        live,
-        context,
-    })
+    let slot = take_slot(state, call_id)?;
+    Ok(admitted(state, call_id, slot, call.from_number).await)
 }
 
 /// A call a phone line brings in that no record names yet.
@@ -107,17 +99,27 @@ pub(crate) async fn admit_new(
     call_id: CallId,
     call: NewInbound,
 ) -> Result<Admission, ApiError> {
-    let (engines, registration, live) = take_slot(state, call_id)?;
+    let slot = take_slot(state, call_id)?;
     record_inbound(state, call_id, call.from.clone(), call.to, call.context).await?;
+    Ok(admitted(state, call_id, slot, call.from).await)
+}
+
+/// The admission of `call_id` holding `slot`, with the agent's context for a caller from `phone`.
+async fn admitted(
+    state: &AppState,
+    call_id: CallId,
+    (engines, registration, live): (Arc<Engines>, Registration, LiveCall),
+    phone: Option<String>,
+) -> Admission {
     let memory = state.config.calls.caller_memory;
-    let context = call_context(&state.database, call.from, memory).await;
-    Ok(Admission {
+    let context = call_context(&state.database, phone, memory).await;
+    Admission {
         call_id,
         engines,
         registration,
         live,
         context,
-    })
+    }
 }
 
 /// The loaded models and a slot for `call_id`.

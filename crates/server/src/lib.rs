@@ -31,7 +31,7 @@ pub use auth::{Authenticator, Principal, Role, generate_api_key};
 pub use error::ApiError;
 pub use readiness::{EnginesCheck, ModelsCheck, Readiness};
 pub use registry::CallRegistry;
-pub use serve::{AppState, app, serve};
+pub use serve::{AppState, app, metrics_app, serve};
 pub use sip::{SipLink, advertised_address, serve_sip};
 
 /// The liveness and readiness routes alone (kept for callers that serve nothing else).

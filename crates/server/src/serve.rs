@@ -83,7 +83,8 @@ pub fn app(state: AppState) -> Router {
             .merge(crate::twilio::routes())
             .with_state(state.clone()),
     );
-    if state.config.observability.enable_metrics {
+    let observability = &state.config.observability;
+    if observability.enable_metrics && observability.metrics_address.is_none() {
         crate::metrics::handle();
         router = router.route("/metrics", axum::routing::get(crate::metrics::render));
     }
@@ -92,6 +93,14 @@ pub fn app(state: AppState) -> Router {
             state.config.server.request_timeout,
             time_limit,
         ))
+        .layer(middleware::map_response(security_headers))
+}
+
+/// `/metrics` alone, for METRICS_ADDRESS: a listener of its own that only Prometheus need reach.
+pub fn metrics_app() -> Router {
+    crate::metrics::handle();
+    Router::new()
+        .route("/metrics", axum::routing::get(crate::metrics::render))
         .layer(middleware::map_response(security_headers))
 }
 

@@ -362,6 +362,8 @@ pub struct PrivacyConfig {
 pub struct ObservabilityConfig {
     /// Serve /metrics.
     pub enable_metrics: bool,
+    /// Where /metrics is served on its own; `None`: beside the API.
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Export traces.
     pub enable_tracing: bool,
     /// OTLP endpoint.
@@ -546,6 +548,10 @@ impl Config {
             },
             observability: ObservabilityConfig {
                 enable_metrics: r.bool(&ENABLE_METRICS)?,
+                metrics_address: match r.text(&METRICS_ADDRESS) {
+                    Some(text) => Some(text.parse().map_err(|_| r.invalid(&METRICS_ADDRESS))?),
+                    None => None,
+                },
                 enable_tracing: r.bool(&ENABLE_TRACING)?,
                 otlp_endpoint: r.url(&OTEL_EXPORTER_OTLP_ENDPOINT)?,
             },

@@ -246,6 +246,8 @@ settings! {
     AUDIT_RETENTION_DAYS: "privacy.audit_retention_days", "AUDIT_RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
     /// Serve Prometheus metrics at /metrics.
     ENABLE_METRICS: "observability.enable_metrics", "ENABLE_METRICS", default Some("true"), allowed "true or false";
+    /// Serve /metrics on this address of its own (for example 127.0.0.1:9464, reachable by Prometheus only) rather than on SERVER_HOST:SERVER_PORT beside the API; port 0 picks a free one.
+    METRICS_ADDRESS: "observability.metrics_address", "METRICS_ADDRESS", default None, allowed "an IP address and port such as 127.0.0.1:9464";
     /// Export traces over OTLP.
     ENABLE_TRACING: "observability.enable_tracing", "ENABLE_TRACING", default Some("false"), allowed "true or false";
     /// OTLP collector endpoint for traces.
