@@ -484,6 +484,15 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
         .await
         .unwrap();
         let events = live.events(id).await.unwrap();
+        // What left the node for the shared stream had the caller's number masked (the claim above holds
+        // it, so the caller's line did).
+        for event in &events {
+            assert_no_caller_number(event);
+        }
+        assert!(
+            events.iter().any(|e| e.contains("[phone")),
+            "the number's line went out masked: {events:#?}"
+        );
         let transcripts = events
             .iter()
             .filter(|e| e.contains(r#""event":"transcript""#))

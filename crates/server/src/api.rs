@@ -336,6 +336,16 @@ async fn transcript(
     who.require(Role::Viewer)?;
     let call = load_call(&state, &id).await?;
     let turns = state.database.turns(call.id).await?;
+    // Who read what callers said is kept.
+    state
+        .auth
+        .audit(
+            &who,
+            "call.transcript.read",
+            Some(call.id.to_string()),
+            None,
+        )
+        .await;
     let turns: Vec<Value> = turns
         .iter()
         .map(|t| {
@@ -364,6 +374,10 @@ async fn summary(
             call.id
         ))
     })?;
+    state
+        .auth
+        .audit(&who, "call.summary.read", Some(call.id.to_string()), None)
+        .await;
     Ok(Json(json!({
         "call_id": call.id,
         "claim": serde_json::from_str::<Value>(&summary.claim).unwrap_or(Value::Null),

@@ -25,7 +25,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::carrier::{self, Carried};
-use crate::ws::protocol::encode;
 use crate::{ApiError, AppState};
 
 /// How long Asterisk has to name the call, and then to send its first audio.
@@ -212,7 +211,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
                     }
                     continue;
                 }
-                call.publish(&encode(&out));
+                call.publish(&out);
                 if let Outbound::Hangup { reason } = &out {
                     if matches!(reason, EndReason::Transferred(_)) && state.ari.is_none() {
                         tracing::warn!(%call_id, "AudioSocket alone cannot transfer a call; the dialplan goes on after AudioSocket() (or set up ARI)");

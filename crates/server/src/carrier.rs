@@ -3,20 +3,23 @@
 //! needs is here, once: the checks before it may connect, its slot on this node, its status, the session
 //! task, its events for live viewers and Redis, and the bookkeeping when the transport goes away.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use switchboard_agent::{CallContext, PreviousCall};
+use switchboard_agent::{CallContext, PreviousCall, mask_pii};
 use switchboard_audio::InputFormat;
 use switchboard_core::CallDirection;
 use switchboard_core::CallId;
 use switchboard_session::{
-    CallReport, CallSetup, CallerSender, Engines, Inbound, Outbound, caller_channel, run_call,
+    CallReport, CallSetup, CallerSender, Engines, Inbound, Outbound, TranscriptLine,
+    caller_channel, run_call,
 };
 use switchboard_store::{Database, NewCall, StoreError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::registry::{LiveCall, RegisterError, Registration};
+use crate::ws::protocol::encode;
 use crate::{ApiError, AppState};
 
 /// Outbound events buffered between the call and the transport.
@@ -237,15 +240,26 @@ impl Carried {
         }
     }
 
-    /// Sends one of the call's events (anything but audio), already in the `/ws/audio` event shape
-    /// (`ws::protocol::encode`), to live viewers and, with Redis, to the events stream. Audio is never
-    /// published: a transport encodes it for its own wire only.
-    pub(crate) fn publish(&self, event: &str) {
-        let event: Arc<str> = Arc::from(event);
-        if let Some(shared) = &self.shared_events
-            && let Err(mpsc::error::TrySendError::Full(_)) = shared.try_send(event.clone())
-        {
-            metrics::counter!("switchboard_events_dropped_total").increment(1);
+    /// Sends one of the call's events (anything but audio), in the `/ws/audio` event shape, to live viewers
+    /// on this node and, with Redis, to the events stream. What leaves the node for the shared stream
+    /// carries no raw phone number, card number, e-mail address or IBAN: transcript text is masked
+    /// ([`mask_pii`]). Audio is never published: a transport encodes it for its own wire only.
+    pub(crate) fn publish(&self, out: &Outbound) {
+        let event: Arc<str> = Arc::from(encode(out));
+        if let Some(shared) = &self.shared_events {
+            let masked = match out {
+                Outbound::Transcript(line) => match mask_pii(&line.text) {
+                    Cow::Borrowed(_) => event.clone(),
+                    Cow::Owned(text) => Arc::from(encode(&Outbound::Transcript(TranscriptLine {
+                        text,
+                        ..line.clone()
+                    }))),
+                },
+                _ => event.clone(),
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = shared.try_send(masked) {
+                metrics::counter!("switchboard_events_dropped_total").increment(1);
+            }
         }
         let _ = self.live.events.send(event);
     }

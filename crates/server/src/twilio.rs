@@ -33,7 +33,6 @@ use switchboard_telephony::twilio::twiml::{self, CALL_ID_PARAMETER};
 
 use crate::carrier::{self, Carried};
 use crate::ws::close;
-use crate::ws::protocol::encode;
 use crate::{ApiError, AppState};
 
 /// The `<Parameter>` carrying the stream's token.
@@ -390,7 +389,7 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                     | Outbound::Hangup { .. } => String::new(),
                 };
                 if !matches!(out, Outbound::Audio(_)) {
-                    call.publish(&encode(&out));
+                    call.publish(&out);
                 }
                 if let Outbound::Hangup { reason } = &out {
                     end_twilio_call(&state, call_id, &call_sid, reason).await;

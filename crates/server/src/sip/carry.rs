@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use super::leg::RtpLeg;
 use crate::AppState;
 use crate::carrier::Carried;
-use crate::ws::protocol::encode;
 
 /// How often an RTCP sender report goes out (RFC 3550 suggests about 5 s for one sender).
 const SENDER_REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -73,13 +72,13 @@ pub(super) async fn carry(
                     // The caller spoke over the agent: what is held back is not played either.
                     Outbound::Clear => {
                         leg.held_audio.clear();
-                        call.publish(&encode(&Outbound::Clear));
+                        call.publish(&Outbound::Clear);
                     }
                     Outbound::Hangup { reason } => {
-                        call.publish(&encode(&Outbound::Hangup { reason: reason.clone() }));
+                        call.publish(&Outbound::Hangup { reason: reason.clone() });
                         break Ended::ByAgent(reason);
                     }
-                    other => call.publish(&encode(&other)),
+                    other => call.publish(&other),
                 }
             }
             received = leg.sockets.rtp.recv_from(&mut datagram) => {

@@ -116,7 +116,7 @@ async fn carry(
                 let Some(out) = out else { break };
                 let text = encode(&out);
                 if !matches!(out, Outbound::Audio(_)) {
-                    call.publish(&text);
+                    call.publish(&out);
                 }
                 if !crate::carrier::sent(call_id, socket.send(Message::Text(text.into()))).await {
                     break;
