@@ -18,7 +18,7 @@ use switchboard_store::{CallCommand, CallFilter, CallRecord, Delivery, NewCall};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::auth::{Principal, Role, generate_api_key};
+use crate::auth::{Principal, Role};
 use crate::{ApiError, AppState};
 
 /// The `/api/v1` routes.
@@ -34,9 +34,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/calls/{id}/transcript", get(transcript))
         .route("/api/v1/calls/{id}/summary", get(summary))
         .route("/api/v1/calls/{id}/events", get(events))
-        .route("/api/v1/keys", axum::routing::post(create_key))
-        .route("/api/v1/keys/{id}", delete(revoke_key))
-        .route("/api/v1/audit", get(audit_log))
+        .route(
+            "/api/v1/keys",
+            axum::routing::post(crate::admin::create_key),
+        )
+        .route("/api/v1/keys/{id}", delete(crate::admin::revoke_key))
+        .route("/api/v1/audit", get(crate::admin::audit_log))
         .route("/api/v1/openapi.json", get(openapi))
 }
 
@@ -45,7 +48,7 @@ pub(crate) fn parse_id(id: &str) -> Result<CallId, ApiError> {
         .map_err(|e: switchboard_core::ids::InvalidCallId| ApiError::bad_request(e.to_string()))
 }
 
-fn epoch_ms(t: SystemTime) -> u64 {
+pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -442,86 +445,6 @@ async fn events(
         }
     });
     Ok(Sse::new(Box::pin(stream) as EventStream).keep_alive(KeepAlive::default()))
-}
-
-#[derive(Debug, Deserialize)]
-struct CreateKey {
-    name: String,
-    role: Role,
-}
-
-async fn create_key(
-    State(state): State<AppState>,
-    who: Principal,
-    body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    who.require(Role::Admin)?;
-    let Json(body) = body?;
-    if body.name.trim().is_empty() || body.name.len() > 100 {
-        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
-    }
-    let new = generate_api_key(body.name.trim(), body.role).map_err(ApiError::internal)?;
-    state.database.insert_api_key(&new.record).await?;
-    state
-        .auth
-        .audit(
-            &who,
-            "key.create",
-            Some(new.record.id.clone()),
-            Some(json!({"role": body.role}).to_string()),
-        )
-        .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "id": new.record.id, "role": body.role, "key": new.key })),
-    ))
-}
-
-async fn revoke_key(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    who.require(Role::Admin)?;
-    if !state
-        .database
-        .revoke_api_key(&id, SystemTime::now())
-        .await?
-    {
-        return Err(ApiError::not_found("no such active key"));
-    }
-    state.auth.audit(&who, "key.revoke", Some(id), None).await;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize)]
-struct AuditQuery {
-    limit: Option<u32>,
-}
-
-async fn audit_log(
-    State(state): State<AppState>,
-    who: Principal,
-    Query(query): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
-    who.require(Role::Admin)?;
-    let entries = state
-        .database
-        .audit_log(query.limit.unwrap_or(100).clamp(1, 1_000))
-        .await?;
-    let entries: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "at_ms": epoch_ms(e.at),
-                "actor": e.actor,
-                "action": e.action,
-                "target": e.target,
-                "detail": e.detail,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "entries": entries })))
 }
 
 async fn openapi(who: Principal) -> Result<Json<Value>, ApiError> {

@@ -3,6 +3,7 @@
 //! listener and ARI, the SIP user agent's calls, Prometheus `/metrics`, and a server that drains in-flight
 //! work on shutdown within a bounded grace period.
 
+mod admin;
 mod api;
 pub mod ari;
 mod audiosocket;
