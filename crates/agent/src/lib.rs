@@ -38,7 +38,7 @@ pub use entities::{Amount, Entities, extract};
 pub use knowledge::{
     DocumentError, Hit, KnowledgeSearch, Passage, VectorIndex, chunk_text, read_document,
 };
-pub use pii::{PiiKind, mask_pii};
+pub use pii::{MaskedModel, PiiKind, mask_pii};
 pub use scenario::{Scenario, ScenarioReport, run_scenario};
 pub use synthesis::{NextAction, Synthesis, synthesis_from_record, synthesize};
 pub use tools::{Action, tool_specs};

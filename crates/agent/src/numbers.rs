@@ -18,7 +18,8 @@ pub(crate) fn digit_word(word: &str) -> Option<char> {
     })
 }
 
-fn small_number(word: &str) -> Option<u64> {
+/// "zero" to "nineteen" and the tens up to "ninety" as numbers.
+pub(crate) fn small_number(word: &str) -> Option<u64> {
     const UNITS: [&str; 20] = [
         "zero",
         "one",

@@ -38,41 +38,53 @@ pub enum CorpusError {
     },
 }
 
+/// Every spoken line of the transcripts (not `[tone]` descriptions), in order: (prompt name, what is said).
+pub fn load_transcripts(transcripts_gz: &Path) -> Result<Vec<(String, String)>, CorpusError> {
+    let read_err = |e: &dyn std::fmt::Display| CorpusError::Read {
+        path: transcripts_gz.to_owned(),
+        detail: e.to_string(),
+    };
+    let file = std::fs::File::open(transcripts_gz).map_err(|e| read_err(&e))?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .map_err(|e| read_err(&e))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, said)| (name, said.trim()))
+        .filter(|(name, said)| {
+            !(name.starts_with(';')
+                || name.contains('/')
+                || said.is_empty()
+                || said.starts_with('['))
+        })
+        .map(|(name, said)| (name.to_owned(), said.to_owned()))
+        .collect())
+}
+
 /// Prompts that have a spoken transcript (not `[tone]` descriptions), in transcript order, up to `limit`.
 pub fn load_prompts(
     sounds_dir: &Path,
     transcripts_gz: &Path,
     limit: usize,
 ) -> Result<Vec<Prompt>, CorpusError> {
-    let read_err = |path: &Path, e: &dyn std::fmt::Display| CorpusError::Read {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    };
-    let file = std::fs::File::open(transcripts_gz).map_err(|e| read_err(transcripts_gz, &e))?;
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .map_err(|e| read_err(transcripts_gz, &e))?;
     let mut prompts = Vec::new();
-    for line in text.lines() {
+    for (name, said) in load_transcripts(transcripts_gz)? {
         if prompts.len() >= limit {
             break;
-        }
-        let Some((name, said)) = line.split_once(": ") else {
-            continue;
-        };
-        let said = said.trim();
-        if name.starts_with(';') || name.contains('/') || said.is_empty() || said.starts_with('[') {
-            continue;
         }
         let path = sounds_dir.join(format!("{name}.wav"));
         if !path.is_file() {
             continue;
         }
-        let samples = read_wav_16k(&path).map_err(|e| read_err(&path, &e))?;
+        let samples = read_wav_16k(&path).map_err(|e| CorpusError::Read {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
         prompts.push(Prompt {
-            name: name.to_owned(),
-            text: said.to_owned(),
+            name,
+            text: said,
             samples,
         });
     }

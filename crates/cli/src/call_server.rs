@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 /// A running in-process server.
 pub(crate) struct LocalServer {
+    /// `https` when TLS_CERT_FILE is set.
+    scheme: &'static str,
     address: SocketAddr,
     /// A supervisor key made for this run.
     pub(crate) token: String,
@@ -40,8 +42,13 @@ impl LocalServer {
         let address = listener.local_addr()?;
         let audiosocket_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let audiosocket = audiosocket_listener.local_addr()?;
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         if config.server.public_url.is_none() {
-            config.server.public_url = Some(url::Url::parse(&format!("http://{address}"))?);
+            config.server.public_url = Some(url::Url::parse(&format!("{scheme}://{address}"))?);
         }
         if config.telephony.twilio.auth_token.is_none() {
             let mut token = [0u8; 16];
@@ -90,6 +97,13 @@ impl LocalServer {
             generate_api_key("switchboard call", Role::Supervisor).map_err(anyhow::Error::msg)?;
         database.insert_api_key(&key.record).await?;
         let stop = CancellationToken::new();
+        let tls = match &config.server.tls {
+            Some(tls) => Some(
+                switchboard_server::tls::acceptor(tls, stop.clone())
+                    .context("setting up HTTPS (TLS_CERT_FILE / TLS_KEY_FILE)")?,
+            ),
+            None => None,
+        };
         tokio::spawn(serve_audiosocket(
             audiosocket_listener,
             Sources::loopback(),
@@ -114,16 +128,21 @@ impl LocalServer {
         tokio::spawn(serve_sip(link, invites, state.clone(), stop.clone()));
         let router = app(state.clone());
         let stopped = stop.clone();
-        let task = tokio::spawn(async move {
-            let _ = serve(
-                listener,
-                router,
-                async move { stopped.cancelled().await },
-                Duration::from_secs(5),
-            )
-            .await;
-        });
+        let until = async move { stopped.cancelled().await };
+        let grace = Duration::from_secs(5);
+        let task = match tls {
+            Some(acceptor) => {
+                let listener = switchboard_server::tls::TlsListener::new(listener, acceptor)?;
+                tokio::spawn(async move {
+                    let _ = serve(listener, router, until, grace).await;
+                })
+            }
+            None => tokio::spawn(async move {
+                let _ = serve(listener, router, until, grace).await;
+            }),
+        };
         Ok(Self {
+            scheme,
             address,
             token: key.key,
             stop,
@@ -162,7 +181,7 @@ impl LocalServer {
 
     /// `http://127.0.0.1:<port>`.
     pub(crate) fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Stops serving and waits for calls to finish their records.

@@ -490,7 +490,7 @@ async fn fetch_record(
     token: &str,
     call_id: &str,
 ) -> anyhow::Result<(Option<Value>, Value)> {
-    let http = reqwest::Client::new();
+    let http = crate::client_tls::http();
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut summary = None;
     while Instant::now() < deadline {

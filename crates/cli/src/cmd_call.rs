@@ -25,9 +25,13 @@ pub(crate) struct CallArgs {
     /// Caller turns in order: mono speech WAVs (8–48 kHz), each played in real time.
     #[arg(long = "audio", required = true, value_name = "FILE.wav")]
     audio: Vec<PathBuf>,
-    /// A running Switchboard (http://host:port); without it one is started in this process.
+    /// A running Switchboard (http://host:port, or https:// when it serves TLS); without it one is started
+    /// in this process.
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// A PEM CA certificate to trust for an https:// --server, besides the system's CAs.
+    #[arg(long, env = "SWITCHBOARD_CA_FILE", value_name = "FILE.pem")]
+    ca_file: Option<PathBuf>,
     /// API key or JWT for --server (supervisor or admin).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -71,6 +75,7 @@ pub(crate) fn run(args: &CallArgs, config: &Config) -> anyhow::Result<ExitCode> 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    crate::client_tls::init(args.ca_file.as_deref())?;
     runtime.block_on(async {
         let (base, token, local) =
             LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)

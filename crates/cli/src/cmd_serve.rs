@@ -65,6 +65,13 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let local = listener.local_addr().context("reading the bound address")?;
 
     let stop = CancellationToken::new();
+    // A certificate that cannot be served stops start-up here, before anything else is opened.
+    let tls = match &config.server.tls {
+        Some(tls) => Some(switchboard_server::tls::acceptor(tls, stop.clone()).context(
+            "setting up HTTPS (check TLS_CERT_FILE / TLS_KEY_FILE, or unset both for plain HTTP)",
+        )?),
+        None => None,
+    };
     let readiness = Readiness::default();
     let checker = readiness.spawn_model_check(
         config.paths.models_dir.clone(),
@@ -170,7 +177,7 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let loader = spawn_engine_loader(config, database.clone(), state.clone());
     // Signals are taken from before the node says it listens: one sent as soon as it does is not lost.
     let signal = shutdown_signal();
-    tracing::info!(address = %local, "listening");
+    tracing::info!(address = %local, tls = tls.is_some(), "listening");
     let calls = state.calls.clone();
     let shutdown = async move {
         signal.await;
@@ -178,9 +185,15 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         // Calls end politely and record their end; requests then drain.
         calls.hang_up_all();
     };
-    let drained = serve(listener, app(state.clone()), shutdown, grace)
-        .await
-        .context("serving HTTP")?;
+    let drained = match tls {
+        Some(acceptor) => {
+            let listener = switchboard_server::tls::TlsListener::new(listener, acceptor)
+                .context("serving HTTPS")?;
+            serve(listener, app(state.clone()), shutdown, grace).await
+        }
+        None => serve(listener, app(state.clone()), shutdown, grace).await,
+    }
+    .context("serving HTTP")?;
     if let Some(sip) = state.sip.clone() {
         sip.unregistered().await;
     }

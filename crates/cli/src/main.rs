@@ -6,10 +6,12 @@
 mod agent_audio;
 mod bench_latency;
 mod bench_llm;
+mod bench_pii;
 mod bench_stt;
 mod bench_tts;
 mod call_server;
 mod caller;
+mod client_tls;
 mod cmd_agent_test;
 mod cmd_bench;
 mod cmd_call;

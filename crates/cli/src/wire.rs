@@ -235,11 +235,13 @@ pub(crate) async fn open(
     match transport {
         Transport::WebSocket => {
             let call_id = create_call(base, token, from, source).await?;
+            // The socket opens with a single-use ticket, as the console's does; the key stays out of URLs.
+            let ticket = ticket(base, token, &call_id).await?;
             let url = format!(
-                "{}/ws/audio/{call_id}?token={token}",
+                "{}/ws/audio/{call_id}?ticket={ticket}",
                 base.replacen("http", "ws", 1)
             );
-            let (socket, _) = tokio_tungstenite::connect_async(&url)
+            let (socket, _) = crate::client_tls::websocket(&url)
                 .await
                 .context("cannot open the call's audio WebSocket")?;
             let (mut sink, stream) = socket.split();
@@ -291,9 +293,25 @@ pub(crate) async fn open(
     }
 }
 
+/// A single-use ticket for the call's audio WebSocket.
+async fn ticket(base: &str, token: &str, call_id: &str) -> anyhow::Result<String> {
+    let response = crate::client_tls::http()
+        .post(format!("{base}/api/v1/calls/{call_id}/ticket"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .context("cannot ask for the call's WebSocket ticket")?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    match body["ticket"].as_str() {
+        Some(ticket) if status.is_success() => Ok(ticket.to_owned()),
+        _ => bail!("the server refused a WebSocket ticket ({status}): {body}"),
+    }
+}
+
 /// Creates an inbound call record through the API; returns its id.
 async fn create_call(base: &str, token: &str, from: &str, source: &str) -> anyhow::Result<String> {
-    let created: Value = reqwest::Client::new()
+    let created: Value = crate::client_tls::http()
         .post(format!("{base}/api/v1/calls"))
         .bearer_auth(token)
         .json(&json!({
@@ -419,7 +437,7 @@ async fn open_twilio(
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let signature = sign(auth_token, &format!("{public_url}/twilio/voice"), &params);
-    let response = reqwest::Client::new()
+    let response = crate::client_tls::http()
         .post(format!("{base}/twilio/voice"))
         .header(SIGNATURE_HEADER, signature)
         .form(&params)
@@ -445,7 +463,7 @@ async fn open_twilio(
         .find(|(name, _)| name == CALL_ID_PARAMETER)
         .map(|(_, value)| value.clone())
         .ok_or_else(|| anyhow!("the stream carries no call id: {twiml}"))?;
-    let (socket, _) = tokio_tungstenite::connect_async(&url)
+    let (socket, _) = crate::client_tls::websocket(&url)
         .await
         .with_context(|| format!("cannot open the Media Stream at {url}"))?;
     let (mut sink, stream) = socket.split();
@@ -739,7 +757,7 @@ pub(crate) async fn follow_events(
     call_id: &str,
     events: tokio::sync::mpsc::UnboundedSender<WireEvent>,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let http = crate::client_tls::http();
     let url = format!("{base}/api/v1/calls/{call_id}/events");
     let deadline = tokio::time::Instant::now() + LIVE_WAIT;
     let mut response = loop {

@@ -303,8 +303,11 @@ async fn check_stored(target: DatabaseTarget, report: &Value, end_reason: &str) 
     db.close().await;
 }
 
+/// Over HTTPS and WSS: the server serves a certificate of a private CA the caller trusts through
+/// SWITCHBOARD_CA_FILE, so
+/// the API requests and the call's audio WebSocket are both TLS 1.3.
 #[test]
-fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sqlite() {
+fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stored_in_sqlite() {
     if !speech_corpus_installed() {
         return;
     }
@@ -312,6 +315,12 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::private_ca_certificate(dir.path());
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
     let collector = OtlpCollector::start();
     let endpoint = collector.endpoint();
     let report = call_and_check(
@@ -323,9 +332,18 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_and_stored_in_sql
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
                 // The level a node runs at: no line of it may hold the caller's number.
                 ("LOG_LEVEL", "info"),
+                ("TLS_CERT_FILE", cert),
+                ("TLS_KEY_FILE", key),
+                ("SWITCHBOARD_CA_FILE", ca),
             ],
             ..Case::default()
         },
+    );
+    assert!(
+        report["server"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("https://")),
+        "the call went to the HTTPS server: {report:#}"
     );
     check_stored_in_sqlite(dir.path(), &report, "agent_ended");
     check_trace(&collector.spans(), &report);

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -254,6 +255,76 @@ fn metrics_can_be_served_on_an_address_of_their_own_and_then_not_beside_the_api(
     assert!(answer.contains("switchboard_"), "{answer}");
     assert_eq!(status(&server.address, "/metrics").0, "404");
     assert_eq!(status(&server.address, "/health").0, "200");
+    stop(server);
+}
+
+#[test]
+fn with_a_certificate_the_api_is_https_with_tls_1_3_and_plain_http_or_tls_1_2_get_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = common::private_ca_certificate(dir.path());
+    let no_models = tempfile::tempdir().unwrap();
+    let server = common::start_server_with(
+        dir.path(),
+        no_models.path(),
+        &[
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    let url = format!("https://{}/health", server.address);
+    let curl = |extra: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&ca)
+            .args(["-D", "-"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    let answer = curl(&["--tlsv1.3"]);
+    let text = String::from_utf8_lossy(&answer.stdout).to_lowercase();
+    assert!(
+        answer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(
+        text.contains("strict-transport-security: max-age=31536000"),
+        "{text}"
+    );
+    assert!(text.contains("\"status\":\"ok\""), "{text}");
+
+    // A client that cannot go past TLS 1.2 is refused in the handshake (curl: 35, SSL connect error).
+    let old = curl(&["--tlsv1.2", "--tls-max", "1.2"]);
+    assert_eq!(
+        old.status.code(),
+        Some(35),
+        "{}",
+        String::from_utf8_lossy(&old.stderr)
+    );
+
+    // Plain HTTP on the port gets no answer at all: nothing is served unencrypted.
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(&server.address).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        plain,
+        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    let _ = plain.read_to_end(&mut reply);
+    assert!(
+        !String::from_utf8_lossy(&reply).contains("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // And the server still serves after all three.
+    assert!(curl(&[]).status.success());
     stop(server);
 }
 

@@ -17,6 +17,16 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::{http_get, provisioned_models, start_server, start_server_with, stop, supervisor_key};
 
+/// The WebSocket request for `url` carrying `key` in its Authorization header (not in the URL).
+fn with_key(url: String, key: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
 #[test]
 fn a_client_still_sending_audio_receives_the_hangup_and_the_close() {
     let Some(models) = provisioned_models() else {
@@ -65,10 +75,12 @@ async fn end_a_call_while_the_caller_floods_audio(address: &str, key: &str) {
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();
     tcp.set_recv_buffer_size(4_096).unwrap();
     let tcp = tcp.connect(address.parse().unwrap()).await.unwrap();
-    let (socket, _) =
-        tokio_tungstenite::client_async(format!("ws://{address}/ws/audio/{id}?token={key}"), tcp)
-            .await
-            .unwrap();
+    let (socket, _) = tokio_tungstenite::client_async(
+        with_key(format!("ws://{address}/ws/audio/{id}"), key),
+        tcp,
+    )
+    .await
+    .unwrap();
     let (mut sink, mut stream) = socket.split();
     sink.send(Message::text(
         json!({"event": "start", "start": {"encoding": "pcm16", "sample_rate": 16000}}).to_string(),
@@ -192,7 +204,7 @@ fn a_caller_that_stops_reading_is_hung_up_and_its_slot_freed() {
             tcp.set_recv_buffer_size(2_048).unwrap();
             let tcp = tcp.connect(address.parse().unwrap()).await.unwrap();
             let (socket, _) = tokio_tungstenite::client_async(
-                format!("ws://{address}/ws/audio/{stalled}?token={key}"),
+                with_key(format!("ws://{address}/ws/audio/{stalled}"), &key),
                 tcp,
             )
             .await
@@ -245,8 +257,9 @@ fn a_caller_that_stops_reading_is_hung_up_and_its_slot_freed() {
 
             // The slot is free: the next call connects and is answered.
             let next = place().await;
-            let (mut socket, _) = tokio_tungstenite::connect_async(format!(
-                "ws://{address}/ws/audio/{next}?token={key}"
+            let (mut socket, _) = tokio_tungstenite::connect_async(with_key(
+                format!("ws://{address}/ws/audio/{next}"),
+                &key,
             ))
             .await
             .unwrap();

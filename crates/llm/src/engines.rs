@@ -104,8 +104,63 @@ pub fn chat_model(config: &Config) -> Result<Arc<dyn ChatModel>, LlmError> {
     }
 }
 
+/// Whether the language model answering first runs on another host: an Ollama or OpenAI-compatible
+/// server whose URL names neither `localhost` nor a loopback address.
+pub fn model_is_remote(config: &Config) -> bool {
+    let url = match config.llm.provider {
+        LlmProvider::Embedded => return false,
+        LlmProvider::Ollama => &config.llm.ollama_host,
+        LlmProvider::Openai => &config.llm.openai_base_url,
+    };
+    match url.host() {
+        Some(url::Host::Domain(name)) => !name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        None => true,
+    }
+}
+
 /// Whether the engine a configuration answers with first uses a tool API well enough to be offered
 /// the tools directly (server models); small embedded models get the claim through extraction only.
 pub fn uses_native_tools(config: &Config) -> bool {
     config.llm.provider != LlmProvider::Embedded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_layers(None, &move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_model_on_this_machine_is_local_and_one_elsewhere_remote() {
+        assert!(!model_is_remote(&config(&[])), "embedded");
+        for (provider, key, url, remote) in [
+            ("ollama", "OLLAMA_HOST", "http://localhost:11434", false),
+            ("ollama", "OLLAMA_HOST", "http://127.0.0.1:11434", false),
+            (
+                "ollama",
+                "OLLAMA_HOST",
+                "http://gpu-box.internal:11434",
+                true,
+            ),
+            ("openai", "OPENAI_BASE_URL", "http://[::1]:8080/v1", false),
+            ("openai", "OPENAI_BASE_URL", "https://10.0.0.7/v1", true),
+        ] {
+            let c = config(&[("LLM_PROVIDER", provider), (key, url)]);
+            assert_eq!(model_is_remote(&c), remote, "{url}");
+        }
+    }
 }

@@ -25,8 +25,8 @@ mod sse;
 pub use embedded::{EmbeddedLlama, EmbeddedOptions};
 pub use embedder::{BertEmbedder, Embedder, cosine};
 pub use engines::{
-    chat_model, embedded_model_path, load_embedded, load_gguf, ollama_chat, openai_chat,
-    uses_native_tools,
+    chat_model, embedded_model_path, load_embedded, load_gguf, model_is_remote, ollama_chat,
+    openai_chat, uses_native_tools,
 };
 pub use error::LlmError;
 pub use message::{ChatEvent, ChatRequest, Message, Role, ToolCall, ToolSpec, Usage};

@@ -28,6 +28,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/calls/{id}", get(get_call).delete(end_call))
         .route("/api/v1/calls/{id}/dtmf", axum::routing::post(send_keys))
         .route(
+            "/api/v1/calls/{id}/ticket",
+            axum::routing::post(crate::tickets::issue),
+        )
+        .route(
             "/api/v1/calls/{id}/data",
             delete(crate::erasure::erase_call_data),
         )

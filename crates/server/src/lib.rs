@@ -22,6 +22,8 @@ pub mod registry;
 pub mod retention;
 mod serve;
 mod sip;
+pub mod tickets;
+pub mod tls;
 pub mod trust;
 mod twilio;
 pub mod ws;

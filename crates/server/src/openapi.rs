@@ -71,7 +71,8 @@ pub(crate) fn document() -> Value {
             "/api/v1/keys/{id}": { "delete": op("Revoke an API key", "admin", &["id:path"], "204") },
             "/api/v1/audit": { "get": op("The audit log, newest first", "admin", &["limit"], "200") },
             "/api/v1/openapi.json": { "get": op("This document", "viewer", &[], "200") },
-            "/ws/audio/{id}": { "get": op("The call's audio WebSocket; authenticate with ?token=", "supervisor", &["id:path", "token"], "101") }
+            "/api/v1/calls/{id}/ticket": { "post": op("A single-use ticket that opens the call's audio WebSocket within 60 s: {ticket, expires_in_s, url}", "supervisor", &["id:path"], "201") },
+            "/ws/audio/{id}": { "get": op("The call's audio WebSocket; authenticate with ?ticket= (POST /api/v1/calls/{id}/ticket) or an Authorization header; a key in the URL is refused", "supervisor", &["id:path", "ticket"], "101") }
         }
     })
 }

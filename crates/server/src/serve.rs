@@ -10,9 +10,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::{Listener, ListenerExt};
 use switchboard_core::Config;
 use switchboard_store::Database;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Authenticator, CallRegistry, Readiness};
@@ -44,6 +44,8 @@ pub struct AppState {
     pub ari: Option<Arc<crate::ari::AriLink>>,
     /// The SIP line (user agent, registration, outbound route), once started.
     pub sip: Option<Arc<crate::sip::SipLink>>,
+    /// Single-use WebSocket tickets issued here (used when there is no Redis to share them).
+    pub tickets: crate::tickets::Tickets,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             twilio: crate::twilio::rest_client(&config),
             ari: crate::ari::link(&config),
             sip: None,
+            tickets: crate::tickets::Tickets::default(),
             config,
             readiness,
             database,
@@ -87,6 +90,18 @@ pub fn app(state: AppState) -> Router {
     if observability.enable_metrics && observability.metrics_address.is_none() {
         crate::metrics::handle();
         router = router.route("/metrics", axum::routing::get(crate::metrics::render));
+    }
+    if state.config.server.tls.is_some() {
+        // Served over HTTPS: browsers are told to come back only that way for a year.
+        router = router.layer(middleware::map_response(
+            |mut response: Response| async move {
+                response.headers_mut().insert(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=31536000"),
+                );
+                response
+            },
+        ));
     }
     router
         .layer(middleware::from_fn_with_state(
@@ -150,17 +165,21 @@ async fn security_headers(mut response: Response) -> Response {
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting connections and waits
 /// up to `grace` for requests in flight. Returns `true` when everything drained, `false` when the grace
 /// period ran out with work still running.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
-) -> std::io::Result<bool> {
+) -> std::io::Result<bool>
+where
+    L: Listener<Addr = SocketAddr>,
+{
     let stopping = CancellationToken::new();
     let trigger = stopping.clone();
     // The peer's address goes with each request: the per-source rate limit and the audit need it.
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+    // Tapped, so that any listener (plain TCP, or TLS) hands over the peer's address the same way.
+    let server = axum::serve(listener.tap_io(|_| {}), service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(
             grace_ms = grace.as_millis() as u64,

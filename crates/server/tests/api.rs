@@ -476,34 +476,42 @@ async fn the_audio_websocket_checks_credentials_call_and_models_before_upgrading
     let api = Api::new(&[]).await;
     let viewer = api.key(Role::Viewer).await;
     let supervisor = api.key(Role::Supervisor).await;
-    let ws = |path: String| {
-        Request::builder()
+    let ws = |path: String, key: Option<&str>| {
+        let mut request = Request::builder()
             .uri(path)
             .header("connection", "upgrade")
             .header("upgrade", "websocket")
             .header("sec-websocket-version", "13")
-            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-            .body(Body::empty())
-            .unwrap()
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        request.body(Body::empty()).unwrap()
     };
-    let status = |path: String| {
+    let status = |path: String, key: Option<&str>| {
         let app = api.app.clone();
-        async move { app.oneshot(ws(path)).await.unwrap().status() }
+        let request = ws(path, key);
+        async move { app.oneshot(request).await.unwrap().status() }
     };
     assert_eq!(
-        status(format!("/ws/audio/{SOME_ID}")).await,
+        status(format!("/ws/audio/{SOME_ID}"), None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // A key in the URL is refused even when it is good: it would be in every access log.
+    assert_eq!(
+        status(format!("/ws/audio/{SOME_ID}?token={supervisor}"), None).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        status(format!("/ws/audio/{SOME_ID}?token={viewer}")).await,
+        status(format!("/ws/audio/{SOME_ID}"), Some(&viewer)).await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        status(format!("/ws/audio/nope?token={supervisor}")).await,
+        status("/ws/audio/nope".into(), Some(&supervisor)).await,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        status(format!("/ws/audio/{SOME_ID}?token={supervisor}")).await,
+        status(format!("/ws/audio/{SOME_ID}"), Some(&supervisor)).await,
         StatusCode::NOT_FOUND
     );
     let (_, created) = api
@@ -517,9 +525,74 @@ async fn the_audio_websocket_checks_credentials_call_and_models_before_upgrading
     let id = created["id"].as_str().unwrap();
     // No models loaded on this node: refused with a reason, not a hang.
     assert_eq!(
-        status(format!("/ws/audio/{id}?token={supervisor}")).await,
+        status(format!("/ws/audio/{id}"), Some(&supervisor)).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
+
+    // Tickets: only for who may open the socket, for a call that exists, good once, for that call only.
+    let ticket_path = format!("/api/v1/calls/{id}/ticket");
+    let (code, _) = api
+        .send(Method::POST, &ticket_path, Some(&viewer), None)
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (code, _) = api
+        .send(
+            Method::POST,
+            &format!("/api/v1/calls/{SOME_ID}/ticket"),
+            Some(&supervisor),
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, issued) = api
+        .send(Method::POST, &ticket_path, Some(&supervisor), None)
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{issued}");
+    assert_eq!(issued["expires_in_s"], 60);
+    let url = issued["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("/ws/audio/{id}?ticket=sbt_")),
+        "{url}"
+    );
+    assert_eq!(
+        status(url.clone(), None).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "accepted"
+    );
+    assert_eq!(status(url, None).await, StatusCode::UNAUTHORIZED, "spent");
+    let (_, other) = api
+        .send(
+            Method::POST,
+            "/api/v1/calls",
+            Some(&supervisor),
+            Some(json!({})),
+        )
+        .await;
+    let (_, issued) = api
+        .send(Method::POST, &ticket_path, Some(&supervisor), None)
+        .await;
+    let ticket = issued["ticket"].as_str().unwrap();
+    assert_eq!(
+        status(
+            format!(
+                "/ws/audio/{}?ticket={ticket}",
+                other["id"].as_str().unwrap()
+            ),
+            None
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "a ticket opens only its own call"
+    );
+    let (_, audit) = api
+        .send(
+            Method::GET,
+            "/api/v1/audit",
+            Some(&api.key(Role::Admin).await),
+            None,
+        )
+        .await;
+    assert!(audit.to_string().contains("call.ticket"), "{audit}");
 }
 
 #[tokio::test]

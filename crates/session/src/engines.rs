@@ -9,6 +9,7 @@ use switchboard_agent::{AgentConfig, KnowledgeSearch};
 use switchboard_audio::NoiseSuppression;
 use switchboard_audio::vad::{self, SpeechProbability, VadOptions};
 use switchboard_core::Config;
+use switchboard_core::config::LlmMasking;
 use switchboard_llm::ChatModel;
 use switchboard_speech::tts::{self, PhraseCache, TextToSpeech};
 use switchboard_speech::whisper::{self, WhisperModel};
@@ -99,6 +100,26 @@ pub struct Engines {
     pub noise_suppression: NoiseSuppression,
     /// Echo cancellation on caller audio, against the agent's audio as sent (ECHO_CANCELLATION).
     pub echo_cancellation: bool,
+    /// Transcript lines are stored with personal data masked (MASK_PII_IN_TRANSCRIPTS).
+    pub mask_stored_pii: bool,
+}
+
+/// The configured language model, sent masked text when MASK_PII_FOR_LLM says so.
+fn model_for(config: &Config) -> Result<Arc<dyn ChatModel>, EngineError> {
+    let model = switchboard_llm::chat_model(config)?;
+    let masked = match config.privacy.mask_pii_for_llm {
+        LlmMasking::Always => true,
+        LlmMasking::Remote => switchboard_llm::model_is_remote(config),
+        LlmMasking::Off => false,
+    };
+    if masked {
+        tracing::info!(
+            model = model.name(),
+            "text for the language model has personal data masked"
+        );
+        return Ok(Arc::new(switchboard_agent::MaskedModel::new(model)));
+    }
+    Ok(model)
 }
 
 impl std::fmt::Debug for Engines {
@@ -151,7 +172,7 @@ impl Engines {
             tts: voice,
             phrases,
             phrase_book,
-            model: switchboard_llm::chat_model(config)?,
+            model: model_for(config)?,
             native_tools,
             knowledge,
             agent,
@@ -168,6 +189,7 @@ impl Engines {
             vad_sensitivity: config.audio.vad_sensitivity.level(),
             noise_suppression: config.audio.noise_suppression,
             echo_cancellation: config.audio.echo_cancellation,
+            mask_stored_pii: config.privacy.mask_pii_in_transcripts,
         })
     }
 

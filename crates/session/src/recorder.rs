@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use switchboard_agent::{Conversation, Synthesis, synthesis_from_record, synthesize};
+use switchboard_agent::{Conversation, Synthesis, mask_pii, synthesis_from_record, synthesize};
 use switchboard_core::{CallId, Speaker};
 use switchboard_store::{CallSummary, Database};
 use tokio::sync::{mpsc, oneshot};
@@ -63,6 +63,8 @@ pub(crate) struct Recorder {
     writer: Option<JoinHandle<i64>>,
     /// Lines refused because the backlog was full.
     refused: i64,
+    /// Store lines with personal data masked.
+    mask: bool,
 }
 
 impl Recorder {
@@ -71,8 +73,14 @@ impl Recorder {
         &self.db
     }
 
-    /// Starts the writer of `call_id`'s lines; each is announced on `out_tx` once stored.
-    pub(crate) fn start(call_id: CallId, db: Database, out_tx: mpsc::Sender<Outbound>) -> Self {
+    /// Starts the writer of `call_id`'s lines; each is announced on `out_tx` once stored. With `mask`,
+    /// lines are stored (and announced) with personal data masked.
+    pub(crate) fn start(
+        call_id: CallId,
+        db: Database,
+        out_tx: mpsc::Sender<Outbound>,
+        mask: bool,
+    ) -> Self {
         let (lines, rx) = mpsc::channel(BACKLOG);
         let writer = tokio::spawn(write_lines(call_id, db.clone(), rx, out_tx).in_current_span());
         Self {
@@ -84,6 +92,7 @@ impl Recorder {
             lines: Some(lines),
             writer: Some(writer),
             refused: 0,
+            mask,
         }
     }
 
@@ -100,7 +109,11 @@ impl Recorder {
         let line = Line {
             seq: self.next_seq,
             speaker,
-            text: text.to_owned(),
+            text: if self.mask {
+                mask_pii(text).into_owned()
+            } else {
+                text.to_owned()
+            },
             started: wall(started),
             ended: wall(ended),
         };
@@ -220,12 +233,20 @@ impl Recorder {
                 }
             }
         };
+        // The model saw the claim as well as the transcript: its prose is masked like the lines.
+        let prose = |text: &str| {
+            if self.mask {
+                mask_pii(text).into_owned()
+            } else {
+                text.to_owned()
+            }
+        };
         let summary = CallSummary {
             claim: claim.to_string(),
-            short_summary: synthesis.short_summary.clone(),
-            long_summary: synthesis.long_summary.clone(),
+            short_summary: prose(&synthesis.short_summary),
+            long_summary: prose(&synthesis.long_summary),
             satisfaction: i64::from(synthesis.satisfaction),
-            improvement: synthesis.improvement.clone(),
+            improvement: prose(&synthesis.improvement),
             next_action: serde_json::to_value(synthesis.next_action)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -334,7 +355,7 @@ mod tests {
         // The call's row is not there yet: every write fails (foreign key) until it is.
         let call_id = CallId::new();
         let (out_tx, mut out_rx) = mpsc::channel(16);
-        let mut recorder = Recorder::start(call_id, db.clone(), out_tx);
+        let mut recorder = Recorder::start(call_id, db.clone(), out_tx, true);
         let now = Instant::now();
         recorder.record(Speaker::Agent, "Hello, how can I help?", now, now);
         recorder.record(Speaker::Caller, "My car was hit.", now, now);

@@ -143,6 +143,7 @@ fn engines(dir: &std::path::Path, lines: &[&str]) -> Arc<Engines> {
         // A steady tone is what a noise suppressor learns to remove.
         noise_suppression: switchboard_audio::NoiseSuppression::Off,
         echo_cancellation: true,
+        mask_stored_pii: true,
     })
 }
 
@@ -221,7 +222,7 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
         dir.path(),
         &[
             "My car was hit on Main Street this morning.",
-            "And my policy number is",
+            "And my number is four one five, five five five, oh one three four",
         ],
     );
     let (caller, inbound) = caller_channel(250);
@@ -296,10 +297,11 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
             .any(|(speaker, text)| *speaker == Speaker::Agent && !text.is_empty()),
         "the answer cut by the hang-up: {lines:?}"
     );
-    // The caller's words in progress are transcribed and recorded.
+    // The caller's words in progress are transcribed and recorded, the number they said masked
+    // (MASK_PII_IN_TRANSCRIPTS) down to its last four digits.
     assert_eq!(
         lines.last().copied(),
-        Some((Speaker::Caller, "And my policy number is")),
+        Some((Speaker::Caller, "And my number is [phone …0134]")),
         "{lines:?}"
     );
 }

@@ -108,3 +108,20 @@ async fn one_calls_events_are_erased_old_ones_trimmed_and_a_lock_held_by_one_nod
     assert!(!a.try_lock(&lock, ttl).await.unwrap());
     assert!(b.try_lock(&format!("{lock}-other"), ttl).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_single_use_value_put_on_one_node_is_taken_once_on_another() {
+    let Some(a) = live("node-a").await else {
+        return;
+    };
+    let b = live("node-b").await.unwrap();
+    let name = format!("test:{}", CallId::new());
+    a.put_once(&name, "call 42", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    // Two nodes racing for it: exactly one gets it.
+    let (first, second) = tokio::join!(a.take_once(&name), b.take_once(&name));
+    let mut got = [first.unwrap(), second.unwrap()];
+    got.sort();
+    assert_eq!(got, [None, Some("call 42".to_owned())]);
+}

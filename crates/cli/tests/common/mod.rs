@@ -218,3 +218,78 @@ pub(crate) fn stop(mut server: Server) {
         "{lines:?}"
     );
 }
+
+/// A private CA and a server certificate it signed for 127.0.0.1 and localhost, made with openssl as an
+/// operator would; returns (CA certificate, server certificate, server key).
+pub(crate) fn private_ca_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca = dir.join("ca.crt");
+    let ca_key = dir.join("ca.key");
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let ext = dir.join("server.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let made = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    };
+    let p = |path: &Path| path.as_os_str().to_owned();
+    let s = |text: &str| std::ffi::OsString::from(text);
+    openssl(&[
+        &s("req"),
+        &s("-x509"),
+        &s("-newkey"),
+        &s("ec"),
+        &s("-pkeyopt"),
+        &s("ec_paramgen_curve:P-256"),
+        &s("-nodes"),
+        &s("-days"),
+        &s("2"),
+        &s("-subj"),
+        &s("/CN=Switchboard test CA"),
+        &s("-keyout"),
+        &p(&ca_key),
+        &s("-out"),
+        &p(&ca),
+    ]);
+    openssl(&[
+        &s("req"),
+        &s("-newkey"),
+        &s("ec"),
+        &s("-pkeyopt"),
+        &s("ec_paramgen_curve:P-256"),
+        &s("-nodes"),
+        &s("-subj"),
+        &s("/CN=localhost"),
+        &s("-keyout"),
+        &p(&key),
+        &s("-out"),
+        &p(&csr),
+    ]);
+    openssl(&[
+        &s("x509"),
+        &s("-req"),
+        &s("-in"),
+        &p(&csr),
+        &s("-CA"),
+        &p(&ca),
+        &s("-CAkey"),
+        &p(&ca_key),
+        &s("-CAcreateserial"),
+        &s("-days"),
+        &s("2"),
+        &s("-extfile"),
+        &p(&ext),
+        &s("-out"),
+        &p(&cert),
+    ]);
+    (ca, cert, key)
+}

@@ -189,3 +189,25 @@ choice!(
         Off = "off",
     }
 );
+
+choice!(
+    /// The oldest TLS version served.
+    TlsVersion {
+        /// TLS 1.2 and 1.3.
+        V1_2 = "1.2",
+        /// TLS 1.3 only.
+        V1_3 = "1.3",
+    }
+);
+
+choice!(
+    /// When text for the language model has personal data masked.
+    LlmMasking {
+        /// When the model's server is on another host.
+        Remote = "remote",
+        /// Always, the embedded model included.
+        Always = "always",
+        /// Never.
+        Off = "off",
+    }
+);

@@ -6,6 +6,7 @@
 mod choice;
 mod example;
 mod layers;
+mod server;
 pub mod settings;
 mod sources;
 mod telephony;
@@ -19,11 +20,12 @@ use url::Url;
 
 use crate::secret::{REDACTED, Secret};
 pub use choice::{
-    ComputeType, Device, Environment, LlmFallback, LlmModel, LlmProvider, LogFormat, LogLevel,
-    NoiseSuppression, SttModel, TelephonyProvider, TtsEngine,
+    ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider, LogFormat,
+    LogLevel, NoiseSuppression, SttModel, TelephonyProvider, TlsVersion, TtsEngine,
 };
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};
+pub use server::{ServerConfig, TlsConfig};
 use settings::Setting;
 pub use sources::{Sources, SourcesError};
 pub use telephony::{
@@ -118,21 +120,6 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// The raw values and their sources, for `config show`.
     pub resolved: ResolvedSettings,
-}
-
-/// HTTP server settings.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Bind address.
-    pub host: String,
-    /// Bind port; 0 picks a free one.
-    pub port: u16,
-    /// Base URL that providers call back.
-    pub public_url: Option<Url>,
-    /// Longest wait for in-flight work at shutdown.
-    pub shutdown_grace: Duration,
-    /// Longest an HTTP request may take to be answered.
-    pub request_timeout: Duration,
 }
 
 /// Logging settings.
@@ -349,12 +336,27 @@ pub struct RedisConfig {
 }
 
 /// How long callers' data is kept.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct PrivacyConfig {
     /// Days a call's data is kept after it ends; `None`: until erased.
     pub retention_days: Option<u32>,
     /// Days audit entries are kept; `None`: always.
     pub audit_retention_days: Option<u32>,
+    /// Store transcripts and syntheses with personal data masked.
+    pub mask_pii_in_transcripts: bool,
+    /// When text for the language model is masked.
+    pub mask_pii_for_llm: LlmMasking,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: None,
+            audit_retention_days: None,
+            mask_pii_in_transcripts: true,
+            mask_pii_for_llm: LlmMasking::Remote,
+        }
+    }
 }
 
 /// Observability settings.
@@ -421,15 +423,7 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("models"));
 
-        let server = ServerConfig {
-            host: r.host(&SERVER_HOST)?,
-            port: r.int(&SERVER_PORT, 0..=65_535)? as u16,
-            public_url: r.url(&PUBLIC_URL)?,
-            shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
-            request_timeout: Duration::from_millis(
-                r.int(&REQUEST_TIMEOUT_MS, 1_000..=600_000)? as u64
-            ),
-        };
+        let server = server::server_config(&r)?;
         let telephony = telephony::telephony_config(&r)?;
         let database = DatabaseConfig {
             target: database_target(&r, &data_dir)?,
@@ -545,6 +539,8 @@ impl Config {
                 audit_retention_days: r
                     .int_opt(&AUDIT_RETENTION_DAYS, 1..=36_500)?
                     .map(|d| d as u32),
+                mask_pii_in_transcripts: r.bool(&MASK_PII_IN_TRANSCRIPTS)?,
+                mask_pii_for_llm: r.choice(&MASK_PII_FOR_LLM)?,
             },
             observability: ObservabilityConfig {
                 enable_metrics: r.bool(&ENABLE_METRICS)?,

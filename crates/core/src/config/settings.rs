@@ -50,6 +50,12 @@ settings! {
     SHUTDOWN_GRACE_MS: "server.shutdown_grace_ms", "SHUTDOWN_GRACE_MS", default Some("10000"), allowed "an integer from 0 to 600000 (milliseconds)";
     /// Longest an HTTP request may take to be answered (the WebSocket and event streams, once open, are not limited); 503 after it.
     REQUEST_TIMEOUT_MS: "server.request_timeout_ms", "REQUEST_TIMEOUT_MS", default Some("30000"), allowed "an integer from 1000 to 600000 (milliseconds)";
+    /// PEM certificate chain served on SERVER_PORT; with TLS_KEY_FILE the API, console and WebSockets are HTTPS and WSS only (re-read when the file changes).
+    TLS_CERT_FILE: "server.tls_cert_file", "TLS_CERT_FILE", default None, allowed "a path to a PEM certificate chain, leaf first";
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of TLS_CERT_FILE's certificate.
+    TLS_KEY_FILE: "server.tls_key_file", "TLS_KEY_FILE", default None, allowed "a path to a PEM private key";
+    /// Oldest TLS version a client may use; 1.2 only for clients that cannot speak 1.3.
+    TLS_MIN_VERSION: "server.tls_min_version", "TLS_MIN_VERSION", default Some("1.3"), allowed "one of 1.2, 1.3";
     /// Deployment stage, reported in the start-up log.
     ENVIRONMENT: "environment", "ENVIRONMENT", default Some("development"), allowed "one of development, staging, production";
     /// Log verbosity.
@@ -242,6 +248,10 @@ settings! {
     REDIS_PASSWORD: "redis.password", "REDIS_PASSWORD", default None, allowed "the server's password", secret;
     /// Days a call's transcript, claim, synthesis and live events are kept after it ends; then `switchboard retention run` and the hourly purge delete the call. Unset: kept until erased.
     RETENTION_DAYS: "privacy.retention_days", "RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
+    /// Store transcript lines and post-call syntheses with phone numbers, card numbers, e-mail addresses and IBANs masked (written or said in words; the last four digits kept). The claim still gets the values the caller gave: they are read from the caller's words before the line is stored.
+    MASK_PII_IN_TRANSCRIPTS: "privacy.mask_pii_in_transcripts", "MASK_PII_IN_TRANSCRIPTS", default Some("true"), allowed "true or false";
+    /// Mask personal data in the text sent to the language model: remote (when Ollama or the OpenAI-compatible server is on another host), always, or off.
+    MASK_PII_FOR_LLM: "privacy.mask_pii_for_llm", "MASK_PII_FOR_LLM", default Some("remote"), allowed "one of remote, always, off";
     /// Days audit log entries are kept (their own setting: an audit trail usually outlives the data it is about). Unset: kept.
     AUDIT_RETENTION_DAYS: "privacy.audit_retention_days", "AUDIT_RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
     /// Serve Prometheus metrics at /metrics.

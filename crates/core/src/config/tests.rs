@@ -376,3 +376,35 @@ fn who_may_reach_the_telephony_edges_is_read_and_checked() {
     // The password is a secret: never printed.
     assert!(!format!("{:?}", set.telephony.sip).contains("s3cret"));
 }
+
+#[test]
+fn tls_needs_its_certificate_and_key_together_and_defaults_to_version_1_3() {
+    assert!(load(&[]).unwrap().server.tls.is_none());
+    let tls = load(&[
+        ("TLS_CERT_FILE", "/etc/sb/cert.pem"),
+        ("TLS_KEY_FILE", "/etc/sb/key.pem"),
+    ])
+    .unwrap()
+    .server
+    .tls
+    .unwrap();
+    assert_eq!(tls.min_version, TlsVersion::V1_3);
+    assert_eq!(tls.key_file, PathBuf::from("/etc/sb/key.pem"));
+    let old = load(&[
+        ("TLS_CERT_FILE", "c.pem"),
+        ("TLS_KEY_FILE", "k.pem"),
+        ("TLS_MIN_VERSION", "1.2"),
+    ])
+    .unwrap();
+    assert_eq!(old.server.tls.unwrap().min_version, TlsVersion::V1_2);
+    let half = load(&[("TLS_CERT_FILE", "c.pem")]).unwrap_err().to_string();
+    assert!(half.contains("TLS_KEY_FILE"), "{half}");
+    let bad = load(&[
+        ("TLS_CERT_FILE", "c.pem"),
+        ("TLS_KEY_FILE", "k.pem"),
+        ("TLS_MIN_VERSION", "1.0"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("TLS_MIN_VERSION"), "{bad}");
+}

@@ -1,6 +1,8 @@
 //! `WS /ws/audio/{call_id}`: a caller's audio in, the agent's audio and the transcript out. The call must
-//! exist (POST /api/v1/calls) and not have ended; the client authenticates with `?token=` (browsers cannot
-//! set headers on a WebSocket) or the usual header, with at least the supervisor role.
+//! exist (POST /api/v1/calls) and not have ended; the client authenticates with a single-use `?ticket=`
+//! (`POST /api/v1/calls/{id}/ticket`; browsers cannot set headers on a WebSocket) or the usual
+//! Authorization header, with at least the supervisor role. A key in the URL is refused: it would be
+//! written into every proxy's access log.
 
 pub mod protocol;
 
@@ -28,6 +30,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct TokenQuery {
+    ticket: Option<String>,
     token: Option<String>,
 }
 
@@ -41,18 +44,38 @@ pub(crate) async fn audio(
     // Taken as a result so credentials and the call are checked first, whatever the request looks like.
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let token = query.token.or_else(|| credentials(&headers));
-    let principal = sign_in(
-        &state,
-        source,
-        token,
-        "credentials required: ?token=<API key or JWT>",
-    )
-    .await?;
-    principal.require(Role::Supervisor)?;
     let call_id: CallId = call_id
         .parse()
         .map_err(|e: switchboard_core::ids::InvalidCallId| ApiError::bad_request(e.to_string()))?;
+    let principal = match (query.ticket, query.token) {
+        (Some(ticket), _) => {
+            if let Some(ip) = source.0 {
+                state
+                    .source_limiter
+                    .check(&format!("source:{ip}"), state.live.as_ref())
+                    .await?;
+            }
+            state
+                .tickets
+                .redeem(state.live.as_ref(), &ticket, call_id)
+                .await?
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::unauthorized(
+                "a key in the URL is not accepted: get a ticket (POST /api/v1/calls/{id}/ticket) and connect with ?ticket=, or send an Authorization header",
+            ));
+        }
+        (None, None) => {
+            sign_in(
+                &state,
+                source,
+                credentials(&headers),
+                "credentials required: ?ticket= (POST /api/v1/calls/{id}/ticket) or an Authorization header",
+            )
+            .await?
+        }
+    };
+    principal.require(Role::Supervisor)?;
     let admission = carrier::admit(&state, call_id).await?;
     let upgrade = upgrade.map_err(|e| ApiError::bad_request(e.body_text()))?;
     state

@@ -200,11 +200,12 @@ impl Session {
             tokio::spawn(speaker::run(conversation, voice, jobs_rx, spoken_tx).in_current_span());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
         let engines_for_listener = engines.clone();
+        let mask_stored_pii = engines.mask_stored_pii;
         Self {
             call_id: setup.call_id,
             turns: TurnTaking::new(engines.turns, now),
             engines,
-            recorder: Recorder::start(setup.call_id, db, out_tx.clone()),
+            recorder: Recorder::start(setup.call_id, db, out_tx.clone(), mask_stored_pii),
             out_tx,
             listener: Listener::new(
                 engines_for_listener,

@@ -13,6 +13,8 @@ use switchboard_core::config::RedisConfig;
 
 use crate::StoreError;
 
+mod once;
+
 /// The hash of live calls: call id -> node id.
 pub const LIVE_CALLS_KEY: &str = "switchboard:live-calls";
 /// The stream of call events: fields `call_id` and `event` (JSON).

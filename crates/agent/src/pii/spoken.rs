@@ -1,0 +1,243 @@
+//! Personal data as callers say it and recognisers write it down: numbers read out digit by digit in
+//! words ("four one five, five five five, oh one three four"), in pairs ("four fifteen"), with "double"
+//! and "triple", "eight hundred", a leading "plus", mixed with digit groups ("415 555 oh one three
+//! four"); e-mail addresses read out ("ana dot lopez at example dot co dot uk", "bob at sign mail.com").
+//! A run of spoken digits is judged like a written one: 13 to 19 digits passing Luhn are a card, 7 to
+//! 15 a phone number, anything shorter (a time, a year, an amount, a house number) is left alone.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{PiiKind, luhn_valid, placeholder};
+use crate::numbers::{digit_word, small_number};
+
+static SPOKEN_EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)\b[a-z0-9]+(?:(?:\s+(?:dot|underscore|dash|hyphen)\s+|[._-])[a-z0-9]+)*",
+        r"\s+at(?:\s+(?:sign|symbol))?\s+",
+        r"[a-z0-9]+(?:-[a-z0-9]+)*(?:(?:\s+dot\s+|\.)[a-z0-9]+(?:-[a-z0-9]+)*)*",
+        r"(?:\s+dot\s+|\.)(?:com|org|net|edu|gov|io|co|uk|us|ca|de|fr|es|it|nl|be|ch|at|au|info|biz|me|ie)\b",
+    ))
+    .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+});
+
+/// Words, digit groups and a plus sign, with where each is in the text.
+static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[A-Za-z]+|[0-9]+|\+").unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+});
+
+#[derive(Debug)]
+struct Token<'t> {
+    word: String,
+    raw: &'t str,
+    start: usize,
+    end: usize,
+}
+
+/// Whether what lies between two tokens keeps them in one spoken number: spaces, commas, full stops,
+/// hyphens and brackets (the pauses and groupings a recogniser writes), nothing else.
+fn joins(gap: &str) -> bool {
+    gap.chars()
+        .all(|c| c.is_whitespace() || matches!(c, ',' | '.' | '-' | '(' | ')'))
+}
+
+/// The digits `tokens[i..]` starts with as one step of a spoken number, and how many tokens it took.
+fn step(tokens: &[Token<'_>], i: usize) -> Option<(String, usize)> {
+    let word = tokens[i].word.as_str();
+    let next = tokens.get(i + 1).map(|t| t.word.as_str());
+    if tokens[i].raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Some((tokens[i].raw.to_owned(), 1));
+    }
+    if let Some(d) = digit_word(word) {
+        // "eight hundred" (a toll-free prefix) is three digits.
+        if next == Some("hundred") && d != '0' {
+            return Some((format!("{d}00"), 2));
+        }
+        return Some((d.to_string(), 1));
+    }
+    if let Some(n) = small_number(word)
+        && (10..100).contains(&n)
+    {
+        // "fifty five" is two digits; "fifty" alone is "50".
+        if n >= 20
+            && n % 10 == 0
+            && let Some(unit) = next.and_then(small_number).filter(|u| (1..10).contains(u))
+        {
+            return Some(((n + unit).to_string(), 2));
+        }
+        return Some((n.to_string(), 1));
+    }
+    let times = match word {
+        "double" => 2,
+        "triple" => 3,
+        _ => return None,
+    };
+    let next = tokens.get(i + 1)?;
+    let digit = digit_word(&next.word).or_else(|| {
+        (next.raw.len() == 1)
+            .then(|| next.raw.chars().next())
+            .flatten()
+            .filter(char::is_ascii_digit)
+    })?;
+    Some((std::iter::repeat_n(digit, times).collect(), 2))
+}
+
+/// A spoken number starting at token `start`: its digits (with a leading `+` if said), how many tokens
+/// it took, and whether any of them was a word (a run of digit groups only is left to the written-form
+/// pass).
+fn run(tokens: &[Token<'_>], text: &str, start: usize) -> Option<(String, usize, bool)> {
+    let mut digits = String::new();
+    let mut i = start;
+    let mut words = false;
+    if matches!(tokens[i].word.as_str(), "plus" | "+") {
+        digits.push('+');
+        words = tokens[i].word == "plus";
+        i += 1;
+    }
+    loop {
+        if i >= tokens.len() || (i > start && !joins(&text[tokens[i - 1].end..tokens[i].start])) {
+            break;
+        }
+        // "dash" and "hyphen" read out between groups.
+        if i > start
+            && matches!(tokens[i].word.as_str(), "dash" | "hyphen")
+            && i + 1 < tokens.len()
+            && joins(&text[tokens[i].end..tokens[i + 1].start])
+            && step(tokens, i + 1).is_some()
+        {
+            i += 1;
+            words = true;
+            continue;
+        }
+        let Some((more, used)) = step(tokens, i) else {
+            break;
+        };
+        words |= tokens[i..i + used]
+            .iter()
+            .any(|t| !t.raw.bytes().all(|b| b.is_ascii_digit()));
+        digits.push_str(&more);
+        i += used;
+    }
+    let count = i - start;
+    (!digits.trim_start_matches('+').is_empty()).then_some((digits, count, words))
+}
+
+fn kind_of(digits: &str) -> Option<PiiKind> {
+    let bare = digits.trim_start_matches('+');
+    if (13..=19).contains(&bare.len()) && luhn_valid(bare) {
+        Some(PiiKind::Card)
+    } else if (7..=15).contains(&bare.len()) {
+        Some(PiiKind::Phone)
+    } else {
+        None
+    }
+}
+
+/// `text` with spoken e-mail addresses and spoken numbers masked; borrowed when there were none.
+pub(super) fn mask_spoken(text: &str) -> Cow<'_, str> {
+    let text: Cow<'_, str> = SPOKEN_EMAIL.replace_all(text, "[email]");
+    let tokens: Vec<Token<'_>> = TOKEN
+        .find_iter(&text)
+        .map(|m| Token {
+            word: m.as_str().to_ascii_lowercase(),
+            raw: m.as_str(),
+            start: m.start(),
+            end: m.end(),
+        })
+        .collect();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match run(&tokens, &text, i) {
+            Some((digits, used, true)) => {
+                if let Some(kind) = kind_of(&digits) {
+                    let end = tokens[i + used - 1].end;
+                    spans.push((tokens[i].start, end, placeholder(kind, &digits)));
+                }
+                i += used;
+            }
+            Some((_, used, false)) => i += used,
+            None => i += 1,
+        }
+    }
+    if spans.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (start, end, mask) in spans {
+        out.push_str(&text[last..start]);
+        out.push_str(&mask);
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_out_in_words_are_masked_with_their_last_digits() {
+        let cases = [
+            (
+                "my number is four one five, five five five, oh one three four thanks",
+                "my number is [phone …0134] thanks",
+            ),
+            (
+                "call me on four fifteen double five five oh one thirty four",
+                "call me on [phone …0134]",
+            ),
+            ("it's 415 555 oh one three four.", "it's [phone …0134]."),
+            (
+                "plus four four two oh seven nine four six oh nine five eight",
+                "[phone …0958]",
+            ),
+            (
+                "one eight hundred five five five one two one two",
+                "[phone …1212]",
+            ),
+            (
+                "the card is four one one one one one one one one one one one one one one one",
+                "the card is [card …1111]",
+            ),
+            (
+                "seven seven dash three one two dash nine nine eight eight",
+                "[phone …9988]",
+            ),
+            (
+                "write to ana dot lopez at example dot co dot uk please",
+                "write to [email] please",
+            ),
+            ("it's bob_lee at sign mail.com", "it's [email]"),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(mask_spoken(text), masked, "{text}");
+        }
+    }
+
+    #[test]
+    fn ordinary_numbers_and_words_are_left_alone() {
+        for text in [
+            "it happened at ten thirty on March third",
+            "about two thousand five hundred dollars",
+            "I was going forty five, maybe fifty",
+            "it was twenty twenty six",
+            "press one for sales, two for support",
+            "policy A B four four seven two one",
+            "we were at the office dot",
+            "oh, one more thing",
+            "my zip code is nine four one one oh",
+            "415 555 0134 is written, not spoken",
+        ] {
+            assert!(
+                matches!(mask_spoken(text), Cow::Borrowed(_)),
+                "{text} -> {}",
+                mask_spoken(text)
+            );
+        }
+    }
+}
