@@ -141,8 +141,9 @@ fn intent_matters(config: &AgentConfig, documents: bool, caller_said: &str) -> b
 
 /// The opening line of a call for `persona`.
 pub fn greeting_text(persona: &crate::Persona) -> String {
+    // Callers are told at once that they speak with an automated agent and that the call is transcribed.
     format!(
-        "Thank you for calling {}, this is {}. How can I help you today?",
+        "Thank you for calling {}. This is {}, an automated assistant, and this call is transcribed. How can I help you today?",
         persona.company, persona.agent_name
     )
 }
@@ -610,6 +611,14 @@ impl Conversation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_greeting_says_an_automated_assistant_answers_and_the_call_is_transcribed() {
+        let greeting = greeting_text(&AgentConfig::default().persona).to_lowercase();
+        assert!(greeting.contains("automated assistant"), "{greeting}");
+        assert!(greeting.contains("transcribed"), "{greeting}");
+        assert!(greeting.starts_with("thank you for calling"), "{greeting}");
+    }
 
     #[test]
     fn the_intent_label_is_asked_for_only_when_it_could_act() {

@@ -64,11 +64,25 @@ pub(crate) fn run(cmd: KbCommand, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
-    let db = Database::connect(&config.database.target).await?;
+    let db = connect(config).await?;
     if config.database.auto_migrate {
         db.migrate().await?;
     }
     Ok(db)
+}
+
+/// The configured database, sealing callers' data with DATA_KEY_FILE's keys when it is set.
+pub(crate) async fn connect(config: &Config) -> anyhow::Result<Database> {
+    let db = Database::connect(&config.database.target).await?;
+    match &config.database.data_key_file {
+        Some(path) => {
+            let keys = switchboard_store::DataKeys::load(path)
+                .context("reading the data keys (DATA_KEY_FILE)")?;
+            tracing::info!(key = keys.current(), "callers' data is sealed at rest");
+            Ok(db.with_data_keys(Arc::new(keys)))
+        }
+        None => Ok(db),
+    }
 }
 
 /// The sentence embedder in MODELS_DIR.

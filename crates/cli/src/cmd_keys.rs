@@ -26,9 +26,32 @@ pub(crate) enum KeysCommand {
         /// The key's id.
         id: String,
     },
+    /// Print a new data key line for DATA_KEY_FILE (`<id> <base64 of 32 random bytes>`). To rotate, put
+    /// it first in the file and keep the old lines below it: the first key seals, every key opens.
+    DataKey {
+        /// The key's id, stored with every value it seals.
+        #[arg(long, default_value_t = default_key_id())]
+        id: String,
+    },
+}
+
+/// Today's date as a key id (`2026-12-04`).
+fn default_key_id() -> String {
+    chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 pub(crate) fn run(cmd: KeysCommand, config: &Config) -> anyhow::Result<ExitCode> {
+    if let KeysCommand::DataKey { id } = &cmd {
+        // Nothing is stored: the key goes only where the operator puts it.
+        let line = switchboard_store::new_key_line(id).map_err(anyhow::Error::msg)?;
+        println!("{line}");
+        eprintln!(
+            "append this line to your DATA_KEY_FILE (first line: the key that seals); keep the file readable by switchboard only"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -56,6 +79,7 @@ pub(crate) fn run(cmd: KeysCommand, config: &Config) -> anyhow::Result<ExitCode>
                 eprintln!("revoked key {id}");
                 ("key.revoke", id)
             }
+            KeysCommand::DataKey { .. } => unreachable!("handled above"),
         };
         db.audit(&AuditEntry {
             at: SystemTime::now(),

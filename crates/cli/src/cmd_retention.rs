@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use switchboard_core::Config;
 use switchboard_server::retention::purge;
-use switchboard_store::{Database, LiveState};
+use switchboard_store::LiveState;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RetentionCommand {
@@ -37,7 +37,7 @@ pub(crate) fn run(cmd: RetentionCommand, config: &Config) -> anyhow::Result<Exit
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let db = Database::connect(&config.database.target)
+        let db = crate::cmd_kb::connect(config)
             .await
             .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
         let live = match &config.redis {

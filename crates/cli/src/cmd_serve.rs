@@ -43,7 +43,7 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         llm_provider = %config.llm.provider,
         "starting switchboard"
     );
-    let database = Database::connect(&config.database.target)
+    let database = crate::cmd_kb::connect(&config)
         .await
         .context("opening the database (check DATABASE_URL / POSTGRES_* settings)")?;
     if config.database.auto_migrate {
@@ -58,6 +58,16 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // Whether the connection is encrypted is worth a line: TLS is used when the server offers it.
+    if let Ok(Some(encrypted)) = database.connection_encrypted().await {
+        if encrypted {
+            tracing::info!("the PostgreSQL connection is encrypted (TLS)");
+        } else {
+            tracing::warn!(
+                "the PostgreSQL connection is not encrypted (the server offers no TLS, or DATABASE_URL says sslmode=disable); use sslmode=verify-full with sslrootcert unless it runs on this machine"
+            );
+        }
+    }
     let address = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await

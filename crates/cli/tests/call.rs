@@ -276,7 +276,16 @@ fn check_stored_in_sqlite(data_dir: &Path, report: &Value, end_reason: &str) {
 
 /// After the process (and its server) is gone, the database still holds the whole call.
 async fn check_stored(target: DatabaseTarget, report: &Value, end_reason: &str) {
-    let db = Database::connect(&target).await.unwrap();
+    check_stored_in(
+        Database::connect(&target).await.unwrap(),
+        report,
+        end_reason,
+    )
+    .await;
+}
+
+/// `check_stored` on an open database.
+async fn check_stored_in(db: Database, report: &Value, end_reason: &str) {
     let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
     let call = db.call(id).await.unwrap().expect("the call is stored");
     assert_eq!(call.status, "ended");
@@ -303,11 +312,12 @@ async fn check_stored(target: DatabaseTarget, report: &Value, end_reason: &str) 
     db.close().await;
 }
 
-/// Over HTTPS and WSS: the server serves a certificate of a private CA the caller trusts through
-/// SWITCHBOARD_CA_FILE, so
-/// the API requests and the call's audio WebSocket are both TLS 1.3.
+/// Over HTTPS and WSS, with callers' data sealed at rest (DATA_KEY_FILE): the server serves a certificate
+/// of a private CA the caller trusts through SWITCHBOARD_CA_FILE, so the API requests and the call's
+/// audio WebSocket are both TLS 1.3.
 #[test]
-fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stored_in_sqlite() {
+fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stored_sealed_in_sqlite()
+ {
     if !speech_corpus_installed() {
         return;
     }
@@ -321,6 +331,19 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stor
         cert.to_str().unwrap(),
         key.to_str().unwrap(),
     );
+    // A data key as an operator makes one.
+    let made = switchboard(dir.path())
+        .args(["keys", "data-key", "--id", "call-test"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key_file = dir.path().join("data.keys");
+    std::fs::write(&key_file, &made.stdout).unwrap();
+    let key_path = key_file.to_str().unwrap().to_owned();
     let collector = OtlpCollector::start();
     let endpoint = collector.endpoint();
     let report = call_and_check(
@@ -335,6 +358,7 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stor
                 ("TLS_CERT_FILE", cert),
                 ("TLS_KEY_FILE", key),
                 ("SWITCHBOARD_CA_FILE", ca),
+                ("DATA_KEY_FILE", &key_path),
             ],
             ..Case::default()
         },
@@ -345,7 +369,30 @@ fn a_call_over_the_websocket_with_three_real_turns_is_answered_over_tls_and_stor
             .is_some_and(|s| s.starts_with("https://")),
         "the call went to the HTTPS server: {report:#}"
     );
-    check_stored_in_sqlite(dir.path(), &report, "agent_ended");
+    // Sealed at rest: the claim (its callback number read back above through the API) opens with the
+    // key file, and no file of the database holds the caller's number or the claim in plain text.
+    let keys = Arc::new(switchboard_store::DataKeys::load(&key_file).unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let target = DatabaseTarget::Sqlite {
+            path: dir.path().join("switchboard.db"),
+        };
+        let db = Database::connect(&target)
+            .await
+            .unwrap()
+            .with_data_keys(keys);
+        check_stored_in(db, &report, "agent_ended").await;
+    });
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("switchboard.db") {
+            continue;
+        }
+        let bytes = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        for plain in ["4155550100", "callback_phone"] {
+            assert!(!bytes.contains(plain), "{plain} in {}", path.display());
+        }
+    }
     check_trace(&collector.spans(), &report);
 }
 
@@ -496,6 +543,8 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
                 host: redis_host,
                 port: 6379,
                 password: None,
+                tls: false,
+                ca_file: None,
             },
             "test",
         )
@@ -1139,6 +1188,8 @@ fn redis_killed_mid_call_loses_nothing_but_live_events_while_it_is_away() {
                 host: "127.0.0.1".into(),
                 port: redis.port,
                 password: None,
+                tls: false,
+                ca_file: None,
             },
             "test",
         )

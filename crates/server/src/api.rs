@@ -58,17 +58,42 @@ pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn call_json(call: &CallRecord, live: bool) -> Value {
+/// What a viewer may see of callers' data (a number, a claim, a line): personal values (numbers, cards,
+/// e-mail addresses, IBANs) masked to their kind and last four digits wherever they are in `value`. Supervisors and admins see
+/// them as the caller gave them.
+pub(crate) fn for_reader(who: &Principal, mut value: Value) -> Value {
+    fn mask(value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let std::borrow::Cow::Owned(masked) = switchboard_agent::mask_pii(text) {
+                    *text = masked;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(mask),
+            Value::Object(fields) => fields.values_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    if who.role < Role::Supervisor {
+        mask(&mut value);
+    }
+    value
+}
+
+fn call_json(call: &CallRecord, live: bool, who: &Principal) -> Value {
     json!({
         "id": call.id,
         "direction": call.direction,
         "status": call.status,
-        "from_number": call.from_number,
-        "to_number": call.to_number,
+        "from_number": for_reader(who, json!(call.from_number)),
+        "to_number": for_reader(who, json!(call.to_number)),
         "started_at_ms": epoch_ms(call.started_at),
         "ended_at_ms": call.ended_at.map(epoch_ms),
         "end_reason": call.end_reason,
-        "context": call.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        "context": for_reader(
+            who,
+            call.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()).into(),
+        ),
         "live": live,
     })
 }
@@ -171,7 +196,7 @@ async fn create_call(
         Some(_) => state.database.call(call.id).await?.unwrap_or(record),
         None => record,
     };
-    let mut body = call_json(&record, false);
+    let mut body = call_json(&record, false, &who);
     body["audio_url"] = json!(format!("/ws/audio/{}", call.id));
     if let Some(sid) = provider_call_id {
         body["provider_call_id"] = json!(sid);
@@ -207,7 +232,7 @@ async fn list_calls(
     let calls = state.database.list_calls(&filter).await?;
     let calls: Vec<Value> = calls
         .iter()
-        .map(|c| call_json(c, state.calls.get(c.id).is_some()))
+        .map(|c| call_json(c, state.calls.get(c.id).is_some(), &who))
         .collect();
     Ok(Json(json!({ "calls": calls })))
 }
@@ -219,7 +244,11 @@ async fn get_call(
 ) -> Result<Json<Value>, ApiError> {
     who.require(Role::Viewer)?;
     let call = load_call(&state, &id).await?;
-    Ok(Json(call_json(&call, state.calls.get(call.id).is_some())))
+    Ok(Json(call_json(
+        &call,
+        state.calls.get(call.id).is_some(),
+        &who,
+    )))
 }
 
 async fn end_call(
@@ -359,7 +388,7 @@ async fn transcript(
             json!({
                 "seq": t.seq,
                 "speaker": t.speaker,
-                "text": t.text,
+                "text": for_reader(&who, Value::String(t.text.clone())),
                 "started_at_ms": epoch_ms(t.started_at),
                 "ended_at_ms": epoch_ms(t.ended_at),
             })
@@ -387,14 +416,14 @@ async fn summary(
         .await;
     Ok(Json(json!({
         "call_id": call.id,
-        "claim": serde_json::from_str::<Value>(&summary.claim).unwrap_or(Value::Null),
-        "synthesis": {
+        "claim": for_reader(&who, serde_json::from_str::<Value>(&summary.claim).unwrap_or(Value::Null)),
+        "synthesis": for_reader(&who, json!({
             "short_summary": summary.short_summary,
             "long_summary": summary.long_summary,
             "satisfaction": summary.satisfaction,
             "improvement": summary.improvement,
             "next_action": summary.next_action,
-        }
+        })),
     })))
 }
 

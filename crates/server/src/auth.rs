@@ -134,17 +134,20 @@ struct Claims {
     role: Role,
 }
 
-/// Checks credentials against the key table and the configured JWT keys.
+/// Checks credentials against the key table, the configured JWT keys and an OpenID Connect provider.
 #[derive(Clone)]
 pub struct Authenticator {
     database: Database,
     jwt: Vec<(DecodingKey, Validation)>,
+    /// An OpenID Connect provider's tokens (OIDC_ISSUER).
+    oidc: Option<std::sync::Arc<crate::oidc::Oidc>>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("jwt_keys", &self.jwt.len())
+            .field("oidc", &self.oidc.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -193,7 +196,16 @@ impl Authenticator {
             };
             jwt.push(key);
         }
-        Ok(Self { database, jwt })
+        let oidc = config
+            .auth
+            .oidc
+            .clone()
+            .map(|oidc| std::sync::Arc::new(crate::oidc::Oidc::new(oidc)));
+        Ok(Self {
+            database,
+            jwt,
+            oidc,
+        })
     }
 
     /// The principal `token` (an API key or a JWT) stands for.
@@ -216,9 +228,9 @@ impl Authenticator {
             };
         }
         if token.matches('.').count() == 2 {
-            if self.jwt.is_empty() {
+            if self.jwt.is_empty() && self.oidc.is_none() {
                 return Err(ApiError::unauthorized(
-                    "bearer tokens are not accepted here: set JWT_SECRET or JWT_PUBLIC_KEY_FILE, or use an API key",
+                    "bearer tokens are not accepted here: set JWT_SECRET, JWT_PUBLIC_KEY_FILE or OIDC_ISSUER, or use an API key",
                 ));
             }
             let mut last = String::new();
@@ -243,6 +255,10 @@ impl Authenticator {
                         }
                     }
                 }
+            }
+            // Not one of ours: the identity provider's, or nobody's.
+            if let Some(oidc) = &self.oidc {
+                return oidc.verify(token).await;
             }
             return Err(ApiError::unauthorized(format!(
                 "invalid bearer token: {last}"

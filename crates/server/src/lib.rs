@@ -15,6 +15,7 @@ mod error;
 mod health;
 pub mod metrics;
 pub mod nodes;
+pub mod oidc;
 mod openapi;
 pub mod ratelimit;
 mod readiness;

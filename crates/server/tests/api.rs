@@ -851,7 +851,7 @@ async fn a_served_node_counts_each_peer_address_before_credentials() {
 }
 
 #[tokio::test]
-async fn an_admin_erases_an_ended_calls_data_and_the_erasure_is_audited() {
+async fn viewers_read_callers_values_masked_and_an_admin_erases_an_ended_calls_data_audited() {
     let api = Api::new(&[]).await;
     let supervisor = api.key(Role::Supervisor).await;
     let admin = api.key(Role::Admin).await;
@@ -878,7 +878,7 @@ async fn an_admin_erases_an_ended_calls_data_and_the_erasure_is_audited() {
     .await
     .unwrap();
     let summary = switchboard_store::CallSummary {
-        claim: r#"{"caller_name":"Ana Lopez"}"#.into(),
+        claim: r#"{"caller_name":"Ana Lopez","callback_phone":"+14155550100"}"#.into(),
         short_summary: "Ana Lopez reported a burst pipe.".into(),
         long_summary: String::new(),
         satisfaction: 4,
@@ -886,6 +886,29 @@ async fn an_admin_erases_an_ended_calls_data_and_the_erasure_is_audited() {
         next_action: "follow_up".into(),
     };
     db.save_summary(call_id, &summary).await.unwrap();
+
+    // A viewer reads callers' numbers and cards masked; a supervisor reads them as given.
+    let viewer = api.key(Role::Viewer).await;
+    let read = |path: String, key: String| {
+        let api = &api;
+        async move { api.send(Method::GET, &path, Some(&key), None).await.1 }
+    };
+    let as_viewer = read(format!("/api/v1/calls/{id}"), viewer.clone()).await;
+    assert_eq!(as_viewer["to_number"], "[phone …0100]");
+    assert_eq!(as_viewer["context"]["policy"], "P-1");
+    assert_eq!(as_viewer["id"], id, "ids are not personal data");
+    let as_supervisor = read(format!("/api/v1/calls/{id}"), supervisor.clone()).await;
+    assert_eq!(as_supervisor["to_number"], "+14155550100");
+    let lines = read(format!("/api/v1/calls/{id}/transcript"), viewer.clone()).await;
+    assert_eq!(lines["turns"][0]["text"], "my card is [card …1111]");
+    let lines = read(format!("/api/v1/calls/{id}/transcript"), supervisor.clone()).await;
+    assert_eq!(lines["turns"][0]["text"], "my card is 4111 1111 1111 1111");
+    let claim = read(format!("/api/v1/calls/{id}/summary"), viewer.clone()).await;
+    assert_eq!(claim["claim"]["callback_phone"], "[phone …0100]");
+    assert_eq!(claim["claim"]["caller_name"], "Ana Lopez");
+    let claim = read(format!("/api/v1/calls/{id}/summary"), supervisor.clone()).await;
+    assert_eq!(claim["claim"]["callback_phone"], "+14155550100");
+
     let data = format!("/api/v1/calls/{id}/data");
 
     let (status, body) = api.send(Method::DELETE, &data, Some(&admin), None).await;
@@ -946,4 +969,200 @@ async fn an_admin_erases_an_ended_calls_data_and_the_erasure_is_audited() {
         !text.contains("Ana Lopez") && !text.contains("4111"),
         "{audit}"
     );
+}
+
+/// An RSA key made by openssl as an identity provider would hold one: its PEM and its public JWK.
+fn provider_key(dir: &std::path::Path, kid: &str) -> (Vec<u8>, Value) {
+    use base64::Engine as _;
+    let pem = dir.join(format!("{kid}.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let modulus = std::process::Command::new("openssl")
+        .args(["rsa", "-noout", "-modulus", "-in"])
+        .arg(&pem)
+        .output()
+        .unwrap();
+    let modulus = String::from_utf8(modulus.stdout).unwrap();
+    let modulus = hex::decode(modulus.trim().trim_start_matches("Modulus=")).unwrap();
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(modulus);
+    let jwk = json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": n, "e": "AQAB"});
+    (std::fs::read(&pem).unwrap(), jwk)
+}
+
+#[tokio::test]
+async fn identity_provider_tokens_are_checked_against_its_published_keys_through_a_rotation() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (pem_a, jwk_a) = provider_key(dir.path(), "key-a");
+    let (pem_b, jwk_b) = provider_key(dir.path(), "key-b");
+
+    // The provider: discovery and a key set that can be rotated, counting reads of the set.
+    let published = Arc::new(Mutex::new(json!({ "keys": [jwk_a] })));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!(
+        "http://{}/realms/callcenter",
+        listener.local_addr().unwrap()
+    );
+    let provider = {
+        let (issuer, published, reads) = (issuer.clone(), published.clone(), reads.clone());
+        Router::new()
+            .route(
+                "/realms/callcenter/.well-known/openid-configuration",
+                axum::routing::get(move || {
+                    let issuer = issuer.clone();
+                    async move {
+                        axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/certs")}))
+                    }
+                }),
+            )
+            .route(
+                "/realms/callcenter/certs",
+                axum::routing::get(move || {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    let keys = published.lock().unwrap().clone();
+                    async move { axum::Json(keys) }
+                }),
+            )
+    };
+    tokio::spawn(async move { axum::serve(listener, provider).await });
+
+    let api = Api::new(&[
+        ("OIDC_ISSUER", &issuer),
+        ("OIDC_AUDIENCE", "switchboard-api"),
+        ("OIDC_ROLE_CLAIM", "realm_access.roles"),
+    ])
+    .await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = |pem: &[u8], kid: &str, claims: Value| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap(),
+        )
+        .unwrap()
+    };
+    let claims = |aud: &str, iss: &str, roles: Value| json!({"iss": iss, "aud": aud, "sub": "ana", "exp": exp, "realm_access": {"roles": roles}});
+    let supervisor = claims(
+        "switchboard-api",
+        &issuer,
+        json!(["offline_access", "supervisor"]),
+    );
+    let calls = |token: String| {
+        let api = &api;
+        async move {
+            api.send(Method::GET, "/api/v1/calls", Some(&token), None)
+                .await
+        }
+    };
+
+    let (status, body) = calls(token(&pem_a, "key-a", supervisor.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = calls(token(
+        &pem_a,
+        "key-a",
+        claims("another-app", &issuer, json!(["admin"])),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.to_string().contains("audience"), "{body}");
+    let (status, _) = calls(token(
+        &pem_a,
+        "key-a",
+        claims(
+            "switchboard-api",
+            "http://elsewhere/realm",
+            json!(["admin"]),
+        ),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = calls(token(
+        &pem_a,
+        "key-a",
+        claims("switchboard-api", &issuer, json!(["offline_access"])),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no role: {body}");
+    let viewer = token(
+        &pem_a,
+        "key-a",
+        claims("switchboard-api", &issuer, json!("viewer")),
+    );
+    let (status, _) = api
+        .send(
+            Method::POST,
+            "/api/v1/calls",
+            Some(&viewer),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer places no call");
+    // Signed with a key the provider does not publish, under a published key's id.
+    let (forged, _) = provider_key(dir.path(), "forger");
+    let (status, _) = calls(token(&forged, "key-a", supervisor.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A shared-secret token naming the provider's key is not taken (no algorithm confusion).
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("key-a".into());
+    let hs = jsonwebtoken::encode(
+        &header,
+        &supervisor,
+        &jsonwebtoken::EncodingKey::from_secret(b"guess"),
+    )
+    .unwrap();
+    assert_eq!(calls(hs).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        1,
+        "one read of the key set so far"
+    );
+
+    // The provider rotates: key B replaces key A. The first token signed with B makes the set be read
+    // again; A's tokens are refused from then on.
+    *published.lock().unwrap() = json!({ "keys": [jwk_b] });
+    let (status, body) = calls(token(&pem_b, "key-b", supervisor.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    let (status, _) = calls(token(&pem_a, "key-a", supervisor.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        3,
+        "key-a was looked for once more"
+    );
+    // Tokens naming made-up keys do not make the provider be asked again and again: three reads a
+    // minute for unknown keys, the last of which is this flood's first token.
+    for n in 0..5 {
+        let (status, _) = calls(token(&pem_b, &format!("made-up-{n}"), supervisor.clone())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(reads.load(Ordering::SeqCst), 4);
+    let admin = api.key(Role::Admin).await;
+    let (_, audit) = api
+        .send(Method::GET, "/api/v1/audit?limit=100", Some(&admin), None)
+        .await;
+    assert!(audit.to_string().contains("sign_in.failed"), "{audit}");
 }

@@ -24,6 +24,8 @@ async fn shared(node: &str) -> Option<LiveState> {
         host: std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
         port: 6379,
         password: None,
+        tls: false,
+        ca_file: None,
     };
     match LiveState::connect(&config, node).await {
         Ok(live) => Some(live),

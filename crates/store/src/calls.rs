@@ -91,10 +91,15 @@ impl Database {
         .bind(call.id.to_string())
         .bind(call.direction.as_str())
         .bind(call.status)
-        .bind(call.from_number.clone())
-        .bind(call.to_number.clone())
+        .bind(self.seal_number(call.from_number.as_deref()))
+        .bind(self.seal_number(call.to_number.as_deref()))
         .bind(millis(call.started_at))
-        .bind(call.context.clone())
+        .bind(
+            call.context
+                .as_deref()
+                .map(|c| self.seal_value(c, &crate::sealed::context_of(&call.id.to_string())))
+                .transpose()?,
+        )
         .execute(self.pool())
         .await
         .map_err(StoreError::query("inserting a call"))?;
@@ -126,9 +131,16 @@ impl Database {
             sql.push_str(&format!(" AND direction = ${}", binds.len()));
         }
         if let Some(number) = &filter.number {
-            binds.push(number.clone());
-            let n = binds.len();
-            sql.push_str(&format!(" AND (from_number = ${n} OR to_number = ${n})"));
+            // Stored plain, or sealed under any of the keys: each form is a value to match.
+            let first = binds.len() + 1;
+            binds.extend(self.number_forms(number));
+            let list = (first..=binds.len())
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql.push_str(&format!(
+                " AND (from_number IN ({list}) OR to_number IN ({list}))"
+            ));
         }
         let since_index = binds.len() + 1;
         if filter.since.is_some() {
@@ -150,7 +162,7 @@ impl Database {
             .fetch_all(self.pool())
             .await
             .map_err(StoreError::query("listing calls"))?;
-        rows.iter().map(call_from_row).collect()
+        rows.iter().map(|r| self.call_from_row(r)).collect()
     }
 
     /// Marks a call ended; ending an ended call keeps the first end.
@@ -179,7 +191,7 @@ impl Database {
             .fetch_optional(self.pool())
             .await
             .map_err(StoreError::query("reading a call"))?;
-        row.map(|r| call_from_row(&r)).transpose()
+        row.map(|r| self.call_from_row(&r)).transpose()
     }
 
     /// Writes turn `seq` of a call; returns once the row is committed. Idempotent: writing a turn that is
@@ -239,9 +251,28 @@ impl Database {
 const CALL_COLUMNS: &str =
     "id, direction, status, from_number, to_number, started_at, ended_at, end_reason, context";
 
-fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
+impl Database {
+    fn call_from_row(&self, r: &AnyRow) -> Result<CallRecord, StoreError> {
+        const READING: &str = "reading a call";
+        let id: String = column(r, 0, READING)?;
+        let number = |index| -> Result<Option<String>, StoreError> {
+            column::<Option<String>>(r, index, READING)?
+                .map(|n| self.open_value("call number", &n, crate::sealed::NUMBER))
+                .transpose()
+        };
+        let context = column::<Option<String>>(r, 8, READING)?
+            .map(|c| self.open_value("call context", &c, &crate::sealed::context_of(&id)))
+            .transpose()?;
+        let mut record = call_record(r, &id)?;
+        record.from_number = number(3)?;
+        record.to_number = number(4)?;
+        record.context = context;
+        Ok(record)
+    }
+}
+
+fn call_record(r: &AnyRow, id: &str) -> Result<CallRecord, StoreError> {
     const READING: &str = "reading a call";
-    let id: String = column(r, 0, READING)?;
     let direction: String = column(r, 1, READING)?;
     Ok(CallRecord {
         id: id
@@ -251,12 +282,12 @@ fn call_from_row(r: &AnyRow) -> Result<CallRecord, StoreError> {
             .parse()
             .map_err(|e: switchboard_core::call::UnknownWord| corrupt("call direction", e))?,
         status: column(r, 2, READING)?,
-        from_number: column(r, 3, READING)?,
-        to_number: column(r, 4, READING)?,
+        from_number: None,
+        to_number: None,
         started_at: time(column(r, 5, READING)?),
         ended_at: column::<Option<i64>>(r, 6, READING)?.map(time),
         end_reason: column(r, 7, READING)?,
-        context: column(r, 8, READING)?,
+        context: None,
     })
 }
 

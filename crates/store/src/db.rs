@@ -89,6 +89,8 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     display: String,
+    /// DATA_KEY_FILE's keys: callers' numbers, contexts and claims are sealed with them.
+    pub(crate) keys: Option<std::sync::Arc<crate::DataKeys>>,
 }
 
 impl Database {
@@ -140,7 +142,15 @@ impl Database {
             pool,
             backend,
             display,
+            keys: None,
         })
+    }
+
+    /// This database, sealing callers' numbers, contexts and claims with `keys` from now on (and opening
+    /// what they sealed before).
+    pub fn with_data_keys(mut self, keys: std::sync::Arc<crate::DataKeys>) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// The engine behind this pool.
@@ -199,6 +209,24 @@ impl Database {
     /// Closes every connection, waiting for queries in flight.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether the connection to a PostgreSQL server is encrypted (`sslmode` in DATABASE_URL); `None` for
+    /// the embedded SQLite file, which has no connection to encrypt.
+    pub async fn connection_encrypted(&self) -> Result<Option<bool>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(self.pool())
+            .await
+            .map_err(StoreError::query("reading the connection's encryption"))?;
+        Ok(Some(match row {
+            Some(row) => {
+                crate::calls::column::<bool>(&row, 0, "reading the connection's encryption")?
+            }
+            None => false,
+        }))
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

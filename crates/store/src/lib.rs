@@ -8,6 +8,7 @@ mod error;
 mod knowledge;
 mod live;
 mod retention;
+mod sealed;
 mod summaries;
 
 pub use access::{ApiKeyRecord, AuditEntry};
@@ -20,4 +21,5 @@ pub use live::{
     LiveState, command_channel,
 };
 pub use retention::Erased;
+pub use sealed::{DataKeyError, DataKeys, new_key_line};
 pub use summaries::{CallSummary, PastCall};

@@ -54,7 +54,7 @@ impl Database {
              improvement, next_action, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(call_id.to_string())
-        .bind(summary.claim.clone())
+        .bind(self.seal_value(&summary.claim, &crate::sealed::claim_of(&call_id.to_string()))?)
         .bind(summary.short_summary.clone())
         .bind(summary.long_summary.clone())
         .bind(summary.satisfaction)
@@ -74,29 +74,46 @@ impl Database {
         limit: i64,
     ) -> Result<Vec<PastCall>, StoreError> {
         const OP: &str = "reading a caller's previous calls";
-        let rows = sqlx::query(
+        // The number as stored: plain, or sealed under any of the keys.
+        let forms = self.number_forms(phone);
+        let list = (1..=forms.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
             "SELECT c.id, c.started_at, s.claim, s.short_summary, s.long_summary, s.satisfaction, \
              s.improvement, s.next_action FROM calls c JOIN call_summaries s ON s.call_id = c.id \
-             WHERE c.from_number = $1 ORDER BY c.started_at DESC LIMIT $2",
-        )
-        .bind(phone.to_owned())
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::query(OP))?;
+             WHERE c.from_number IN ({list}) ORDER BY c.started_at DESC LIMIT ${}",
+            forms.len() + 1
+        );
+        let mut query = sqlx::query(&sql);
+        for form in forms {
+            query = query.bind(form);
+        }
+        let rows = query
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::query(OP))?;
         rows.iter()
             .map(|r| {
+                let call_id: String = column(r, 0, OP)?;
+                let claim: String = column(r, 2, OP)?;
                 Ok(PastCall {
-                    call_id: column(r, 0, OP)?,
                     started_at: time(column(r, 1, OP)?),
                     summary: CallSummary {
-                        claim: column(r, 2, OP)?,
+                        claim: self.open_value(
+                            "claim",
+                            &claim,
+                            &crate::sealed::claim_of(&call_id),
+                        )?,
                         short_summary: column(r, 3, OP)?,
                         long_summary: column(r, 4, OP)?,
                         satisfaction: column(r, 5, OP)?,
                         improvement: column(r, 6, OP)?,
                         next_action: column(r, 7, OP)?,
                     },
+                    call_id,
                 })
             })
             .collect()
@@ -114,8 +131,13 @@ impl Database {
         .await
         .map_err(StoreError::query(OP))?;
         row.map(|r| {
+            let claim: String = column(&r, 0, OP)?;
             Ok(CallSummary {
-                claim: column(&r, 0, OP)?,
+                claim: self.open_value(
+                    "claim",
+                    &claim,
+                    &crate::sealed::claim_of(&call_id.to_string()),
+                )?,
                 short_summary: column(&r, 1, OP)?,
                 long_summary: column(&r, 2, OP)?,
                 satisfaction: column(&r, 3, OP)?,

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchboard_core::config::DatabaseTarget;
 use switchboard_core::{CallDirection, CallId, Secret, Speaker};
 use switchboard_store::{
-    ApiKeyRecord, AuditEntry, Backend, CallFilter, CallSummary, Database, MigrationState, NewCall,
-    NewDocument,
+    ApiKeyRecord, AuditEntry, Backend, CallFilter, CallSummary, DataKeys, Database, MigrationState,
+    NewCall, NewDocument, new_key_line,
 };
 
 fn postgres_base_url() -> String {
@@ -277,6 +277,91 @@ async fn postgres_backend() {
     assert_eq!(db.backend(), Backend::Postgres);
     exercise(&db).await;
     db.close().await;
+    drop_schema(&schema).await;
+}
+
+fn data_keys() -> std::sync::Arc<DataKeys> {
+    let line = new_key_line("test-key").unwrap();
+    std::sync::Arc::new(DataKeys::parse(&line).unwrap())
+}
+
+/// With DATA_KEY_FILE every repository operation works the same (searching by number included), and the
+/// database's files hold no caller number, context or claim in plain text; without the keys a sealed value
+/// is refused with the reason, never shown.
+#[tokio::test]
+async fn sqlite_backend_with_callers_data_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = DatabaseTarget::Sqlite {
+        path: dir.path().join("switchboard.db"),
+    };
+    let db = Database::connect(&target)
+        .await
+        .unwrap()
+        .with_data_keys(data_keys());
+    exercise(&db).await;
+    db.close().await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [
+            "+14155550100",
+            "+14155550177",
+            "Tom Baker",
+            "\"reason\":\"claim\"",
+        ] {
+            assert!(!text.contains(secret), "{secret} is stored in plain text");
+        }
+        assert!(text.contains("sb1:test-key:"), "sealed values are there");
+    }
+    let without_keys = Database::connect(&target).await.unwrap();
+    let err = without_keys
+        .list_calls(&CallFilter {
+            limit: 10,
+            ..CallFilter::default()
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("DATA_KEY_FILE"), "{err}");
+}
+
+#[tokio::test]
+async fn postgres_backend_with_callers_data_sealed() {
+    let Some((db, schema)) = postgres_schema().await else {
+        return;
+    };
+    let db = db.with_data_keys(data_keys());
+    exercise(&db).await;
+    db.close().await;
+    drop_schema(&schema).await;
+}
+
+/// The connection to PostgreSQL is TLS whenever the server offers it (`sslmode=prefer`, the default;
+/// Debian's server offers it with its snakeoil certificate), `require` insists, `verify-full` with
+/// `sslrootcert` also checks the server, and only `disable` talks in the clear; the node says which in its
+/// start-up log.
+#[tokio::test]
+async fn postgres_over_tls_unless_the_url_turns_it_off() {
+    let Some((by_default, schema)) = postgres_schema().await else {
+        return;
+    };
+    assert_eq!(by_default.connection_encrypted().await.unwrap(), Some(true));
+    by_default.close().await;
+    let base = postgres_base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    for (mode, encrypted) in [("require", true), ("disable", false)] {
+        let db = Database::connect(&DatabaseTarget::Postgres {
+            url: Secret::new(format!("{base}{sep}sslmode={mode}")),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            db.connection_encrypted().await.unwrap(),
+            Some(encrypted),
+            "{mode}"
+        );
+        db.close().await;
+    }
     drop_schema(&schema).await;
 }
 

@@ -11,6 +11,8 @@ async fn live(node: &str) -> Option<LiveState> {
         host: std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
         port: 6379,
         password: None,
+        tls: false,
+        ca_file: None,
     };
     match LiveState::connect(&config, node).await {
         Ok(live) => Some(live),
@@ -53,6 +55,8 @@ async fn an_unreachable_redis_is_a_clear_error() {
         host: "127.0.0.1".into(),
         port: 1,
         password: None,
+        tls: false,
+        ca_file: None,
     };
     let err = LiveState::connect(&config, "n")
         .await
@@ -124,4 +128,136 @@ async fn a_single_use_value_put_on_one_node_is_taken_once_on_another() {
     let mut got = [first.unwrap(), second.unwrap()];
     got.sort();
     assert_eq!(got, [None, Some("call 42".to_owned())]);
+}
+
+/// A private CA and a server certificate for 127.0.0.1 it signed, made with openssl: (CA, cert, key).
+fn private_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let path = |name: &str| dir.join(name);
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec[..],
+            &["-days", "1", "-subj", "/CN=test CA", "-keyout"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec[..],
+            &["-subj", "/CN=127.0.0.1", "-keyout"],
+        ]
+        .concat(),
+    ] {
+        let (key, out) = if args.contains(&"-x509") {
+            (path("ca.key"), path("ca.crt"))
+        } else {
+            (path("server.key"), path("server.csr"))
+        };
+        let made = std::process::Command::new("openssl")
+            .args(&args)
+            .arg(&key)
+            .arg("-out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let signed = std::process::Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-CAcreateserial", "-in"])
+        .arg(path("server.csr"))
+        .arg("-CA")
+        .arg(path("ca.crt"))
+        .arg("-CAkey")
+        .arg(path("ca.key"))
+        .arg("-extfile")
+        .arg(path("ext"))
+        .arg("-out")
+        .arg(path("server.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    (path("ca.crt"), path("server.crt"), path("server.key"))
+}
+
+/// REDIS_TLS with REDIS_CA_FILE: the live state works over TLS with a server whose certificate a
+/// private CA signed; without that CA the server is not trusted.
+#[tokio::test]
+async fn live_state_reaches_a_tls_redis_trusting_a_private_ca() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-server is installed (make setup)");
+    let stdout = server.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("Ready to accept connections"));
+    assert!(ready, "redis-server did not start with TLS");
+
+    let config = |ca_file| RedisConfig {
+        host: "127.0.0.1".into(),
+        port,
+        password: None,
+        tls: true,
+        ca_file,
+    };
+    let live = LiveState::connect(&config(Some(ca.clone())), "tls-node")
+        .await
+        .unwrap();
+    let call = CallId::new();
+    live.call_started(call).await.unwrap();
+    assert_eq!(live.owner(call).await.unwrap().as_deref(), Some("tls-node"));
+    let untrusted = LiveState::connect(&config(None), "tls-node").await;
+    assert!(
+        untrusted.is_err(),
+        "a server signed by an unknown CA is refused"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -5,6 +5,7 @@
 //! seed: the numbers first, then their spoken forms, so the expectation never comes from the masker.
 
 use super::{PiiKind, luhn_valid, mask_pii, placeholder};
+use crate::numbers::{TENS, UNITS};
 
 /// One sentence holding personal data, and what it must read after masking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,29 +110,10 @@ impl Seeded {
     }
 }
 
-const DIGIT_WORDS: [&str; 10] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-];
-const TEENS: [&str; 10] = [
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 8] = [
-    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
 fn digit_word(rng: &mut Seeded, d: char) -> &'static str {
     match d {
         '0' if rng.chance(50) => "oh",
-        _ => DIGIT_WORDS[(d as u8 - b'0') as usize],
+        _ => UNITS[(d as u8 - b'0') as usize],
     }
 }
 
@@ -170,9 +152,9 @@ fn read_pairs(rng: &mut Seeded, digits: &str) -> Vec<String> {
                 (chars[i + 1] as u8 - b'0') as usize,
             );
             if a == 1 {
-                out.push(TEENS[b].to_owned());
+                out.push(UNITS[10 + b].to_owned());
             } else {
-                out.push(format!("{} {}", TENS[a - 2], DIGIT_WORDS[b]));
+                out.push(format!("{} {}", TENS[a - 2], UNITS[b]));
             }
             i += 2;
         } else {
@@ -343,7 +325,7 @@ fn phone_case(rng: &mut Seeded, style: usize) -> PiiCase {
             let number = format!("800{}", rng.digits(7));
             let said = format!(
                 "one {} hundred {}",
-                DIGIT_WORDS[8],
+                UNITS[8],
                 read_digits(rng, &number[3..], false).join(" ")
             );
             ("toll free", said, format!("1{number}"))

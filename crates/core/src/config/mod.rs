@@ -3,12 +3,14 @@
 //! A bad value stops start-up with a message naming the environment variable, the `config.yaml` key,
 //! the value and what is allowed. Code past start-up only sees the typed [`Config`].
 
+mod auth;
 mod choice;
 mod example;
 mod layers;
 mod server;
 pub mod settings;
 mod sources;
+mod storage;
 mod telephony;
 
 use std::net::IpAddr;
@@ -19,6 +21,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::secret::{REDACTED, Secret};
+pub use auth::{AuthConfig, OidcConfig};
 pub use choice::{
     ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider, LogFormat,
     LogLevel, NoiseSuppression, SttModel, TelephonyProvider, TlsVersion, TtsEngine,
@@ -28,6 +31,7 @@ pub use layers::{Resolved, ResolvedSettings, Source};
 pub use server::{ServerConfig, TlsConfig};
 use settings::Setting;
 pub use sources::{Sources, SourcesError};
+pub use storage::{DatabaseConfig, DatabaseTarget, RedisConfig};
 pub use telephony::{
     AriConfig, DEFAULT_AUDIOSOCKET_PORT, DEFAULT_SIP_PORT, InboundAuth, SipConfig, TelephonyConfig,
     TwilioConfig,
@@ -232,23 +236,6 @@ pub struct CallsConfig {
     pub caller_memory: bool,
 }
 
-/// How API callers prove who they are, beyond the API keys kept in the database.
-#[derive(Debug, Clone, Default)]
-pub struct AuthConfig {
-    /// HS256 secret for JWT bearer tokens.
-    pub jwt_secret: Option<Secret>,
-    /// RS256/ES256 public key file for JWT bearer tokens.
-    pub jwt_public_key_file: Option<PathBuf>,
-    /// The `iss` accepted JWTs must carry.
-    pub jwt_issuer: Option<String>,
-    /// The `aud` accepted JWTs must carry.
-    pub jwt_audience: Option<String>,
-    /// API requests per credential per minute; 0 is unlimited.
-    pub rate_limit_per_minute: u32,
-    /// HTTP requests per source address per minute, before authentication; 0 is unlimited.
-    pub rate_limit_per_source_per_minute: u32,
-}
-
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct VadSensitivity(u8);
@@ -280,59 +267,6 @@ pub struct AudioConfig {
     /// Silence that ends speech whose transcript so far sounds unfinished; zero or not above
     /// `vad_min_silence`: no hold.
     pub vad_hold_silence: Duration,
-}
-
-/// Which database holds the system of record.
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// Connection target.
-    pub target: DatabaseTarget,
-    /// Apply pending migrations at start-up.
-    pub auto_migrate: bool,
-}
-
-/// A database to connect to.
-#[derive(Debug, Clone)]
-pub enum DatabaseTarget {
-    /// Embedded SQLite file.
-    Sqlite {
-        /// The database file.
-        path: PathBuf,
-    },
-    /// A PostgreSQL server, by URL (credentials included, so it is a secret).
-    Postgres {
-        /// `postgres://user:password@host:port/db`.
-        url: Secret,
-    },
-}
-
-impl DatabaseTarget {
-    /// A connection URL for sqlx.
-    pub fn url(&self) -> String {
-        match self {
-            DatabaseTarget::Sqlite { path } => format!("sqlite://{}?mode=rwc", path.display()),
-            DatabaseTarget::Postgres { url } => url.expose().to_owned(),
-        }
-    }
-
-    /// The URL with any password replaced, for logs and `/ready`.
-    pub fn display_url(&self) -> String {
-        match self {
-            DatabaseTarget::Sqlite { path } => format!("sqlite://{}", path.display()),
-            DatabaseTarget::Postgres { url } => redact_url_password(url.expose()),
-        }
-    }
-}
-
-/// Redis connection settings.
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// Host.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-    /// Password.
-    pub password: Option<Secret>,
 }
 
 /// How long callers' data is kept.
@@ -425,18 +359,8 @@ impl Config {
 
         let server = server::server_config(&r)?;
         let telephony = telephony::telephony_config(&r)?;
-        let database = DatabaseConfig {
-            target: database_target(&r, &data_dir)?,
-            auto_migrate: r.bool(&DATABASE_AUTO_MIGRATE)?,
-        };
-        let redis = match r.host_opt(&REDIS_HOST)? {
-            Some(host) => Some(RedisConfig {
-                host,
-                port: r.int(&REDIS_PORT, 1..=65_535)? as u16,
-                password: r.text(&REDIS_PASSWORD).map(Secret::new),
-            }),
-            None => None,
-        };
+        let database = storage::database_config(&r, &data_dir)?;
+        let redis = storage::redis_config(&r)?;
         let config = Config {
             server,
             environment: r.choice(&ENVIRONMENT)?,
@@ -504,16 +428,7 @@ impl Config {
                 filler_after: Duration::from_millis(r.int(&FILLER_AFTER_MS, 100..=600_000)? as u64),
                 caller_memory: r.bool(&CALLER_MEMORY)?,
             },
-            auth: AuthConfig {
-                jwt_secret: r.text(&JWT_SECRET).map(Secret::new),
-                jwt_public_key_file: r.text(&JWT_PUBLIC_KEY_FILE).map(PathBuf::from),
-                jwt_issuer: r.text(&JWT_ISSUER),
-                jwt_audience: r.text(&JWT_AUDIENCE),
-                rate_limit_per_minute: r.int(&RATE_LIMIT_PER_MINUTE, 0..=1_000_000)? as u32,
-                rate_limit_per_source_per_minute: r
-                    .int(&RATE_LIMIT_PER_SOURCE_PER_MINUTE, 0..=1_000_000)?
-                    as u32,
-            },
+            auth: auth::auth_config(&r)?,
             audio: AudioConfig {
                 buffer_size: Duration::from_millis(
                     r.int(&AUDIO_BUFFER_SIZE_MS, 100..=60_000)? as u64
@@ -638,64 +553,6 @@ fn default_data_dir(env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     match env("HOME").filter(|v| !v.is_empty()) {
         Some(home) => PathBuf::from(home).join(".local/share/switchboard"),
         None => PathBuf::from("data"),
-    }
-}
-
-fn database_target(r: &Reader<'_>, data_dir: &Path) -> Result<DatabaseTarget, ConfigError> {
-    use settings::*;
-    if let Some(url) = r.text(&DATABASE_URL) {
-        return if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Url::parse(&url).map_err(|_| r.invalid(&DATABASE_URL))?;
-            Ok(DatabaseTarget::Postgres {
-                url: Secret::new(url),
-            })
-        } else if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or(path);
-            if path.is_empty() {
-                return Err(r.invalid(&DATABASE_URL));
-            }
-            Ok(DatabaseTarget::Sqlite {
-                path: PathBuf::from(path),
-            })
-        } else {
-            Err(r.invalid(&DATABASE_URL))
-        };
-    }
-    let Some(host) = r.host_opt(&POSTGRES_HOST)? else {
-        return Ok(DatabaseTarget::Sqlite {
-            path: data_dir.join("switchboard.db"),
-        });
-    };
-    let port = r.int(&POSTGRES_PORT, 1..=65_535)?;
-    let db = r.required_text(&POSTGRES_DB)?;
-    let user = r.required_text(&POSTGRES_USER)?;
-    let mut url = Url::parse("postgres://localhost").map_err(|_| r.invalid(&POSTGRES_HOST))?;
-    url.set_host(Some(&host))
-        .map_err(|_| r.invalid(&POSTGRES_HOST))?;
-    url.set_port(Some(port as u16))
-        .map_err(|_| r.invalid(&POSTGRES_PORT))?;
-    url.set_username(&user)
-        .map_err(|_| r.invalid(&POSTGRES_USER))?;
-    if let Some(password) = r.text(&POSTGRES_PASSWORD) {
-        url.set_password(Some(&password))
-            .map_err(|_| r.invalid(&POSTGRES_PASSWORD))?;
-    }
-    url.set_path(&db);
-    Ok(DatabaseTarget::Postgres {
-        url: Secret::new(url.to_string()),
-    })
-}
-
-fn redact_url_password(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Setting a password only fails for URLs that cannot have one, which this one has.
-            let _ = parsed.set_password(Some(REDACTED));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => REDACTED.to_owned(),
     }
 }
 

@@ -206,6 +206,12 @@ settings! {
     JWT_ISSUER: "auth.jwt_issuer", "JWT_ISSUER", default None, allowed "the issuer string your identity provider puts in its tokens";
     /// The audience (`aud`) accepted JWTs must name, such as this API's client id at the identity provider; unset: a token that names an audience is refused.
     JWT_AUDIENCE: "auth.jwt_audience", "JWT_AUDIENCE", default None, allowed "the audience string of this API at your identity provider";
+    /// An OpenID Connect issuer whose access tokens are accepted (its `iss`, such as https://id.example.com/realms/callcenter): its keys are found through `.well-known/openid-configuration` and read again when a token names a key not seen yet.
+    OIDC_ISSUER: "auth.oidc_issuer", "OIDC_ISSUER", default None, allowed "an absolute http(s) URL";
+    /// The audience (`aud`) the identity provider's tokens must name for this API; required with OIDC_ISSUER.
+    OIDC_AUDIENCE: "auth.oidc_audience", "OIDC_AUDIENCE", default None, allowed "the audience (client id) of this API at your identity provider";
+    /// The claim holding the Switchboard role (admin, supervisor or viewer; a list takes its highest), a dotted path for a nested one such as realm_access.roles.
+    OIDC_ROLE_CLAIM: "auth.oidc_role_claim", "OIDC_ROLE_CLAIM", default Some("role"), allowed "a claim name or dotted path";
     /// API requests one credential may make per minute (counted in Redis when REDIS_HOST is set, so across nodes); 0 turns the limit off.
     RATE_LIMIT_PER_MINUTE: "auth.rate_limit_per_minute", "RATE_LIMIT_PER_MINUTE", default Some("600"), allowed "an integer from 0 to 1000000";
     /// HTTP requests one source address may make per minute, counted before its credentials are checked (so a stranger guessing keys is slowed and failed sign-ins cannot flood the audit log); 0 turns the limit off.
@@ -228,6 +234,8 @@ settings! {
     ECHO_CANCELLATION: "audio.echo_cancellation", "ECHO_CANCELLATION", default Some("true"), allowed "true or false";
     /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
     DATABASE_URL: "database.url", "DATABASE_URL", default None, allowed "a postgres:// or sqlite: URL", secret;
+    /// File of keys that seal callers' data at rest with AES-256-GCM: the claim, the call's context and the caller's and callee's numbers (one key a line, `<id> <base64 of 32 bytes>`, the sealing key first; make one with `switchboard keys data-key`). Unset: stored in plain text.
+    DATA_KEY_FILE: "database.data_key_file", "DATA_KEY_FILE", default None, allowed "a path to a key file";
     /// Apply pending database migrations at start-up.
     DATABASE_AUTO_MIGRATE: "database.auto_migrate", "DATABASE_AUTO_MIGRATE", default Some("true"), allowed "true or false";
     /// PostgreSQL host; when unset, the embedded SQLite database in DATA_DIR is used.
@@ -246,6 +254,10 @@ settings! {
     REDIS_PORT: "redis.port", "REDIS_PORT", default Some("6379"), allowed "an integer from 1 to 65535";
     /// Redis password.
     REDIS_PASSWORD: "redis.password", "REDIS_PASSWORD", default None, allowed "the server's password", secret;
+    /// Speak TLS to Redis (as a `rediss://` URL does): the server's certificate is checked against the system's CAs, or REDIS_CA_FILE.
+    REDIS_TLS: "redis.tls", "REDIS_TLS", default Some("false"), allowed "true or false";
+    /// PEM CA certificate that signed the Redis server's certificate, when the system does not trust it.
+    REDIS_CA_FILE: "redis.ca_file", "REDIS_CA_FILE", default None, allowed "a path to a PEM CA certificate";
     /// Days a call's transcript, claim, synthesis and live events are kept after it ends; then `switchboard retention run` and the hourly purge delete the call. Unset: kept until erased.
     RETENTION_DAYS: "privacy.retention_days", "RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
     /// Store transcript lines and post-call syntheses with phone numbers, card numbers, e-mail addresses and IBANs masked (written or said in words; the last four digits kept). The claim still gets the values the caller gave: they are read from the caller's words before the line is stored.
