@@ -67,6 +67,9 @@ pub struct AgentConfig {
     pub memory_turns: usize,
     /// Chunks of the knowledge base given to the model per search.
     pub search_results: usize,
+    /// The greeting tells the caller the call is recorded and that they may decline (RECORDING=announce).
+    #[serde(skip)]
+    pub announce_recording: bool,
 }
 
 impl Default for AgentConfig {
@@ -145,6 +148,7 @@ impl Default for AgentConfig {
             country_code: "1".into(),
             memory_turns: 6,
             search_results: 3,
+            announce_recording: false,
         }
     }
 }
@@ -171,6 +175,8 @@ impl AgentConfig {
         if !names_language {
             agent.persona.language = config.tts.language.clone();
         }
+        agent.announce_recording =
+            config.calls.recording == switchboard_core::config::Recording::Announce;
         Ok(agent)
     }
 

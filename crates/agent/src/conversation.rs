@@ -139,9 +139,17 @@ fn intent_matters(config: &AgentConfig, documents: bool, caller_said: &str) -> b
         .any(|intent| configured(intent) && confirmed(config, intent, caller_said))
 }
 
-/// The opening line of a call for `persona`.
-pub fn greeting_text(persona: &crate::Persona) -> String {
-    // Callers are told at once that they speak with an automated agent and that the call is transcribed.
+/// The opening line of a call. Callers are told at once that they speak with an automated agent and
+/// that the call is transcribed, and, when calls are recorded with RECORDING=announce, that it is
+/// recorded and that they may say they do not want it.
+pub fn greeting_text(config: &AgentConfig) -> String {
+    let persona = &config.persona;
+    if config.announce_recording {
+        return format!(
+            "Thank you for calling {}. This is {}, an automated assistant. This call is recorded and transcribed; if you would rather it were not recorded, just say so. How can I help you today?",
+            persona.company, persona.agent_name
+        );
+    }
     format!(
         "Thank you for calling {}. This is {}, an automated assistant, and this call is transcribed. How can I help you today?",
         persona.company, persona.agent_name
@@ -206,7 +214,7 @@ impl Conversation {
 
     /// The first thing the agent says (fixed, so the phrase cache can serve it).
     pub fn greeting(&mut self) -> String {
-        let text = greeting_text(&self.config.persona);
+        let text = greeting_text(&self.config);
         self.last_agent = text.clone();
         text
     }
@@ -614,10 +622,21 @@ mod tests {
 
     #[test]
     fn the_greeting_says_an_automated_assistant_answers_and_the_call_is_transcribed() {
-        let greeting = greeting_text(&AgentConfig::default().persona).to_lowercase();
+        let greeting = greeting_text(&AgentConfig::default()).to_lowercase();
         assert!(greeting.contains("automated assistant"), "{greeting}");
         assert!(greeting.contains("transcribed"), "{greeting}");
+        assert!(!greeting.contains("recorded"), "{greeting}");
         assert!(greeting.starts_with("thank you for calling"), "{greeting}");
+        let announced = greeting_text(&AgentConfig {
+            announce_recording: true,
+            ..AgentConfig::default()
+        })
+        .to_lowercase();
+        assert!(
+            announced.contains("recorded and transcribed"),
+            "{announced}"
+        );
+        assert!(announced.contains("say so"), "{announced}");
     }
 
     #[test]

@@ -22,16 +22,67 @@ pub(crate) struct PiiArgs {
     /// The recorded prompts' transcripts (gzip), used as ordinary sentences when present.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_TRANSCRIPTS)]
     transcripts: PathBuf,
+    /// Also speak the first N sentences with each voice (the configured one and espeak-ng), transcribe
+    /// them with the call's recogniser, and mask what it wrote: how often a value the recogniser heard
+    /// survives masking.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    spoken: usize,
     /// Write every figure, and each miss, as JSON here too.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// What the recogniser made of spoken sentences, through one voice.
+#[derive(Debug, Default)]
+struct RoundTrip {
+    voice: String,
+    sentences: usize,
+    /// Transcripts that held the value (five digits of it in a row, or the e-mail's surname).
+    heard: usize,
+    /// Of those, masked transcripts that still held it.
+    leaked: Vec<(String, String)>,
+}
+
+/// Speaks each case with `voice`, transcribes it, masks the transcript.
+fn round_trip(
+    voice: &dyn switchboard_speech::tts::TextToSpeech,
+    model: &switchboard_speech::whisper::WhisperModel,
+    options: &switchboard_speech::whisper::TranscribeOptions,
+    cases: &[switchboard_agent::pii::corpus::PiiCase],
+) -> anyhow::Result<RoundTrip> {
+    use switchboard_agent::pii::corpus::leaks;
+    let mut trip = RoundTrip {
+        voice: format!("{} {}", voice.info().engine, voice.info().voice),
+        ..RoundTrip::default()
+    };
+    for case in cases {
+        let mut audio = Vec::new();
+        voice.synthesize(&case.text, &mut |chunk| {
+            audio.extend(switchboard_speech::tts::resample_for_file(
+                &chunk.samples,
+                chunk.sample_rate,
+                16_000,
+            ));
+            std::ops::ControlFlow::Continue(())
+        })?;
+        let heard = model.transcribe(&audio, options)?.text;
+        trip.sentences += 1;
+        if leaks(case, &heard) {
+            trip.heard += 1;
+            let masked = switchboard_agent::mask_pii(&heard);
+            if leaks(case, &masked) {
+                trip.leaked.push((heard.clone(), masked.into_owned()));
+            }
+        }
+    }
+    Ok(trip)
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
 
-pub(crate) fn run(args: &PiiArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &PiiArgs, config: &switchboard_core::Config) -> anyhow::Result<ExitCode> {
     let cases = pii_cases(args.cases);
     let generated = ordinary_sentences(args.ordinary);
     let prompts: Vec<String> = match load_transcripts(Path::new(&args.transcripts)) {
@@ -102,6 +153,45 @@ pub(crate) fn run(args: &PiiArgs) -> anyhow::Result<ExitCode> {
     {
         println!("wrongly masked: {text:?} -> {got:?}");
     }
+    let mut trips = Vec::new();
+    if args.spoken > 0 {
+        use switchboard_speech::{tts, whisper};
+        // Every style: the sentences are spread over them in turn.
+        let spoken: Vec<_> = cases.iter().take(args.spoken).cloned().collect();
+        let model = whisper::WhisperModel::load(&whisper::model_path(config))?;
+        let options = whisper::options_from_config(config);
+        let configured = tts::options_from_config(config);
+        let mut espeak = configured.clone();
+        espeak.engine = switchboard_core::config::TtsEngine::Espeak;
+        espeak.voice = "en-us".into();
+        for voice_options in [configured, espeak] {
+            let voice = tts::load(&voice_options)?;
+            eprintln!(
+                "speaking {} sentences with {} and transcribing them...",
+                spoken.len(),
+                voice.info().voice
+            );
+            trips.push(round_trip(voice.as_ref(), &model, &options, &spoken)?);
+        }
+        println!("\nspoken, transcribed by the call's recogniser, then masked:\n");
+        println!("| voice | sentences | value in the transcript | still readable after masking |");
+        println!("|---|---:|---:|---:|");
+        for trip in &trips {
+            println!(
+                "| {} | {} | {} | {} ({:.1} %) |",
+                trip.voice,
+                trip.sentences,
+                trip.heard,
+                trip.leaked.len(),
+                percent(trip.leaked.len(), trip.heard)
+            );
+        }
+        for trip in &trips {
+            for (heard, masked) in trip.leaked.iter().take(5) {
+                println!("leaked ({}): {heard:?} -> {masked:?}", trip.voice);
+            }
+        }
+    }
     if let Some(path) = &args.json {
         let report = json!({
             "cases": on_generated.cases,
@@ -115,6 +205,12 @@ pub(crate) fn run(args: &PiiArgs) -> anyhow::Result<ExitCode> {
             "missed": on_generated.missed.iter().map(|(s, t, g)| json!({"style": s, "text": t, "masked": g})).collect::<Vec<_>>(),
             "wrongly_masked": on_generated.wrongly_masked.iter().chain(&on_prompts.wrongly_masked).map(|(t, g)| json!({"text": t, "masked": g})).collect::<Vec<_>>(),
             "micros_per_sentence": elapsed.as_secs_f64() * 1e6 / sentences.max(1) as f64,
+            "spoken": trips.iter().map(|t| json!({
+                "voice": t.voice,
+                "sentences": t.sentences,
+                "heard": t.heard,
+                "leaked": t.leaked.iter().map(|(h, m)| json!({"transcript": h, "masked": m})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         });
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }

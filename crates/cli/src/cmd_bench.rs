@@ -95,6 +95,6 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
         BenchCommand::Tts(args) => crate::bench_tts::run(&args, config),
         BenchCommand::Llm(args) => crate::bench_llm::run(&args, config),
         BenchCommand::Latency(args) => crate::bench_latency::run(&args, config),
-        BenchCommand::Pii(args) => crate::bench_pii::run(&args),
+        BenchCommand::Pii(args) => crate::bench_pii::run(&args, config),
     }
 }

@@ -37,6 +37,10 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/v1/calls/{id}/transcript", get(transcript))
         .route("/api/v1/calls/{id}/summary", get(summary))
+        .route(
+            "/api/v1/calls/{id}/recording",
+            get(crate::recordings::recording),
+        )
         .route("/api/v1/calls/{id}/events", get(events))
         .route(
             "/api/v1/keys",

@@ -45,8 +45,8 @@ pub(crate) async fn erase_call_data(
         None => 0,
     };
     let detail = format!(
-        "turns={} summary={} events={events}",
-        erased.turns, erased.summary
+        "turns={} summary={} recording_chunks={} events={events}",
+        erased.turns, erased.summary, erased.recording_chunks
     );
     state
         .auth
@@ -57,6 +57,7 @@ pub(crate) async fn erase_call_data(
         "erased": {
             "turns": erased.turns,
             "summary": erased.summary,
+            "recording_chunks": erased.recording_chunks,
             "events": events,
         },
     })))

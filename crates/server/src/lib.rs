@@ -19,6 +19,7 @@ pub mod oidc;
 mod openapi;
 pub mod ratelimit;
 mod readiness;
+mod recordings;
 pub mod registry;
 pub mod retention;
 mod serve;

@@ -66,6 +66,7 @@ pub(crate) fn document() -> Value {
             "/api/v1/calls/{id}/data": { "delete": op("Erase an ended call's transcript, claim, synthesis, numbers, context and live events; the call's row and the audit entry stay", "admin", &["id:path"], "200") },
             "/api/v1/calls/{id}/transcript": { "get": op("A call's stored turns", "viewer", &["id:path"], "200") },
             "/api/v1/calls/{id}/summary": { "get": op("A call's claim and post-call synthesis", "viewer", &["id:path"], "200") },
+            "/api/v1/calls/{id}/recording": { "get": op("The call's recording as a WAV file (caller left, agent right; RECORDING), each read audited", "supervisor", &["id:path"], "200") },
             "/api/v1/calls/{id}/events": { "get": op("Live events of a connected call (server-sent events)", "viewer", &["id:path"], "200") },
             "/api/v1/keys": { "post": op("Create an API key: {name, role}; the key is shown once", "admin", &[], "201") },
             "/api/v1/keys/{id}": { "delete": op("Revoke an API key", "admin", &["id:path"], "204") },

@@ -37,11 +37,15 @@ impl Api {
                 .map(|(_, v)| v.clone())
         })
         .unwrap();
-        let database = Database::connect(&DatabaseTarget::Sqlite {
+        let mut database = Database::connect(&DatabaseTarget::Sqlite {
             path: dir.path().join("sb.db"),
         })
         .await
         .unwrap();
+        if let Some(path) = &config.database.data_key_file {
+            let keys = switchboard_store::DataKeys::load(path).unwrap();
+            database = database.with_data_keys(Arc::new(keys));
+        }
         database.migrate().await.unwrap();
         let state = AppState::new(Arc::new(config), Readiness::default(), database).unwrap();
         Self {
@@ -1165,4 +1169,94 @@ async fn identity_provider_tokens_are_checked_against_its_published_keys_through
         .send(Method::GET, "/api/v1/audit?limit=100", Some(&admin), None)
         .await;
     assert!(audit.to_string().contains("sign_in.failed"), "{audit}");
+}
+
+#[tokio::test]
+async fn a_supervisor_downloads_a_recording_as_wav_audited_and_erasure_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("keys");
+    std::fs::write(&key_file, switchboard_store::new_key_line("k").unwrap()).unwrap();
+    let api = Api::new(&[("DATA_KEY_FILE", key_file.to_str().unwrap())]).await;
+    let supervisor = api.key(Role::Supervisor).await;
+    let viewer = api.key(Role::Viewer).await;
+    let admin = api.key(Role::Admin).await;
+    let (_, created) = api
+        .send(
+            Method::POST,
+            "/api/v1/calls",
+            Some(&supervisor),
+            Some(json!({})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let call: switchboard_core::CallId = id.parse().unwrap();
+    let path = format!("/api/v1/calls/{id}/recording");
+    let get = |key: String| {
+        let app = api.app.clone();
+        let path = path.clone();
+        async move {
+            let response = app
+                .oneshot(
+                    Request::get(&path)
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, bytes.to_vec())
+        }
+    };
+    assert_eq!(
+        get(supervisor.clone()).await.0,
+        StatusCode::NOT_FOUND,
+        "nothing recorded yet"
+    );
+    let db = &api.state.database;
+    db.store_recording_chunk(call, 0, 8_000, &[100, -100, 200, -200])
+        .await
+        .unwrap();
+    db.store_recording_chunk(call, 1, 8_000, &[300, -300])
+        .await
+        .unwrap();
+
+    assert_eq!(get(viewer).await.0, StatusCode::FORBIDDEN);
+    let (status, wav) = get(supervisor.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(
+        u16::from_le_bytes([wav[22], wav[23]]),
+        2,
+        "caller and agent"
+    );
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(samples, [100, -100, 200, -200, 300, -300]);
+    let (_, audit) = api
+        .send(Method::GET, "/api/v1/audit", Some(&admin), None)
+        .await;
+    assert!(audit.to_string().contains("call.recording.read"), "{audit}");
+
+    api.send(
+        Method::DELETE,
+        &format!("/api/v1/calls/{id}"),
+        Some(&supervisor),
+        None,
+    )
+    .await;
+    let (status, erased) = api
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/calls/{id}/data"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["erased"]["recording_chunks"], 2);
+    assert_eq!(get(supervisor).await.0, StatusCode::NOT_FOUND);
 }

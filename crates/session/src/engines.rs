@@ -102,6 +102,8 @@ pub struct Engines {
     pub echo_cancellation: bool,
     /// Transcript lines are stored with personal data masked (MASK_PII_IN_TRANSCRIPTS).
     pub mask_stored_pii: bool,
+    /// Whether calls are recorded (RECORDING).
+    pub recording: switchboard_core::config::Recording,
 }
 
 /// The configured language model, sent masked text when MASK_PII_FOR_LLM says so.
@@ -190,6 +192,7 @@ impl Engines {
             noise_suppression: config.audio.noise_suppression,
             echo_cancellation: config.audio.echo_cancellation,
             mask_stored_pii: config.privacy.mask_pii_in_transcripts,
+            recording: config.calls.recording,
         })
     }
 

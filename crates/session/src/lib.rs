@@ -16,6 +16,7 @@ pub mod media;
 pub mod phrases;
 mod playout;
 mod recorder;
+mod recording;
 mod speaker;
 mod speeches;
 mod trace;

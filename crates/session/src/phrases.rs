@@ -31,7 +31,7 @@ impl PhraseBook {
         fixed_sentences.dedup();
         Self {
             fixed_sentences,
-            greeting: greeting_text(persona),
+            greeting: greeting_text(agent),
             reprompt: "Are you still there?".into(),
             filler: "One moment please.".into(),
             apology: "I'm sorry, that took too long on my side. Could you say that again?".into(),

@@ -143,8 +143,8 @@ struct Playout {
     done: BTreeSet<SpeechId>,
     /// Present while the far side's echoes are trusted.
     echoes: Option<Echoes>,
-    /// Where each tick's frame goes for the echo canceller, when it is on.
-    tap: Option<EchoTap>,
+    /// Where each tick's frame goes: the echo canceller's reference, the recording.
+    taps: Vec<EchoTap>,
     /// Whether this tick sent a frame.
     sent_this_tick: bool,
 }
@@ -157,7 +157,7 @@ pub(crate) async fn run(
     out_tx: mpsc::Sender<Outbound>,
     played_tx: mpsc::UnboundedSender<Played>,
     mut echo_rx: Option<mpsc::UnboundedReceiver<String>>,
-    tap: Option<EchoTap>,
+    taps: Vec<EchoTap>,
     stop: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(FRAME_DURATION);
@@ -170,7 +170,7 @@ pub(crate) async fn run(
         cancelled: BTreeSet::new(),
         done: BTreeSet::new(),
         echoes: echo_rx.is_some().then(Echoes::default),
-        tap,
+        taps,
         sent_this_tick: false,
     };
     loop {
@@ -287,10 +287,10 @@ impl Playout {
         if !self.send_next_frame(queue_rx).await {
             return false;
         }
-        if !self.sent_this_tick
-            && let Some(tap) = &self.tap
-        {
-            tap.sent(None);
+        if !self.sent_this_tick {
+            for tap in &self.taps {
+                tap.sent(None);
+            }
         }
         // Old ids can never come back: keep the sets small on long calls.
         if let Some(&newest) = self.done.iter().next_back() {
@@ -363,7 +363,7 @@ impl Playout {
                     {
                         return false;
                     }
-                    if let Some(tap) = &self.tap {
+                    for tap in &self.taps {
                         tap.sent(Some(&bytes));
                     }
                     self.sent_this_tick = true;
@@ -449,7 +449,7 @@ mod tests {
                 out_tx,
                 played_tx,
                 echo_rx,
-                Some(tap.clone()),
+                vec![tap.clone()],
                 stop.clone(),
             ));
             Self {

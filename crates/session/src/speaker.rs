@@ -42,6 +42,8 @@ pub(crate) struct ReplyJob {
     pub speech: SpeechId,
     pub caller_text: String,
     pub cancel: CancellationToken,
+    /// Said before the answer, in the agent's voice (that the recording stopped, as the caller asked).
+    pub preface: Option<String>,
 }
 
 /// What the speaker tells the session.
@@ -223,6 +225,9 @@ async fn reply(
             let _ = sentence_tx.send(sentence);
         }
     };
+    if let Some(preface) = &job.preface {
+        forward(chunker.push(&format!("{preface} ")));
+    }
     let outcome = {
         let mut on_text = |text: &str| forward(chunker.push(text));
         let respond = async {

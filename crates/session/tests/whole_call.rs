@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use switchboard_agent::{AgentConfig, CallContext};
 use switchboard_audio::vad;
 use switchboard_audio::{InputFormat, SampleRate};
-use switchboard_core::config::DatabaseTarget;
+use switchboard_core::config::{DatabaseTarget, Recording};
 use switchboard_core::{CallDirection, CallId, Config, Speaker};
 use switchboard_llm::{ChatModel, ChatRequest, EventStream, LlmError};
 use switchboard_session::phrases::PhraseBook;
@@ -113,9 +113,14 @@ impl ChatModel for Unreachable {
     }
 }
 
-fn engines(dir: &std::path::Path, lines: &[&str]) -> Arc<Engines> {
+fn engines(
+    dir: &std::path::Path,
+    lines: &[&str],
+    recording: switchboard_core::config::Recording,
+) -> Arc<Engines> {
     let config = Config::from_layers(None, &|_| None).unwrap();
-    let agent = AgentConfig::from_config(&config).unwrap();
+    let mut agent = AgentConfig::from_config(&config).unwrap();
+    agent.announce_recording = recording == Recording::Announce;
     Arc::new(Engines {
         stt: Arc::new(ScriptedStt(Arc::new(Mutex::new(
             lines.iter().map(|l| (*l).to_owned()).collect(),
@@ -144,6 +149,7 @@ fn engines(dir: &std::path::Path, lines: &[&str]) -> Arc<Engines> {
         noise_suppression: switchboard_audio::NoiseSuppression::Off,
         echo_cancellation: true,
         mask_stored_pii: true,
+        recording,
     })
 }
 
@@ -224,6 +230,7 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
             "My car was hit on Main Street this morning.",
             "And my number is four one five, five five five, oh one three four",
         ],
+        Recording::Off,
     );
     let (caller, inbound) = caller_channel(250);
     let (out_tx, mut out_rx) = mpsc::channel(4_096);
@@ -302,6 +309,104 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
     assert_eq!(
         lines.last().copied(),
         Some((Speaker::Caller, "And my number is [phone …0134]")),
+        "{lines:?}"
+    );
+}
+
+/// One call with RECORDING as given, the caller saying `line` in one turn; returns what was stored.
+async fn recorded_call(
+    recording: Recording,
+    line: &str,
+) -> (tempfile::TempDir, Database, CallId, Vec<(Speaker, String)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let keys =
+        switchboard_store::DataKeys::parse(&switchboard_store::new_key_line("t").unwrap()).unwrap();
+    let db = db.with_data_keys(Arc::new(keys));
+    let engines = engines(dir.path(), &[line], recording);
+    let (caller, inbound) = caller_channel(250);
+    let (out_tx, mut out_rx) = mpsc::channel(4_096);
+    let setup = CallSetup {
+        call_id,
+        format: InputFormat::Pcm16(SampleRate::Hz16000),
+        context: CallContext::default(),
+        echoes_marks: false,
+    };
+    let call = tokio::spawn(run_call(
+        setup,
+        engines,
+        db.clone(),
+        inbound,
+        out_tx,
+        CancellationToken::new(),
+    ));
+    let mut seen = Vec::new();
+    until(
+        &mut out_rx,
+        &mut seen,
+        |o| matches!(o, Outbound::Mark(m) if m == "speech-1"),
+    )
+    .await;
+    for frame in frames(600, false)
+        .into_iter()
+        .chain(frames(1_000, true))
+        .chain(frames(600, false))
+    {
+        caller.send(Inbound::Audio(frame)).await.unwrap();
+    }
+    // The answer plays to its end, then the caller hangs up.
+    until(
+        &mut out_rx,
+        &mut seen,
+        |o| matches!(o, Outbound::Mark(m) if m == "speech-2"),
+    )
+    .await;
+    caller.send(Inbound::Hangup).await.unwrap();
+    call.await.unwrap().unwrap();
+    let turns = db.turns(call_id).await.unwrap();
+    let lines = turns.into_iter().map(|t| (t.speaker, t.text)).collect();
+    (dir, db, call_id, lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_call_keeps_both_sides_sealed_and_a_caller_who_declines_is_not_recorded() {
+    let (dir, db, call_id, lines) = recorded_call(
+        Recording::Always,
+        "My car was hit on Main Street this morning.",
+    )
+    .await;
+    let recording = db.recording(call_id).await.unwrap().expect("recorded");
+    assert_eq!(recording.sample_rate, 16_000);
+    let seconds = recording.samples.len() as f64 / 2.0 / 16_000.0;
+    assert!(
+        seconds > 2.0,
+        "both sides of the whole call: {seconds:.1} s, {lines:?}"
+    );
+    // The caller's side (left) holds the 8000-peak tone the line sent; the agent's voice is silent here.
+    let loudest_left = recording
+        .samples
+        .iter()
+        .step_by(2)
+        .map(|s| s.unsigned_abs())
+        .max();
+    assert!(loudest_left.unwrap_or(0) > 7_000, "{loudest_left:?}");
+    // Sealed: without the key the stored chunks do not open.
+    let without_key = Database::connect(&DatabaseTarget::Sqlite {
+        path: dir.path().join("calls.db"),
+    })
+    .await
+    .unwrap();
+    assert!(without_key.recording(call_id).await.is_err());
+
+    // Announced, and the caller declines: nothing is kept, and the agent says so first.
+    let (_dir, db, call_id, lines) =
+        recorded_call(Recording::Announce, "I don't want this call recorded.").await;
+    assert!(db.recording(call_id).await.unwrap().is_none(), "{lines:?}");
+    assert!(lines[0].1.contains("recorded and transcribed"), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(who, text)| *who == Speaker::Agent && text.contains("no longer recorded")),
         "{lines:?}"
     );
 }

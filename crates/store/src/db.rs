@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access and audit",
         include_str!("../migrations/0004_access_and_audit.sql"),
     ),
+    (
+        5,
+        "recordings",
+        include_str!("../migrations/0005_recordings.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@ mod db;
 mod error;
 mod knowledge;
 mod live;
+mod recordings;
 mod retention;
 mod sealed;
 mod summaries;
@@ -20,6 +21,7 @@ pub use live::{
     CallCommand, CommandListener, Delivery, EVENTS_STREAM, EventFollower, LIVE_CALLS_KEY,
     LiveState, command_channel,
 };
+pub use recordings::Recording;
 pub use retention::Erased;
 pub use sealed::{DataKeyError, DataKeys, new_key_line};
 pub use summaries::{CallSummary, PastCall};

@@ -16,11 +16,13 @@ pub struct Erased {
     pub turns: u64,
     /// Whether a claim and synthesis were removed.
     pub summary: bool,
+    /// Chunks of the call's recording.
+    pub recording_chunks: u64,
 }
 
 impl Database {
-    /// Erases what `id` kept of its callers: the transcript, the claim and synthesis, the numbers and
-    /// the context. The call's row stays (id, direction, status, times, end reason), so counts and the
+    /// Erases what `id` kept of its callers: the transcript, the claim and synthesis, the recording, the
+    /// numbers and the context. The call's row stays (id, direction, status, times, end reason), so counts and the
     /// audit trail still add up. `None` when there is no such call.
     pub async fn erase_call_data(&self, id: CallId) -> Result<Option<Erased>, StoreError> {
         const OP: &str = "erasing a call's data";
@@ -43,6 +45,12 @@ impl Database {
             .map_err(StoreError::query(OP))?
             .rows_affected();
         let summaries = sqlx::query("DELETE FROM call_summaries WHERE call_id = $1")
+            .bind(call.clone())
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query(OP))?
+            .rows_affected();
+        let recording_chunks = sqlx::query("DELETE FROM recording_chunks WHERE call_id = $1")
             .bind(call)
             .execute(&mut *tx)
             .await
@@ -52,6 +60,7 @@ impl Database {
         Ok(Some(Erased {
             turns,
             summary: summaries > 0,
+            recording_chunks,
         }))
     }
 
@@ -95,13 +104,14 @@ impl Database {
         Ok(count.max(0) as u64)
     }
 
-    /// Deletes call `id` with its transcript, claim and synthesis.
+    /// Deletes call `id` with its transcript, claim, synthesis and recording.
     pub async fn delete_call(&self, id: CallId) -> Result<(), StoreError> {
         const OP: &str = "deleting a call";
         let mut tx = self.pool().begin().await.map_err(StoreError::query(OP))?;
         for sql in [
             "DELETE FROM turns WHERE call_id = $1",
             "DELETE FROM call_summaries WHERE call_id = $1",
+            "DELETE FROM recording_chunks WHERE call_id = $1",
             "DELETE FROM calls WHERE id = $1",
         ] {
             sqlx::query(sql)

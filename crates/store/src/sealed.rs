@@ -198,6 +198,62 @@ impl DataKeys {
             .collect()
     }
 
+    /// `data` sealed under the current key with a random nonce, bound to `bound_to`: `sb1:<id>:` then the
+    /// nonce, the ciphertext and the tag, as bytes.
+    pub fn seal_bytes(&self, data: &[u8], bound_to: &str) -> Result<Vec<u8>, DataKeyError> {
+        let key = &self.keys[0];
+        let mut nonce = [0u8; NONCE_LEN];
+        self.random
+            .fill(&mut nonce)
+            .map_err(|_| DataKeyError::Random)?;
+        let mut sealed = data.to_vec();
+        key.aead
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(bound_to.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| DataKeyError::Open("cannot seal".into()))?;
+        let mut out = format!("{PREFIX}{}:", key.id).into_bytes();
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// The bytes [`DataKeys::seal_bytes`] sealed.
+    pub fn open_bytes(&self, stored: &[u8], bound_to: &str) -> Result<Vec<u8>, DataKeyError> {
+        let rest = stored
+            .strip_prefix(PREFIX.as_bytes())
+            .ok_or_else(|| DataKeyError::Open("not sealed".into()))?;
+        let colon = rest
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| DataKeyError::Open("no key id".into()))?;
+        let id = String::from_utf8_lossy(&rest[..colon]).into_owned();
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == id)
+            .ok_or_else(|| DataKeyError::Open(format!("key {id:?} is not in DATA_KEY_FILE")))?;
+        let body = &rest[colon + 1..];
+        if body.len() < NONCE_LEN {
+            return Err(DataKeyError::Open("too short".into()));
+        }
+        let (nonce, sealed) = body.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce)
+            .map_err(|_| DataKeyError::Open("bad nonce".into()))?;
+        let mut data = sealed.to_vec();
+        let plain = key
+            .aead
+            .open_in_place(nonce, Aad::from(bound_to.as_bytes()), &mut data)
+            .map_err(|_| {
+                DataKeyError::Open(format!(
+                    "key {id:?} does not open it (tampered, or moved from another row)"
+                ))
+            })?;
+        Ok(plain.to_vec())
+    }
+
     /// The plain text of a stored value (returned as it is when it was never sealed).
     pub fn open(&self, stored: &str, bound_to: &str) -> Result<String, DataKeyError> {
         open_with(Some(self), stored, bound_to)
@@ -335,6 +391,24 @@ mod tests {
         // Unsealed (older) values read as they are; sealed ones need the file.
         assert_eq!(one.open("plain", "b").ok().as_deref(), Some("plain"));
         assert!(open_with(None, &sealed, "claim:call-1").is_err());
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_where_they_were_sealed() {
+        let one = keys(&[&new_key_line("k1").unwrap_or_default()]);
+        let audio: Vec<u8> = (0..=255u8).cycle().take(4_000).collect();
+        let sealed = one.seal_bytes(&audio, "recording:c:1").unwrap_or_default();
+        assert!(sealed.starts_with(b"sb1:k1:"));
+        assert!(
+            !sealed.windows(64).any(|w| w == &audio[..64]),
+            "no plain run survives"
+        );
+        assert_eq!(one.open_bytes(&sealed, "recording:c:1").ok(), Some(audio));
+        assert!(
+            one.open_bytes(&sealed, "recording:c:2").is_err(),
+            "another chunk's place"
+        );
+        assert!(one.open_bytes(b"RIFF....", "recording:c:1").is_err());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct PiiCase {
     pub text: String,
     /// The sentence with the value, and only the value, masked.
     pub masked: String,
+    /// What must not be readable after masking: the value's digits, or an e-mail address's surname.
+    pub secret: String,
 }
 
 /// How the masker did on a corpus.
@@ -247,20 +249,23 @@ const DOMAINS: [&[&str]; 8] = [
     &["proton", "me"],
 ];
 
-fn framed(
-    rng: &mut Seeded,
-    frames: &[(&str, &str)],
+/// A case's value in a sentence of `frames`, with its masked form and its secret.
+struct Value<'a> {
     style: &'static str,
     kind: PiiKind,
-    value: &str,
+    said: &'a str,
     mask: String,
-) -> PiiCase {
+    secret: String,
+}
+
+fn framed(rng: &mut Seeded, frames: &[(&str, &str)], value: Value<'_>) -> PiiCase {
     let (before, after) = *rng.pick(frames);
     PiiCase {
-        style,
-        kind,
-        text: format!("{before}{value}{after}"),
-        masked: format!("{before}{mask}{after}"),
+        style: value.style,
+        kind: value.kind,
+        text: format!("{before}{}{after}", value.said),
+        masked: format!("{before}{}{after}", value.mask),
+        secret: value.secret,
     }
 }
 
@@ -332,7 +337,18 @@ fn phone_case(rng: &mut Seeded, style: usize) -> PiiCase {
         }
     };
     let mask = placeholder(PiiKind::Phone, &shown);
-    framed(rng, &PHONE_FRAMES, name, PiiKind::Phone, &value, mask)
+    let secret = shown.trim_start_matches('+').to_owned();
+    framed(
+        rng,
+        &PHONE_FRAMES,
+        Value {
+            style: name,
+            kind: PiiKind::Phone,
+            said: &value,
+            mask,
+            secret,
+        },
+    )
 }
 
 fn card_case(rng: &mut Seeded, style: usize) -> PiiCase {
@@ -355,7 +371,17 @@ fn card_case(rng: &mut Seeded, style: usize) -> PiiCase {
         }
     };
     let mask = placeholder(PiiKind::Card, &digits);
-    framed(rng, &CARD_FRAMES, name, PiiKind::Card, &value, mask)
+    framed(
+        rng,
+        &CARD_FRAMES,
+        Value {
+            style: name,
+            kind: PiiKind::Card,
+            said: &value,
+            mask,
+            secret: digits.clone(),
+        },
+    )
 }
 
 fn email_case(rng: &mut Seeded, style: usize) -> PiiCase {
@@ -388,11 +414,29 @@ fn email_case(rng: &mut Seeded, style: usize) -> PiiCase {
     framed(
         rng,
         &EMAIL_FRAMES,
-        name,
-        PiiKind::Email,
-        &value,
-        "[email]".into(),
+        Value {
+            style: name,
+            kind: PiiKind::Email,
+            said: &value,
+            mask: "[email]".into(),
+            secret: last.to_owned(),
+        },
     )
+}
+
+/// Whether `text` still shows `case`'s secret: five consecutive digits of its value (written as digits or
+/// said in words, "double five" and "fifteen" included), or an e-mail address's surname.
+pub fn leaks(case: &PiiCase, text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    if case.kind == PiiKind::Email {
+        return lower.contains(&case.secret);
+    }
+    let runs = super::spoken::digit_runs(text);
+    let secret: Vec<char> = case.secret.chars().collect();
+    secret
+        .windows(5)
+        .map(|w| w.iter().collect::<String>())
+        .any(|window| runs.iter().any(|run| run.contains(&window)))
 }
 
 /// `count` sentences with personal data (at least 300 makes a bench), spread over every style.
@@ -541,6 +585,14 @@ mod tests {
         for case in &cases {
             assert_ne!(case.text, case.masked);
             assert!(case.masked.contains('['), "{case:?}");
+            assert!(
+                leaks(case, &case.text),
+                "the secret is in the sentence: {case:?}"
+            );
+            assert!(
+                !leaks(case, &case.masked),
+                "and not in its masked form: {case:?}"
+            );
         }
         assert_eq!(pii_cases(300), cases, "the same corpus every time");
     }

@@ -2,15 +2,17 @@
 //! words ("four one five, five five five, oh one three four"), in pairs ("four fifteen"), with "double"
 //! and "triple", "eight hundred", a leading "plus", mixed with digit groups ("415 555 oh one three
 //! four"); e-mail addresses read out ("ana dot lopez at example dot co dot uk", "bob at sign mail.com").
-//! A run of spoken digits is judged like a written one: 13 to 19 digits passing Luhn are a card, 7 to
-//! 15 a phone number, anything shorter (a time, a year, an amount, a house number) is left alone.
+//! A run of digits, spoken or written in groups ("681, 493, 1439"), is judged like any number: 13 to 19
+//! digits passing Luhn are a card, 7 to 15 a phone number, 16 to 24 another long number; anything
+//! shorter (a time, a year, a house number), an ISO date and an amount with thousands separators are
+//! left alone.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::{PiiKind, luhn_valid, placeholder};
+use super::{PiiKind, placeholder};
 use crate::numbers::{digit_word, small_number};
 
 static SPOKEN_EMAIL: LazyLock<Regex> = LazyLock::new(|| {
@@ -21,6 +23,14 @@ static SPOKEN_EMAIL: LazyLock<Regex> = LazyLock::new(|| {
         r"(?:\s+dot\s+|\.)(?:com|org|net|edu|gov|io|co|uk|us|ca|de|fr|es|it|nl|be|ch|at|au|info|biz|me|ie)\b",
     ))
     .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+});
+
+/// Digits that are not personal data for all their length: an ISO date, an amount with thousands
+/// separators up to the hundreds of millions ("1,250,000", "3,400.50"). A recogniser writes a number read
+/// out in groups that way too ("927,209,205,127"): longer ones are taken for what they most likely are.
+static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,3}(?:,[0-9]{3}){1,2}(?:\.[0-9]+)?)$")
+        .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
 });
 
 /// Words, digit groups and a plus sign, with where each is in the text.
@@ -125,40 +135,66 @@ fn run(tokens: &[Token<'_>], text: &str, start: usize) -> Option<(String, usize,
 }
 
 fn kind_of(digits: &str) -> Option<PiiKind> {
-    let bare = digits.trim_start_matches('+');
-    if (13..=19).contains(&bare.len()) && luhn_valid(bare) {
-        Some(PiiKind::Card)
-    } else if (7..=15).contains(&bare.len()) {
-        Some(PiiKind::Phone)
-    } else {
-        None
-    }
+    super::kind_of_digits(digits.trim_start_matches('+'))
 }
 
-/// `text` with spoken e-mail addresses and spoken numbers masked; borrowed when there were none.
-pub(super) fn mask_spoken(text: &str) -> Cow<'_, str> {
-    let text: Cow<'_, str> = SPOKEN_EMAIL.replace_all(text, "[email]");
-    let tokens: Vec<Token<'_>> = TOKEN
-        .find_iter(&text)
+fn tokens(text: &str) -> Vec<Token<'_>> {
+    TOKEN
+        .find_iter(text)
         .map(|m| Token {
             word: m.as_str().to_ascii_lowercase(),
             raw: m.as_str(),
             start: m.start(),
             end: m.end(),
         })
-        .collect();
+        .collect()
+}
+
+/// The digits of every number in `text`, written or said in words, as one string each.
+pub(crate) fn digit_runs(text: &str) -> Vec<String> {
+    let tokens = tokens(text);
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match run(&tokens, text, i) {
+            Some((digits, used, _)) => {
+                runs.push(digits.trim_start_matches('+').to_owned());
+                i += used;
+            }
+            None => i += 1,
+        }
+    }
+    runs
+}
+
+/// `text` with spoken e-mail addresses and spoken numbers masked; borrowed when there were none.
+pub(super) fn mask_spoken(text: &str) -> Cow<'_, str> {
+    let text: Cow<'_, str> = SPOKEN_EMAIL.replace_all(text, "[email]");
+    let tokens = tokens(&text);
     let mut spans = Vec::new();
     let mut i = 0;
     while i < tokens.len() {
         match run(&tokens, &text, i) {
-            Some((digits, used, true)) => {
-                if let Some(kind) = kind_of(&digits) {
-                    let end = tokens[i + used - 1].end;
-                    spans.push((tokens[i].start, end, placeholder(kind, &digits)));
+            Some((digits, used, words)) => {
+                let (mut start, mut end) = (tokens[i].start, tokens[i + used - 1].end);
+                // "(415) 555-0134": the area code's brackets go with the number.
+                if text[..start].ends_with('(') {
+                    start -= 1;
+                }
+                let span = &text[start..end];
+                if span.matches('(').count() > span.matches(')').count()
+                    && text[end..].starts_with(')')
+                {
+                    end += 1;
+                }
+                // A run of digit groups alone is masked here too (recognisers write a number read out
+                // in groups as "681, 493, 1439"), unless it is a date or an amount written as such.
+                let written_quantity = !words && QUANTITY.is_match(&text[start..end]);
+                if !written_quantity && let Some(kind) = kind_of(&digits) {
+                    spans.push((start, end, placeholder(kind, &digits)));
                 }
                 i += used;
             }
-            Some((_, used, false)) => i += used,
             None => i += 1,
         }
     }
@@ -213,6 +249,15 @@ mod tests {
                 "write to [email] please",
             ),
             ("it's bob_lee at sign mail.com", "it's [email]"),
+            // Groups a recogniser wrote with commas between them.
+            (
+                "My number is 681, 493, 1439.",
+                "My number is [phone …1439].",
+            ),
+            ("It's 2-3-2, 8-4-1, 8-0-3-9.", "It's [phone …8039]."),
+            ("in 927,209,205,127", "in [phone …5127]"),
+            ("call (415) 555-0134 now", "call [phone …0134] now"),
+            ("area code (415)", "area code (415)"),
         ];
         for (text, masked) in cases {
             assert_eq!(mask_spoken(text), masked, "{text}");
@@ -231,7 +276,8 @@ mod tests {
             "we were at the office dot",
             "oh, one more thing",
             "my zip code is nine four one one oh",
-            "415 555 0134 is written, not spoken",
+            "the house is worth 1,250,000 now",
+            "it was on 2026-11-28",
         ] {
             assert!(
                 matches!(mask_spoken(text), Cow::Borrowed(_)),

@@ -211,3 +211,15 @@ choice!(
         Off = "off",
     }
 );
+
+choice!(
+    /// Whether calls are recorded.
+    Recording {
+        /// Never.
+        Off = "off",
+        /// Said in the greeting; a caller may decline.
+        Announce = "announce",
+        /// Every call.
+        Always = "always",
+    }
+);

@@ -24,7 +24,7 @@ use crate::secret::{REDACTED, Secret};
 pub use auth::{AuthConfig, OidcConfig};
 pub use choice::{
     ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider, LogFormat,
-    LogLevel, NoiseSuppression, SttModel, TelephonyProvider, TlsVersion, TtsEngine,
+    LogLevel, NoiseSuppression, Recording, SttModel, TelephonyProvider, TlsVersion, TtsEngine,
 };
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};
@@ -234,6 +234,8 @@ pub struct CallsConfig {
     pub filler_after: Duration,
     /// Earlier calls' summaries of the same caller number given to the agent (CALLER_MEMORY).
     pub caller_memory: bool,
+    /// Whether calls are recorded (RECORDING).
+    pub recording: Recording,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -427,6 +429,7 @@ impl Config {
                 ),
                 filler_after: Duration::from_millis(r.int(&FILLER_AFTER_MS, 100..=600_000)? as u64),
                 caller_memory: r.bool(&CALLER_MEMORY)?,
+                recording: r.choice(&RECORDING)?,
             },
             auth: auth::auth_config(&r)?,
             audio: AudioConfig {
@@ -506,6 +509,12 @@ impl Config {
                 "JWT_SECRET is too short: use at least 32 random characters (e.g. `openssl rand -hex 32`)"
                     .into(),
             ));
+        }
+        if self.calls.recording != Recording::Off && self.database.data_key_file.is_none() {
+            return Err(ConfigError::Inconsistent(format!(
+                "RECORDING={} needs DATA_KEY_FILE: recordings are only kept sealed (make a key with `switchboard keys data-key`)",
+                self.calls.recording
+            )));
         }
         if let Some(path) = &self.llm.model_path
             && path.extension().and_then(|e| e.to_str()) != Some("gguf")

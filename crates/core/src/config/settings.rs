@@ -198,6 +198,8 @@ settings! {
     FILLER_AFTER_MS: "calls.filler_after_ms", "FILLER_AFTER_MS", default Some("2000"), allowed "an integer from 100 to 600000 (milliseconds)";
     /// Give the agent the summaries of the caller's earlier calls, found by the caller's number. Off by default: a caller id is easily spoofed, so anyone calling from another person's number would hear about that person's calls. On, the summaries enter the prompt quoted as records, never as instructions.
     CALLER_MEMORY: "calls.caller_memory", "CALLER_MEMORY", default Some("false"), allowed "true or false";
+    /// Record calls, both sides: off; announce (the greeting says the call is recorded, and a caller who says they do not want it is not recorded, what was recorded so far deleted); always. Recordings are sealed with DATA_KEY_FILE, which must be set.
+    RECORDING: "calls.recording", "RECORDING", default Some("off"), allowed "one of off, announce, always";
     /// HS256 secret that signs accepted JWT bearer tokens (at least 32 bytes); unset accepts API keys only.
     JWT_SECRET: "auth.jwt_secret", "JWT_SECRET", default None, allowed "a random string of at least 32 characters", secret;
     /// PEM public key (RS256 or ES256) that verifies accepted JWT bearer tokens, for tokens from an identity provider.

@@ -408,3 +408,12 @@ fn tls_needs_its_certificate_and_key_together_and_defaults_to_version_1_3() {
     .to_string();
     assert!(bad.contains("TLS_MIN_VERSION"), "{bad}");
 }
+
+#[test]
+fn recording_is_off_by_default_and_needs_a_data_key() {
+    assert_eq!(load(&[]).unwrap().calls.recording, Recording::Off);
+    let err = load(&[("RECORDING", "announce")]).unwrap_err().to_string();
+    assert!(err.contains("DATA_KEY_FILE"), "{err}");
+    let on = load(&[("RECORDING", "always"), ("DATA_KEY_FILE", "/etc/sb/keys")]).unwrap();
+    assert_eq!(on.calls.recording, Recording::Always);
+}

@@ -44,6 +44,10 @@ impl Session {
             }
         }
         self.record_last_words().await;
+        // Playout has stopped: the recording has both sides to the end.
+        if let Some(recording) = &mut self.recording {
+            recording.finish().await;
+        }
         if let Some(echo) = self.listener.echo_report() {
             if let Some(erle) = echo.erle_db {
                 metrics::histogram!("switchboard_echo_erle_db").record(erle);

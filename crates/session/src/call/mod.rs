@@ -26,6 +26,7 @@ use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
 use crate::media::{CallerReceiver, Inbound, Outbound, TranscriptLine};
 use crate::playout::{self, Played, Queued};
 use crate::recorder::Recorder;
+use crate::recording::{self, CallRecording};
 use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
 use crate::speeches::Speeches;
 use crate::voice_out::VoiceEncoder;
@@ -142,6 +143,10 @@ struct Session {
     playout_stop: CancellationToken,
     speeches: Speeches,
     dropped_audio: u64,
+    /// Both sides of the call, stored sealed (RECORDING).
+    recording: Option<CallRecording>,
+    /// The next answer first says that the recording stopped.
+    recording_stopped_unsaid: bool,
 }
 
 impl Session {
@@ -167,6 +172,9 @@ impl Session {
         };
         // The agent's audio as playout sends it, for the echo canceller on the caller's side.
         let tap = engines.echo_cancellation.then(EchoTap::default);
+        let recording_tap =
+            (engines.recording != switchboard_core::config::Recording::Off).then(EchoTap::default);
+        let taps: Vec<EchoTap> = tap.iter().chain(recording_tap.iter()).cloned().collect();
         let playout_stop = CancellationToken::new();
         // The call's tasks and threads log inside its span, so every line carries the call id.
         let playout = tokio::spawn(
@@ -176,7 +184,7 @@ impl Session {
                 out_tx.clone(),
                 played_tx,
                 echo_rx,
-                tap.clone(),
+                taps,
                 playout_stop.clone(),
             )
             .in_current_span(),
@@ -201,6 +209,8 @@ impl Session {
         metrics::gauge!("switchboard_calls_active").increment(1.0);
         let engines_for_listener = engines.clone();
         let mask_stored_pii = engines.mask_stored_pii;
+        let recording = recording_tap
+            .map(|agent| CallRecording::start(setup.call_id, db.clone(), setup.format, agent));
         Self {
             call_id: setup.call_id,
             turns: TurnTaking::new(engines.turns, now),
@@ -226,6 +236,8 @@ impl Session {
             playout_stop,
             speeches: Speeches::default(),
             dropped_audio: 0,
+            recording,
+            recording_stopped_unsaid: false,
         }
     }
 
@@ -373,10 +385,13 @@ impl Session {
 
     fn reply(&mut self, speech: SpeechId, caller_text: String) {
         let cancel = self.speeches.answer(speech);
+        let preface = std::mem::take(&mut self.recording_stopped_unsaid)
+            .then(|| "Understood: this call is no longer recorded.".to_owned());
         self.to_speaker(SpeakerJob::Reply(ReplyJob {
             speech,
             caller_text,
             cancel,
+            preface,
         }));
     }
 
@@ -388,6 +403,9 @@ impl Session {
 
     /// Runs caller audio through the listener; returns a change for the machine.
     fn on_audio(&mut self, bytes: &[u8]) -> Option<Event> {
+        if let Some(recording) = &self.recording {
+            recording.caller(bytes);
+        }
         let mut jobs = Vec::new();
         let event = self.listener.push(bytes, &mut jobs);
         for job in jobs {
@@ -433,6 +451,14 @@ impl Session {
         };
         if self.record_caller(&text, &recognised) {
             self.speeches.turn_transcribed(recognised.clock);
+        }
+        if self.engines.recording == switchboard_core::config::Recording::Announce
+            && let Some(recording) = &mut self.recording
+            && !recording.declined()
+            && recording::declines(&text)
+        {
+            recording.decline();
+            self.recording_stopped_unsaid = true;
         }
         Some(Event::CallerTranscribed { text })
     }
