@@ -220,18 +220,18 @@ async fn until(
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, call_id) = database(dir.path()).await;
-    let engines = engines(
-        dir.path(),
-        &[
-            "My car was hit on Main Street this morning.",
-            "And my number is four one five, five five five, oh one three four",
-        ],
-        Recording::Off,
-    );
+/// A call started on `engines`: the caller's side, what the call sends, its task and what it sent so far,
+/// once the greeting has played to its end.
+struct Running {
+    caller: switchboard_session::CallerSender,
+    out_rx: mpsc::Receiver<Outbound>,
+    call: tokio::task::JoinHandle<
+        Result<switchboard_session::CallReport, switchboard_session::CallError>,
+    >,
+    seen: Vec<Outbound>,
+}
+
+async fn start_call(engines: Arc<Engines>, db: &Database, call_id: CallId) -> Running {
     let (caller, inbound) = caller_channel(250);
     let (out_tx, mut out_rx) = mpsc::channel(4_096);
     let setup = CallSetup {
@@ -249,16 +249,22 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
         CancellationToken::new(),
     ));
     let mut seen = Vec::new();
-    // The greeting plays to its end.
     until(
         &mut out_rx,
         &mut seen,
         |o| matches!(o, Outbound::Mark(m) if m == "speech-1"),
     )
     .await;
+    Running {
+        caller,
+        out_rx,
+        call,
+        seen,
+    }
+}
 
-    // A turn: a quiet line (the detector learns its floor), a second of "speech", then silence until
-    // the answer starts playing.
+/// A turn: a quiet line (the detector learns its floor), a second of "speech", then silence.
+async fn speak_a_turn(caller: &switchboard_session::CallerSender) {
     for frame in frames(600, false)
         .into_iter()
         .chain(frames(1_000, true))
@@ -266,6 +272,28 @@ async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
     {
         caller.send(Inbound::Audio(frame)).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let engines = engines(
+        dir.path(),
+        &[
+            "My car was hit on Main Street this morning.",
+            "And my number is four one five, five five five, oh one three four",
+        ],
+        Recording::Off,
+    );
+    // The greeting plays to its end; then a turn, and silence until the answer starts playing.
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(engines, &db, call_id).await;
+    speak_a_turn(&caller).await;
     until(
         &mut out_rx,
         &mut seen,
@@ -324,36 +352,13 @@ async fn recorded_call(
         switchboard_store::DataKeys::parse(&switchboard_store::new_key_line("t").unwrap()).unwrap();
     let db = db.with_data_keys(Arc::new(keys));
     let engines = engines(dir.path(), &[line], recording);
-    let (caller, inbound) = caller_channel(250);
-    let (out_tx, mut out_rx) = mpsc::channel(4_096);
-    let setup = CallSetup {
-        call_id,
-        format: InputFormat::Pcm16(SampleRate::Hz16000),
-        context: CallContext::default(),
-        echoes_marks: false,
-    };
-    let call = tokio::spawn(run_call(
-        setup,
-        engines,
-        db.clone(),
-        inbound,
-        out_tx,
-        CancellationToken::new(),
-    ));
-    let mut seen = Vec::new();
-    until(
-        &mut out_rx,
-        &mut seen,
-        |o| matches!(o, Outbound::Mark(m) if m == "speech-1"),
-    )
-    .await;
-    for frame in frames(600, false)
-        .into_iter()
-        .chain(frames(1_000, true))
-        .chain(frames(600, false))
-    {
-        caller.send(Inbound::Audio(frame)).await.unwrap();
-    }
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(engines, &db, call_id).await;
+    speak_a_turn(&caller).await;
     // The answer plays to its end, then the caller hangs up.
     until(
         &mut out_rx,

@@ -142,17 +142,23 @@ impl DataKeys {
         &self.keys[0].id
     }
 
-    fn seal_with(key: &Key, nonce: [u8; NONCE_LEN], plain: &str, bound_to: &str) -> String {
-        let mut data = plain.as_bytes().to_vec();
-        // Sealing in place cannot fail for a value this small (GCM's limit is 64 GB).
+    /// The nonce, then `data` sealed under `key` with it and its tag.
+    fn seal_raw(key: &Key, nonce: [u8; NONCE_LEN], data: &[u8], bound_to: &str) -> Vec<u8> {
+        let mut sealed = data.to_vec();
+        // Sealing in place cannot fail for values this small (GCM's limit is 64 GB).
         let _ = key.aead.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(bound_to.as_bytes()),
-            &mut data,
+            &mut sealed,
         );
         let mut out = nonce.to_vec();
-        out.extend_from_slice(&data);
-        format!("{PREFIX}{}:{}", key.id, B64.encode(out))
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    fn seal_with(key: &Key, nonce: [u8; NONCE_LEN], plain: &str, bound_to: &str) -> String {
+        let raw = Self::seal_raw(key, nonce, plain.as_bytes(), bound_to);
+        format!("{PREFIX}{}:{}", key.id, B64.encode(raw))
     }
 
     /// `plain` sealed under the current key with a random nonce, bound to `bound_to` (a column and a row).
@@ -206,17 +212,8 @@ impl DataKeys {
         self.random
             .fill(&mut nonce)
             .map_err(|_| DataKeyError::Random)?;
-        let mut sealed = data.to_vec();
-        key.aead
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(bound_to.as_bytes()),
-                &mut sealed,
-            )
-            .map_err(|_| DataKeyError::Open("cannot seal".into()))?;
         let mut out = format!("{PREFIX}{}:", key.id).into_bytes();
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
+        out.extend(Self::seal_raw(key, nonce, data, bound_to));
         Ok(out)
     }
 
@@ -230,12 +227,16 @@ impl DataKeys {
             .position(|&b| b == b':')
             .ok_or_else(|| DataKeyError::Open("no key id".into()))?;
         let id = String::from_utf8_lossy(&rest[..colon]).into_owned();
+        self.open_body(&id, &rest[colon + 1..], bound_to)
+    }
+
+    /// Opens the nonce, ciphertext and tag `body` sealed with key `id`.
+    fn open_body(&self, id: &str, body: &[u8], bound_to: &str) -> Result<Vec<u8>, DataKeyError> {
         let key = self
             .keys
             .iter()
             .find(|k| k.id == id)
             .ok_or_else(|| DataKeyError::Open(format!("key {id:?} is not in DATA_KEY_FILE")))?;
-        let body = &rest[colon + 1..];
         if body.len() < NONCE_LEN {
             return Err(DataKeyError::Open("too short".into()));
         }
@@ -331,30 +332,11 @@ pub(crate) fn open_with(
             "it was sealed with key {id:?} and DATA_KEY_FILE is not set"
         )));
     };
-    let key = keys
-        .keys
-        .iter()
-        .find(|k| k.id == id)
-        .ok_or_else(|| DataKeyError::Open(format!("key {id:?} is not in DATA_KEY_FILE")))?;
     let raw = B64
         .decode(body)
         .map_err(|_| DataKeyError::Open("not base64".into()))?;
-    if raw.len() < NONCE_LEN {
-        return Err(DataKeyError::Open("too short".into()));
-    }
-    let (nonce, sealed) = raw.split_at(NONCE_LEN);
-    let mut data = sealed.to_vec();
-    let nonce = Nonce::try_assume_unique_for_key(nonce)
-        .map_err(|_| DataKeyError::Open("bad nonce".into()))?;
-    let plain = key
-        .aead
-        .open_in_place(nonce, Aad::from(bound_to.as_bytes()), &mut data)
-        .map_err(|_| {
-            DataKeyError::Open(format!(
-                "key {id:?} does not open it (tampered, or moved from another row)"
-            ))
-        })?;
-    String::from_utf8(plain.to_vec()).map_err(|_| DataKeyError::Open("not text".into()))
+    let plain = keys.open_body(id, &raw, bound_to)?;
+    String::from_utf8(plain).map_err(|_| DataKeyError::Open("not text".into()))
 }
 
 #[cfg(test)]
