@@ -7,7 +7,9 @@ set -euo pipefail
 # espeak-ng (phonemes for the Kokoro and Piper voices, and the last-resort voice), and Chromium (the
 # console's end-to-end test talks to the agent through it, with a recording as the microphone), and
 # sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with, and
-# redis-server, which the Redis fault test starts, kills and restarts on a port of its own.
+# redis-server, which the Redis fault test starts, kills and restarts on a port of its own (and the TLS
+# test starts with a certificate), and openssl and curl, with which the TLS tests make certificates and
+# speak to the server as an operator would.
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
@@ -16,6 +18,7 @@ APT_PACKAGES=(
   chromium
   sip-tester baresip-core
   redis-server
+  openssl curl
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }
