@@ -10,8 +10,10 @@
 //!    which assumes, as G.168 does, that the echo's peaks return below what we sent by a margin (here
 //!    3 dB; a louder echo path reads as double talk and stalls adaptation).
 //! 3. A non-linear processor (ITU-T G.168's NLP): while only the agent talks, the residual left by the
-//!    linear filter is attenuated to the line's noise floor; until the echo's delay is known it holds off
-//!    for 240 ms after double talk.
+//!    linear filter is attenuated to the line's noise floor. It watches a wider span than the filter
+//!    models (150 ms either side of it, or every delay searched until one is known), so an echo whose
+//!    delay moved is suppressed until the estimator catches up, and holds off for 240 ms after the
+//!    caller is heard over the agent.
 
 use std::sync::Arc;
 
@@ -29,8 +31,11 @@ const HISTORY: usize = 1 << 15;
 const DELAY_WINDOW: usize = 200;
 /// Blocks of the filter's span before the estimated delay (30 ms).
 const SLACK: usize = 3;
-/// Blocks the suppressor holds off after double talk while the delay is unknown (240 ms).
+/// Blocks the suppressor holds off after the caller was heard over the agent (240 ms).
 const DOUBLE_TALK_HOLD: u32 = 24;
+/// How far, in blocks either side of the filter's span, the suppressor looks for the echo once its delay
+/// is known (150 ms): a line's jitter buffers move the delay by that much under load.
+const DELAY_DRIFT: usize = 15;
 /// How far the reference may trail the caller's audio and still be paired with it, in blocks (500 ms): in
 /// a live call it arrives in step with the caller's audio, a little behind.
 const LAG_ROOM: usize = 50;
@@ -283,32 +288,49 @@ impl EchoCanceller {
         }
         let error_energy = error.iter().map(|e| e * e).sum::<f32>() / BLOCK as f32;
 
-        // Double talk (Geigel): the caller is louder than any echo of what we sent could be. Until the
-        // echo's delay is known, anything sent within the longest delay searched may be coming back.
-        let span = if self.delay_known {
-            BLOCK * partitions
-        } else {
-            BLOCK * (partitions + self.options.max_delay_blocks)
+        // Double talk (Geigel): the caller is louder than any echo of what we sent could be. The filter
+        // adapts only on the reference it models; until the echo's delay is known, anything sent within
+        // the longest delay searched may be coming back.
+        let peak_over = |newest: i64, span: usize| {
+            (0..span as i64)
+                .map(|i| self.reference_at(newest - i - 1).abs())
+                .fold(0.0, f32::max)
         };
-        let newest = if self.delay_known {
-            aligned_start + BLOCK as i64
+        let search = (
+            start + BLOCK as i64,
+            BLOCK * (partitions + self.options.max_delay_blocks),
+        );
+        let (modelled, guarded) = if self.delay_known {
+            // The suppressor also guards DELAY_DRIFT blocks either side of the filter's span: a delay that
+            // moved (the line's jitter buffers deepened or drained) leaves the echo there until the next
+            // estimate, and it must not reach the caller's side in the meantime.
+            let newest = aligned_start + BLOCK as i64;
+            let drift = (DELAY_DRIFT * BLOCK) as i64;
+            (
+                (newest, BLOCK * partitions),
+                (
+                    (newest + drift).min(search.0),
+                    BLOCK * (partitions + 2 * DELAY_DRIFT),
+                ),
+            )
         } else {
-            start + BLOCK as i64
+            (search, search)
         };
-        let far_peak = (0..span as i64)
-            .map(|i| self.reference_at(newest - i - 1).abs())
-            .fold(0.0, f32::max);
+        let far_peak = peak_over(modelled.0, modelled.1);
+        let guard_peak = peak_over(guarded.0, guarded.1);
         let near_peak = self.near_block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let far_active = far_peak > 1e-3;
         let double_talk = far_active && near_peak > 0.7 * far_peak;
         self.stats.double_talk = double_talk;
-        // Until the delay is known the threshold is the loudest of everything sent in the search span, so
-        // only a caller's loudest syllables clear it: the suppressor then holds off for DOUBLE_TALK_HOLD
-        // blocks, through the quieter ones between them (a caller's "hello?" over the greeting).
-        if double_talk && !self.delay_known {
+        // The suppressor's own test is against the loudest of everything the echo may hold, so only a
+        // caller's louder syllables clear it: it then holds off for DOUBLE_TALK_HOLD blocks, through the
+        // quieter ones between them (a caller's "hello?" over the greeting). The line's hiss under the
+        // first quiet sound of a speech is not a caller.
+        let echo_possible = guard_peak > 1e-3;
+        if echo_possible && near_peak > 0.7 * guard_peak && near_energy > 16.0 * self.noise_floor {
             self.double_talk_hold = DOUBLE_TALK_HOLD;
         }
-        let caller_talking = double_talk || self.double_talk_hold > 0;
+        let caller_talking = self.double_talk_hold > 0;
         self.double_talk_hold = self.double_talk_hold.saturating_sub(1);
 
         if far_active && !double_talk {
@@ -319,7 +341,8 @@ impl EchoCanceller {
                 self.weigh_evidence(near_energy, error_energy);
             }
         }
-        if !far_active {
+        // The line's own noise, learned while nothing we sent can be coming back.
+        if !echo_possible {
             self.noise_floor += (near_energy - self.noise_floor)
                 * if near_energy < self.noise_floor {
                     0.3
@@ -330,7 +353,7 @@ impl EchoCanceller {
 
         // Non-linear processor: with only the agent talking, what is left is echo; bring it down to the
         // floor. A line that returns no echo has nothing to suppress.
-        let echo_only = far_active && !caller_talking;
+        let echo_only = echo_possible && !caller_talking;
         let gain = if self.options.nlp
             && echo_only
             && !self.stats.no_echo
@@ -353,7 +376,9 @@ impl EchoCanceller {
 
     /// Whether the line returns an echo, judged by what the linear filter manages to remove while the
     /// agent talks and something is on the line: an echo is removed once the filter has converged; a
-    /// caller talking over the agent is not (and must never be suppressed as if it were echo).
+    /// caller talking over the agent is not (and must never be suppressed as if it were echo). Judged
+    /// only while the delay estimator agrees with the filter's delay: an echo that moved is not removed
+    /// either, until the filter follows it.
     fn weigh_evidence(&mut self, near_energy: f32, error_energy: f32) {
         const LEAK: f32 = 1.0 / 100.0;
         self.evidence_blocks += 1;
@@ -367,7 +392,11 @@ impl EchoCanceller {
             if removed_db > 6.0 {
                 self.stats.no_echo = false;
             }
-        } else if self.delay_known && self.since_delay >= 300 && removed_db < 3.0 {
+        } else if self.delay_known
+            && self.delay_candidate == Some(self.delay_blocks)
+            && self.since_delay >= 300
+            && removed_db < 3.0
+        {
             self.stats.no_echo = true;
         }
     }
@@ -645,6 +674,44 @@ mod tests {
         assert_eq!(stats.delay_samples, delay, "{stats:?}");
         let erle = stats.erle_db().unwrap();
         assert!(erle > 20.0, "ERLE {erle:.1} dB");
+    }
+
+    #[test]
+    fn a_moved_echo_delay_is_suppressed_from_the_first_syllable() {
+        // As on a line whose jitter buffers deepen and drain under load: the echo comes back 200 ms late,
+        // then, from 6 s in, 100 ms sooner, then 80 ms later than at first. The canceller has learned the
+        // first delay; at each speech's start after a move, its filter looks in the wrong place.
+        let far = bursts(3, 16, 6000.0);
+        let delay_at = |n: usize| match n {
+            n if n < 16_000 * 6 => 3200,
+            n if n < 16_000 * 11 => 1600,
+            _ => 4480,
+        };
+        let near: Vec<i16> = (0..far.len())
+            .map(|n| n.checked_sub(delay_at(n)).map_or(0, |m| far[m] / 2))
+            .collect();
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.clone();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        // Every 100 ms after the delay moved: what is left of the echo, which a VAD would hear as speech
+        // when it is within 20 dB of the echo itself.
+        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+        for start in (16_000 * 6..far.len() - 1_600).step_by(1_600) {
+            let span = start..start + 1_600;
+            let echo = energy(&near[span.clone()]);
+            if echo < 1e3 * 1_600.0 {
+                continue;
+            }
+            let left = 10.0 * (energy(&out[span]) / echo).log10();
+            assert!(
+                left < -20.0,
+                "at {:.1} s only {left:.1} dB of the echo was suppressed",
+                start as f64 / 16_000.0
+            );
+        }
     }
 
     #[test]

@@ -45,8 +45,11 @@ pub(super) async fn carry(
         .current()
         .and_then(|n| n.dtmf_payload_type)
         .map(|_| call.accept_key_presses());
+    // The caller's audio goes to the session one frame per 20 ms of real time, ticks this task missed
+    // included: the echo canceller pairs it with the agent's audio by count, and a clock that let ticks
+    // go would move the echo's delay each time the machine was busy.
     let mut clock = tokio::time::interval(Duration::from_millis(20));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut reports = tokio::time::interval(SENDER_REPORT_EVERY);
     let mut datagram = [0u8; 1_500];
     let mut rtcp = [0u8; 1_500];
@@ -104,6 +107,13 @@ pub(super) async fn carry(
             }
             _ = clock.tick() => {
                 leg.send_due().await;
+                // What came while this task was busy goes into the jitter buffer before a frame leaves
+                // it, so a burst of missed ticks plays the caller's audio rather than concealment.
+                while let Ok((n, from)) = leg.sockets.rtp.try_recv_from(&mut datagram) {
+                    if let Some(key) = leg.receive(&datagram[..n], from) {
+                        call.forward(Inbound::Dtmf(key)).await;
+                    }
+                }
                 let frame = leg.next_frame();
                 call.forward(Inbound::Audio(frame)).await;
             }
