@@ -16,7 +16,7 @@ use switchboard_server::{
 };
 use switchboard_session::Engines;
 use switchboard_store::LiveState;
-use switchboard_telephony::sip::agent::UserAgent;
+use switchboard_telephony::sip::agent::{AgentSettings, UserAgent};
 use switchboard_telephony::sip::inbound::InboundPolicy;
 use switchboard_telephony::sip::ports::RtpPorts;
 use tokio_util::sync::CancellationToken;
@@ -59,9 +59,12 @@ impl LocalServer {
         let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
         // Its caller is this process: only this machine may call it.
         let policy = Arc::new(InboundPolicy::new(Sources::loopback(), None));
-        let (sip_agent, invites) = UserAgent::start(SocketAddr::new(loopback, 0), loopback, policy)
-            .await
-            .context("starting the in-process SIP user agent")?;
+        let (sip_agent, invites) = UserAgent::start(
+            AgentSettings::plain(SocketAddr::new(loopback, 0), loopback),
+            policy,
+        )
+        .await
+        .context("starting the in-process SIP user agent")?;
         let rtp_ports = config
             .telephony
             .sip
@@ -131,8 +134,8 @@ impl LocalServer {
         let until = async move { stopped.cancelled().await };
         let grace = Duration::from_secs(5);
         let task = match tls {
-            Some(acceptor) => {
-                let listener = switchboard_server::tls::TlsListener::new(listener, acceptor)?;
+            Some(node_tls) => {
+                let listener = switchboard_server::tls::TlsListener::new(listener, node_tls.https)?;
                 tokio::spawn(async move {
                     let _ = serve(listener, router, until, grace).await;
                 })

@@ -13,7 +13,7 @@ use switchboard_server::{
 };
 use switchboard_session::Engines;
 use switchboard_store::{Database, LiveState, MigrationState};
-use switchboard_telephony::sip::agent::UserAgent;
+use switchboard_telephony::sip::agent::{AgentSettings, UserAgent};
 use switchboard_telephony::sip::ports::RtpPorts;
 use tokio_util::sync::CancellationToken;
 
@@ -151,10 +151,30 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot resolve SERVER_HOST {}", config.server.host))?;
         let address = advertised_address(sip.address, &config.server.host);
         let policy = Arc::new(trust::sip_policy(sip).await);
-        let (agent, invites) = UserAgent::start(bind, address, policy)
+        let settings = AgentSettings {
+            bind,
+            address,
+            // SIP_TLS_PORT is refused at configuration without TLS_CERT_FILE.
+            tls: sip
+                .tls_port
+                .zip(tls.as_ref())
+                .map(|(port, node_tls)| (port, node_tls.sip.clone())),
+            tls_client: Some(
+                switchboard_server::tls::sip_connector(sip.tls_ca_file.as_deref())
+                    .context("setting up SIP over TLS (SIP_TLS_CA_FILE)")?,
+            ),
+            srtp: sip.srtp,
+        };
+        let (agent, invites) = UserAgent::start(settings, policy)
             .await
-            .context("starting the SIP user agent (SERVER_HOST / SIP_PORT)")?;
-        tracing::info!(port = agent.port(), %address, "SIP listening on UDP and TCP");
+            .context("starting the SIP user agent (SERVER_HOST / SIP_PORT / SIP_TLS_PORT)")?;
+        tracing::info!(
+            port = agent.port(),
+            tls_port = agent.tls_port(),
+            srtp = %agent.srtp(),
+            %address,
+            "SIP listening on UDP and TCP"
+        );
         let ports = Arc::new(RtpPorts::new(bind.ip(), sip.rtp_ports.clone()));
         // The registration lasts until shutdown begins, when the binding is removed so that the PBX
         // stops sending calls here while the calls in progress finish.
@@ -196,8 +216,8 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         calls.hang_up_all();
     };
     let drained = match tls {
-        Some(acceptor) => {
-            let listener = switchboard_server::tls::TlsListener::new(listener, acceptor)
+        Some(node_tls) => {
+            let listener = switchboard_server::tls::TlsListener::new(listener, node_tls.https)
                 .context("serving HTTPS")?;
             serve(listener, app(state.clone()), shutdown, grace).await
         }

@@ -32,7 +32,7 @@ use switchboard_telephony::twilio::twiml::{CALL_ID_PARAMETER, stream_target};
 use switchboard_audio::g711::{alaw_decode, alaw_encode};
 use switchboard_core::config::Sources;
 use switchboard_telephony::sip::CallEvent;
-use switchboard_telephony::sip::agent::{UserAgent, release_ended};
+use switchboard_telephony::sip::agent::{AgentSettings, UserAgent, release_ended};
 use switchboard_telephony::sip::inbound::InboundPolicy;
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::rtp::{self, RtpSender};
@@ -338,11 +338,14 @@ async fn open_sip(call_id: String, from: &str, address: &str) -> anyhow::Result<
     let loopback = IpAddr::from([127, 0, 0, 1]);
     // The caller takes no calls: every INVITE to it is refused.
     let nobody = Arc::new(InboundPolicy::new(Sources::none(), None));
-    let (agent, _no_calls_here) = UserAgent::start(SocketAddr::new(loopback, 0), loopback, nobody)
-        .await
-        .context("starting the caller's SIP user agent")?;
+    let (agent, _no_calls_here) = UserAgent::start(
+        AgentSettings::plain(SocketAddr::new(loopback, 0), loopback),
+        nobody,
+    )
+    .await
+    .context("starting the caller's SIP user agent")?;
     let socket = Arc::new(UdpSocket::bind(SocketAddr::new(loopback, 0)).await?);
-    let (media, negotiated) = RtpMedia::new(loopback, socket.local_addr()?.port(), 1);
+    let (media, negotiated) = RtpMedia::new(loopback, socket.local_addr()?.port(), 1, agent.srtp());
     let call = agent
         .call(
             &format!("sip:{call_id}@{address}"),

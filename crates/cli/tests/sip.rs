@@ -3,12 +3,13 @@
 //! offer, ACK, BYE) runs 200 calls one after the other and 20 at once; scenarios of ours check 486 Busy
 //! Here on a full node, 488 for an offer without G.711, OPTIONS after a flood of malformed datagrams, and
 //! a transfer: a caller (real speech played from a pcap) asks for a person and gets a REFER to the target.
-//! baresip, a softphone, calls with a recording of real speech as its microphone and records what it
-//! hears: the stored transcript holds the caller's words and the recording holds the agent's answer.
+//! baresip, a softphone, calls over SIP-TLS with SRTP required, a recording of real speech as its
+//! microphone, and records what it hears: the stored transcript holds the caller's words and the
+//! recording holds the agent's answer.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -463,11 +464,22 @@ fn caller_recording(dir: &Path) -> PathBuf {
     path
 }
 
+/// A phone that calls over SIP-TLS with SRTP required, as a call center that encrypts its lines does.
 #[test]
-fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
+fn baresip_calls_over_tls_with_srtp_and_real_speech_and_hears_the_agent_answer() {
     let Some(models) = models_and_speech() else {
         return;
     };
+    let phone = tempfile::tempdir().unwrap();
+    // The node's certificate, from a private CA the phone trusts (and the node trusts for its own TLS
+    // connections back to the phone).
+    let (ca, cert, key) = common::private_ca_certificate(phone.path());
+    let tls_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
     // baresip writes its machine's own network address into its SDP but, calling a loopback address,
     // sends from 127.0.0.1: to the node it looks like a caller behind NAT, which symmetric RTP serves.
     let node = SipNode::start(
@@ -476,9 +488,21 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
             ("RTP_PORT_MIN", "31000"),
             ("RTP_PORT_MAX", "31999"),
             ("SIP_SYMMETRIC_RTP", "true"),
+            ("TLS_CERT_FILE", cert.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+            ("SIP_TLS_PORT", &tls_port),
+            ("SIP_TLS_CA_FILE", ca.to_str().unwrap()),
+            ("SIP_SRTP", "required"),
         ],
     );
-    let phone = tempfile::tempdir().unwrap();
+    // A stranger that opens a TLS connection and never says a word holds up no one else's handshake.
+    let _silent = TcpStream::connect(("127.0.0.1", tls_port.parse::<u16>().unwrap())).unwrap();
+    let phone_cert = phone.path().join("phone.pem");
+    std::fs::write(
+        &phone_cert,
+        [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat(),
+    )
+    .unwrap();
     let caller = caller_recording(phone.path());
     let heard_dir = phone.path().join("heard");
     std::fs::create_dir(&heard_dir).unwrap();
@@ -489,25 +513,36 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
     std::fs::write(
         conf.join("config"),
         format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\nsip_transports udp\n\
-             audio_player aufile,{discard}\naudio_source aufile,{caller}\naudio_alert aufile,{discard}\n\
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip}\nsip_certificate {phone_cert}\n\
+             sip_cafile {ca}\naudio_player aufile,{discard}\naudio_source aufile,{caller}\naudio_alert aufile,{discard}\n\
              ausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
              rtp_ports 32000-32099\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-             module aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+             module aufile.so\nmodule sndfile.so\nmodule srtp.so\nmodule_app account.so\n\
+             module_app menu.so\n\
              module_app rtcpsummary.so\n\
              snd_path {heard}\n",
             sip = free_udp_port(),
+            phone_cert = phone_cert.display(),
+            ca = ca.display(),
             discard = phone.path().join("played.wav").display(),
             caller = caller.display(),
             heard = heard_dir.display(),
         ),
     )
     .unwrap();
-    std::fs::write(conf.join("accounts"), "<sip:caller@127.0.0.1>;regint=0\n").unwrap();
+    // The account's transport and mediaenc make baresip call over TLS and refuse plain RTP.
+    std::fs::write(
+        conf.join("accounts"),
+        "<sip:caller@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand\n",
+    )
+    .unwrap();
     let phone_call = Command::new("baresip")
         .arg("-f")
         .arg(&conf)
-        .args(["-e", &format!("/dial sip:agent@{}", node.target())])
+        .args([
+            "-e",
+            &format!("/dial sip:agent@127.0.0.1:{tls_port};transport=tls"),
+        ])
         .args(["-t", "30"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -526,23 +561,36 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
         assert!(Instant::now() < deadline, "the call becomes active");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let (code, sent) = common::http_post_json(
-        &node.http,
-        &format!("/api/v1/calls/{call_id}/dtmf"),
-        &key,
-        &serde_json::json!({ "digits": "7#" }),
-    );
+    // The node's API is HTTPS with the same certificate.
+    let post = |digits: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca)
+            .args(["-w", "\n%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("Authorization: Bearer {key}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args([
+                "--data",
+                &serde_json::json!({ "digits": digits }).to_string(),
+            ])
+            .arg(format!("https://{}/api/v1/calls/{call_id}/dtmf", node.http))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_owned())
+    };
+    let (code, sent) = post("7#");
     assert_eq!(code, 202, "{sent}");
-    let (code, refused) = common::http_post_json(
-        &node.http,
-        &format!("/api/v1/calls/{call_id}/dtmf"),
-        &key,
-        &serde_json::json!({ "digits": "7; DROP" }),
-    );
+    let (code, refused) = post("7; DROP");
     assert_eq!(code, 400, "{refused}");
     let out = phone_call.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("Call established"), "{log}");
+    assert!(
+        log.contains("SRTP is Enabled (cryptosuite=AES_CM_128_HMAC_SHA1_80)"),
+        "{log}"
+    );
     // baresip decoded our RFC 4733 packets as the two keys.
     assert!(log.contains("received event: '7' (end=1)"), "{log}");
     assert!(log.contains("received event: '#' (end=1)"), "{log}");
@@ -574,6 +622,10 @@ fn baresip_calls_with_real_speech_and_hears_the_agent_answer() {
     let audio: serde_json::Value = serde_json::from_str(&audio).unwrap();
     assert!(audio["received"].as_u64().unwrap() > 100, "{audio}");
     assert_eq!(audio["refused"].as_u64(), Some(0), "{audio}");
+    // Every packet it took was SRTP that authenticated (and baresip's RTCP summary above says it
+    // authenticated and decrypted our SRTCP reports).
+    assert_eq!(audio["srtp"], true, "{audio}");
+    assert_eq!(audio["unauthenticated"].as_u64(), Some(0), "{audio}");
     assert!(
         agent_words.contains("thank you for calling"),
         "the greeting reached the phone: {agent_words}"

@@ -20,8 +20,8 @@ use rustls::sign::CertifiedKey;
 use switchboard_core::config::{TlsConfig, TlsVersion};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::sync::CancellationToken;
 
 /// Longest a client may take to finish its handshake.
@@ -58,6 +58,51 @@ pub enum TlsError {
         /// Why.
         source: rustls::Error,
     },
+    /// rustls refused the client settings.
+    #[error("cannot set up TLS for SIP requests: {0}")]
+    Client(rustls::Error),
+    /// SIP_TLS_CA_FILE holds no usable certificate.
+    #[error("SIP_TLS_CA_FILE {} holds no usable CA certificate", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Debian's bundle of the CAs the machine trusts (`update-ca-certificates`).
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The client side of SIP over TLS (our requests to a PBX or phone that listens for TLS, such as the BYE
+/// of a call that came in over TLS): the machine's CAs, and `ca_file`'s (SIP_TLS_CA_FILE) for a PBX
+/// with a private CA.
+pub fn sip_connector(ca_file: Option<&Path>) -> Result<TlsConnector, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Ok(system) = CertificateDer::pem_file_iter(SYSTEM_BUNDLE) {
+        // A malformed entry in the system bundle is skipped, not fatal: the others still count.
+        roots.add_parsable_certificates(system.flatten());
+    }
+    if let Some(path) = ca_file {
+        let unusable = || TlsError::CaFile {
+            path: path.to_owned(),
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Read {
+                what: "SIP_TLS_CA_FILE",
+                path: path.to_owned(),
+                source,
+            })?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(unusable());
+        }
+    }
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Client)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(client)))
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -154,9 +199,24 @@ impl ResolvesServerCert for Certificate {
     }
 }
 
+/// The node's TLS: one certificate, re-read when it changes, served to HTTPS and to SIP over TLS.
+#[derive(Clone)]
+pub struct NodeTls {
+    /// HTTP/1.1 (its ALPN), which the WebSockets upgrade over.
+    pub https: TlsAcceptor,
+    /// SIP over TLS (no ALPN).
+    pub sip: TlsAcceptor,
+}
+
+impl fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeTls(..)")
+    }
+}
+
 /// The server side of TLS for `config`: the certificate checked now, re-read when it changes until
 /// `stop`.
-pub fn acceptor(config: &TlsConfig, stop: CancellationToken) -> Result<TlsAcceptor, TlsError> {
+pub fn acceptor(config: &TlsConfig, stop: CancellationToken) -> Result<NodeTls, TlsError> {
     let provider = provider();
     let certificate = Arc::new(Certificate::open(config, provider.clone())?);
     let versions: &[&rustls::SupportedProtocolVersion] = match config.min_version {
@@ -171,7 +231,8 @@ pub fn acceptor(config: &TlsConfig, stop: CancellationToken) -> Result<TlsAccept
         })?
         .with_no_client_auth()
         .with_cert_resolver(certificate.clone());
-    // HTTP/1.1 only: the WebSockets upgrade over it.
+    // SIP over TLS names no application protocol; HTTPS is HTTP/1.1 only (the WebSockets upgrade over it).
+    let sip = TlsAcceptor::from(Arc::new(server.clone()));
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     tokio::spawn(async move {
         let mut every = tokio::time::interval(RELOAD_EVERY);
@@ -194,7 +255,10 @@ pub fn acceptor(config: &TlsConfig, stop: CancellationToken) -> Result<TlsAccept
             }
         }
     });
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    Ok(NodeTls {
+        https: TlsAcceptor::from(Arc::new(server)),
+        sip,
+    })
 }
 
 /// A listener whose connections have finished their TLS handshake.

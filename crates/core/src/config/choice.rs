@@ -101,6 +101,16 @@ choice!(
 );
 
 choice!(
+    /// Whether a SIP call's audio may, or must, be SRTP (SIP_SRTP).
+    SrtpPolicy {
+        /// SRTP when the caller offers it, plain RTP otherwise; the calls we place offer plain RTP.
+        Optional = "optional",
+        /// Only SRTP: a plain offer is refused (488), and the calls we place offer SRTP alone.
+        Required = "required",
+    }
+);
+
+choice!(
     /// Inference device.
     Device {
         /// CPU.

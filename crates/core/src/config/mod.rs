@@ -24,7 +24,8 @@ use crate::secret::{REDACTED, Secret};
 pub use auth::{AuthConfig, OidcConfig};
 pub use choice::{
     ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider, LogFormat,
-    LogLevel, NoiseSuppression, Recording, SttModel, TelephonyProvider, TlsVersion, TtsEngine,
+    LogLevel, NoiseSuppression, Recording, SrtpPolicy, SttModel, TelephonyProvider, TlsVersion,
+    TtsEngine,
 };
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};

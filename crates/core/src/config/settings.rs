@@ -120,6 +120,12 @@ settings! {
     SIP_INBOUND_USERNAME: "telephony.sip.inbound_username", "SIP_INBOUND_USERNAME", default None, allowed "a SIP user name (letters, digits and . - _ +)";
     /// The password of SIP_INBOUND_USERNAME.
     SIP_INBOUND_PASSWORD: "telephony.sip.inbound_password", "SIP_INBOUND_PASSWORD", default None, allowed "a password", secret;
+    /// Port of SIP over TLS (on SERVER_HOST) with the node's certificate (TLS_CERT_FILE and TLS_KEY_FILE); 5061 is usual. Unset: no SIP over TLS. A call that comes in over TLS goes on over TLS (its Contact says transport=tls).
+    SIP_TLS_PORT: "telephony.sip.tls_port", "SIP_TLS_PORT", default None, allowed "an integer from 1 to 65535, not SIP_PORT";
+    /// CA certificates (PEM) trusted, besides the machine's, when this node opens SIP over TLS itself: to a transport=tls trunk, or back to a caller that called over TLS (our BYE). For a PBX with a private CA.
+    SIP_TLS_CA_FILE: "telephony.sip.tls_ca_file", "SIP_TLS_CA_FILE", default None, allowed "a path to a PEM file";
+    /// Whether a SIP call's audio may or must be SRTP (AES-CM with HMAC-SHA1, keys in the SDP's a=crypto lines): optional answers SRTP when the caller offers it; required refuses a plain offer with 488 and offers only SRTP on the calls we place. The keys are secret only when the signalling is: use it with SIP over TLS.
+    SIP_SRTP: "telephony.sip.srtp", "SIP_SRTP", default Some("optional"), allowed "optional or required";
     /// Send a call's audio to wherever the caller's first RTP packet came from and keep to that stream's SSRC (for callers behind NAT). Off: RTP is taken only from the address the caller's SDP names.
     SIP_SYMMETRIC_RTP: "telephony.sip.symmetric_rtp", "SIP_SYMMETRIC_RTP", default Some("false"), allowed "true or false";
     /// Lowest UDP port for call audio (RTP on even ports, RTCP on the next odd one).

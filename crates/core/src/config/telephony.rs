@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ConfigError, Reader, Sources, TelephonyProvider, is_host, settings};
+use super::{ConfigError, Reader, Sources, SrtpPolicy, TelephonyProvider, is_host, settings};
 use crate::secret::Secret;
 
 /// Telephony settings.
@@ -61,6 +61,12 @@ pub struct SipConfig {
     /// Latch RTP onto where the caller's first packet came from (callers behind NAT) rather than
     /// taking it only from the address their SDP names.
     pub symmetric_rtp: bool,
+    /// SIP over TLS on this port, with the server's certificate.
+    pub tls_port: Option<u16>,
+    /// CAs trusted besides the machine's when we open SIP over TLS ourselves.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Whether calls' audio may, or must, be SRTP.
+    pub srtp: SrtpPolicy,
 }
 
 /// The user name and password a caller outside the trusted sources proves with SIP digest
@@ -91,6 +97,9 @@ impl SipConfig {
             trusted_sources: None,
             inbound_auth: None,
             symmetric_rtp: false,
+            tls_port: None,
+            tls_ca_file: None,
+            srtp: SrtpPolicy::Optional,
         }
     }
 
@@ -235,6 +244,23 @@ fn sip_config(
     let username = r
         .checked(&SIP_USERNAME, is_sip_user)?
         .ok_or_else(|| r.invalid(&SIP_USERNAME))?;
+    let tls_port = match r.text(&SIP_TLS_PORT) {
+        Some(_) => Some(r.int(&SIP_TLS_PORT, 1..=65_535)? as u16),
+        None => None,
+    };
+    if let Some(tls_port) = tls_port {
+        if tls_port == port {
+            return Err(ConfigError::Inconsistent(format!(
+                "SIP_TLS_PORT ({tls_port}) must differ from SIP_PORT: TCP on that port is plain SIP"
+            )));
+        }
+        if r.text(&TLS_CERT_FILE).is_none() {
+            return Err(ConfigError::Inconsistent(
+                "SIP_TLS_PORT needs the node's certificate: set TLS_CERT_FILE and TLS_KEY_FILE"
+                    .into(),
+            ));
+        }
+    }
     Ok(Some(SipConfig {
         port,
         address,
@@ -249,6 +275,9 @@ fn sip_config(
         trusted_sources: r.sources(&SIP_TRUSTED_SOURCES)?,
         inbound_auth: inbound_auth(r)?,
         symmetric_rtp: r.bool(&SIP_SYMMETRIC_RTP)?,
+        tls_port,
+        tls_ca_file: r.text(&SIP_TLS_CA_FILE).map(std::path::PathBuf::from),
+        srtp: r.choice(&SIP_SRTP)?,
     }))
 }
 

@@ -127,6 +127,8 @@ pub(super) async fn carry(
         duplicates = stats.duplicates,
         sent = leg.sender.packets,
         malformed = leg.bad_packets,
+        srtp = leg.current().is_some_and(|n| n.srtp.is_some()),
+        unauthenticated = leg.unauthenticated,
         refused = leg.peer.refused(),
         "SIP call audio"
     );

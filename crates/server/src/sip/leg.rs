@@ -1,6 +1,6 @@
 //! One SIP call's RTP: what it takes in (see [`RtpPeer`] for whose packets), the jitter buffer the
 //! session's 20 ms clock reads, the agent's audio out in the negotiated law, key presses out as RFC 4733
-//! events, and RTCP sender reports.
+//! events, and RTCP sender reports; all of it SRTP when the SDP negotiated keys.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,7 +10,8 @@ use switchboard_audio::{JitterBuffer, JitterOptions, SampleRate, g711, pcm};
 use switchboard_telephony::sip::peer::RtpPeer;
 use switchboard_telephony::sip::ports::RtpSockets;
 use switchboard_telephony::sip::rtp::{self, RtpSender};
-use switchboard_telephony::sip::sdp::{Codec, Negotiated};
+use switchboard_telephony::sip::sdp::{Codec, Negotiated, SrtpKeys};
+use switchboard_telephony::sip::srtp;
 use tokio::sync::watch;
 
 /// Samples of one 20 ms frame at 8 kHz.
@@ -43,6 +44,28 @@ pub(super) struct RtpLeg {
     /// The agent's audio that came while key presses went out, sent on the ticks after them in order.
     pub(super) held_audio: VecDeque<Vec<u8>>,
     pub(super) bad_packets: u64,
+    /// SRTP packets refused (failed authentication, replayed).
+    pub(super) unauthenticated: u64,
+    crypto: Option<Crypto>,
+}
+
+/// A call's SRTP, made when the negotiation names keys. A re-INVITE with new keys from the peer
+/// replaces the receiver; ours stay for the call (its rollover counter with them, so no keystream is
+/// ever used twice).
+struct Crypto {
+    keys: SrtpKeys,
+    sender: srtp::Sender,
+    receiver: srtp::Receiver,
+}
+
+impl Crypto {
+    fn new(keys: SrtpKeys) -> Self {
+        Self {
+            keys,
+            sender: srtp::Sender::new(keys.suite, &keys.ours),
+            receiver: srtp::Receiver::new(keys.suite, &keys.theirs),
+        }
+    }
 }
 
 impl RtpLeg {
@@ -64,6 +87,30 @@ impl RtpLeg {
             keys_out: VecDeque::new(),
             held_audio: VecDeque::new(),
             bad_packets: 0,
+            unauthenticated: 0,
+            crypto: None,
+        }
+    }
+
+    /// The call's SRTP as last negotiated; `None` for plain RTP.
+    fn crypto(&mut self) -> Option<&mut Crypto> {
+        let keys = self.current()?.srtp?;
+        match &mut self.crypto {
+            Some(crypto) if crypto.keys == keys => {}
+            Some(crypto) if crypto.keys.ours == keys.ours && crypto.keys.suite == keys.suite => {
+                crypto.receiver = srtp::Receiver::new(keys.suite, &keys.theirs);
+                crypto.keys = keys;
+            }
+            slot => *slot = Some(Crypto::new(keys)),
+        }
+        self.crypto.as_mut()
+    }
+
+    /// `packet` as it goes on the wire: SRTP-protected when the call is; `None` when it cannot be.
+    fn wire(&mut self, packet: Vec<u8>) -> Option<Vec<u8>> {
+        match self.crypto() {
+            Some(crypto) => crypto.sender.protect_rtp(&packet).ok(),
+            None => Some(packet),
         }
     }
 
@@ -107,7 +154,9 @@ impl RtpLeg {
         if let Some(slot) = self.keys_out.pop_front() {
             if let Some((to, _)) = self.destination() {
                 for packet in slot {
-                    let _ = self.sockets.rtp.send_to(&packet, to).await;
+                    if let Some(packet) = self.wire(packet) {
+                        let _ = self.sockets.rtp.send_to(&packet, to).await;
+                    }
                 }
             }
         } else if let Some(frame) = self.held_audio.pop_front() {
@@ -146,7 +195,9 @@ impl RtpLeg {
         let packet = self
             .sender
             .packet(negotiated.payload_type, &payload[..count], count as u32);
-        let _ = self.sockets.rtp.send_to(&packet, to).await;
+        if let Some(packet) = self.wire(packet) {
+            let _ = self.sockets.rtp.send_to(&packet, to).await;
+        }
     }
 
     /// Takes one datagram from the RTP socket: audio into the jitter buffer, a key press out.
@@ -154,6 +205,21 @@ impl RtpLeg {
         if rtp::is_rtcp(datagram) {
             return None;
         }
+        // An SRTP call takes only what authenticates: a stranger's packets never reach the latch below.
+        let unprotected = self
+            .crypto()
+            .map(|crypto| crypto.receiver.unprotect_rtp(datagram));
+        let datagram = match &unprotected {
+            Some(Ok(plain)) => plain.as_slice(),
+            Some(Err(e)) => {
+                self.unauthenticated += 1;
+                if self.unauthenticated == 1 {
+                    tracing::warn!(%from, error = %e, "dropping SRTP that does not authenticate");
+                }
+                return None;
+            }
+            None => datagram,
+        };
         let packet = match rtp::decode(datagram) {
             Ok(packet) => packet,
             Err(e) => {
@@ -208,13 +274,21 @@ impl RtpLeg {
     }
 
     /// An RTCP sender report to the peer's RTCP port (the port above its RTP port).
-    pub(super) async fn send_report(&self) {
+    pub(super) async fn send_report(&mut self) {
         let Some((to, _)) = self.destination() else {
             return;
         };
-        if let Some(report) = self.sender.sender_report(SystemTime::now(), 8_000) {
-            let rtcp = SocketAddr::new(to.ip(), to.port().wrapping_add(1));
-            let _ = self.sockets.rtcp.send_to(&report, rtcp).await;
-        }
+        let Some(report) = self.sender.sender_report(SystemTime::now(), 8_000) else {
+            return;
+        };
+        let report = match self.crypto() {
+            Some(crypto) => match crypto.sender.protect_rtcp(&report) {
+                Ok(report) => report,
+                Err(_) => return,
+            },
+            None => report,
+        };
+        let rtcp = SocketAddr::new(to.ip(), to.port().wrapping_add(1));
+        let _ = self.sockets.rtcp.send_to(&report, rtcp).await;
     }
 }

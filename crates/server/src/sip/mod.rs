@@ -201,7 +201,12 @@ pub(crate) async fn place_call(
                 .as_ref()
                 .map_or("switchboard".to_owned(), |a| a.username.clone())
         });
-    let (media, negotiated) = RtpMedia::new(link.agent.address(), sockets.port(), session_id());
+    let (media, negotiated) = RtpMedia::new(
+        link.agent.address(),
+        sockets.port(),
+        session_id(),
+        link.agent.srtp(),
+    );
     tracing::info!(%call_id, %target, "placing a SIP call");
     let state = state.clone();
     let rung = target.clone();
@@ -374,7 +379,8 @@ async fn answer(
             return Ok(());
         }
     }
-    let (media, negotiated) = RtpMedia::new(agent.address(), sockets.port(), session_id());
+    let (media, negotiated) =
+        RtpMedia::new(agent.address(), sockets.port(), session_id(), agent.srtp());
     let established = match ringing.with_media(media).accept().await {
         Ok(call) => call,
         Err(e) => {

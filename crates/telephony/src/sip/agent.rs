@@ -1,4 +1,5 @@
-//! The SIP user agent: ezk's transport, transaction and dialog layers on UDP and TCP, with one layer of
+//! The SIP user agent: ezk's transport, transaction and dialog layers on UDP and TCP (and TLS when a
+//! certificate is given), with one layer of
 //! ours that answers OPTIONS (a PBX's keep-alive) and hands every new INVITE the [`InboundPolicy`] lets
 //! in to the server as an [`IncomingInvite`]; the rest are refused here (403, or 401 with a digest
 //! challenge) and never reach the server. What becomes of a call (accepted with our media, declined 486
@@ -27,7 +28,50 @@ use ezk_sip_ua::{
 use super::inbound::{DigestAnswer, InboundPolicy, Verdict};
 use super::media::RtpMedia;
 use super::register::Account;
+use super::sdp::{SrtpPolicy, SrtpUse};
 use tokio::sync::mpsc;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// Where the user agent listens, what it advertises, and what its calls' media must be.
+#[derive(Clone)]
+pub struct AgentSettings {
+    /// UDP and TCP (the same port; port 0 picks one for both).
+    pub bind: SocketAddr,
+    /// The address written into Contact headers and SDP.
+    pub address: IpAddr,
+    /// SIP over TLS on this port of `bind`'s address, with the server certificate `TlsAcceptor` holds.
+    pub tls: Option<(u16, TlsAcceptor)>,
+    /// How we open TLS connections ourselves: to a `transport=tls` trunk, or to a TLS caller's Contact
+    /// for the requests of its dialog (our BYE). `None`: such requests fail.
+    pub tls_client: Option<TlsConnector>,
+    /// Whether calls' audio may, or must, be SRTP.
+    pub srtp: SrtpPolicy,
+}
+
+impl std::fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSettings")
+            .field("bind", &self.bind)
+            .field("address", &self.address)
+            .field("tls_port", &self.tls.as_ref().map(|(port, _)| port))
+            .field("tls_client", &self.tls_client.is_some())
+            .field("srtp", &self.srtp)
+            .finish()
+    }
+}
+
+impl AgentSettings {
+    /// UDP and TCP on `bind`, no TLS, SRTP when a caller offers it.
+    pub fn plain(bind: SocketAddr, address: IpAddr) -> Self {
+        Self {
+            bind,
+            address,
+            tls: None,
+            tls_client: None,
+            srtp: SrtpPolicy::Optional,
+        }
+    }
+}
 
 /// A new call offered to us, not yet answered beyond 100 Trying.
 pub struct IncomingInvite {
@@ -74,6 +118,16 @@ pub enum AgentError {
     /// The contact address did not make a SIP URI.
     #[error("cannot make a SIP contact for {0}")]
     Contact(String),
+    /// The SIP-TLS port could not be bound.
+    #[error(
+        "cannot listen for SIP over TLS on {address}; is another SIP server running there? Set SIP_TLS_PORT"
+    )]
+    BindTls {
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Why a call we placed did not connect.
@@ -99,6 +153,8 @@ pub struct UserAgent {
     contact: Contact,
     address: IpAddr,
     port: u16,
+    tls_port: Option<u16>,
+    srtp: SrtpPolicy,
 }
 
 impl std::fmt::Debug for UserAgent {
@@ -114,22 +170,49 @@ impl std::fmt::Debug for UserAgent {
 const PENDING_INVITES: usize = 64;
 
 impl UserAgent {
-    /// Listens on `bind` (UDP and TCP, the same port; port 0 picks one for both) and advertises
-    /// `address` in Contact headers; INVITEs are let in as `policy` says. Returns the agent and the
-    /// stream of new calls.
+    /// Listens as `settings` say (UDP and TCP, TLS too with a certificate) and advertises their address
+    /// in Contact headers; INVITEs are let in as `policy` says. Returns the agent and the stream of new
+    /// calls.
     pub async fn start(
-        bind: SocketAddr,
-        address: IpAddr,
+        settings: AgentSettings,
         policy: Arc<InboundPolicy>,
     ) -> Result<(Self, mpsc::Receiver<IncomingInvite>), AgentError> {
+        let AgentSettings {
+            bind,
+            address,
+            tls,
+            tls_client,
+            srtp,
+        } = settings;
         let (mut builder, port) = bind_both(bind).await?;
+        if let Some(connector) = tls_client {
+            builder.use_rustls_connector(connector);
+        }
+        let host = super::uri_host(address);
+        let tls_contact = match tls {
+            Some((tls_port, acceptor)) => {
+                let at = SocketAddr::new(bind.ip(), tls_port);
+                builder
+                    .listen_rustls(at, acceptor)
+                    .await
+                    .map_err(|source| AgentError::BindTls {
+                        address: at,
+                        source,
+                    })?;
+                let uri: SipUri = format!("sip:switchboard@{host}:{tls_port};transport=tls")
+                    .parse()
+                    .map_err(|_| AgentError::Contact(host.clone()))?;
+                Some((tls_port, Contact::new(NameAddr::uri(uri))))
+            }
+            None => None,
+        };
+        let tls_port = tls_contact.as_ref().map(|(port, _)| *port);
         let (invites_tx, invites_rx) = mpsc::channel(PENDING_INVITES);
         builder.user_agent("Switchboard");
         // The INVITE layer adds INVITE, ACK, BYE, CANCEL, UPDATE and PRACK itself.
         for method in [Method::OPTIONS, Method::NOTIFY] {
             builder.add_allow(method);
         }
-        let host = super::uri_host(address);
         let uri: SipUri = format!("sip:switchboard@{host}:{port}")
             .parse()
             .map_err(|_| AgentError::Contact(host.clone()))?;
@@ -139,6 +222,8 @@ impl UserAgent {
         builder.add_layer(Answering {
             invites: invites_tx,
             contact: contact.clone(),
+            tls_contact,
+            srtp,
             policy,
             last_refusal_logged: AtomicU64::new(0),
         });
@@ -149,6 +234,8 @@ impl UserAgent {
                 contact,
                 address,
                 port,
+                tls_port,
+                srtp,
             },
             invites_rx,
         ))
@@ -157,6 +244,16 @@ impl UserAgent {
     /// The SIP port (UDP and TCP).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The SIP-over-TLS port, when TLS is on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// Whether calls' audio may, or must, be SRTP.
+    pub fn srtp(&self) -> SrtpPolicy {
+        self.srtp
     }
 
     /// The address written into Contact and SDP.
@@ -313,6 +410,10 @@ fn user_of(uri: &SipUri) -> Option<String> {
 struct Answering {
     invites: mpsc::Sender<IncomingInvite>,
     contact: Contact,
+    /// The port SIP over TLS arrives on, and the Contact a dialog begun over it gets (so the caller's
+    /// later requests, its BYE among them, come back over TLS).
+    tls_contact: Option<(u16, Contact)>,
+    srtp: SrtpPolicy,
     policy: Arc<InboundPolicy>,
     /// The second in which a refusal was last logged: a flood of strangers logs one line a second.
     last_refusal_logged: AtomicU64,
@@ -407,7 +508,10 @@ impl Layer for Answering {
                     let offer = std::str::from_utf8(&invite.body)
                         .map_err(|e| e.to_string())
                         .and_then(super::sdp::parse)
-                        .and_then(|offer| super::sdp::negotiate(&offer).map_err(|e| e.to_string()));
+                        .and_then(|offer| {
+                            super::sdp::negotiate(&offer, &SrtpUse::new(self.srtp))
+                                .map_err(|e| e.to_string())
+                        });
                     if let Err(reason) = offer {
                         tracing::warn!(%peer, %reason, "refusing an INVITE whose offer we cannot answer");
                         refuse(endpoint, invite, StatusCode::NOT_ACCEPTABLE_HERE).await;
@@ -421,7 +525,14 @@ impl Layer for Answering {
                         return;
                     }
                 };
-                match InboundCall::from_invite(endpoint.clone(), invite, self.contact.clone()) {
+                // A dialog begun over TLS goes on over TLS.
+                let contact = match &self.tls_contact {
+                    Some((port, tls)) if invite.tp_info.transport.bound().port() == *port => {
+                        tls.clone()
+                    }
+                    _ => self.contact.clone(),
+                };
+                match InboundCall::from_invite(endpoint.clone(), invite, contact) {
                     Ok(call) => slot.send(IncomingInvite {
                         call,
                         from,

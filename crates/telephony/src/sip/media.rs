@@ -9,7 +9,7 @@ use ezk_sdp_types::SessionDescription;
 use ezk_sip_ua::MediaBackend;
 use tokio::sync::watch;
 
-use super::sdp::{self, Negotiated, SdpError};
+use super::sdp::{self, Negotiated, SdpError, SrtpPolicy, SrtpUse};
 
 /// Why the media session could not be negotiated; the SIP layer answers 488 or 500.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +29,19 @@ pub struct RtpMedia {
     port: u16,
     session: u64,
     version: u64,
+    /// The policy, and the key we send with when the audio is SRTP (one per call).
+    srtp: SrtpUse,
     negotiated: watch::Sender<Option<Negotiated>>,
 }
 
 impl RtpMedia {
-    /// Media at `address:port` (the address peers can reach), `session` the SDP session id; the receiver
-    /// sees every negotiation's outcome.
+    /// Media at `address:port` (the address peers can reach), `session` the SDP session id, SRTP as
+    /// `srtp` says (with a fresh key); the receiver sees every negotiation's outcome.
     pub fn new(
         address: IpAddr,
         port: u16,
         session: u64,
+        srtp: SrtpPolicy,
     ) -> (Self, watch::Receiver<Option<Negotiated>>) {
         let (negotiated, rx) = watch::channel(None);
         (
@@ -47,6 +50,7 @@ impl RtpMedia {
                 port,
                 session,
                 version: 0,
+                srtp: SrtpUse::new(srtp),
                 negotiated,
             },
             rx,
@@ -73,11 +77,12 @@ impl MediaBackend for RtpMedia {
             self.port,
             self.session,
             self.version,
+            &self.srtp,
         ))
     }
 
     async fn receive_sdp_answer(&mut self, answer: SessionDescription) -> Result<(), MediaError> {
-        let negotiated = sdp::negotiate(&answer)?;
+        let negotiated = sdp::negotiate(&answer, &self.srtp)?;
         self.negotiated.send_replace(Some(negotiated));
         Ok(())
     }
@@ -86,7 +91,7 @@ impl MediaBackend for RtpMedia {
         &mut self,
         offer: SessionDescription,
     ) -> Result<SessionDescription, MediaError> {
-        let negotiated = sdp::negotiate(&offer)?;
+        let negotiated = sdp::negotiate(&offer, &self.srtp)?;
         self.negotiated.send_replace(Some(negotiated));
         self.version += 1;
         Self::ours(&sdp::answer(

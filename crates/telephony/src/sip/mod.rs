@@ -6,7 +6,8 @@
 //! - [`inbound`]: who may call: trusted sources, or digest authentication.
 //! - [`media`]: the SDP side of a call for ezk ([`media::RtpMedia`]).
 //! - [`peer`]: whose RTP a call takes, and where its audio goes.
-//! - [`sdp`]: offer/answer for G.711 and telephone events.
+//! - [`sdp`]: offer/answer for G.711 and telephone events, with SDES keys for SRTP.
+//! - [`srtp`]: SRTP and SRTCP (AES-CM with HMAC-SHA1), pure functions of packets.
 //! - [`rtp`]: RTP and RTCP packets, pure functions.
 //! - [`ports`]: the RTP port range.
 //! - [`register`]: staying registered with a PBX or SIP provider.
@@ -19,6 +20,7 @@ pub mod ports;
 pub mod register;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 
 /// The parts of ezk's API a carrier of SIP calls works with.
 pub use ezk_sip_types::StatusCode;
