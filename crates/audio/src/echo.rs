@@ -538,6 +538,21 @@ mod tests {
     use super::*;
     use crate::corpus::Rng;
 
+    /// `near` through a default canceller fed `far` in step, 20 ms at a time.
+    fn cancelled(far: &[i16], near: &[i16]) -> (EchoCanceller, Vec<i16>) {
+        let mut aec = EchoCanceller::new(EchoOptions::default());
+        let mut out = near.to_vec();
+        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
+            aec.push_reference(f);
+            aec.process(n);
+        }
+        (aec, out)
+    }
+
+    fn energy(x: &[i16]) -> f64 {
+        x.iter().map(|&s| f64::from(s).powi(2)).sum()
+    }
+
     #[test]
     fn silence_in_gives_silence_out_and_nothing_panics_without_a_reference() {
         let mut aec = EchoCanceller::new(EchoOptions::default());
@@ -591,12 +606,7 @@ mod tests {
         assert_eq!(aec.stats().delay_samples, delay, "delay estimate");
         assert!(erle > 20.0, "linear ERLE only {erle:.1} dB");
         // With the non-linear processor, over the whole signal (convergence included), as a call reports.
-        let mut aec = EchoCanceller::new(EchoOptions::default());
-        let mut out = near.clone();
-        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
-            aec.push_reference(f);
-            aec.process(n);
-        }
+        let (aec, _) = cancelled(&far, &near);
         let reported = aec.stats().erle_db().unwrap();
         assert!(reported > 20.0, "reported ERLE {reported:.1} dB");
         assert!(!aec.stats().no_echo);
@@ -639,16 +649,10 @@ mod tests {
         // The agent talks loud; the caller, 12 dB quieter, talks at the same time; nothing comes back.
         let far = bursts(1, 8, 6000.0);
         let near = bursts(4, 8, 1500.0);
-        let mut aec = EchoCanceller::new(EchoOptions::default());
-        let mut out = near.clone();
-        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
-            aec.push_reference(f);
-            aec.process(n);
-        }
+        let (aec, out) = cancelled(&far, &near);
         assert!(aec.stats().no_echo, "{:?}", aec.stats());
         // Over the last 4 s the caller comes through whole.
         let tail = 16_000 * 4;
-        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
         let kept = 10.0 * (energy(&out[tail..]) / energy(&near[tail..])).log10();
         assert!(kept > -1.0, "the caller lost {kept:.1} dB");
     }
@@ -690,15 +694,9 @@ mod tests {
         let near: Vec<i16> = (0..far.len())
             .map(|n| n.checked_sub(delay_at(n)).map_or(0, |m| far[m] / 2))
             .collect();
-        let mut aec = EchoCanceller::new(EchoOptions::default());
-        let mut out = near.clone();
-        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
-            aec.push_reference(f);
-            aec.process(n);
-        }
+        let (_, out) = cancelled(&far, &near);
         // Every 100 ms after the delay moved: what is left of the echo, which a VAD would hear as speech
         // when it is within 20 dB of the echo itself.
-        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
         for start in (16_000 * 6..far.len() - 1_600).step_by(1_600) {
             let span = start..start + 1_600;
             let echo = energy(&near[span.clone()]);
@@ -720,13 +718,7 @@ mod tests {
         let far = bursts(2, 2, 6000.0);
         let delay = 3200;
         let near = echo_of(&far, delay);
-        let mut aec = EchoCanceller::new(EchoOptions::default());
-        let mut out = near.clone();
-        for (f, n) in far.chunks(320).zip(out.chunks_mut(320)) {
-            aec.push_reference(f);
-            aec.process(n);
-        }
-        let energy = |x: &[i16]| x.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>();
+        let (_, out) = cancelled(&far, &near);
         let left = 10.0 * (energy(&out) / energy(&near)).log10();
         assert!(
             left < -20.0,
