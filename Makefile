@@ -19,7 +19,7 @@ test: setup
 	$(CARGO) fmt --all -- --check
 	$(LINTED) $(CARGO) build --locked --workspace --all-targets
 	$(DEBUG_BIN) models fetch
-	$(DEBUG_BIN) models fetch kokoro-82m kokoro-voices-ja  # the voice tests also cover Kokoro
+	$(DEBUG_BIN) models fetch kokoro-82m kokoro-voices-ja whisper-base  # the tests also cover Kokoro and the multilingual recogniser
 	$(call tests,kind(lib) | kind(bin),--lib --bins)
 	$(call tests,not (kind(lib) | kind(bin)),--test '*')
 

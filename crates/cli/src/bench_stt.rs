@@ -44,7 +44,7 @@ fn reference_scores(
     }
     std::fs::write(&file, &bytes).map_err(|e| e.to_string())?;
     let request = serde_json::json!({
-        "model": config.paths.models_dir.join("whisper-tiny"),
+        "model": config.paths.models_dir.join(config.stt.model.as_str()),
         "samples": file,
         "utterances": utterances,
         "threads": threads,
@@ -146,9 +146,10 @@ pub(crate) fn run(args: &SttArgs, config: &Config) -> anyhow::Result<ExitCode> {
         reference_scores(config, args.threads, &references, &inputs)
     };
     println!(
-        "Whisper tiny.en on {} prompts of asterisk-core-sounds-en ({:.0} s of speech), greedy, {} threads; ours: \
+        "{} on {} prompts of asterisk-core-sounds-en ({:.0} s of speech), greedy, {} threads; ours: \
          converted to ggml ({:?} weights, {} s window) on whisper.cpp; reference: the shipped CTranslate2 files \
          on faster-whisper:\n",
+        config.stt.model,
         prompts.len(),
         rows[0].audio_seconds,
         args.threads,

@@ -1,7 +1,7 @@
 //! Which models a configuration needs on disk before the server can call itself ready.
 
 use switchboard_core::Config;
-use switchboard_core::config::{LlmFallback, LlmProvider, SttModel, TtsEngine};
+use switchboard_core::config::{LlmFallback, LlmProvider, TtsEngine};
 
 /// Names of the manifest models that `config`'s engines load. A user-supplied GGUF (LLM_MODEL_PATH)
 /// replaces the shipped LLM; remote LLM providers need none.
@@ -12,12 +12,7 @@ pub fn required_models(config: &Config) -> Vec<String> {
         "silero-vad".to_owned(),
         "all-minilm-l6-v2".to_owned(),
     ];
-    names.push(
-        match config.stt.model {
-            SttModel::WhisperTiny => "whisper-tiny",
-        }
-        .to_owned(),
-    );
+    names.push(config.stt.model.as_str().to_owned());
     match config.tts.engine {
         TtsEngine::Piper => names.push(format!("piper-{}", config.tts.voice)),
         TtsEngine::Kokoro => names.extend(["kokoro-82m".to_owned(), "kokoro-voices-ja".to_owned()]),

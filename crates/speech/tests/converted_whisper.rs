@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use sha2::{Digest, Sha256};
+use switchboard_audio::SampleRate;
 use switchboard_audio::corpus::{
-    Prompt, models_dir_for_tests, prompts_for_tests, through_the_phone,
+    Prompt, models_dir_for_tests, prompts_for_tests, resample_all, through_the_phone,
 };
 use switchboard_models::Manifest;
+use switchboard_speech::tts::Espeak;
 use switchboard_speech::wer::{normalize, word_errors};
 use switchboard_speech::whisper::convert::{WeightType, convert};
 use switchboard_speech::whisper::{TranscribeOptions, WhisperModel};
@@ -104,6 +106,76 @@ fn converted_whisper_tiny_transcribes_real_speech() {
             .text
             .is_empty()
     );
+}
+
+/// The multilingual Whisper base (`models fetch whisper-base` converts it; the manifest pins both
+/// conversions): English recorded speech as well as tiny.en does, and Spanish, German and French, spoken
+/// by espeak-ng, detected as such and written in their own language.
+#[test]
+fn whisper_base_detects_and_transcribes_other_languages() {
+    let Some(prompts) = prompts_for_tests(12) else {
+        return;
+    };
+    let ggml = models_dir_for_tests().join("whisper-base/ggml-model.bin");
+    if !ggml.is_file() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true and whisper-base is not provisioned"
+        );
+        return eprintln!(
+            "SKIPPED: whisper-base is not provisioned (switchboard models fetch whisper-base)"
+        );
+    }
+    let model = WhisperModel::load(&ggml).unwrap();
+    assert!(model.is_multilingual());
+    let (wer, rtf) = score(&model, &prompts, &TranscribeOptions::default());
+    println!(
+        "English: WER {:.1} %, real-time factor {rtf:.3}",
+        wer * 100.0
+    );
+    assert!(wer < 0.10, "English WER {:.1} %", wer * 100.0);
+
+    let espeak = Espeak::locate().unwrap();
+    let detect = TranscribeOptions {
+        language: None,
+        ..TranscribeOptions::default()
+    };
+    for (language, sentence) in [
+        ("es", "Buenos días, quiero declarar un accidente de coche."),
+        ("de", "Guten Tag, ich möchte einen Autounfall melden."),
+        (
+            "fr",
+            "Bonjour, je voudrais déclarer un accident de voiture.",
+        ),
+    ] {
+        let spoken: Vec<i16> = espeak
+            .speak(language, sentence, 0.8)
+            .unwrap()
+            .iter()
+            .map(|&s| (s * 32_767.0) as i16)
+            .collect();
+        let wide = resample_all(&spoken, SampleRate::Hz22050, SampleRate::Hz16000).unwrap();
+        let samples: Vec<f32> = wide.iter().map(|&s| f32::from(s) / 32_768.0).collect();
+        let t = model.transcribe(&samples, &detect).unwrap();
+        let reference = normalize(sentence);
+        let wer = word_errors(&reference, &normalize(&t.text)) as f64 / reference.len() as f64;
+        println!(
+            "{language}: detected {:?}, WER {:.0} %: {:?}",
+            t.language,
+            wer * 100.0,
+            t.text
+        );
+        assert_eq!(t.language.as_deref(), Some(language), "{:?}", t.text);
+        // espeak-ng's formant voice (spoken at 0.8 of its rate) is harder than a person; the point is the
+        // language, not the last word.
+        assert!(
+            wer <= 0.5,
+            "{language}: WER {:.0} %: {:?}",
+            wer * 100.0,
+            t.text
+        );
+    }
 }
 
 /// Word error rate and real-time factor over the prompts.

@@ -95,8 +95,10 @@ choice!(
 choice!(
     /// Speech recognition model.
     SttModel {
-        /// Whisper tiny, multilingual.
+        /// Whisper tiny.en: English only, the smallest and fastest.
         WhisperTiny = "whisper-tiny",
+        /// Whisper base: 99 languages, about twice tiny's compute and fewer words wrong.
+        WhisperBase = "whisper-base",
     }
 );
 

@@ -133,7 +133,7 @@ settings! {
     /// Highest UDP port for call audio; the range must hold two ports per concurrent call.
     RTP_PORT_MAX: "telephony.sip.rtp_port_max", "RTP_PORT_MAX", default Some("20000"), allowed "an integer from 1025 to 65535, above RTP_PORT_MIN";
     /// Speech-to-text model.
-    WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (the only Whisper model shipped in a package so far)";
+    WHISPER_MODEL: "stt.whisper_model", "WHISPER_MODEL", default Some("whisper-tiny"), allowed "whisper-tiny (English only, fastest) or whisper-base (99 languages, fewer words wrong, about twice the compute)";
     /// Device for speech recognition.
     WHISPER_DEVICE: "stt.whisper_device", "WHISPER_DEVICE", default Some("cpu"), allowed "one of cpu, cuda, auto";
     /// Precision of the Whisper weights: float16 (as shipped) or int8 (8-bit blocks, half the memory); `default` is float16, the faster here.

@@ -14,7 +14,7 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 pub enum SttError {
     /// The model file could not be loaded.
     #[error(
-        "cannot load the Whisper model {path}: {detail}; run `switchboard models fetch whisper-tiny`"
+        "cannot load the Whisper model {path}: {detail}; run `switchboard models fetch` (it fetches the model WHISPER_MODEL names)"
     )]
     Load {
         /// The file.
