@@ -574,6 +574,127 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     });
 }
 
+/// A caller who says a card number, an e-mail address and a callback number (spoken by the voice, heard
+/// by Whisper): the card and the number cannot be read in the node's log, in the events that went out on
+/// Redis, or in the stored transcript, where each stands masked (so it was heard, and hidden); the e-mail
+/// address is in no log line. Whisper-tiny sometimes loses the "at" of a spoken address ("jane.dawatt
+/// example.com"), which no masker can tell from a host name: that case is open (docs/security.md).
+#[test]
+fn a_card_and_a_number_said_in_a_call_are_masked_in_the_log_the_stream_and_the_transcript() {
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        "Hello, I would like to report a car accident.",
+        "My card number is 4111 1111 1111 1111.",
+        "My email is jane dot doe at example dot com, and my number is 415 555 0100.",
+    ];
+    let mut turns = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let wav = dir.path().join(format!("said{i}.wav"));
+        let said = switchboard(dir.path())
+            .env("MODELS_DIR", &models)
+            .args(["say", "--output"])
+            .arg(&wav)
+            .arg(line)
+            .output()
+            .unwrap();
+        assert!(
+            said.status.success(),
+            "{}",
+            String::from_utf8_lossy(&said.stderr)
+        );
+        turns.push(wav);
+    }
+    let redis_host = std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let out_dir = dir.path().join("out");
+    let mut cmd = switchboard(dir.path());
+    cmd.env("MODELS_DIR", &models)
+        .env("LOG_LEVEL", "info")
+        .env("REDIS_HOST", &redis_host)
+        .args(["call", "--out"])
+        .arg(&out_dir);
+    for turn in &turns {
+        cmd.arg("--audio").arg(turn);
+    }
+    let out = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+
+    // Readable if its digits run on, whatever separators the recogniser put in.
+    let readable = |text: &str| -> Option<&'static str> {
+        let digits: String = text
+            .chars()
+            .filter(|c| c.is_ascii_digit() || !" -.,()".contains(*c))
+            .map(|c| if c.is_ascii_digit() { c } else { '|' })
+            .collect();
+        if digits.contains("41111111") {
+            Some("the card number")
+        } else if digits.contains("5550100") {
+            Some("the phone number")
+        } else {
+            None
+        }
+    };
+    for line in log.lines() {
+        assert_eq!(readable(line), None, "in the log: {line}");
+        let lower = line.to_lowercase();
+        assert!(
+            !lower.contains("jane") && !lower.contains("example"),
+            "the e-mail address in the log: {line}"
+        );
+    }
+    let transcript: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("transcript.json")).unwrap()).unwrap();
+    let caller: Vec<String> = transcript["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["speaker"] == "caller")
+        .map(|l| l["text"].as_str().unwrap().to_owned())
+        .collect();
+    for line in &caller {
+        assert_eq!(readable(line), None, "in the stored transcript: {line}");
+    }
+    // Whisper-tiny may hear a digit of the card wrong: then it fails its checksum and is masked as a long
+    // number, hidden all the same.
+    let masked = |text: &str| {
+        (text.contains("[card") || text.contains("[number")) && text.contains("[phone")
+    };
+    assert!(
+        masked(&caller.join(" ")),
+        "each value masked in the stored transcript: {caller:#?}"
+    );
+
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let events = runtime.block_on(async {
+        let live = LiveState::connect(
+            &RedisConfig {
+                host: redis_host,
+                port: 6379,
+                password: None,
+                tls: false,
+                ca_file: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        live.events(id).await.unwrap()
+    });
+    for event in &events {
+        assert_eq!(readable(event), None, "on the Redis stream: {event}");
+    }
+    assert!(
+        masked(&events.join(" ")),
+        "each value masked on the Redis stream: {events:#?}"
+    );
+}
+
 /// A request line and the body that followed it.
 type Request = (String, Vec<u8>);
 

@@ -28,8 +28,8 @@ pub enum PiiKind {
     Card,
     /// An international bank account number (mod-97-valid).
     Iban,
-    /// A run of 16 to 24 digits that is neither a card nor a phone number: an account number, or a card
-    /// number misheard by a digit.
+    /// A run of 16 or more digits that is neither a card nor a phone number: an account number, a card
+    /// number misheard by a digit, or a recogniser repeating digit groups after a card's first digits.
     Number,
 }
 
@@ -114,14 +114,15 @@ pub fn iban_valid(iban: &str) -> bool {
     remainder == 1
 }
 
-/// What a run of digits is: 13 to 19 passing Luhn a card, 7 to 15 a phone number, 16 to 24 another long
-/// number (an account, or a card misheard by a digit); anything shorter is not personal on its own.
+/// What a run of digits is: 13 to 19 passing Luhn a card, 7 to 15 a phone number, 16 or more another long
+/// number (an account, a card misheard by a digit, or a recogniser looping on digit groups after a card's
+/// first digits: "4,111,111,111,100,100,…"); anything shorter is not personal on its own.
 pub(crate) fn kind_of_digits(digits: &str) -> Option<PiiKind> {
     if (13..=19).contains(&digits.len()) && luhn_valid(digits) {
         Some(PiiKind::Card)
     } else if (7..=15).contains(&digits.len()) {
         Some(PiiKind::Phone)
-    } else if (16..=24).contains(&digits.len()) {
+    } else if digits.len() >= 16 {
         Some(PiiKind::Number)
     } else {
         None
@@ -210,6 +211,11 @@ mod tests {
             ("de89370400440532013000", "[iban …3000]"),
             // 16 digits failing Luhn: an account, or a card misheard by a digit.
             ("order 1234 5678 9012 3456", "order [number …3456]"),
+            // Whisper looping on digit groups after a card's first digits (a partial seen in a call).
+            (
+                "My card number is 4,111,111,111,100,100,100,100,100,100,100,100,100,",
+                "My card number is [number …0100],",
+            ),
         ];
         for (text, masked) in cases {
             assert_eq!(mask_pii(text), masked, "{text}");
