@@ -538,18 +538,7 @@ fn the_same_call_is_stored_in_postgresql_and_its_events_stream_through_redis_whe
     // longer registered as live once it ended.
     let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
     runtime.block_on(async {
-        let live = LiveState::connect(
-            &RedisConfig {
-                host: redis_host,
-                port: 6379,
-                password: None,
-                tls: false,
-                ca_file: None,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+        let live = live_state(redis_host).await;
         let events = live.events(id).await.unwrap();
         // What left the node for the shared stream had the caller's number masked (the claim above holds
         // it, so the caller's line did).
@@ -671,21 +660,7 @@ fn a_card_and_a_number_said_in_a_call_are_masked_in_the_log_the_stream_and_the_t
         serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     let id: CallId = report["call_id"].as_str().unwrap().parse().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let events = runtime.block_on(async {
-        let live = LiveState::connect(
-            &RedisConfig {
-                host: redis_host,
-                port: 6379,
-                password: None,
-                tls: false,
-                ca_file: None,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
-        live.events(id).await.unwrap()
-    });
+    let events = runtime.block_on(async { live_state(redis_host).await.events(id).await.unwrap() });
     for event in &events {
         assert_eq!(readable(event), None, "on the Redis stream: {event}");
     }
@@ -693,6 +668,22 @@ fn a_card_and_a_number_said_in_a_call_are_masked_in_the_log_the_stream_and_the_t
         masked(&events.join(" ")),
         "each value masked on the Redis stream: {events:#?}"
     );
+}
+
+/// The shared live state on the test's Redis at `host`.
+async fn live_state(host: String) -> LiveState {
+    LiveState::connect(
+        &RedisConfig {
+            host,
+            port: 6379,
+            password: None,
+            tls: false,
+            ca_file: None,
+        },
+        "test",
+    )
+    .await
+    .unwrap()
 }
 
 /// A request line and the body that followed it.
