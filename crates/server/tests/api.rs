@@ -65,6 +65,12 @@ impl Api {
         key.key
     }
 
+    /// `POST /api/v1/calls` with an empty body, as `token`.
+    async fn create_call(&self, token: &str) -> (StatusCode, Value) {
+        self.send(Method::POST, "/api/v1/calls", Some(token), Some(json!({})))
+            .await
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -429,29 +435,9 @@ async fn jwt_bearer_tokens_carry_their_role() {
             .0,
         StatusCode::OK
     );
-    assert_eq!(
-        api.send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&viewer),
-            Some(json!({}))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
+    assert_eq!(api.create_call(&viewer).await.0, StatusCode::FORBIDDEN);
     let supervisor = token("supervisor", future);
-    assert_eq!(
-        api.send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&supervisor),
-            Some(json!({}))
-        )
-        .await
-        .0,
-        StatusCode::CREATED
-    );
+    assert_eq!(api.create_call(&supervisor).await.0, StatusCode::CREATED);
     let (status, body) = api
         .send(
             Method::GET,
@@ -518,14 +504,7 @@ async fn the_audio_websocket_checks_credentials_call_and_models_before_upgrading
         status(format!("/ws/audio/{SOME_ID}"), Some(&supervisor)).await,
         StatusCode::NOT_FOUND
     );
-    let (_, created) = api
-        .send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&supervisor),
-            Some(json!({})),
-        )
-        .await;
+    let (_, created) = api.create_call(&supervisor).await;
     let id = created["id"].as_str().unwrap();
     // No models loaded on this node: refused with a reason, not a hang.
     assert_eq!(
@@ -564,14 +543,7 @@ async fn the_audio_websocket_checks_credentials_call_and_models_before_upgrading
         "accepted"
     );
     assert_eq!(status(url, None).await, StatusCode::UNAUTHORIZED, "spent");
-    let (_, other) = api
-        .send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&supervisor),
-            Some(json!({})),
-        )
-        .await;
+    let (_, other) = api.create_call(&supervisor).await;
     let (_, issued) = api
         .send(Method::POST, &ticket_path, Some(&supervisor), None)
         .await;
@@ -1115,14 +1087,7 @@ async fn identity_provider_tokens_are_checked_against_its_published_keys_through
         "key-a",
         claims("switchboard-api", &issuer, json!("viewer")),
     );
-    let (status, _) = api
-        .send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&viewer),
-            Some(json!({})),
-        )
-        .await;
+    let (status, _) = api.create_call(&viewer).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a viewer places no call");
     // Signed with a key the provider does not publish, under a published key's id.
     let (forged, _) = provider_key(dir.path(), "forger");
@@ -1180,14 +1145,7 @@ async fn a_supervisor_downloads_a_recording_as_wav_audited_and_erasure_removes_i
     let supervisor = api.key(Role::Supervisor).await;
     let viewer = api.key(Role::Viewer).await;
     let admin = api.key(Role::Admin).await;
-    let (_, created) = api
-        .send(
-            Method::POST,
-            "/api/v1/calls",
-            Some(&supervisor),
-            Some(json!({})),
-        )
-        .await;
+    let (_, created) = api.create_call(&supervisor).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let call: switchboard_core::CallId = id.parse().unwrap();
     let path = format!("/api/v1/calls/{id}/recording");
