@@ -1,7 +1,7 @@
 //! Scores a scripted call that was played as speech through a real call (`switchboard agent-test
 //! --audio`): the stored claim against the scenario's expectations, the questions asked again after
 //! their answer had been given, the "that took too long" apologies, and the caller's lines that were cut
-//! into two turns (answered after half a sentence). The scenario's relative dates are re-read for the
+//! (answered after half a sentence: the agent was heard between two parts of the line). The scenario's relative dates are re-read for the
 //! day the call really took place.
 
 use chrono::NaiveDate;
@@ -24,7 +24,9 @@ pub struct CallScore {
     pub reasked: Vec<(usize, String)>,
     /// The agent's apologies for an answer that took too long.
     pub apologies: usize,
-    /// Scripted lines (from 1) that the call heard as more than one caller turn.
+    /// Scripted lines (from 1) answered after part of them: heard as more than one caller utterance
+    /// with the agent heard between two of them. (A line heard in two parts with nothing said between
+    /// is one turn to the agent, which answers the parts together.)
     pub cut_lines: Vec<usize>,
     /// Whether the call ended the way the scenario expects (goodbye, transfer), when it says.
     pub ended_as_expected: Option<bool>,
@@ -150,11 +152,25 @@ pub fn score_call(
         .filter(|(s, _)| s == "caller")
         .map(|(_, t)| t.as_str())
         .collect();
+    // Whether the agent was heard just before each caller utterance.
+    let answered_before: Vec<bool> = transcript
+        .iter()
+        .scan(false, |agent_heard, (speaker, _)| {
+            if speaker == "caller" {
+                Some(Some(std::mem::take(agent_heard)))
+            } else {
+                *agent_heard = true;
+                Some(None)
+            }
+        })
+        .flatten()
+        .collect();
     let lines_of = align(&scenario.caller, &caller_turns);
     let mut cut_lines: Vec<usize> = lines_of
         .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| w[0] + 1)
+        .zip(answered_before.iter().skip(1))
+        .filter(|(w, answered)| w[0] == w[1] && **answered)
+        .map(|(w, _)| w[0] + 1)
         .collect();
     cut_lines.dedup();
     // Each answer, after the caller turn it answers and so after the line that turn was heard from;
@@ -295,5 +311,18 @@ mod tests {
         assert_eq!(score.cut_lines, [2]);
         assert_eq!(score.reasked, [(2, "caller_name".to_owned())]);
         assert_eq!(score.ended_as_expected, Some(true));
+
+        // The same line in two utterances with nothing said between: one turn, not cut.
+        let transcript = [
+            t("agent", "Thank you for calling Contoso Insurance."),
+            t("caller", "My name is Ana Lopez."),
+            t("agent", "Thank you, Ana. What is your policy number?"),
+            t("caller", "It happened yesterday"),
+            t("caller", "on Main Street."),
+            t("agent", "Got it. Was anyone hurt?"),
+            t("caller", "No, nobody was hurt."),
+        ];
+        let score = score_call(&config, &scenario, &claim, &transcript, None, "too long");
+        assert!(score.cut_lines.is_empty(), "{:?}", score.cut_lines);
     }
 }

@@ -8,6 +8,10 @@ use crate::backchannel::is_backchannel;
 
 /// How long the goodbye at MAX_CALL_DURATION_S may take before the line is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(30);
+/// A caller who starts again this soon after the end of their speech, while the answer to it is still
+/// being prepared or playing, is taken to go on with the same turn (a pause at a comma: "At my house,
+/// 12 Oak Avenue, Portland."), not to start a new one.
+const GOES_ON_WITHIN: Duration = Duration::from_millis(800);
 
 /// Identifies one thing the agent says, so that cancelling it and reports of its playback cannot be
 /// confused with another.
@@ -110,6 +114,9 @@ pub enum Action {
         speech: SpeechId,
         /// What the caller said.
         caller_text: String,
+        /// The words continue a turn the agent had started to answer (and whose answer was cancelled):
+        /// `caller_text` holds that turn's words too, and the agent answers them anew, as one turn.
+        continues: bool,
     },
     /// Stop a speech now: cancel its generation and drop its queued audio (barge-in, timeout).
     Cancel(SpeechId),
@@ -184,6 +191,14 @@ enum Agent {
     },
 }
 
+/// Caller words not answered on their own, because the caller went on: they open the next turn.
+#[derive(Debug, Clone, PartialEq)]
+struct Held {
+    text: String,
+    /// The answer to them that was started, when one was (it is cancelled once the rest arrives).
+    answered_by: Option<SpeechId>,
+}
+
 /// The turn-taking state of one call.
 #[derive(Debug)]
 pub struct TurnTaking {
@@ -194,6 +209,12 @@ pub struct TurnTaking {
     /// When the call connected.
     started: Instant,
     caller_speaking_since: Option<Instant>,
+    /// When the caller's last utterance ended (VAD).
+    caller_quiet_since: Option<Instant>,
+    /// The words of the caller's last turn and the answer to them, while that answer is current.
+    last_turn: Option<Held>,
+    /// Words the caller went on from (see [`GOES_ON_WITHIN`]).
+    held: Option<Held>,
     /// The caller's last utterance ended and its transcript has not come yet: the caller is not silent,
     /// the recogniser is slow (a loaded node), and asking "are you still there?" would talk over the
     /// answer to their words.
@@ -215,6 +236,9 @@ impl TurnTaking {
             pending: Vec::new(),
             started: now,
             caller_speaking_since: None,
+            caller_quiet_since: None,
+            last_turn: None,
+            held: None,
             transcribing: false,
             quiet_since: now,
             reprompts: 0,
@@ -244,10 +268,12 @@ impl TurnTaking {
             Event::Connected => self.say(Phrase::Greeting, false, now),
             Event::CallerSpeechStarted => {
                 self.caller_speaking_since = Some(now);
+                self.on_caller_went_on(now);
                 Vec::new()
             }
             Event::CallerSpeechEnded => {
                 self.caller_speaking_since = None;
+                self.caller_quiet_since = Some(now);
                 self.transcribing = true;
                 self.quiet_since = now;
                 Vec::new()
@@ -287,23 +313,83 @@ impl TurnTaking {
         }
     }
 
+    /// The caller started speaking again. Soon after the end of their last turn, while its answer is
+    /// still being prepared or playing, they are taking it on: its words are held to open the turn
+    /// now starting (the answer goes on until that turn's words come, as it may be only "mhm").
+    fn on_caller_went_on(&mut self, now: Instant) {
+        let Some(last) = &self.last_turn else {
+            return;
+        };
+        let current = self.current_speech();
+        let soon = self
+            .caller_quiet_since
+            .is_some_and(|quiet| now.saturating_duration_since(quiet) <= GOES_ON_WITHIN);
+        if soon
+            && self.held.is_none()
+            && current.is_some()
+            && current == last.answered_by
+            && self.ending.is_none()
+        {
+            self.held = self.last_turn.take();
+        }
+    }
+
     fn on_transcript(&mut self, text: String, now: Instant) -> Vec<Action> {
         let words = text.trim();
         self.transcribing = false;
         self.quiet_since = now;
-        if words.is_empty() || !words.chars().any(char::is_alphanumeric) {
-            return Vec::new();
-        }
+        let no_words = words.is_empty() || !words.chars().any(char::is_alphanumeric);
         let agent_busy = self.agent != Agent::Listening;
-        if agent_busy && is_backchannel(words) {
-            // "mhm" over the agent is listening, not a turn.
-            return Vec::new();
+        if no_words || (agent_busy && is_backchannel(words)) {
+            // Nothing, or "mhm" over the agent (listening, not a turn). Words held for a turn that did
+            // not come: an answer already under way stands for them; words not yet answered get one.
+            return match self.held.take() {
+                Some(Held {
+                    text,
+                    answered_by: None,
+                }) if self.caller_speaking_since.is_none() => self.reply(text, false, now),
+                Some(
+                    held @ Held {
+                        answered_by: None, ..
+                    },
+                ) => {
+                    self.held = Some(held);
+                    Vec::new()
+                }
+                Some(held) => {
+                    self.last_turn = Some(held);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
         }
         if self.ending.is_some() {
             return Vec::new();
         }
+        let (text, answered_by) = match self.held.take() {
+            Some(held) => (format!("{} {words}", held.text), held.answered_by),
+            None => (words.to_owned(), None),
+        };
+        if self.caller_speaking_since.is_some() {
+            // These words came after the caller had already gone on: they open the turn now starting.
+            // An answer to the words they go on from is cancelled (it answers half a sentence).
+            let actions = if answered_by.is_some() {
+                self.cancel_current()
+            } else {
+                Vec::new()
+            };
+            self.held = Some(Held { text, answered_by });
+            return actions;
+        }
+        self.reply(text, answered_by.is_some(), now)
+    }
+
+    /// A turn: whatever the agent was saying gives way to the answer to `text`.
+    fn reply(&mut self, text: String, continues: bool, now: Instant) -> Vec<Action> {
         self.reprompts = 0;
-        self.turns += 1;
+        if !continues {
+            self.turns += 1;
+        }
         let mut actions = self.cancel_current();
         if self.turns > self.options.max_turns {
             actions.extend(self.say(Phrase::LimitGoodbye, false, now));
@@ -316,11 +402,24 @@ impl TurnTaking {
             since: now,
             filler: false,
         };
+        self.last_turn = Some(Held {
+            text: text.clone(),
+            answered_by: Some(speech),
+        });
         actions.push(Action::Reply {
             speech,
-            caller_text: words.to_owned(),
+            caller_text: text,
+            continues,
         });
         actions
+    }
+
+    /// The speech the agent is saying or preparing.
+    fn current_speech(&self) -> Option<SpeechId> {
+        match self.agent {
+            Agent::Thinking { speech, .. } | Agent::Speaking { speech, .. } => Some(speech),
+            Agent::Listening => None,
+        }
     }
 
     fn on_finished(&mut self, id: SpeechId, now: Instant) -> Vec<Action> {
@@ -514,7 +613,8 @@ mod tests {
             actions,
             [Action::Reply {
                 speech: SpeechId(2),
-                caller_text: "My car was hit this morning.".into()
+                caller_text: "My car was hit this morning.".into(),
+                continues: false,
             }]
         );
         t.at(5_900, Event::SpeechAudible(SpeechId(2)));
@@ -546,7 +646,8 @@ mod tests {
             t.at(7_300, said("No wait, I meant the windscreen.")),
             [Action::Reply {
                 speech: SpeechId(3),
-                caller_text: "No wait, I meant the windscreen.".into()
+                caller_text: "No wait, I meant the windscreen.".into(),
+                continues: false,
             }]
         );
     }
@@ -582,10 +683,119 @@ mod tests {
                 Action::Cancel(SpeechId(2)),
                 Action::Reply {
                     speech: SpeechId(3),
-                    caller_text: "Stop.".into()
+                    caller_text: "Stop.".into(),
+                    continues: false,
                 }
             ]
         );
+    }
+
+    fn reply(speech: u64, text: &str, continues: bool) -> Action {
+        Action::Reply {
+            speech: SpeechId(speech),
+            caller_text: text.into(),
+            continues,
+        }
+    }
+
+    #[test]
+    fn a_caller_who_goes_on_after_a_comma_gets_one_answer_to_the_whole_sentence() {
+        // Long enough to cut the answer in: the answer to the first half goes, the whole is answered.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(5_000, Event::CallerSpeechEnded);
+        assert_eq!(
+            t.at(5_200, said("At my house.")),
+            [reply(2, "At my house.", false)]
+        );
+        t.at(5_400, Event::CallerSpeechStarted);
+        t.at(5_500, Event::SpeechAudible(SpeechId(2)));
+        assert_eq!(t.ticks(5_500, 5_900), [Action::Cancel(SpeechId(2))]);
+        t.at(5_950, Event::SpeechFinished(SpeechId(2)));
+        t.at(6_800, Event::CallerSpeechEnded);
+        assert_eq!(
+            t.at(7_000, said("12 Oak Avenue, Portland.")),
+            [reply(3, "At my house. 12 Oak Avenue, Portland.", true)]
+        );
+        assert_eq!(t.turns.turns(), 1);
+
+        // Too short to cut in: the answer to the first half plays until the rest comes.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(5_000, Event::CallerSpeechEnded);
+        t.at(5_200, said("At 12 Oak Avenue."));
+        t.at(5_600, Event::CallerSpeechStarted);
+        t.at(5_700, Event::SpeechAudible(SpeechId(2)));
+        t.at(5_900, Event::CallerSpeechEnded);
+        assert!(t.ticks(5_600, 6_000).is_empty());
+        assert_eq!(
+            t.at(6_100, said("Portland.")),
+            [
+                Action::Cancel(SpeechId(2)),
+                reply(3, "At 12 Oak Avenue. Portland.", true)
+            ]
+        );
+        assert_eq!(t.turns.turns(), 1);
+    }
+
+    #[test]
+    fn words_transcribed_after_the_caller_went_on_wait_for_the_rest() {
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(4_000, Event::CallerSpeechEnded);
+        t.at(4_300, Event::CallerSpeechStarted);
+        assert!(t.at(4_400, said("Hi.")).is_empty(), "the caller is talking");
+        t.at(6_000, Event::CallerSpeechEnded);
+        assert_eq!(
+            t.at(6_300, said("This is Tom Baker.")),
+            [reply(2, "Hi. This is Tom Baker.", false)]
+        );
+        assert_eq!(t.turns.turns(), 1);
+
+        // What they went on with was no words (a noise): the held words are the turn.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(4_000, Event::CallerSpeechEnded);
+        t.at(4_300, Event::CallerSpeechStarted);
+        assert!(t.at(4_400, said("My name is Ana Lopez.")).is_empty());
+        t.at(4_600, Event::CallerSpeechEnded);
+        assert_eq!(
+            t.at(4_800, said("")),
+            [reply(2, "My name is Ana Lopez.", false)]
+        );
+    }
+
+    #[test]
+    fn a_backchannel_or_a_late_start_is_not_taken_as_going_on() {
+        // "Mhm" right after the turn: the answer plays on and the next turn stands alone.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(5_000, Event::CallerSpeechEnded);
+        t.at(5_200, said("I had an accident."));
+        t.at(5_300, Event::CallerSpeechStarted);
+        t.at(5_500, Event::CallerSpeechEnded);
+        t.at(5_600, Event::SpeechAudible(SpeechId(2)));
+        assert!(t.at(5_700, said("Mhm.")).is_empty());
+        assert!(t.ticks(5_700, 8_000).is_empty());
+        t.at(8_000, Event::SpeechFinished(SpeechId(2)));
+        t.at(8_500, Event::CallerSpeechStarted);
+        t.at(9_000, Event::CallerSpeechEnded);
+        assert_eq!(t.at(9_200, said("Okay.")), [reply(3, "Okay.", false)]);
+
+        // A start a second after the turn ended is a new turn, even over the answer.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(5_000, Event::CallerSpeechEnded);
+        t.at(5_200, said("What is covered?"));
+        t.at(5_800, Event::SpeechAudible(SpeechId(2)));
+        t.at(6_000, Event::CallerSpeechStarted);
+        assert_eq!(t.ticks(6_000, 6_500), [Action::Cancel(SpeechId(2))]);
+        t.at(7_000, Event::CallerSpeechEnded);
+        assert_eq!(
+            t.at(7_300, said("The windscreen.")),
+            [reply(3, "The windscreen.", false)]
+        );
+        assert_eq!(t.turns.turns(), 2);
     }
 
     #[test]
@@ -600,7 +810,8 @@ mod tests {
             t.at(16_000, said("My number is 415 555 0100.")),
             [Action::Reply {
                 speech: SpeechId(2),
-                caller_text: "My number is 415 555 0100.".into()
+                caller_text: "My number is 415 555 0100.".into(),
+                continues: false,
             }]
         );
         // A transcript that never comes holds the reprompt back for twice the silence, not forever.

@@ -41,6 +41,9 @@ pub(crate) enum SpeakerJob {
 pub(crate) struct ReplyJob {
     pub speech: SpeechId,
     pub caller_text: String,
+    /// `caller_text` takes on the previous turn, whose answer was cancelled: the conversation goes
+    /// back to before that turn and answers the whole as one.
+    pub continues: bool,
     pub cancel: CancellationToken,
     /// Said before the answer, in the agent's voice (that the recording stopped, as the caller asked).
     pub preface: Option<String>,
@@ -143,6 +146,8 @@ pub(crate) async fn run(
     spoken_tx: mpsc::UnboundedSender<Spoken>,
 ) -> Conversation {
     let mut ahead: Option<ReadAhead> = None;
+    // The conversation before the last turn answered, for a turn that takes it on.
+    let mut before_last: Option<Conversation> = None;
     while let Some(job) = jobs_rx.recv().await {
         let job = match job {
             SpeakerJob::ReadAhead(words) => {
@@ -164,7 +169,9 @@ pub(crate) async fn run(
             SpeakerJob::Reply(job) => job,
         };
         let ahead = match ahead.take() {
-            Some(draft) if draft.words == job.caller_text => Some(draft),
+            // A draft reads the words on the conversation as it is; a turn taking on the last one
+            // is answered on the conversation from before it.
+            Some(draft) if draft.words == job.caller_text && !job.continues => Some(draft),
             Some(other) => {
                 other.discard();
                 None
@@ -176,8 +183,16 @@ pub(crate) async fn run(
                 unused.discard();
             }
             let _ = voice.queue_tx.send(Queued::End(job.speech)).await;
+            // Never answered, so not in the conversation: a turn taking it on starts from here.
+            before_last = Some(conversation.clone());
             continue;
         }
+        if job.continues
+            && let Some(before) = before_last.take()
+        {
+            conversation = before;
+        }
+        before_last = Some(conversation.clone());
         let span = tracing::info_span!("agent_reply");
         reply(&mut conversation, &voice, job, ahead, &spoken_tx)
             .instrument(span)

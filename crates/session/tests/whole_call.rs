@@ -415,3 +415,72 @@ async fn a_recorded_call_keeps_both_sides_sealed_and_a_caller_who_declines_is_no
         "{lines:?}"
     );
 }
+
+/// A caller who pauses at a comma and goes on: the agent starts to answer the first half, the rest
+/// cancels that answer, and the two halves are answered together as one turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let engines = engines(
+        dir.path(),
+        &["It happened at my house,", "12 Oak Avenue in Portland."],
+        Recording::Off,
+    );
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(engines, &db, call_id).await;
+    // In real time: the pause (450 ms) outlasts the VAD's silence (320 ms), so the first half is a
+    // turn of its own until the caller goes on.
+    let mut clock = tokio::time::interval(Duration::from_millis(20));
+    for frame in frames(600, false)
+        .into_iter()
+        .chain(frames(1_000, true))
+        .chain(frames(460, false))
+        .chain(frames(1_000, true))
+        .chain(frames(800, false))
+    {
+        clock.tick().await;
+        caller.send(Inbound::Audio(frame)).await.unwrap();
+    }
+    let finals = |seen: &[Outbound]| {
+        seen.iter()
+            .filter(|o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Caller && t.is_final))
+            .count()
+    };
+    while finals(&seen) < 2 {
+        until(
+            &mut out_rx,
+            &mut seen,
+            |o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Caller && t.is_final),
+        )
+        .await;
+    }
+    until(
+        &mut out_rx,
+        &mut seen,
+        |o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final),
+    )
+    .await;
+    caller.send(Inbound::Hangup).await.unwrap();
+    let report = call.await.unwrap().unwrap();
+    assert_eq!(report.turns, 1, "the two halves are one turn");
+    let place = report.claim["incident_location"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(place.contains("Oak Avenue"), "{:#}", report.claim);
+    // Both halves are in the transcript, as said.
+    let turns = db.turns(call_id).await.unwrap();
+    let callers: Vec<&str> = turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Caller)
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(
+        callers,
+        ["It happened at my house,", "12 Oak Avenue in Portland."]
+    );
+}

@@ -309,7 +309,8 @@ impl Session {
                     Action::Reply {
                         speech,
                         caller_text,
-                    } => self.reply(speech, caller_text),
+                        continues,
+                    } => self.reply(speech, caller_text, continues),
                     Action::Cancel(speech) => {
                         self.speeches.cancel(speech);
                         let _ = self.cancel_tx.send(speech);
@@ -383,13 +384,14 @@ impl Session {
         let _ = self.queue_tx.send(Queued::End(speech)).await;
     }
 
-    fn reply(&mut self, speech: SpeechId, caller_text: String) {
+    fn reply(&mut self, speech: SpeechId, caller_text: String, continues: bool) {
         let cancel = self.speeches.answer(speech);
         let preface = std::mem::take(&mut self.recording_stopped_unsaid)
             .then(|| "Understood: this call is no longer recorded.".to_owned());
         self.to_speaker(SpeakerJob::Reply(ReplyJob {
             speech,
             caller_text,
+            continues,
             cancel,
             preface,
         }));
