@@ -943,10 +943,11 @@ fn bench_latency_prints_percentiles_of_whole_calls() {
     }
 }
 
-/// The end of a turn from what was said: with the full silence set long (2 s), "Hello." and "Goodbye!"
-/// (finished sentences) may end after the short cue silence as soon as they are transcribed, while the
-/// turn that ends in the digits of a telephone number (which may go on) waits out the whole silence, and
-/// is answered meanwhile on a draft that becomes the answer.
+/// The end of a turn from what was said: with the full silence set long (2 s), a finished sentence
+/// ("Something is terribly wrong, weasels have eaten our phone system.") or a goodbye may end after the
+/// short cue silence as soon as it is transcribed, while a short opening ("Hello.", which callers often
+/// go on from) and the turn that ends in the digits of a telephone number (which may go on) wait out
+/// the whole silence; the number is answered meanwhile on a draft that becomes the answer.
 #[test]
 fn finished_sentences_end_the_turn_before_the_full_silence() {
     if !speech_corpus_installed() {
@@ -975,9 +976,15 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
             .as_f64()
             .unwrap_or_else(|| panic!("{audio} unanswered: {turn:#}"))
     };
-    // One of the two has been seen to wait the full silence now and then (cause not yet found; see the
-    // issue's note); one finished sentence ending early shows the cue at work.
-    let waits: Vec<f64> = ["hello", "goodbye"].into_iter().map(waited).collect();
+    // A finished turn has been seen to wait the full silence now and then (cause not yet found; see
+    // issue 23's note): one of the two ending early shows the cue at work.
+    let waits: Vec<f64> = [
+        "something is terribly wrong, weasels have eaten our phone system",
+        "goodbye",
+    ]
+    .into_iter()
+    .map(waited)
+    .collect();
     assert!(
         waits.iter().all(|&wait| wait >= 0.16),
         "no turn ends before the cue silence: {waits:?}"
@@ -986,6 +993,8 @@ fn finished_sentences_end_the_turn_before_the_full_silence() {
         waits.iter().any(|&wait| wait < 1.9),
         "a finished sentence ends before the full silence: {waits:?}"
     );
+    let wait = waited("hello");
+    assert!(wait >= 1.99, "a caller may go on after a hello: {wait} s");
     let wait = waited("telephone number 415 555 0100");
     assert!(wait >= 1.99, "the number may go on: {wait} s");
     // While it waits, the number is answered on a draft (LLM_READ_AHEAD, from 160 ms of quiet): the

@@ -8,9 +8,9 @@ use crate::backchannel::is_backchannel;
 
 /// How long the goodbye at MAX_CALL_DURATION_S may take before the line is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(30);
-/// A caller who starts again this soon after the end of their speech, while the answer to it is still
-/// being prepared or playing, is taken to go on with the same turn (a pause at a comma: "At my house,
-/// 12 Oak Avenue, Portland."), not to start a new one.
+/// A caller who starts again this soon after the end of their speech, before any of the answer to it
+/// is heard, is taken to go on with the same turn (a pause at a comma: "At my house, 12 Oak Avenue,
+/// Portland."), not to start a new one. Once the answer is heard it stands: the caller heard it.
 const GOES_ON_WITHIN: Duration = Duration::from_millis(800);
 
 /// Identifies one thing the agent says, so that cancelling it and reports of its playback cannot be
@@ -268,8 +268,7 @@ impl TurnTaking {
             Event::Connected => self.say(Phrase::Greeting, false, now),
             Event::CallerSpeechStarted => {
                 self.caller_speaking_since = Some(now);
-                self.on_caller_went_on(now);
-                Vec::new()
+                self.on_caller_went_on(now)
             }
             Event::CallerSpeechEnded => {
                 self.caller_speaking_since = None;
@@ -314,24 +313,22 @@ impl TurnTaking {
     }
 
     /// The caller started speaking again. Soon after the end of their last turn, while its answer is
-    /// still being prepared or playing, they are taking it on: its words are held to open the turn
-    /// now starting (the answer goes on until that turn's words come, as it may be only "mhm").
-    fn on_caller_went_on(&mut self, now: Instant) {
+    /// still being prepared (nothing of it heard), they are taking that turn on: the answer is
+    /// cancelled before it is heard and the turn's words are held to open the turn now starting. (If
+    /// that turn brings no words, or only "mhm", the held words are answered again on their own.)
+    fn on_caller_went_on(&mut self, now: Instant) -> Vec<Action> {
         let Some(last) = &self.last_turn else {
-            return;
+            return Vec::new();
         };
-        let current = self.current_speech();
         let soon = self
             .caller_quiet_since
             .is_some_and(|quiet| now.saturating_duration_since(quiet) <= GOES_ON_WITHIN);
-        if soon
-            && self.held.is_none()
-            && current.is_some()
-            && current == last.answered_by
-            && self.ending.is_none()
-        {
-            self.held = self.last_turn.take();
+        let unheard = matches!(self.agent, Agent::Thinking { speech, .. } if Some(speech) == last.answered_by);
+        if !(soon && unheard && self.held.is_none() && self.ending.is_none()) {
+            return Vec::new();
         }
+        self.held = self.last_turn.take();
+        self.cancel_current()
     }
 
     fn on_transcript(&mut self, text: String, now: Instant) -> Vec<Action> {
@@ -340,27 +337,17 @@ impl TurnTaking {
         self.quiet_since = now;
         let no_words = words.is_empty() || !words.chars().any(char::is_alphanumeric);
         let agent_busy = self.agent != Agent::Listening;
-        if no_words || (agent_busy && is_backchannel(words)) {
-            // Nothing, or "mhm" over the agent (listening, not a turn). Words held for a turn that did
-            // not come: an answer already under way stands for them; words not yet answered get one.
+        if no_words || ((agent_busy || self.held.is_some()) && is_backchannel(words)) {
+            // Nothing, or "mhm" (listening, not a turn). Words held for a turn that did not come are
+            // answered on their own, once the caller is quiet.
             return match self.held.take() {
-                Some(Held {
-                    text,
-                    answered_by: None,
-                }) if self.caller_speaking_since.is_none() => self.reply(text, false, now),
-                Some(
-                    held @ Held {
-                        answered_by: None, ..
-                    },
-                ) => {
-                    self.held = Some(held);
+                Some(held) if self.caller_speaking_since.is_none() && self.ending.is_none() => {
+                    self.reply(held.text, held.answered_by.is_some(), now)
+                }
+                held => {
+                    self.held = held;
                     Vec::new()
                 }
-                Some(held) => {
-                    self.last_turn = Some(held);
-                    Vec::new()
-                }
-                None => Vec::new(),
             };
         }
         if self.ending.is_some() {
@@ -372,14 +359,8 @@ impl TurnTaking {
         };
         if self.caller_speaking_since.is_some() {
             // These words came after the caller had already gone on: they open the turn now starting.
-            // An answer to the words they go on from is cancelled (it answers half a sentence).
-            let actions = if answered_by.is_some() {
-                self.cancel_current()
-            } else {
-                Vec::new()
-            };
             self.held = Some(Held { text, answered_by });
-            return actions;
+            return Vec::new();
         }
         self.reply(text, answered_by.is_some(), now)
     }
@@ -412,14 +393,6 @@ impl TurnTaking {
             continues,
         });
         actions
-    }
-
-    /// The speech the agent is saying or preparing.
-    fn current_speech(&self) -> Option<SpeechId> {
-        match self.agent {
-            Agent::Thinking { speech, .. } | Agent::Speaking { speech, .. } => Some(speech),
-            Agent::Listening => None,
-        }
     }
 
     fn on_finished(&mut self, id: SpeechId, now: Instant) -> Vec<Action> {
@@ -700,7 +673,7 @@ mod tests {
 
     #[test]
     fn a_caller_who_goes_on_after_a_comma_gets_one_answer_to_the_whole_sentence() {
-        // Long enough to cut the answer in: the answer to the first half goes, the whole is answered.
+        // Nothing of the answer to the first half heard yet: it is cancelled, the whole is answered.
         let mut t = greeted();
         t.at(3_500, Event::CallerSpeechStarted);
         t.at(5_000, Event::CallerSpeechEnded);
@@ -708,34 +681,40 @@ mod tests {
             t.at(5_200, said("At my house.")),
             [reply(2, "At my house.", false)]
         );
-        t.at(5_400, Event::CallerSpeechStarted);
-        t.at(5_500, Event::SpeechAudible(SpeechId(2)));
-        assert_eq!(t.ticks(5_500, 5_900), [Action::Cancel(SpeechId(2))]);
-        t.at(5_950, Event::SpeechFinished(SpeechId(2)));
+        assert_eq!(
+            t.at(5_400, Event::CallerSpeechStarted),
+            [Action::Cancel(SpeechId(2))]
+        );
+        t.at(5_420, Event::SpeechFinished(SpeechId(2)));
         t.at(6_800, Event::CallerSpeechEnded);
         assert_eq!(
             t.at(7_000, said("12 Oak Avenue, Portland.")),
             [reply(3, "At my house. 12 Oak Avenue, Portland.", true)]
         );
         assert_eq!(t.turns.turns(), 1);
+        // If what followed was only a noise, the first half is answered again, on its own.
+        let mut t = greeted();
+        t.at(3_500, Event::CallerSpeechStarted);
+        t.at(5_000, Event::CallerSpeechEnded);
+        t.at(5_200, said("At my house."));
+        t.at(5_400, Event::CallerSpeechStarted);
+        t.at(5_600, Event::CallerSpeechEnded);
+        assert_eq!(t.at(5_800, said("Mhm.")), [reply(3, "At my house.", true)]);
+        assert_eq!(t.turns.turns(), 1);
 
-        // Too short to cut in: the answer to the first half plays until the rest comes.
+        // The answer was heard before the caller went on: it stands, and the rest is a turn of its own.
         let mut t = greeted();
         t.at(3_500, Event::CallerSpeechStarted);
         t.at(5_000, Event::CallerSpeechEnded);
         t.at(5_200, said("At 12 Oak Avenue."));
-        t.at(5_600, Event::CallerSpeechStarted);
-        t.at(5_700, Event::SpeechAudible(SpeechId(2)));
+        t.at(5_500, Event::SpeechAudible(SpeechId(2)));
+        assert!(t.at(5_600, Event::CallerSpeechStarted).is_empty());
         t.at(5_900, Event::CallerSpeechEnded);
-        assert!(t.ticks(5_600, 6_000).is_empty());
         assert_eq!(
             t.at(6_100, said("Portland.")),
-            [
-                Action::Cancel(SpeechId(2)),
-                reply(3, "At 12 Oak Avenue. Portland.", true)
-            ]
+            [Action::Cancel(SpeechId(2)), reply(3, "Portland.", false)]
         );
-        assert_eq!(t.turns.turns(), 1);
+        assert_eq!(t.turns.turns(), 2);
     }
 
     #[test]
@@ -766,30 +745,15 @@ mod tests {
     }
 
     #[test]
-    fn a_backchannel_or_a_late_start_is_not_taken_as_going_on() {
-        // "Mhm" right after the turn: the answer plays on and the next turn stands alone.
-        let mut t = greeted();
-        t.at(3_500, Event::CallerSpeechStarted);
-        t.at(5_000, Event::CallerSpeechEnded);
-        t.at(5_200, said("I had an accident."));
-        t.at(5_300, Event::CallerSpeechStarted);
-        t.at(5_500, Event::CallerSpeechEnded);
-        t.at(5_600, Event::SpeechAudible(SpeechId(2)));
-        assert!(t.at(5_700, said("Mhm.")).is_empty());
-        assert!(t.ticks(5_700, 8_000).is_empty());
-        t.at(8_000, Event::SpeechFinished(SpeechId(2)));
-        t.at(8_500, Event::CallerSpeechStarted);
-        t.at(9_000, Event::CallerSpeechEnded);
-        assert_eq!(t.at(9_200, said("Okay.")), [reply(3, "Okay.", false)]);
-
-        // A start a second after the turn ended is a new turn, even over the answer.
+    fn a_late_start_is_not_taken_as_going_on() {
+        // A start a second after the turn ended is a new turn, even before the answer is heard.
         let mut t = greeted();
         t.at(3_500, Event::CallerSpeechStarted);
         t.at(5_000, Event::CallerSpeechEnded);
         t.at(5_200, said("What is covered?"));
-        t.at(5_800, Event::SpeechAudible(SpeechId(2)));
-        t.at(6_000, Event::CallerSpeechStarted);
-        assert_eq!(t.ticks(6_000, 6_500), [Action::Cancel(SpeechId(2))]);
+        assert!(t.at(6_000, Event::CallerSpeechStarted).is_empty());
+        t.at(6_100, Event::SpeechAudible(SpeechId(2)));
+        assert_eq!(t.ticks(6_100, 6_500), [Action::Cancel(SpeechId(2))]);
         t.at(7_000, Event::CallerSpeechEnded);
         assert_eq!(
             t.at(7_300, said("The windscreen.")),

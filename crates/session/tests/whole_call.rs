@@ -70,8 +70,10 @@ impl SpeechStream for ScriptedStream {
     }
 }
 
-/// Speaks silence, 20 ms a character.
+/// Speaks silence, 20 ms a character, after thinking for 300 ms a sentence (as a voice on a busy node).
 struct SilentVoice(VoiceInfo);
+
+const VOICE_THINKS: Duration = Duration::from_millis(300);
 
 impl TextToSpeech for SilentVoice {
     fn info(&self) -> &VoiceInfo {
@@ -82,6 +84,7 @@ impl TextToSpeech for SilentVoice {
         text: &str,
         sink: &mut dyn FnMut(AudioChunk) -> ControlFlow<()>,
     ) -> Result<(), TtsError> {
+        std::thread::sleep(VOICE_THINKS);
         let _ = sink(AudioChunk {
             samples: vec![0.0; text.chars().count() * 320],
             sample_rate: 16_000,
@@ -416,8 +419,8 @@ async fn a_recorded_call_keeps_both_sides_sealed_and_a_caller_who_declines_is_no
     );
 }
 
-/// A caller who pauses at a comma and goes on: the agent starts to answer the first half, the rest
-/// cancels that answer, and the two halves are answered together as one turn.
+/// A caller who pauses at a comma and goes on before the answer to the first half is heard: that answer
+/// is cancelled, and the two halves are answered together as one turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence() {
     let dir = tempfile::tempdir().unwrap();
@@ -482,5 +485,13 @@ async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence
     assert_eq!(
         callers,
         ["It happened at my house,", "12 Oak Avenue in Portland."]
+    );
+    // Nothing of an answer to the first half was heard between them.
+    let speakers: Vec<Speaker> = turns.iter().map(|t| t.speaker).collect();
+    assert_eq!(
+        speakers[..3],
+        [Speaker::Agent, Speaker::Caller, Speaker::Caller],
+        "{:?}",
+        turns.iter().map(|t| &t.text).collect::<Vec<_>>()
     );
 }

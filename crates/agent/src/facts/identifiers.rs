@@ -10,6 +10,16 @@ const MAX_LETTERS: usize = 4;
 /// Digits it has, at least and at most.
 const DIGITS: std::ops::RangeInclusive<usize> = 4..=12;
 
+/// Short words said before a number that are not the letters of an identifier ("it is 300451").
+const NOT_LETTERS: &[&str] = &[
+    "a", "an", "at", "and", "am", "are", "as", "be", "by", "do", "did", "go", "had", "has", "he",
+    "her", "him", "his", "i", "in", "is", "it", "its", "me", "my", "no", "nr", "num", "of", "oh",
+    "ok", "on", "or", "our", "out", "she", "so", "the", "to", "up", "us", "was", "we", "who",
+    "yes", "you", "one", "two", "six", "ten", "for", "from", "with", "into", "just", "then",
+    "than", "that", "this", "they", "them", "what", "when", "ends", "like", "mine", "your", "yeah",
+    "yep", "okay", "sure", "uh", "um",
+];
+
 /// Names of letters that are not also common words (no "see", "are", "you", "why").
 fn letter_name(word: &str) -> Option<char> {
     Some(match word {
@@ -87,6 +97,16 @@ fn pieces(text: &str) -> Vec<Piece> {
                 out.push(Piece::Letters(word[..split].to_uppercase()));
             }
             Piece::Digits(word[split..].to_owned())
+        } else if (2..=3).contains(&word.len())
+            && word.chars().all(|c| c.is_ascii_alphabetic())
+            && !NOT_LETTERS.contains(&lower.as_str())
+            && words.get(i + 1).is_some_and(|n| {
+                n.trim_matches(|c: char| !c.is_alphanumeric())
+                    .starts_with(|c: char| c.is_ascii_digit())
+            })
+        {
+            // Letters the recogniser took for a word, right before the digits: "ho 330,981".
+            Piece::Letters(word.to_uppercase())
         } else if (lower == "a" || lower == "i") && next_is_letter {
             // Whisper writes the spoken letter A as the article: "a B-447-219".
             Piece::Letters(lower.to_uppercase())
@@ -159,11 +179,16 @@ pub(crate) fn read_all(text: &str, strict: bool) -> Vec<String> {
             repeat = 1;
             j += 1;
         }
-        let letters = if letters.len() > MAX_LETTERS {
+        let mut letters = if letters.len() > MAX_LETTERS {
             letters[letters.len() - MAX_LETTERS..].to_owned()
         } else {
             letters
         };
+        // A letter O read as the digit: "H O 4 4 7" is written "h0447219".
+        if letters.len() == 1 && digits.starts_with('0') && DIGITS.contains(&(digits.len() - 1)) {
+            letters.push('O');
+            digits.remove(0);
+        }
         if DIGITS.contains(&digits.len()) && (cued || letters.len() >= 2) {
             found.push(format!("{letters}{digits}"));
         }
@@ -235,6 +260,14 @@ mod tests {
             ("bee jay one two three four", Some("BJ1234")),
             ("Policy CA-771209.", Some("CA771209")),
             ("ab48213", Some("AB48213")),
+            ("The policy is h0447219", Some("HO447219")),
+            (
+                "Let me look, the policy number is H0330981.",
+                Some("HO330981"),
+            ),
+            ("The policy number is ho 330,981.", Some("HO330981")),
+            ("My policy number is 330981.", None),
+            ("Policy number is 330981.", None),
             ("I have 2 cars and 12345 problems", None),
             ("A B C", None),
             ("I was going to the shop", None),

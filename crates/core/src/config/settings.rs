@@ -232,7 +232,7 @@ settings! {
     VAD_MIN_SPEECH_MS: "audio.vad_min_speech_ms", "VAD_MIN_SPEECH_MS", default Some("96"), allowed "an integer from 32 to 2000 (milliseconds)";
     /// Silence shorter than this does not end speech (a pause between words).
     VAD_MIN_SILENCE_MS: "audio.vad_min_silence_ms", "VAD_MIN_SILENCE_MS", default Some("320"), allowed "an integer from 64 to 5000 (milliseconds)";
-    /// Silence that ends a turn early when its transcript sounds finished (a sentence ends, no trailing "and" or "um"); the full VAD_MIN_SILENCE_MS otherwise.
+    /// Silence that ends a turn early when its transcript sounds finished (a sentence of three words or more ends, no trailing "and" or "um"); the full VAD_MIN_SILENCE_MS otherwise.
     VAD_CUE_SILENCE_MS: "audio.vad_cue_silence_ms", "VAD_CUE_SILENCE_MS", default Some("160"), allowed "an integer from 0 to 5000 (milliseconds; 0 turns transcript cues off, as does a value not below VAD_MIN_SILENCE_MS)";
     /// Silence that ends a turn whose transcript so far sounds unfinished (a trailing comma, "and", "my number is", a group of digits that may go on: the caller is mid-sentence), or is still being transcribed (the answer waits for that transcript anyway). Needs STT_EARLY_FINAL. 0, or a value not above VAD_MIN_SILENCE_MS, turns the hold off.
     VAD_HOLD_SILENCE_MS: "audio.vad_hold_silence_ms", "VAD_HOLD_SILENCE_MS", default Some("1000"), allowed "an integer from 0 to 5000 (milliseconds)";
