@@ -436,7 +436,7 @@ async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence
         call,
         mut seen,
     } = start_call(engines, &db, call_id).await;
-    // In real time: the pause (450 ms) outlasts the VAD's silence (320 ms), so the first half is a
+    // In real time: the pause (460 ms) outlasts the VAD's silence (320 ms), so the first half is a
     // turn of its own until the caller goes on.
     let mut clock = tokio::time::interval(Duration::from_millis(20));
     for frame in frames(600, false)
