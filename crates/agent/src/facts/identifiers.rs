@@ -1,7 +1,9 @@
 //! Identifiers of letters then digits (policy numbers: "AB-48213") as callers say them and recognisers
 //! write them: "A B 4 8 2 1 3", "H O four four seven two one nine", "a B-447-219" (Whisper's "a" for
 //! the letter A), "AB for eight two one three" ("for" for 4, "to" for 2, "oh" for 0 in a digit run),
-//! "double four", spelled letter names ("bee", "jay"). Upper case without separators.
+//! "double four", spelled letter names ("bee", "jay"), "h0447219" (a single letter then 0: Whisper's
+//! digit for the spoken letter O, so such an identifier is read with two letters), "ho 330,981"
+//! (letters written as a word just before the digits). Upper case without separators.
 
 use crate::numbers::digit_word;
 
