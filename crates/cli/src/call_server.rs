@@ -195,6 +195,16 @@ impl LocalServer {
         }
         self.stop.cancel();
         let _ = self.task.await;
+        // The call may have spooled what the database did not take: written now if it can be, else by
+        // the next node that starts on this DATA_DIR.
+        let left = switchboard_server::spool::drain(&self.state.database).await;
+        if left.waiting > 0 {
+            eprintln!(
+                "{} call(s) wait in {} for the database; the next `switchboard serve` writes them",
+                left.waiting,
+                self.state.config.paths.data_dir.join("spool").display()
+            );
+        }
         self.state.database.close().await;
     }
 }

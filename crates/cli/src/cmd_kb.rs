@@ -73,7 +73,10 @@ pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
 
 /// The configured database, sealing callers' data with DATA_KEY_FILE's keys when it is set.
 pub(crate) async fn connect(config: &Config) -> anyhow::Result<Database> {
-    let db = Database::connect(&config.database.target).await?;
+    // What a call cannot write before it ends waits on this node's disk until the database is back.
+    let db = Database::connect(&config.database.target)
+        .await?
+        .with_spool(config.paths.data_dir.join("spool"));
     match &config.database.data_key_file {
         Some(path) => {
             let keys = switchboard_store::DataKeys::load(path)

@@ -115,6 +115,8 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         config.privacy,
         stop.clone(),
     );
+    // What calls could not write before they ended (here or before a restart) is written when it can be.
+    let spool = switchboard_server::spool::spawn(database.clone(), stop.clone());
     // Stops taking new phone calls when shutdown begins.
     let accepting = CancellationToken::new();
     if let Some(port) = config.telephony.audiosocket_port {
@@ -244,6 +246,15 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     drop(state);
     stop.cancel();
     let _ = checker.await;
+    let _ = spool.await;
+    // The calls that just ended may have spooled what the database did not take.
+    let left = switchboard_server::spool::drain(&database).await;
+    if left.waiting > 0 {
+        tracing::warn!(
+            calls = left.waiting,
+            "calls wait in the spool for the database; the next start writes them"
+        );
+    }
     database.close().await;
     tracing::info!(drained, "stopped");
     Ok(ExitCode::SUCCESS)

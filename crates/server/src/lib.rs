@@ -24,6 +24,7 @@ pub mod registry;
 pub mod retention;
 mod serve;
 mod sip;
+pub mod spool;
 pub mod tickets;
 pub mod tls;
 pub mod trust;

@@ -4,15 +4,20 @@
 //! The session numbers the lines itself, so a write retried after a lost answer can never store a line
 //! twice (`Database::store_turn` is idempotent). A database that fails or hangs costs the record time,
 //! not lines: each write is bounded by [`WRITE_TIMEOUT`] and retried with a growing pause until it
-//! succeeds, while the call goes on and later lines wait behind it (at most [`BACKLOG`]). When the call
-//! ends, the writer gets [`CLOSE_GRACE`] to store what is still waiting; a line lost after that is
-//! logged and counted (`switchboard_turns_lost_total`).
+//! succeeds, while the call goes on and later lines wait behind it (at most [`BACKLOG`]; a line beyond
+//! that waits in memory for the end of the call). When the call ends, the writer gets [`CLOSE_GRACE`] to
+//! store what is still waiting; what it could not store, and an end or synthesis the database did not
+//! take, go to the node's spool on disk (`Database::spool_call`), written when the database is back. A
+//! line is lost only when the spool refuses it too (full, or the disk failing): that is logged and
+//! counted (`switchboard_turns_lost_total`).
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use switchboard_agent::{Conversation, Synthesis, mask_pii, synthesis_from_record, synthesize};
 use switchboard_core::{CallId, Speaker};
-use switchboard_store::{CallSummary, Database};
+use switchboard_store::{CallSummary, Database, SpooledCall, SpooledEnd, SpooledLine};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -27,8 +32,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// First pause before a retry; doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How long the writer may go on after the call ends to store what is still waiting.
-const CLOSE_GRACE: Duration = Duration::from_secs(30);
+/// How long the writer may go on after the call ends to store what is still waiting, before the rest
+/// goes to the spool.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How long the hang-up waits for the lines before it to be stored and announced.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -60,19 +66,19 @@ pub(crate) struct Recorder {
     next_seq: i64,
     /// `None` once closed.
     lines: Option<mpsc::Sender<Job>>,
-    writer: Option<JoinHandle<i64>>,
-    /// Lines refused because the backlog was full.
-    refused: i64,
+    writer: Option<JoinHandle<()>>,
+    /// Every line of the call, as recorded: the synthesis reads them, and what the database did not
+    /// store goes to the spool from here.
+    kept: Vec<Line>,
+    /// The numbers of the lines the database has stored.
+    stored: Arc<Mutex<BTreeSet<i64>>>,
     /// Store lines with personal data masked.
     mask: bool,
+    /// [`CLOSE_GRACE`], shorter in tests.
+    close_grace: Duration,
 }
 
 impl Recorder {
-    /// The database the record is written to.
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
-    }
-
     /// Starts the writer of `call_id`'s lines; each is announced on `out_tx` once stored. With `mask`,
     /// lines are stored (and announced) with personal data masked.
     pub(crate) fn start(
@@ -82,7 +88,10 @@ impl Recorder {
         mask: bool,
     ) -> Self {
         let (lines, rx) = mpsc::channel(BACKLOG);
-        let writer = tokio::spawn(write_lines(call_id, db.clone(), rx, out_tx).in_current_span());
+        let stored = Arc::new(Mutex::new(BTreeSet::new()));
+        let writer = tokio::spawn(
+            write_lines(call_id, db.clone(), rx, out_tx, stored.clone()).in_current_span(),
+        );
         Self {
             call_id,
             db,
@@ -91,13 +100,15 @@ impl Recorder {
             next_seq: 1,
             lines: Some(lines),
             writer: Some(writer),
-            refused: 0,
+            kept: Vec::new(),
+            stored,
             mask,
+            close_grace: CLOSE_GRACE,
         }
     }
 
-    /// Queues a line for writing; never waits. A line refused (the database has been away so long that
-    /// the backlog is full) is logged and counted.
+    /// Queues a line for writing; never waits. A line beyond the backlog (the database has been away so
+    /// long that it is full) waits for the end of the call, and the spool.
     pub(crate) fn record(
         &mut self,
         speaker: Speaker,
@@ -117,20 +128,17 @@ impl Recorder {
             started: wall(started),
             ended: wall(ended),
         };
-        match self
+        self.next_seq += 1;
+        self.kept.push(line.clone());
+        let queued = self
             .lines
             .as_ref()
-            .map(|lines| lines.try_send(Job::Write(line)))
-        {
-            Some(Ok(())) => self.next_seq += 1,
-            _ => {
-                self.refused += 1;
-                tracing::error!(
-                    backlog = BACKLOG,
-                    "a transcript line is lost: the database has not taken a line for too long"
-                );
-                metrics::counter!("switchboard_turns_lost_total").increment(1);
-            }
+            .is_some_and(|lines| lines.try_send(Job::Write(line)).is_ok());
+        if !queued {
+            tracing::warn!(
+                backlog = BACKLOG,
+                "the database has not taken a line for too long: this one waits for the spool"
+            );
         }
     }
 
@@ -151,54 +159,97 @@ impl Recorder {
         }
     }
 
-    /// Waits for the writer to store what is still waiting (at most [`CLOSE_GRACE`]); returns the
-    /// lines lost.
+    /// Waits for the writer to store what is still waiting (at most [`CLOSE_GRACE`]), then puts the
+    /// lines it did not store in the spool; returns the lines lost (the spool refused them too).
     pub(crate) async fn close(&mut self) -> i64 {
         self.lines = None;
-        let Some(mut writer) = self.writer.take() else {
-            return 0;
-        };
-        let stored = match tokio::time::timeout(CLOSE_GRACE, &mut writer).await {
-            Ok(Ok(stored)) => stored,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the transcript writer failed");
-                0
-            }
-            Err(_) => {
-                writer.abort();
-                0
-            }
-        };
-        let unstored = self.next_seq - 1 - stored;
-        if unstored > 0 {
-            tracing::error!(
-                lost = unstored,
-                grace_s = CLOSE_GRACE.as_secs(),
-                "transcript lines not stored by the end of the call"
-            );
-            metrics::counter!("switchboard_turns_lost_total").increment(unstored as u64);
+        if let Some(mut writer) = self.writer.take()
+            && tokio::time::timeout(self.close_grace, &mut writer)
+                .await
+                .is_err()
+        {
+            writer.abort();
+            let _ = writer.await;
         }
-        unstored + self.refused
+        let unstored: Vec<SpooledLine> = {
+            let stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+            self.kept
+                .iter()
+                .filter(|line| !stored.contains(&line.seq))
+                .map(|line| {
+                    SpooledLine::new(
+                        line.seq,
+                        line.speaker,
+                        line.text.clone(),
+                        line.started,
+                        line.ended,
+                    )
+                })
+                .collect()
+        };
+        if unstored.is_empty() {
+            return 0;
+        }
+        let count = unstored.len() as i64;
+        let spooled = SpooledCall {
+            lines: unstored,
+            ..SpooledCall::default()
+        };
+        match self.db.spool_call(self.call_id, spooled).await {
+            Ok(()) => {
+                tracing::warn!(
+                    lines = count,
+                    "transcript lines the database did not take are in the spool until it does"
+                );
+                metrics::counter!("switchboard_turns_spooled_total").increment(count as u64);
+                0
+            }
+            Err(e) => {
+                tracing::error!(lost = count, error = %e, "transcript lines lost: neither the database nor the spool took them");
+                metrics::counter!("switchboard_turns_lost_total").increment(count as u64);
+                count
+            }
+        }
     }
 
-    /// The post-call synthesis from the stored transcript, saved with the claim. Call after
-    /// [`Recorder::close`] (it reads the lines back).
+    /// Stores the end of the call, or spools it when the database does not take it in time.
+    pub(crate) async fn end(&self, reason: &str) {
+        let at = SystemTime::now();
+        match tokio::time::timeout(WRITE_TIMEOUT, self.db.end_call(self.call_id, at, reason)).await
+        {
+            Ok(Ok(_)) => {}
+            failed => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {} s", WRITE_TIMEOUT.as_secs()),
+                };
+                let spooled = SpooledCall {
+                    end: Some(SpooledEnd::new(at, reason)),
+                    ..SpooledCall::default()
+                };
+                match self.db.spool_call(self.call_id, spooled).await {
+                    Ok(()) => tracing::warn!(%error, "the end of the call waits in the spool"),
+                    Err(e) => {
+                        tracing::error!(%error, spool = %e, "the end of the call is not recorded")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The post-call synthesis from the call's transcript, saved with the claim (or spooled when the
+    /// database does not take it).
     pub(crate) async fn synthesize(
         &self,
         engines: &Engines,
         conversation: &Conversation,
         claim: &serde_json::Value,
     ) -> Option<Synthesis> {
-        let transcript: Vec<(String, String)> = match self.db.turns(self.call_id).await {
-            Ok(turns) => turns
-                .into_iter()
-                .map(|t| (t.speaker.as_str().to_owned(), t.text))
-                .collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the transcript for the synthesis");
-                return None;
-            }
-        };
+        let transcript: Vec<(String, String)> = self
+            .kept
+            .iter()
+            .map(|line| (line.speaker.as_str().to_owned(), line.text.clone()))
+            .collect();
         // A caller who said nothing leaves nothing for the model to read: the record says it all, and the
         // model stays free for live calls.
         let caller_spoke = transcript
@@ -252,22 +303,31 @@ impl Recorder {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
         };
-        if let Err(e) = self.db.save_summary(self.call_id, &summary).await {
-            tracing::error!(error = %e, "cannot store the synthesis");
+        let saved =
+            tokio::time::timeout(WRITE_TIMEOUT, self.db.save_summary(self.call_id, &summary)).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            let spooled = SpooledCall {
+                summary: Some(summary),
+                ..SpooledCall::default()
+            };
+            match self.db.spool_call(self.call_id, spooled).await {
+                Ok(()) => tracing::warn!("the synthesis waits in the spool for the database"),
+                Err(e) => tracing::error!(error = %e, "the synthesis is not stored"),
+            }
         }
         Some(synthesis)
     }
 }
 
-/// Writes lines in order, each until it is stored, and announces each once it is; returns how many
-/// were stored.
+/// Writes lines in order, each until it is stored, notes each in `stored`, and announces each once it
+/// is.
 async fn write_lines(
     call_id: CallId,
     db: Database,
     mut jobs: mpsc::Receiver<Job>,
     out_tx: mpsc::Sender<Outbound>,
-) -> i64 {
-    let mut stored = 0;
+    stored: Arc<Mutex<BTreeSet<i64>>>,
+) {
     while let Some(job) = jobs.recv().await {
         let line = match job {
             Job::Write(line) => line,
@@ -277,7 +337,10 @@ async fn write_lines(
             }
         };
         store(&db, call_id, &line).await;
-        stored += 1;
+        stored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(line.seq);
         // The transport may be gone already (a line stored after the hang-up): nobody to tell.
         let _ = out_tx
             .send(Outbound::Transcript(TranscriptLine {
@@ -288,7 +351,6 @@ async fn write_lines(
             }))
             .await;
     }
-    stored
 }
 
 /// Stores one line, retrying until the database takes it.
@@ -344,6 +406,54 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn lines_and_the_end_the_database_does_not_take_before_the_call_ends_wait_in_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::connect(&DatabaseTarget::Sqlite {
+            path: dir.path().join("calls.db"),
+        })
+        .await
+        .unwrap()
+        .with_spool(dir.path().join("spool"));
+        db.migrate().await.unwrap();
+        // The call's row is not there: no line can be stored while the call lasts.
+        let call_id = CallId::new();
+        let (out_tx, _out_rx) = mpsc::channel(16);
+        let mut recorder = Recorder::start(call_id, db.clone(), out_tx, true);
+        recorder.close_grace = Duration::from_millis(300);
+        let now = Instant::now();
+        recorder.record(Speaker::Agent, "Hello, how can I help?", now, now);
+        recorder.record(Speaker::Caller, "My card is 4111 1111 1111 1111.", now, now);
+        assert_eq!(recorder.close().await, 0, "nothing lost: spooled");
+        assert_eq!(db.spooled_calls(), 1);
+        // The record comes back; the node's next pass writes the lines, masked as the call stored them.
+        insert_call(&db, call_id).await;
+        let drained = db.drain_spool().await.unwrap();
+        assert_eq!((drained.calls, drained.lines), (1, 2));
+        let turns = db.turns(call_id).await.unwrap();
+        assert_eq!(turns.len(), 2);
+        assert_eq!(turns[0].text, "Hello, how can I help?");
+        assert!(!turns[1].text.contains("4111 1111"), "{}", turns[1].text);
+        recorder.end("caller_hangup").await;
+        let call = db.call(call_id).await.unwrap().unwrap();
+        assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
+        assert_eq!(db.spooled_calls(), 0);
+    }
+
+    async fn insert_call(db: &Database, id: CallId) {
+        db.insert_call(&NewCall {
+            id,
+            direction: CallDirection::Inbound,
+            from_number: None,
+            to_number: None,
+            started_at: SystemTime::now(),
+            status: "active",
+            context: None,
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
     async fn lines_the_database_refuses_are_retried_until_stored_in_order_and_announced_after() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::connect(&DatabaseTarget::Sqlite {
@@ -364,17 +474,7 @@ mod tests {
             out_rx.try_recv().is_err(),
             "nothing is announced before it is stored"
         );
-        db.insert_call(&NewCall {
-            id: call_id,
-            direction: CallDirection::Inbound,
-            from_number: None,
-            to_number: None,
-            started_at: SystemTime::now(),
-            status: "active",
-            context: None,
-        })
-        .await
-        .unwrap();
+        insert_call(&db, call_id).await;
         recorder.flush().await;
         let announced: Vec<Option<i64>> = std::iter::from_fn(|| match out_rx.try_recv() {
             Ok(Outbound::Transcript(line)) => Some(line.seq),

@@ -96,6 +96,8 @@ pub struct Database {
     display: String,
     /// DATA_KEY_FILE's keys: callers' numbers, contexts and claims are sealed with them.
     pub(crate) keys: Option<std::sync::Arc<crate::DataKeys>>,
+    /// Where calls keep what they could not write (`DATA_DIR/spool`), when configured.
+    pub(crate) spool: Option<std::sync::Arc<crate::spool::Spool>>,
 }
 
 impl Database {
@@ -148,6 +150,7 @@ impl Database {
             backend,
             display,
             keys: None,
+            spool: None,
         })
     }
 

@@ -38,6 +38,31 @@ pub enum StoreError {
         /// Why.
         detail: String,
     },
+    /// The spool directory or one of its files could not be read or written.
+    #[error("the spool at {path} failed: {source}")]
+    Spool {
+        /// The file or directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The spool holds as much as it may.
+    #[error("the spool in {dir} is full ({max_bytes} bytes): the database has been away too long")]
+    SpoolFull {
+        /// The spool directory.
+        dir: String,
+        /// Its bound.
+        max_bytes: u64,
+    },
+    /// The database did not answer in time.
+    #[error("{operation} got no answer in time")]
+    Timeout {
+        /// What we were doing.
+        operation: &'static str,
+    },
+    /// This database has no spool.
+    #[error("no spool is configured")]
+    NoSpool,
     /// A stored row holds a value this build does not understand.
     #[error("stored {what} is invalid: {detail}")]
     Corrupt {
@@ -56,7 +81,7 @@ impl StoreError {
     /// Whether retrying the same operation may succeed (the database was unreachable or busy).
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Connect { .. } => true,
+            StoreError::Connect { .. } | StoreError::Timeout { .. } => true,
             StoreError::Query { source, .. } => matches!(
                 source,
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed

@@ -10,6 +10,7 @@ mod live;
 mod recordings;
 mod retention;
 mod sealed;
+mod spool;
 mod summaries;
 
 pub use access::{ApiKeyRecord, AuditEntry};
@@ -24,4 +25,5 @@ pub use live::{
 pub use recordings::Recording;
 pub use retention::Erased;
 pub use sealed::{DataKeyError, DataKeys, new_key_line};
+pub use spool::{Drained, MAX_BYTES as SPOOL_MAX_BYTES, SpooledCall, SpooledEnd, SpooledLine};
 pub use summaries::{CallSummary, PastCall};

@@ -9,7 +9,7 @@ use crate::calls::{column, millis, time};
 use crate::{Database, StoreError};
 
 /// A call's claim and synthesis.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallSummary {
     /// The claim's values as JSON text.
     pub claim: String,

@@ -2,7 +2,7 @@
 //! played, as far as it was heard; the caller's words being transcribed), the record closed, the end and
 //! the synthesis written.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::{CallReport, Session};
 use crate::machine::EndReason;
@@ -70,14 +70,7 @@ impl Session {
             );
         }
         let lost = self.recorder.close().await;
-        if let Err(e) = self
-            .recorder
-            .db()
-            .end_call(self.call_id, SystemTime::now(), reason.as_str())
-            .await
-        {
-            tracing::error!(error = %e, "cannot record the end of the call");
-        }
+        self.recorder.end(reason.as_str()).await;
         tracing::info!(
             reason = reason.as_str(),
             turns = self.turns.turns(),
