@@ -1,281 +1,17 @@
-//! A whole call through `run_call` on scripted engines (test tools, not the product): a recogniser that
-//! "hears" the lines it is given, in order, a voice that speaks silence as long as its text, and a model
-//! that is unreachable (the agent answers from its readers and fixed questions). The VAD is the energy
-//! detector (no model files), so the caller's "speech" is a tone. The database is a real SQLite file.
+//! A whole call through `run_call` on the testkit's scripted engines (see `testkit`): a hang-up mid
+//! answer, recordings with consent, a caller who pauses mid-sentence, a model server that stalls.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::VecDeque;
-use std::future::Future;
-use std::ops::ControlFlow;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+mod testkit;
 
-use switchboard_agent::{AgentConfig, CallContext};
-use switchboard_audio::vad;
-use switchboard_audio::{InputFormat, SampleRate};
+use std::sync::Arc;
+use std::time::Duration;
+
 use switchboard_core::config::{DatabaseTarget, Recording};
-use switchboard_core::{CallDirection, CallId, Config, Speaker};
-use switchboard_llm::{ChatModel, ChatRequest, EventStream, LlmError};
-use switchboard_session::phrases::PhraseBook;
-use switchboard_session::{
-    CallSetup, Engines, Inbound, Outbound, TurnOptions, caller_channel, run_call,
-};
-use switchboard_speech::tts::{AudioChunk, PhraseCache, TextToSpeech, TtsError, VoiceInfo};
-use switchboard_speech::whisper::SttError;
-use switchboard_speech::{Hypothesis, SpeechStream, SpeechToText};
-use switchboard_store::{Database, NewCall};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-/// Hears the scripted lines in order, one per utterance.
-struct ScriptedStt(Arc<Mutex<VecDeque<String>>>);
-
-struct ScriptedStream {
-    lines: Arc<Mutex<VecDeque<String>>>,
-    samples: usize,
-}
-
-impl SpeechToText for ScriptedStt {
-    fn stream(&self) -> Box<dyn SpeechStream> {
-        Box::new(ScriptedStream {
-            lines: self.0.clone(),
-            samples: 0,
-        })
-    }
-}
-
-impl SpeechStream for ScriptedStream {
-    fn push(&mut self, samples: &[f32]) -> Result<(), SttError> {
-        self.samples += samples.len();
-        Ok(())
-    }
-    fn poll_partial(&mut self) -> Option<Hypothesis> {
-        None
-    }
-    fn finish(&mut self) -> Result<Hypothesis, SttError> {
-        let text = self.lines.lock().unwrap().pop_front().unwrap_or_default();
-        Ok(Hypothesis {
-            text,
-            confidence: 0.9,
-            is_final: true,
-            audio: self.audio(),
-            compute: Duration::ZERO,
-            segments: Vec::new(),
-            language: Some("en".into()),
-        })
-    }
-    fn audio(&self) -> Duration {
-        Duration::from_secs_f64(self.samples as f64 / 16_000.0)
-    }
-}
-
-/// Speaks silence, 20 ms a character, after thinking for 300 ms a sentence (as a voice on a busy node).
-struct SilentVoice(VoiceInfo);
-
-const VOICE_THINKS: Duration = Duration::from_millis(300);
-
-impl TextToSpeech for SilentVoice {
-    fn info(&self) -> &VoiceInfo {
-        &self.0
-    }
-    fn synthesize(
-        &self,
-        text: &str,
-        sink: &mut dyn FnMut(AudioChunk) -> ControlFlow<()>,
-    ) -> Result<(), TtsError> {
-        std::thread::sleep(VOICE_THINKS);
-        let _ = sink(AudioChunk {
-            samples: vec![0.0; text.chars().count() * 320],
-            sample_rate: 16_000,
-            text: text.to_owned(),
-            last: true,
-        });
-        Ok(())
-    }
-}
-
-/// A model server that cannot be reached.
-struct Unreachable;
-
-impl ChatModel for Unreachable {
-    fn name(&self) -> &str {
-        "unreachable"
-    }
-    fn chat<'a>(
-        &'a self,
-        _: &'a ChatRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<EventStream, LlmError>> + Send + 'a>> {
-        Box::pin(async {
-            Err(LlmError::Unreachable {
-                engine: "test".into(),
-                url: "http://127.0.0.1:9".into(),
-                detail: "refused".into(),
-            })
-        })
-    }
-}
-
-fn engines(
-    dir: &std::path::Path,
-    lines: &[&str],
-    recording: switchboard_core::config::Recording,
-) -> Arc<Engines> {
-    let config = Config::from_layers(None, &|_| None).unwrap();
-    let mut agent = AgentConfig::from_config(&config).unwrap();
-    agent.announce_recording = recording == Recording::Announce;
-    Arc::new(Engines {
-        stt: Arc::new(ScriptedStt(Arc::new(Mutex::new(
-            lines.iter().map(|l| (*l).to_owned()).collect(),
-        )))),
-        tts: Arc::new(SilentVoice(VoiceInfo {
-            engine: "piper",
-            voice: "silence".into(),
-            sample_rate: 16_000,
-            rate: 1.0,
-        })),
-        phrases: Arc::new(PhraseCache::open(&dir.join("phrases")).unwrap()),
-        phrase_book: PhraseBook::new(&agent, false),
-        model: Arc::new(Unreachable),
-        native_tools: false,
-        knowledge: None,
-        agent,
-        turns: TurnOptions::default(),
-        early_final: false,
-        read_ahead_after: None,
-        cue_silence: None,
-        hold_silence: None,
-        models_dir: dir.join("no-models"),
-        vad: vad::options_from_config(&config.audio),
-        vad_sensitivity: 2,
-        // A steady tone is what a noise suppressor learns to remove.
-        noise_suppression: switchboard_audio::NoiseSuppression::Off,
-        echo_cancellation: true,
-        mask_stored_pii: true,
-        recording,
-    })
-}
-
-/// `ms` of a loud 300 Hz tone (speech to the energy detector), or of silence, as 20 ms PCM16 frames.
-fn frames(ms: usize, loud: bool) -> Vec<Vec<u8>> {
-    (0..ms / 20)
-        .map(|f| {
-            (0..320)
-                .flat_map(|i| {
-                    let t = (f * 320 + i) as f32 / 16_000.0;
-                    let s = if loud {
-                        (8_000.0 * (2.0 * std::f32::consts::PI * 300.0 * t).sin()) as i16
-                    } else {
-                        0
-                    };
-                    s.to_le_bytes()
-                })
-                .collect()
-        })
-        .collect()
-}
-
-async fn database(dir: &std::path::Path) -> (Database, CallId) {
-    let db = Database::connect(&DatabaseTarget::Sqlite {
-        path: dir.join("calls.db"),
-    })
-    .await
-    .unwrap();
-    db.migrate().await.unwrap();
-    let id = CallId::new();
-    db.insert_call(&NewCall {
-        id,
-        direction: CallDirection::Inbound,
-        from_number: None,
-        to_number: None,
-        started_at: SystemTime::now(),
-        status: "active",
-        context: None,
-    })
-    .await
-    .unwrap();
-    (db, id)
-}
-
-/// Waits for an outbound message matching `wanted`, collecting everything on the way.
-async fn until(
-    out_rx: &mut mpsc::Receiver<Outbound>,
-    seen: &mut Vec<Outbound>,
-    wanted: impl Fn(&Outbound) -> bool,
-) {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(out) = out_rx.recv().await {
-            let hit = wanted(&out);
-            seen.push(out);
-            if hit {
-                return;
-            }
-        }
-        panic!("the call ended first");
-    })
-    .await
-    .unwrap_or_else(|_| {
-        let said: Vec<_> = seen
-            .iter()
-            .filter(|o| !matches!(o, Outbound::Audio(_)))
-            .collect();
-        panic!("not within 20 s; the call sent {said:?}")
-    });
-}
-
-/// A call started on `engines`: the caller's side, what the call sends, its task and what it sent so far,
-/// once the greeting has played to its end.
-struct Running {
-    caller: switchboard_session::CallerSender,
-    out_rx: mpsc::Receiver<Outbound>,
-    call: tokio::task::JoinHandle<
-        Result<switchboard_session::CallReport, switchboard_session::CallError>,
-    >,
-    seen: Vec<Outbound>,
-}
-
-async fn start_call(engines: Arc<Engines>, db: &Database, call_id: CallId) -> Running {
-    let (caller, inbound) = caller_channel(250);
-    let (out_tx, mut out_rx) = mpsc::channel(4_096);
-    let setup = CallSetup {
-        call_id,
-        format: InputFormat::Pcm16(SampleRate::Hz16000),
-        context: CallContext::default(),
-        echoes_marks: false,
-    };
-    let call = tokio::spawn(run_call(
-        setup,
-        engines,
-        db.clone(),
-        inbound,
-        out_tx,
-        CancellationToken::new(),
-    ));
-    let mut seen = Vec::new();
-    until(
-        &mut out_rx,
-        &mut seen,
-        |o| matches!(o, Outbound::Mark(m) if m == "speech-1"),
-    )
-    .await;
-    Running {
-        caller,
-        out_rx,
-        call,
-        seen,
-    }
-}
-
-/// A turn: a quiet line (the detector learns its floor), a second of "speech", then silence.
-async fn speak_a_turn(caller: &switchboard_session::CallerSender) {
-    for frame in frames(600, false)
-        .into_iter()
-        .chain(frames(1_000, true))
-        .chain(frames(600, false))
-    {
-        caller.send(Inbound::Audio(frame)).await.unwrap();
-    }
-}
+use switchboard_core::{CallId, Speaker};
+use switchboard_session::{Inbound, Outbound};
+use switchboard_store::Database;
+use testkit::{Running, database, engines, frames, speak_a_turn, start_call, until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
@@ -493,5 +229,113 @@ async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence
         [Speaker::Agent, Speaker::Caller, Speaker::Caller],
         "{:?}",
         turns.iter().map(|t| &t.text).collect::<Vec<_>>()
+    );
+}
+
+/// The model server stalls mid-answer (headers and a first event, then nothing): the caller hears the
+/// filler, then the apology, once each; the stalled request is given up; the next turn is answered by
+/// the model as usual, and the call ends normally with every line stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_server_that_stalls_mid_answer_costs_a_filler_and_an_apology_and_the_call_goes_on()
+{
+    let server = testkit::model_server::start("garage", "Thank you. Is anything else damaged?");
+    let settings = [
+        ("LLM_PROVIDER", "openai".to_owned()),
+        ("OPENAI_BASE_URL", server.base_url.clone()),
+        ("LLM_FALLBACK", "none".to_owned()),
+        ("RESPONSE_TIMEOUT_MS", "1500".to_owned()),
+    ];
+    let config = switchboard_core::Config::from_layers(None, &|key| {
+        settings
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let model = switchboard_llm::chat_model(&config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let mut engines = testkit::engines_on(
+        dir.path(),
+        &[
+            "A tree fell on my garage last night.",
+            "It also scratched my car.",
+        ],
+        Recording::Off,
+        model,
+        true,
+    );
+    engines.turns.filler_after = Duration::from_millis(500);
+    engines.turns.response_timeout = Duration::from_millis(1_500);
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(Arc::new(engines), &db, call_id).await;
+    let agent_said = |seen: &[Outbound], text: &str| {
+        seen.iter()
+            .filter(|o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final && t.text.contains(text)))
+            .count()
+    };
+    speak_a_turn(&caller).await;
+    until(
+        &mut out_rx,
+        &mut seen,
+        |o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final && t.text.contains("took too long")),
+    )
+    .await;
+    // The apology is recorded once heard: the caller goes on.
+    speak_a_turn(&caller).await;
+    until(
+        &mut out_rx,
+        &mut seen,
+        |o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final && t.text.contains("anything else damaged")),
+    )
+    .await;
+    caller.send(Inbound::Hangup).await.unwrap();
+    let report = call.await.unwrap().unwrap();
+    assert_eq!(report.end_reason, "caller_hung_up");
+    assert_eq!(agent_said(&seen, "One moment please"), 1, "one filler");
+    assert_eq!(agent_said(&seen, "took too long"), 1, "one apology");
+    assert!(
+        server
+            .served
+            .stall_abandoned
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the stalled request is given up"
+    );
+    let turns = db.turns(call_id).await.unwrap();
+    let lines: Vec<(Speaker, &str)> = turns.iter().map(|t| (t.speaker, t.text.as_str())).collect();
+    assert_eq!(
+        turns.iter().map(|t| t.seq).collect::<Vec<_>>(),
+        (1..=lines.len() as i64).collect::<Vec<_>>(),
+        "numbered in order, none twice: {lines:?}"
+    );
+    let callers: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| *s == Speaker::Caller)
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(
+        callers,
+        [
+            "A tree fell on my garage last night.",
+            "It also scratched my car."
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(s, t)| *s == Speaker::Agent && t.contains("anything else damaged")),
+        "{lines:?}"
+    );
+    eprintln!(
+        "model stalled mid-answer: {} requests, {} lines stored, 0 lost",
+        server
+            .served
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        lines.len()
     );
 }

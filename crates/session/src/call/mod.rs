@@ -23,14 +23,15 @@ use crate::engines::Engines;
 use crate::latency::TurnLatency;
 use crate::listener::{Listener, Recognised};
 use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
-use crate::media::{CallerReceiver, Inbound, Outbound, TranscriptLine};
+use crate::media::{CallerReceiver, Inbound, Outbound};
 use crate::playout::{self, Played, Queued};
 use crate::recorder::Recorder;
-use crate::recording::{self, CallRecording};
+use crate::recording::CallRecording;
 use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
 use crate::speeches::Speeches;
 use crate::voice_out::VoiceEncoder;
 
+mod caller;
 mod ending;
 
 /// How often the session looks at its timers and the recogniser's partials.
@@ -401,79 +402,6 @@ impl Session {
         if let Some(jobs) = &self.jobs_tx {
             let _ = jobs.send(job);
         }
-    }
-
-    /// Runs caller audio through the listener; returns a change for the machine.
-    fn on_audio(&mut self, bytes: &[u8]) -> Option<Event> {
-        if let Some(recording) = &self.recording {
-            recording.caller(bytes);
-        }
-        let mut jobs = Vec::new();
-        let event = self.listener.push(bytes, &mut jobs);
-        for job in jobs {
-            self.to_speaker(job);
-        }
-        event
-    }
-
-    /// Shows the caller's words as they are recognised.
-    async fn poll_partial(&mut self) {
-        if let Some(text) = self.listener.poll_partial() {
-            let _ = self
-                .out_tx
-                .send(Outbound::Transcript(TranscriptLine {
-                    speaker: Speaker::Caller,
-                    text,
-                    is_final: false,
-                    seq: None,
-                }))
-                .await;
-        }
-    }
-
-    /// Records the caller's words (announced once stored), then tells the machine.
-    fn on_recognised(&mut self, recognised: Recognised) -> Option<Event> {
-        self.listener.took_transcript();
-        if let (Some(detected), Some(done)) =
-            (recognised.clock.end_detected, recognised.clock.transcribed)
-        {
-            metrics::histogram!("switchboard_stt_seconds")
-                .record(done.saturating_duration_since(detected).as_secs_f64());
-        }
-        let text = match &recognised.text {
-            Ok(text) => text.trim().to_owned(),
-            Err(reason) => {
-                tracing::error!(%reason, "final recognition failed");
-                metrics::counter!("switchboard_errors_total", "kind" => "stt").increment(1);
-                // No words: the machine stops waiting for them.
-                return Some(Event::CallerTranscribed {
-                    text: String::new(),
-                });
-            }
-        };
-        if self.record_caller(&text, &recognised) {
-            self.speeches.turn_transcribed(recognised.clock);
-        }
-        if self.engines.recording == switchboard_core::config::Recording::Announce
-            && let Some(recording) = &mut self.recording
-            && !recording.declined()
-            && recording::declines(&text)
-        {
-            recording.decline();
-            self.recording_stopped_unsaid = true;
-        }
-        Some(Event::CallerTranscribed { text })
-    }
-
-    /// Records the caller's words of a final transcript, when there are any; false for none.
-    fn record_caller(&mut self, text: &str, recognised: &Recognised) -> bool {
-        if !text.chars().any(char::is_alphanumeric) {
-            return false;
-        }
-        let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
-        self.recorder
-            .record(Speaker::Caller, text, recognised.started, ended);
-        true
     }
 
     /// The speaker's progress: timing for the latency, the pieces' words, the answer's outcome.
