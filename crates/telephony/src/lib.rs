@@ -1,6 +1,7 @@
 //! The wire formats a phone call reaches Switchboard through, as pure functions: bytes or text in, typed
-//! messages out, and back. Apart from the REST clients ([`twilio::rest`], [`ari`]), nothing here opens a socket
-//! or touches a call; the server carries the bytes and
+//! messages out, and back. Apart from the REST clients ([`twilio::rest`], [`ari`]), the SIP user agent and
+//! a SIP call's RTP leg ([`sip::leg`]), nothing here opens a socket or touches a call; the server carries
+//! the bytes and
 //! feeds the decoded messages to the same call session as `/ws/audio`, so every transport is tested on its
 //! documented wire format without a network.
 //!

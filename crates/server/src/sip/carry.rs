@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use switchboard_session::{EndReason, Inbound, Outbound};
 use switchboard_telephony::sip::agent::release_ended;
+use switchboard_telephony::sip::leg::RtpLeg;
 use switchboard_telephony::sip::media::RtpMedia;
 use switchboard_telephony::sip::ports::RtpSockets;
 use switchboard_telephony::sip::sdp::Negotiated;
 use switchboard_telephony::sip::{Call, CallEvent, NameAddr, SipUri};
 use tokio::sync::watch;
 
-use super::leg::RtpLeg;
 use crate::AppState;
 use crate::carrier::Carried;
 
@@ -74,7 +74,7 @@ pub(super) async fn carry(
                     Outbound::Audio(pcm16) => leg.send_audio(pcm16).await,
                     // The caller spoke over the agent: what is held back is not played either.
                     Outbound::Clear => {
-                        leg.held_audio.clear();
+                        leg.clear_held();
                         call.publish(&Outbound::Clear);
                     }
                     Outbound::Hangup { reason } => {
@@ -120,16 +120,16 @@ pub(super) async fn carry(
             _ = reports.tick() => leg.send_report().await,
         }
     };
-    let stats = leg.jitter.stats();
+    let stats = leg.stats();
     tracing::info!(
-        received = stats.received,
-        late = stats.late,
-        duplicates = stats.duplicates,
-        sent = leg.sender.packets,
-        malformed = leg.bad_packets,
-        srtp = leg.current().is_some_and(|n| n.srtp.is_some()),
-        unauthenticated = leg.unauthenticated,
-        refused = leg.peer.refused(),
+        received = stats.received.received,
+        late = stats.received.late,
+        duplicates = stats.received.duplicates,
+        sent = stats.sent,
+        malformed = stats.malformed,
+        srtp = stats.srtp,
+        unauthenticated = stats.unauthenticated,
+        refused = stats.refused,
         "SIP call audio"
     );
     match ended {

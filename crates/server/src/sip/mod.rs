@@ -29,7 +29,6 @@ use crate::carrier::{self, Carried};
 use crate::{ApiError, AppState};
 
 mod carry;
-mod leg;
 
 use carry::carry;
 

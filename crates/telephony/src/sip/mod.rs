@@ -4,6 +4,7 @@
 //!
 //! - [`agent`]: the user agent on UDP and TCP; new INVITEs come out as [`agent::IncomingInvite`].
 //! - [`inbound`]: who may call: trusted sources, or digest authentication.
+//! - [`leg`]: one call's RTP leg: SRTP, the latch, the jitter buffer, the agent's audio and key presses out, RTCP reports.
 //! - [`media`]: the SDP side of a call for ezk ([`media::RtpMedia`]).
 //! - [`peer`]: whose RTP a call takes, and where its audio goes.
 //! - [`sdp`]: offer/answer for G.711 and telephone events, with SDES keys for SRTP.
@@ -14,6 +15,7 @@
 
 pub mod agent;
 pub mod inbound;
+pub mod leg;
 pub mod media;
 pub mod peer;
 pub mod ports;

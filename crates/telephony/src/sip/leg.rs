@@ -1,4 +1,4 @@
-//! One SIP call's RTP: what it takes in (see [`RtpPeer`] for whose packets), the jitter buffer the
+//! One SIP call's RTP leg, carried by the server on the session's clock: what it takes in (see [`RtpPeer`] for whose packets), the jitter buffer the
 //! session's 20 ms clock reads, the agent's audio out in the negotiated law, key presses out as RFC 4733
 //! events, and RTCP sender reports; all of it SRTP when the SDP negotiated keys.
 
@@ -6,16 +6,17 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
-use switchboard_audio::{JitterBuffer, JitterOptions, SampleRate, g711, pcm};
-use switchboard_telephony::sip::peer::RtpPeer;
-use switchboard_telephony::sip::ports::RtpSockets;
-use switchboard_telephony::sip::rtp::{self, RtpSender};
-use switchboard_telephony::sip::sdp::{Codec, Negotiated, SrtpKeys};
-use switchboard_telephony::sip::srtp;
+use switchboard_audio::{JitterBuffer, JitterOptions, JitterStats, SampleRate, g711, pcm};
 use tokio::sync::watch;
 
+use super::peer::RtpPeer;
+use super::ports::RtpSockets;
+use super::rtp::{self, RtpSender};
+use super::sdp::{Codec, Negotiated, SrtpKeys};
+use super::srtp;
+
 /// Samples of one 20 ms frame at 8 kHz.
-pub(super) const FRAME: usize = 160;
+const FRAME: usize = 160;
 /// A key press we send lasts 100 ms (800 timestamp units at 8 kHz), updated every 20 ms.
 const KEY_PRESS: u16 = 800;
 const KEY_PRESS_STEP: u16 = FRAME as u16;
@@ -30,23 +31,50 @@ fn random_u32() -> u32 {
 
 /// The audio of one call: whose packets it takes and where it sends (see [`RtpPeer`]), the outgoing
 /// stream's counters, the jitter buffer of what comes in, and the last key press seen.
-pub(super) struct RtpLeg {
-    pub(super) sockets: RtpSockets,
+pub struct RtpLeg {
+    /// The call's RTP and RTCP sockets: the carrier waits on them.
+    pub sockets: RtpSockets,
     negotiated: watch::Receiver<Option<Negotiated>>,
-    pub(super) peer: RtpPeer,
-    pub(super) sender: RtpSender,
-    pub(super) jitter: JitterBuffer,
+    peer: RtpPeer,
+    sender: RtpSender,
+    jitter: JitterBuffer,
     started: Instant,
     /// Timestamp of the last key press handed on, so its repeated end packets count once.
     last_key: Option<u32>,
     /// Key presses being sent: the packets due on each coming 20 ms tick.
     keys_out: VecDeque<Vec<Vec<u8>>>,
     /// The agent's audio that came while key presses went out, sent on the ticks after them in order.
-    pub(super) held_audio: VecDeque<Vec<u8>>,
-    pub(super) bad_packets: u64,
+    held_audio: VecDeque<Vec<u8>>,
+    bad_packets: u64,
     /// SRTP packets refused (failed authentication, replayed).
-    pub(super) unauthenticated: u64,
+    unauthenticated: u64,
     crypto: Option<Crypto>,
+}
+
+impl std::fmt::Debug for RtpLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the SRTP keys.
+        f.debug_struct("RtpLeg")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a leg carried, for the log line at the end of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct LegStats {
+    /// The jitter buffer's counts of what came in.
+    pub received: JitterStats,
+    /// RTP packets sent.
+    pub sent: u32,
+    /// Datagrams that were not RTP.
+    pub malformed: u64,
+    /// Whether the call's media is SRTP.
+    pub srtp: bool,
+    /// SRTP packets refused (failed authentication, replayed).
+    pub unauthenticated: u64,
+    /// Packets refused for coming from elsewhere than the caller.
+    pub refused: u64,
 }
 
 /// A call's SRTP, made when the negotiation names keys. A re-INVITE with new keys from the peer
@@ -71,7 +99,7 @@ impl Crypto {
 impl RtpLeg {
     /// The leg of a call whose media `negotiated` describes, on `sockets`; `symmetric_rtp` as
     /// SIP_SYMMETRIC_RTP says.
-    pub(super) fn new(
+    pub fn new(
         sockets: RtpSockets,
         negotiated: watch::Receiver<Option<Negotiated>>,
         symmetric_rtp: bool,
@@ -89,6 +117,23 @@ impl RtpLeg {
             bad_packets: 0,
             unauthenticated: 0,
             crypto: None,
+        }
+    }
+
+    /// The caller spoke over the agent: the agent audio held behind key presses is not played either.
+    pub fn clear_held(&mut self) {
+        self.held_audio.clear();
+    }
+
+    /// What the leg carried so far.
+    pub fn stats(&self) -> LegStats {
+        LegStats {
+            received: self.jitter.stats(),
+            sent: self.sender.packets,
+            malformed: self.bad_packets,
+            srtp: self.current().is_some_and(|n| n.srtp.is_some()),
+            unauthenticated: self.unauthenticated,
+            refused: self.peer.refused(),
         }
     }
 
@@ -114,7 +159,7 @@ impl RtpLeg {
         }
     }
 
-    pub(super) fn current(&self) -> Option<Negotiated> {
+    pub fn current(&self) -> Option<Negotiated> {
         *self.negotiated.borrow()
     }
 
@@ -129,7 +174,7 @@ impl RtpLeg {
 
     /// Schedules `digits` as RFC 4733 key presses, one packet slot per 20 ms tick; false when the peer
     /// took no telephone events.
-    pub(super) fn queue_keys(&mut self, digits: &str) -> bool {
+    pub fn queue_keys(&mut self, digits: &str) -> bool {
         let Some(payload_type) = self.current().and_then(|n| n.dtmf_payload_type) else {
             return false;
         };
@@ -150,7 +195,7 @@ impl RtpLeg {
     }
 
     /// What goes out on this 20 ms tick: the key-press packets due, else the oldest held agent frame.
-    pub(super) async fn send_due(&mut self) {
+    pub async fn send_due(&mut self) {
         if let Some(slot) = self.keys_out.pop_front() {
             if let Some((to, _)) = self.destination() {
                 for packet in slot {
@@ -166,7 +211,7 @@ impl RtpLeg {
 
     /// Takes 20 ms of agent audio: sent now, or held behind key presses (and the frames already held) so
     /// that no word is lost.
-    pub(super) async fn send_audio(&mut self, pcm16: Vec<u8>) {
+    pub async fn send_audio(&mut self, pcm16: Vec<u8>) {
         if self.keys_out.is_empty() && self.held_audio.is_empty() {
             self.send_frame(&pcm16).await;
         } else {
@@ -201,7 +246,7 @@ impl RtpLeg {
     }
 
     /// Takes one datagram from the RTP socket: audio into the jitter buffer, a key press out.
-    pub(super) fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Option<char> {
+    pub fn receive(&mut self, datagram: &[u8], from: SocketAddr) -> Option<char> {
         if rtp::is_rtcp(datagram) {
             return None;
         }
@@ -265,7 +310,7 @@ impl RtpLeg {
     }
 
     /// The next 20 ms for the session, PCM16 little-endian.
-    pub(super) fn next_frame(&mut self) -> Vec<u8> {
+    pub fn next_frame(&mut self) -> Vec<u8> {
         let mut samples = [0i16; FRAME];
         let _ = self.jitter.pop(&mut samples);
         let mut bytes = vec![0u8; FRAME * 2];
@@ -274,7 +319,7 @@ impl RtpLeg {
     }
 
     /// An RTCP sender report to the peer's RTCP port (the port above its RTP port).
-    pub(super) async fn send_report(&mut self) {
+    pub async fn send_report(&mut self) {
         let Some((to, _)) = self.destination() else {
             return;
         };
