@@ -46,17 +46,6 @@ pub struct PreviousCall {
     pub summary: String,
 }
 
-/// A follow-up task created during the call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reminder {
-    /// What.
-    pub title: String,
-    /// When, `YYYY-MM-DDTHH:MM:SS`.
-    pub due: String,
-    /// Who.
-    pub owner: String,
-}
-
 /// What one caller turn produced.
 #[derive(Debug, Clone, Default)]
 pub struct TurnOutcome {
@@ -112,7 +101,6 @@ pub struct Conversation {
     /// Model extractions still running from earlier turns.
     late: Vec<LateFact>,
     last_agent: String,
-    reminders: Vec<Reminder>,
     tool_log: Vec<Action>,
 }
 
@@ -207,7 +195,6 @@ impl Conversation {
             dialogue: Dialogue::default(),
             late: Vec::new(),
             last_agent: String::new(),
-            reminders: Vec::new(),
             tool_log: Vec::new(),
         }
     }
@@ -222,11 +209,6 @@ impl Conversation {
     /// The claim so far.
     pub fn claim(&self) -> &Claim {
         &self.claim
-    }
-
-    /// Reminders created so far.
-    pub fn reminders(&self) -> &[Reminder] {
-        &self.reminders
     }
 
     /// Every tool action taken so far, in order.
@@ -487,7 +469,7 @@ impl Conversation {
         messages.extend(self.memory.messages());
         messages.push(Message::user(caller_said));
         let tools = if self.native_tools {
-            tool_specs(&self.config.claim_schema)
+            tool_specs(&self.config.claim_schema, self.knowledge.is_some())
         } else {
             Vec::new()
         };
@@ -528,7 +510,7 @@ impl Conversation {
                     &call.name,
                     &call.arguments,
                     &self.config.claim_schema,
-                    self.today,
+                    &tools,
                 ) {
                     Ok(action) => self.apply(action, outcome),
                     Err(reason) => {
@@ -567,22 +549,9 @@ impl Conversation {
                     }
                 }
             }
-            Action::CreateReminder { title, due, owner } => {
-                self.reminders.push(Reminder {
-                    title: title.clone(),
-                    due: due.clone(),
-                    owner: owner.clone(),
-                });
-                format!("reminder set for {due}")
-            }
             Action::SearchDocuments { query } => self.search(query, outcome),
-            Action::SwitchLanguage { language } => {
-                self.language = language.clone();
-                format!("now speaking {language}")
-            }
             Action::TransferToHuman { .. } => "transfer requested".into(),
             Action::EndCall { .. } => "the call will end after your answer".into(),
-            Action::SendSms { .. } => "text message queued".into(),
         };
         self.tool_log.push(action.clone());
         outcome.actions.push(action);

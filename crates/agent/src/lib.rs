@@ -6,7 +6,8 @@
 //! things, the story); the language model only labels intents and picks a span for an asked field the
 //! readers missed, within a time budget; a dialogue policy acknowledges, reads back identifiers, and
 //! asks for the first field still missing; the claim is updated through typed, validated fields; tools
-//! (transfer, end call, reminders, document search, SMS, language) are validated before they act; and
+//! (the claim, transfer, end call, and document search when there are documents; nothing else is offered)
+//! are validated before they act; and
 //! the answer's prompt is kept bounded by a memory of recent turns plus a running summary. After the call,
 //! [`synthesize`] writes the summary record. PII masking serves logs and stored transcripts.
 
@@ -31,7 +32,7 @@ pub use call_score::{CallScore, score_call};
 pub use claim::{Claim, ClaimError, ClaimSchema, EntityKind, FieldContext, FieldKind, FieldSpec};
 pub use config::{AgentConfig, AgentConfigError, Persona};
 pub use conversation::{
-    CallContext, Conversation, PreviousCall, Reminder, TurnOutcome, greeting_text,
+    CallContext, Conversation, PreviousCall, TurnOutcome, greeting_text,
 };
 pub use dialogue::{asked_field, fixed_replies};
 pub use entities::{Amount, Entities, extract};

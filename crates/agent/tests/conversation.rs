@@ -178,3 +178,111 @@ fn with_ollama_unreachable_the_call_is_answered_by_the_embedded_fallback() {
         "the log names what failed: {logged}"
     );
 }
+
+/// A model server stand-in (a test tool) that looks things up when it is offered the search: it calls
+/// `search_documents`, then answers from what the tool returned.
+struct Librarian(Mutex<Vec<switchboard_llm::ChatRequest>>);
+
+impl switchboard_llm::ChatModel for Librarian {
+    fn name(&self) -> &str {
+        "librarian"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a switchboard_llm::ChatRequest,
+    ) -> futures_util::future::BoxFuture<'a, Result<switchboard_llm::EventStream, switchboard_llm::LlmError>>
+    {
+        use switchboard_llm::{ChatEvent, Role, ToolCall, Usage};
+        self.0.lock().unwrap().push(request.clone());
+        let offered = request.tools.iter().any(|t| t.name == "search_documents");
+        let found = request.messages.iter().find(|m| m.role == Role::Tool);
+        let events = match (request.response_schema.is_some(), offered, found) {
+            (true, _, _) => vec![ChatEvent::Text("{}".into())],
+            (false, _, Some(result)) => {
+                vec![ChatEvent::Text(format!("From our documents: {}", result.content))]
+            }
+            (false, true, None) => vec![ChatEvent::ToolCall(ToolCall {
+                id: "call-1".into(),
+                name: "search_documents".into(),
+                arguments: json!({"query": "water damage cover"}),
+            })],
+            (false, false, None) => vec![ChatEvent::Text("I cannot look that up.".into())],
+        };
+        let events = events
+            .into_iter()
+            .chain([ChatEvent::Done(Usage::default())])
+            .map(Ok);
+        Box::pin(async move {
+            Ok(Box::pin(futures_util::stream::iter(events)) as switchboard_llm::EventStream)
+        })
+    }
+}
+
+/// The company's documents, as `kb add` indexed them.
+struct Policy;
+
+impl switchboard_agent::KnowledgeSearch for Policy {
+    fn search(&self, query: &str, _k: usize) -> Result<Vec<switchboard_agent::Hit>, String> {
+        assert!(query.contains("water"), "{query}");
+        Ok(vec![switchboard_agent::Hit {
+            passage: switchboard_agent::Passage {
+                document: "home-policy.md".into(),
+                index: 3,
+                text: "Water damage from a burst pipe is covered up to $10,000.".into(),
+            },
+            score: 0.8,
+        }])
+    }
+}
+
+/// Document search is offered only with documents, and then acts: the passage found goes back to the
+/// model, which answers from it, and the answer cites its source.
+#[tokio::test]
+async fn a_question_is_answered_from_the_documents_only_when_there_are_documents() {
+    let question = "What does my policy cover for water damage?";
+    let librarian = Arc::new(Librarian(Mutex::default()));
+    let mut conversation = Conversation::new(
+        librarian.clone(),
+        Some(Arc::new(Policy)),
+        AgentConfig::default(),
+        context(),
+        true,
+    );
+    conversation.greeting();
+    let outcome = conversation.respond(question, &mut |_| {}).await;
+    assert!(
+        outcome.reply.contains("covered up to $10,000"),
+        "{outcome:#?}"
+    );
+    assert!(
+        outcome
+            .actions
+            .iter()
+            .any(|a| a.tool_name() == "search_documents"),
+        "{outcome:#?}"
+    );
+    assert_eq!(outcome.citations.len(), 1, "{outcome:#?}");
+    assert_eq!(outcome.citations[0].document, "home-policy.md");
+
+    // Without documents the search is not offered, so the model cannot call it.
+    let librarian = Arc::new(Librarian(Mutex::default()));
+    let mut conversation = Conversation::new(
+        librarian.clone(),
+        None,
+        AgentConfig::default(),
+        context(),
+        true,
+    );
+    conversation.greeting();
+    let outcome = conversation.respond(question, &mut |_| {}).await;
+    assert!(outcome.actions.is_empty(), "{outcome:#?}");
+    assert!(
+        librarian
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|r| r.tools.iter().all(|t| t.name != "search_documents"))
+    );
+}
