@@ -1,5 +1,6 @@
 //! `switchboard agent-test --audio`: each scenario's caller lines are spoken by a voice (Piper, espeak-ng
-//! or Kokoro), optionally with noise, and played through a real call to an in-process server (or
+//! or Kokoro) as a caller reads them (phone and policy numbers digit by digit, see [`crate::read_aloud`]),
+//! optionally with noise, and played through a real call to an in-process server (or
 //! `--server`) in real time, over `/ws/audio` or, with `--telephone`, as Twilio's µ-law 8 kHz Media
 //! Stream. The stored claim is scored against the scenario, with the questions asked again after their
 //! answer, the "that took too long" apologies and the lines cut into two turns.
@@ -21,6 +22,7 @@ use switchboard_speech::tts::{self, TextToSpeech};
 
 use crate::call_server::LocalServer;
 use crate::caller::{Script, place_call};
+use crate::read_aloud::as_a_caller_says_it;
 use crate::wire::{Transport, TransportKind};
 
 /// The voice that speaks the caller's lines.
@@ -156,7 +158,7 @@ pub(crate) fn run(
     for (n, scenario) in scenarios.iter().enumerate() {
         let mut turns = Vec::new();
         for (i, line) in scenario.caller.iter().enumerate() {
-            let mut samples = speak(voice.as_ref(), line)?;
+            let mut samples = speak(voice.as_ref(), &as_a_caller_says_it(line))?;
             if let Some(snr) = args.noise {
                 add_noise(&mut samples, snr, (n * 1_000 + i) as u64 + 1);
             }

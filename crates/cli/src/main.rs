@@ -26,6 +26,7 @@ mod cmd_serve;
 mod cmd_transcribe;
 mod logging;
 mod progress;
+mod read_aloud;
 mod reference;
 mod wire;
 
