@@ -242,10 +242,20 @@ impl Conversation {
         let mut captured: Vec<(String, Value)> = Vec::new();
         self.merge_late(&mut outcome, &mut captured);
         let label_needed = intent_matters(&self.config, self.knowledge.is_some(), caller_said);
+        // The letters of the identifier asked for came on their own last turn: these words follow them.
+        let identifier = self.identifier_asked();
+        let held = self
+            .dialogue
+            .letters_heard
+            .take()
+            .filter(|_| identifier.is_some());
+        let with_letters = held
+            .as_ref()
+            .map(|letters| format!("{letters} {caller_said}"));
         let turn = Turn {
             asked: self.dialogue.asked.as_deref(),
             agent_said: &self.last_agent,
-            caller_said,
+            caller_said: with_letters.as_deref().unwrap_or(caller_said),
             context: TurnContext {
                 today: self.today,
                 country_code: &self.config.country_code,
@@ -270,6 +280,23 @@ impl Conversation {
         }
         self.dialogue
             .note_declined(&self.config.claim_schema, &self.claim, caller_said);
+        // The caller read the identifier's letters and paused before its digits: they are told what was
+        // heard and the digits are awaited, rather than the question asked again.
+        if let Some(field) = identifier
+            && held.is_none()
+            && !self.claim.values.contains_key(&field)
+            && let Some(letters) = crate::facts::letters_only(caller_said)
+        {
+            let said: Vec<String> = letters.chars().map(String::from).collect();
+            let reply = format!("{}, and then?", said.join(", "));
+            self.dialogue.letters_heard = Some(letters);
+            on_text(&reply);
+            outcome.asked = Some(field);
+            self.memory.push(caller_said, &reply);
+            self.last_agent.clone_from(&reply);
+            outcome.reply = reply;
+            return outcome;
+        }
 
         // An action the intent calls for (a transfer, hanging up) is taken only when the caller's words
         // carry one of its cue words too: a small model's label alone is not reason enough to hang up.
@@ -337,6 +364,18 @@ impl Conversation {
         self.last_agent = reply.clone();
         outcome.reply = reply;
         outcome
+    }
+
+    /// The field last asked for, when it is an identifier of letters then digits (a policy number).
+    fn identifier_asked(&self) -> Option<String> {
+        let asked = self.dialogue.asked.as_deref()?;
+        self.config
+            .claim_schema
+            .fields
+            .iter()
+            .find(|f| f.name == asked)
+            .filter(|f| f.entity_kind() == Some(crate::claim::EntityKind::PolicyNumber))
+            .map(|f| f.name.clone())
     }
 
     /// Stores what a proposal says when the dialogue takes it (see `Dialogue::value_to_store`).

@@ -40,6 +40,9 @@ pub(crate) struct Dialogue {
     asked_before_goodbye: bool,
     /// Whether the last answer ended on a yes/no question ("Was anyone injured?", "Anything else?").
     yes_no_question: bool,
+    /// The letters of the identifier asked for, said on their own in the caller's last turn: the digits
+    /// that follow are read after them.
+    pub letters_heard: Option<String>,
 }
 
 /// Words of a rejection.

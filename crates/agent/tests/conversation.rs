@@ -191,8 +191,10 @@ impl switchboard_llm::ChatModel for Librarian {
     fn chat<'a>(
         &'a self,
         request: &'a switchboard_llm::ChatRequest,
-    ) -> futures_util::future::BoxFuture<'a, Result<switchboard_llm::EventStream, switchboard_llm::LlmError>>
-    {
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<switchboard_llm::EventStream, switchboard_llm::LlmError>,
+    > {
         use switchboard_llm::{ChatEvent, Role, ToolCall, Usage};
         self.0.lock().unwrap().push(request.clone());
         let offered = request.tools.iter().any(|t| t.name == "search_documents");
@@ -200,7 +202,10 @@ impl switchboard_llm::ChatModel for Librarian {
         let events = match (request.response_schema.is_some(), offered, found) {
             (true, _, _) => vec![ChatEvent::Text("{}".into())],
             (false, _, Some(result)) => {
-                vec![ChatEvent::Text(format!("From our documents: {}", result.content))]
+                vec![ChatEvent::Text(format!(
+                    "From our documents: {}",
+                    result.content
+                ))]
             }
             (false, true, None) => vec![ChatEvent::ToolCall(ToolCall {
                 id: "call-1".into(),
@@ -284,5 +289,27 @@ async fn a_question_is_answered_from_the_documents_only_when_there_are_documents
             .unwrap()
             .iter()
             .all(|r| r.tools.iter().all(|t| t.name != "search_documents"))
+    );
+}
+
+/// A caller who reads the letters of their policy number and pauses before the digits is told what was
+/// heard and asked for the rest; the digits that follow complete the number.
+#[tokio::test]
+async fn letters_said_before_a_pause_are_joined_to_the_digits_that_follow() {
+    let model = Arc::new(Librarian(Mutex::default()));
+    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
+    conversation.greeting();
+    let asked = conversation
+        .respond("Hi, I'm Maria Gonzalez.", &mut |_| {})
+        .await;
+    assert_eq!(asked.asked.as_deref(), Some("policy_number"), "{asked:#?}");
+    let letters = conversation.respond("It's policy CA.", &mut |_| {}).await;
+    assert_eq!(letters.reply, "C, A, and then?");
+    assert!(!conversation.claim().values.contains_key("policy_number"));
+    let digits = conversation.respond("771 209", &mut |_| {}).await;
+    assert_eq!(
+        conversation.claim().values["policy_number"],
+        json!("CA771209"),
+        "{digits:#?}"
     );
 }

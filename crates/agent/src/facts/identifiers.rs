@@ -199,6 +199,32 @@ pub(crate) fn read_all(text: &str, strict: bool) -> Vec<String> {
     found
 }
 
+/// The letters an identifier starts with, when `text` ends on them and holds no digit: a caller who
+/// reads "C A" off their card and pauses before the digits ("policy CA.", "The policy number is H.O.").
+pub(crate) fn letters_only(text: &str) -> Option<String> {
+    let pieces = pieces(text);
+    if pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Digits(_) | Piece::Sound(_) | Piece::Repeat(_)))
+    {
+        return None;
+    }
+    let mut letters = String::new();
+    for piece in pieces.iter().rev() {
+        match piece {
+            Piece::Letters(l)
+                if !NOT_LETTERS.contains(&l.to_lowercase().as_str()) || l.len() == 1 =>
+            {
+                letters.insert_str(0, l);
+            }
+            _ => break,
+        }
+    }
+    (1..=MAX_LETTERS)
+        .contains(&letters.len())
+        .then_some(letters)
+}
+
 /// The identifier in `text`: the longest, the first of equals (see [`read_all`] for `strict`).
 pub(crate) fn read(text: &str, strict: bool) -> Option<String> {
     let all = read_all(text, strict);
@@ -275,6 +301,22 @@ mod tests {
             ("I was going to the shop", None),
         ] {
             assert_eq!(read(text, false).as_deref(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn letters_said_before_a_pause_are_held_for_the_digits() {
+        for (said, letters) in [
+            ("policy CA.", Some("CA")),
+            ("It's policy AB.", Some("AB")),
+            ("The policy number is H.O.", Some("HO")),
+            ("My policy number is A B", Some("AB")),
+            ("OK.", None),
+            ("Let me look.", None),
+            ("policy CA 771", None),
+            ("I'm David.", None),
+        ] {
+            assert_eq!(letters_only(said).as_deref(), letters, "{said}");
         }
     }
 

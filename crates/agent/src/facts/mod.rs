@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::claim::{Claim, EntityKind, FieldKind, FieldSpec};
 use crate::entities::{normalize_email, normalize_phone, parse_amount, parse_date};
+pub(crate) use identifiers::letters_only;
 pub use identifiers::parse_policy_number;
 pub(crate) use places::Detail;
 pub use yes_no::yes_or_no;
