@@ -59,6 +59,7 @@ fn list(manifest: &Manifest, config: &Config, json: bool) -> anyhow::Result<Exit
             .map(|(m, status, needed)| {
                 serde_json::json!({
                     "name": m.name, "kind": m.kind.to_string(), "size": m.size(), "license": m.license,
+                    "languages": m.languages,
                     "status": status.to_string(), "default": m.default, "required": needed,
                     "description": m.description,
                 })
@@ -72,17 +73,23 @@ fn list(manifest: &Manifest, config: &Config, json: bool) -> anyhow::Result<Exit
     }
     println!("MODELS_DIR {}", dir.display());
     println!(
-        "{:24} {:9} {:>9}  {:10} {:8}  LICENSE",
-        "NAME", "KIND", "SIZE", "STATUS", "USED"
+        "{:24} {:9} {:>9}  {:10} {:8}  {:12}  LICENSE",
+        "NAME", "KIND", "SIZE", "STATUS", "USED", "LANGUAGES"
     );
     for (model, status, needed) in rows {
+        let languages = if model.languages.is_empty() {
+            "-".to_owned()
+        } else {
+            model.languages.join(",")
+        };
         println!(
-            "{:24} {:9} {:>9}  {:10} {:8}  {}",
+            "{:24} {:9} {:>9}  {:10} {:8}  {:12}  {}",
             model.name,
             model.kind.to_string(),
             format!("{:.1} MB", model.size() as f64 / 1e6),
             status.to_string(),
             if needed { "yes" } else { "-" },
+            languages,
             model.license
         );
     }

@@ -61,6 +61,10 @@ pub struct ModelSpec {
     pub description: String,
     /// Licence of the weights.
     pub license: String,
+    /// The languages a recogniser hears or a voice speaks (BCP 47: "en", "en-US", "ja"), or
+    /// "multilingual" for a recogniser of many; empty where the language does not matter.
+    #[serde(default)]
+    pub languages: Vec<String>,
     /// Fetched by `models fetch` with no names.
     pub default: bool,
     /// Packages the files come from.
@@ -281,6 +285,27 @@ mod tests {
             assert!(
                 m.defaults().any(|d| d.kind == kind),
                 "no default {kind} model"
+            );
+        }
+    }
+
+    #[test]
+    fn recognisers_and_voices_say_their_languages() {
+        let m = Manifest::builtin().unwrap();
+        let languages = |name: &str| m.model(name).unwrap().languages.join(",");
+        assert_eq!(languages("whisper-tiny"), "en");
+        assert_eq!(languages("whisper-base"), "multilingual");
+        assert_eq!(languages("piper-en_US-joe-medium"), "en-US");
+        assert_eq!(languages("kokoro-voices-ja"), "ja");
+        for model in &m.models {
+            let speaks = model.kind == ModelKind::Stt
+                || (model.kind == ModelKind::Tts && model.name != "kokoro-82m");
+            assert_eq!(
+                !model.languages.is_empty(),
+                speaks,
+                "{}: {:?}",
+                model.name,
+                model.languages
             );
         }
     }
