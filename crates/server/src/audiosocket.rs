@@ -142,7 +142,29 @@ async fn send(writer: &mut OwnedWriteHalf, frame: &Frame) -> std::io::Result<()>
 }
 
 /// Carries one AudioSocket connection; an error is why it was refused before the call started.
-async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
+/// Why an AudioSocket connection carried no call.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// Asterisk named no call in time.
+    #[error("no UUID message within {} s", OPENING_WAIT.as_secs())]
+    NoUuid,
+    /// The connection closed before naming its call.
+    #[error("the connection closed before naming its call")]
+    ClosedFirst,
+    /// The call may not connect here.
+    #[error("call {call_id}: {reason}")]
+    NotAdmitted {
+        /// The call named.
+        call_id: CallId,
+        /// Why (the API's message).
+        reason: String,
+    },
+    /// The caller hung up before any audio.
+    #[error("call {0}: hung up before any audio")]
+    HungUpFirst(CallId),
+}
+
+async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
     let (read_half, mut writer) = stream.into_split();
     let mut reader = FrameReader {
         socket: read_half,
@@ -158,8 +180,8 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
         }
     })
     .await
-    .map_err(|_| "no UUID message within 5 s".to_owned())?
-    .ok_or("the connection closed before naming its call")?;
+    .map_err(|_| Refused::NoUuid)?
+    .ok_or(Refused::ClosedFirst)?;
     let call_id = CallId::from(uuid);
     let admission = match admit_uuid(&state, uuid).await {
         Ok(admission) => admission,
@@ -169,7 +191,10 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
             if recorded {
                 crate::ari::finish(&state, call_id, e.code).await;
             }
-            return Err(format!("call {call_id}: {}", e.message));
+            return Err(Refused::NotAdmitted {
+                call_id,
+                reason: e.message,
+            });
         }
     };
     // The rate of Asterisk's audio decides the call's format; 8 kHz is what AudioSocket() sends.
@@ -187,7 +212,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), String> {
     let Some((rate, first)) = opening else {
         carrier::record_end(&state, call_id, "caller_hung_up").await;
         crate::ari::finish(&state, call_id, "caller_hung_up").await;
-        return Err(format!("call {call_id}: hung up before any audio"));
+        return Err(Refused::HungUpFirst(call_id));
     };
     let mut call = Carried::start(
         &state,
