@@ -10,21 +10,23 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_llm::{ChatEvent, ChatModel, ChatRequest, LlmError, Message, ToolCall};
+use switchboard_llm::ChatModel;
 
-use crate::claim::{Claim, FieldContext};
+use crate::claim::Claim;
 use crate::config::AgentConfig;
 use crate::dialogue::{Dialogue, acknowledgement, guided_reply};
 use crate::entities::Entities;
 use crate::facts::{Proposal, TurnContext, Weight};
-use crate::knowledge::{Hit, KnowledgeSearch, Passage};
+use crate::knowledge::{KnowledgeSearch, Passage};
 use crate::memory::Memory;
-use crate::prompt::{AskTurn, Instruction, reply_system_prompt};
-use crate::tools::{Action, tool_specs, validate};
+use crate::prompt::{AskTurn, Instruction};
+use crate::tools::Action;
 use crate::understanding::{LateFact, Turn, cue_text, understand};
+
+mod answer;
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -74,12 +76,6 @@ pub struct TurnOutcome {
 
 /// Said when no engine could answer: the call goes on and the caller can repeat.
 const APOLOGY: &str = "I'm sorry, I didn't catch that. Could you say it again?";
-/// Tool rounds per turn for engines with a tool API.
-const MAX_TOOL_ROUNDS: usize = 3;
-/// Answer length in tokens: a spoken answer is a sentence or two.
-const REPLY_MAX_TOKENS: u32 = 64;
-/// Sentences of a spoken answer; generation stops after them (a small model otherwise rambles on).
-const REPLY_MAX_SENTENCES: usize = 2;
 
 /// The conversation of one call.
 ///
@@ -142,19 +138,6 @@ pub fn greeting_text(config: &AgentConfig) -> String {
         "Thank you for calling {}. This is {}, an automated assistant, and this call is transcribed. How can I help you today?",
         persona.company, persona.agent_name
     )
-}
-
-/// Sentence ends in `text`: `.`, `!` or `?` followed by a space or the end.
-fn sentence_ends(text: &str) -> usize {
-    let bytes = text.as_bytes();
-    (0..bytes.len())
-        .filter(|&i| {
-            matches!(bytes[i], b'.' | b'!' | b'?')
-                && bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace())
-                && i > 0
-                && bytes[i - 1].is_ascii_alphabetic()
-        })
-        .count()
 }
 
 impl std::fmt::Debug for Conversation {
@@ -485,142 +468,6 @@ impl Conversation {
         }
         self.dialogue
             .next(&self.config.claim_schema, &self.claim, captured)
-    }
-
-    /// Streams the answer, running any tool calls of an engine with a tool API.
-    async fn reply(
-        &mut self,
-        caller_said: &str,
-        instruction: &Instruction,
-        outcome: &mut TurnOutcome,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<String, LlmError> {
-        let system = reply_system_prompt(
-            &self.config,
-            &self.language,
-            self.today,
-            &self.claim,
-            self.memory.summary(),
-            &self.context.previous_calls,
-            instruction,
-        );
-        let mut messages = vec![Message::system(system)];
-        messages.extend(self.memory.messages());
-        messages.push(Message::user(caller_said));
-        let tools = if self.native_tools {
-            tool_specs(&self.config.claim_schema, self.knowledge.is_some())
-        } else {
-            Vec::new()
-        };
-        let mut text = String::new();
-        for _ in 0..MAX_TOOL_ROUNDS {
-            let request = ChatRequest {
-                messages: messages.clone(),
-                tools: tools.clone(),
-                temperature: None,
-                max_tokens: Some(REPLY_MAX_TOKENS),
-                response_schema: None,
-                background: false,
-            };
-            let mut stream = self.model.chat(&request).await?;
-            let mut calls: Vec<ToolCall> = Vec::new();
-            while let Some(event) = stream.next().await {
-                match event? {
-                    ChatEvent::Text(delta) => {
-                        on_text(&delta);
-                        text.push_str(&delta);
-                        if sentence_ends(&text) >= REPLY_MAX_SENTENCES {
-                            // Dropping the stream stops the engine.
-                            break;
-                        }
-                    }
-                    ChatEvent::ToolCall(call) => calls.push(call),
-                    ChatEvent::Done(_) => break,
-                }
-            }
-            if calls.is_empty() {
-                break;
-            }
-            let mut assistant = Message::assistant(text.clone());
-            assistant.tool_calls = calls.clone();
-            messages.push(assistant);
-            for call in &calls {
-                let result = match validate(
-                    &call.name,
-                    &call.arguments,
-                    &self.config.claim_schema,
-                    &tools,
-                ) {
-                    Ok(action) => self.apply(action, outcome),
-                    Err(reason) => {
-                        outcome.refused.push(reason.clone());
-                        reason
-                    }
-                };
-                messages.push(Message::tool_result(call, result));
-            }
-            if !text.trim().is_empty() {
-                break;
-            }
-        }
-        Ok(text.trim().to_owned())
-    }
-
-    /// Carries out one validated action and returns what to tell the model about it.
-    fn apply(&mut self, action: Action, outcome: &mut TurnOutcome) -> String {
-        let result = match &action {
-            Action::UpdateClaim { field, value } => {
-                let context = FieldContext {
-                    today: self.today,
-                    country_code: self.config.country_code.clone(),
-                };
-                match self
-                    .claim
-                    .update(&self.config.claim_schema, field, value, &context)
-                {
-                    Ok(stored) => {
-                        outcome.claim_updates.push((field.clone(), stored.clone()));
-                        format!("{field} recorded as {stored}")
-                    }
-                    Err(error) => {
-                        outcome.refused.push(error.to_string());
-                        return error.to_string();
-                    }
-                }
-            }
-            Action::SearchDocuments { query } => self.search(query, outcome),
-            Action::TransferToHuman { .. } => "transfer requested".into(),
-            Action::EndCall { .. } => "the call will end after your answer".into(),
-        };
-        self.tool_log.push(action.clone());
-        outcome.actions.push(action);
-        result
-    }
-
-    fn search(&self, query: &str, outcome: &mut TurnOutcome) -> String {
-        let Some(knowledge) = &self.knowledge else {
-            return "there are no documents to search".into();
-        };
-        let hits: Vec<Hit> = match knowledge.search(query, self.config.search_results) {
-            Ok(hits) => hits,
-            Err(error) => {
-                tracing::warn!(%error, "document search failed");
-                return format!("the search failed: {error}");
-            }
-        };
-        let mut result = String::new();
-        for hit in hits.into_iter().filter(|h| h.score > 0.2) {
-            result.push_str(&format!(
-                "[{}] {}\n",
-                hit.passage.document, hit.passage.text
-            ));
-            outcome.citations.push(hit.passage);
-        }
-        if result.is_empty() {
-            "nothing relevant found".into()
-        } else {
-            result
-        }
     }
 }
 
