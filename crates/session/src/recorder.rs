@@ -408,13 +408,9 @@ mod tests {
     #[tokio::test]
     async fn lines_and_the_end_the_database_does_not_take_before_the_call_ends_wait_in_the_spool() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::connect(&DatabaseTarget::Sqlite {
-            path: dir.path().join("calls.db"),
-        })
-        .await
-        .unwrap()
-        .with_spool(dir.path().join("spool"));
-        db.migrate().await.unwrap();
+        let db = sqlite(dir.path())
+            .await
+            .with_spool(dir.path().join("spool"));
         // The call's row is not there: no line can be stored while the call lasts.
         let call_id = CallId::new();
         let (out_tx, _out_rx) = mpsc::channel(16);
@@ -439,6 +435,17 @@ mod tests {
         assert_eq!(db.spooled_calls(), 0);
     }
 
+    /// A migrated SQLite database in `dir`.
+    async fn sqlite(dir: &std::path::Path) -> Database {
+        let db = Database::connect(&DatabaseTarget::Sqlite {
+            path: dir.join("calls.db"),
+        })
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+
     async fn insert_call(db: &Database, id: CallId) {
         db.insert_call(&NewCall {
             id,
@@ -456,12 +463,7 @@ mod tests {
     #[tokio::test]
     async fn lines_the_database_refuses_are_retried_until_stored_in_order_and_announced_after() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::connect(&DatabaseTarget::Sqlite {
-            path: dir.path().join("calls.db"),
-        })
-        .await
-        .unwrap();
-        db.migrate().await.unwrap();
+        let db = sqlite(dir.path()).await;
         // The call's row is not there yet: every write fails (foreign key) until it is.
         let call_id = CallId::new();
         let (out_tx, mut out_rx) = mpsc::channel(16);

@@ -17,7 +17,7 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-const PREFIX: &str = "sb1:";
+pub(crate) const PREFIX: &str = "sb1:";
 
 /// Why data keys could not be used.
 #[derive(Debug, thiserror::Error)]

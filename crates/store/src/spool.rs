@@ -186,7 +186,7 @@ impl Spool {
     ) -> Result<SpooledCall, StoreError> {
         let bytes = std::fs::read(path).map_err(io_error(path))?;
         let plain = match keys {
-            Some(keys) if bytes.starts_with(b"sb1:") => keys
+            Some(keys) if bytes.starts_with(crate::sealed::PREFIX.as_bytes()) => keys
                 .open_bytes(&bytes, &bound_to(call))
                 .map_err(|e| crate::calls::corrupt("spooled call", e))?,
             _ => bytes,
@@ -415,8 +415,8 @@ mod tests {
         let file = std::fs::read(dir.path().join("spool").join(format!("{call}.spool"))).unwrap();
         assert!(!String::from_utf8_lossy(&file).contains("Honda"));
 
-        // The call's record is not there (as if the database lost it for now): nothing is written, the
-        // file stays. The record is erased only when the call is gone for good, checked below.
+        // The call has no record (erased while its lines waited): the database refuses the lines, and the
+        // spooled call is dropped rather than kept for ever.
         let waiting = db.drain_spool().await.unwrap();
         assert_eq!(
             waiting,
