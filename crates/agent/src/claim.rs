@@ -219,14 +219,15 @@ impl Default for ClaimSchema {
         let rephrases = [
             "Sorry, I didn't catch your name. Could you tell me your first and last name?",
             "Sorry, I didn't get the policy number. It's on your insurance card, letters then \
-             digits, like A B 1 2 3 4 5.",
+             digits, like A B 1 2 3 4 5. You can say the letters and type the digits on your keypad.",
             "Sorry, when did it happen? For example today, yesterday, or a date like November 20th.",
             "Sorry, where exactly did it happen? A street, an address or a place name is fine.",
             "Could you tell me a little more about what happened?",
             "Sorry, was anyone hurt, yes or no?",
             "Which car or which part of your property was damaged? For example, my Honda Civic, or \
              the kitchen.",
-            "Sorry, which number should we call you back on? Please say it digit by digit.",
+            "Sorry, which number should we call you back on? Please say it digit by digit, or type \
+             it on your keypad and press hash.",
             "Could you spell your e-mail address? For example, ana dot lopez at example dot com.",
         ];
         for (field, rephrase) in schema.fields.iter_mut().zip(rephrases) {

@@ -70,6 +70,9 @@ pub struct AgentConfig {
     /// The greeting tells the caller the call is recorded and that they may decline (RECORDING=announce).
     #[serde(skip)]
     pub announce_recording: bool,
+    /// The key that, pressed alone, hands the caller to a person (KEYPAD_HANDOVER_KEY).
+    #[serde(skip)]
+    pub handover_key: Option<char>,
 }
 
 impl Default for AgentConfig {
@@ -149,6 +152,7 @@ impl Default for AgentConfig {
             memory_turns: 6,
             search_results: 3,
             announce_recording: false,
+            handover_key: None,
         }
     }
 }
@@ -177,6 +181,7 @@ impl AgentConfig {
         }
         agent.announce_recording =
             config.calls.recording == switchboard_core::config::Recording::Announce;
+        agent.handover_key = config.calls.keypad_handover_key;
         Ok(agent)
     }
 

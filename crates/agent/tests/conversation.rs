@@ -313,3 +313,67 @@ async fn letters_said_before_a_pause_are_joined_to_the_digits_that_follow() {
         "{digits:#?}"
     );
 }
+
+/// Keys typed on the keypad answer the field just asked for as typed (the letters of a policy number
+/// said before them included), are not taken for a field a keypad cannot answer, and the handover key
+/// pressed alone hands the caller to a person. No model reads them.
+#[tokio::test]
+async fn keys_typed_fill_the_field_asked_for_and_the_handover_key_asks_for_a_person() {
+    let model = Arc::new(Librarian(Mutex::default()));
+    let mut agent = AgentConfig {
+        handover_key: Some('0'),
+        ..AgentConfig::default()
+    };
+    agent
+        .claim_schema
+        .fields
+        .retain(|f| ["caller_name", "policy_number", "callback_phone"].contains(&f.name.as_str()));
+    let mut conversation = Conversation::new(model.clone(), None, agent, context(), false);
+    conversation.greeting();
+    let asked = conversation
+        .respond("Hi, I'm Maria Gonzalez.", &mut |_| {})
+        .await;
+    assert_eq!(asked.asked.as_deref(), Some("policy_number"), "{asked:#?}");
+    let letters = conversation.respond("It's policy CA.", &mut |_| {}).await;
+    assert_eq!(letters.reply, "C, A, and then?");
+    let requests = model.0.lock().unwrap().len();
+
+    let typed = conversation.respond_keys("771209", &mut |_| {}).await;
+    assert_eq!(
+        conversation.claim().values["policy_number"],
+        json!("CA771209"),
+        "{typed:#?}"
+    );
+    assert_eq!(typed.asked.as_deref(), Some("callback_phone"), "{typed:#?}");
+    let typed = conversation.respond_keys("4155550134", &mut |_| {}).await;
+    assert_eq!(
+        conversation.claim().values["callback_phone"],
+        json!("+14155550134"),
+        "{typed:#?}"
+    );
+    assert_eq!(
+        model.0.lock().unwrap().len(),
+        requests,
+        "keys need no model"
+    );
+
+    // Nothing that takes a number is asked now: the keys are not stored anywhere.
+    let before = conversation.claim().values.clone();
+    let stray = conversation.respond_keys("55", &mut |_| {}).await;
+    assert!(
+        stray
+            .reply
+            .starts_with("Thanks, but I wasn't asking for a number"),
+        "{stray:#?}"
+    );
+    assert_eq!(conversation.claim().values, before);
+
+    let handover = conversation.respond_keys("0", &mut |_| {}).await;
+    assert!(
+        handover
+            .actions
+            .iter()
+            .any(|a| matches!(a, switchboard_agent::Action::TransferToHuman { .. })),
+        "{handover:#?}"
+    );
+}

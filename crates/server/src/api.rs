@@ -318,8 +318,8 @@ struct SendKeys {
     digits: String,
 }
 
-/// Sends key presses (RFC 4733) to the far end of a connected call: to work an IVR on a call the agent
-/// placed, or to dial an extension. The digits themselves are never logged or audited (they may be a PIN).
+/// Sends key presses to the far end of a connected call (RFC 4733 on SIP, ARI's channel DTMF on Asterisk):
+/// to work an IVR on a call the agent placed, or to dial an extension. The digits themselves are never logged or audited (they may be a PIN).
 async fn send_keys(
     State(state): State<AppState>,
     who: Principal,
@@ -348,7 +348,7 @@ async fn send_keys(
     };
     let Some(keys) = live.keys.get() else {
         return Err(ApiError::conflict(format!(
-            "call {} cannot send key presses: only SIP calls whose far end takes RFC 4733 telephone events can",
+            "call {} cannot send key presses: SIP calls whose far end takes RFC 4733 telephone events and Asterisk calls joined through ARI can; Twilio media streams and WebSocket calls cannot",
             call.id
         )));
     };

@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use switchboard_core::CallId;
 use switchboard_core::config::AriConfig;
+use switchboard_session::EndReason;
 use switchboard_telephony::ari::{Channel, Client, Event, decode_event, endpoint_for};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -216,17 +217,17 @@ async fn release(ari: &AriLink, call_id: CallId) {
     }
 }
 
-/// The end of an AudioSocket call, for ARI (the listener calls it with the call's end reason): a
-/// transfer redirects the caller's channel to TRANSFER_TARGET; any other end hangs it up. A call ARI did
-/// not join is left alone.
-pub async fn finish(state: &AppState, call_id: CallId, reason: &str) {
+/// The end of an AudioSocket call, for ARI (the listener calls it with the call's end reason, `None`
+/// for a call that never ran): a transfer redirects the caller's channel to TRANSFER_TARGET; any other end
+/// hangs it up. A call ARI did not join is left alone.
+pub async fn finish(state: &AppState, call_id: CallId, reason: Option<&EndReason>) {
     let Some(ari) = &state.ari else { return };
     let Some(leg) = ari.legs().remove(&call_id) else {
         return;
     };
     let target = state.config.telephony.transfer_target.as_deref();
     let outcome = match (reason, target) {
-        ("transferred", Some(target)) => {
+        (Some(EndReason::Transferred(_)), Some(target)) => {
             let endpoint = endpoint_for(&ari.config.endpoint, target);
             tracing::info!(%call_id, %endpoint, "transferring the caller");
             ari.client.redirect(&leg.phone, &endpoint).await
@@ -238,6 +239,31 @@ pub async fn finish(state: &AppState, call_id: CallId, reason: &str) {
         tracing::error!(%call_id, error = %e, "cannot end the caller's channel");
     }
     release(ari, call_id).await;
+}
+
+/// Whether ARI joined call `call_id` (its caller's channel can then be sent key presses).
+pub(crate) fn joined(state: &AppState, call_id: CallId) -> bool {
+    state
+        .ari
+        .as_ref()
+        .is_some_and(|ari| ari.legs().contains_key(&call_id))
+}
+
+/// Sends key presses to the caller's channel of a call ARI joined (to work an IVR on a call placed
+/// through Asterisk). The digits are never logged.
+pub async fn send_keys(state: &AppState, call_id: CallId, digits: &str) {
+    let Some(ari) = &state.ari else { return };
+    let Some(phone) = ari.legs().get(&call_id).map(|leg| leg.phone.clone()) else {
+        tracing::warn!(%call_id, "key presses for a call ARI no longer carries are not sent");
+        return;
+    };
+    match ari.client.send_dtmf(&phone, digits).await {
+        Ok(()) => tracing::info!(%call_id, keys = digits.len(), "key presses sent through ARI"),
+        Err(e) => {
+            metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
+            tracing::error!(%call_id, error = %e, "Asterisk refused the key presses");
+        }
+    }
 }
 
 /// Places an outbound call through ARI for a call record just created; it reaches the agent once

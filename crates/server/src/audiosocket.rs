@@ -189,7 +189,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
             let _ = send(&mut writer, &Frame::Hangup).await;
             metrics::counter!("switchboard_calls_refused_total", "reason" => e.code).increment(1);
             if recorded {
-                crate::ari::finish(&state, call_id, e.code).await;
+                crate::ari::finish(&state, call_id, None).await;
             }
             return Err(Refused::NotAdmitted {
                 call_id,
@@ -211,7 +211,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
     .unwrap_or(Some((AudioRate::Hz8000, Vec::new())));
     let Some((rate, first)) = opening else {
         carrier::record_end(&state, call_id, "caller_hung_up").await;
-        crate::ari::finish(&state, call_id, "caller_hung_up").await;
+        crate::ari::finish(&state, call_id, None).await;
         return Err(Refused::HungUpFirst(call_id));
     };
     let mut call = Carried::start(
@@ -222,10 +222,20 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
     )
     .await;
     tracing::info!(%call_id, rate = ?rate, "AudioSocket call connected");
+    // Key presses from the API go to the caller's channel through ARI, when ARI joined the call.
+    if crate::ari::joined(&state, call_id) {
+        let mut presses = call.accept_key_presses();
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some(digits) = presses.recv().await {
+                crate::ari::send_keys(&state, call_id, &digits).await;
+            }
+        });
+    }
     if !first.is_empty() {
         call.forward(Inbound::Audio(first)).await;
     }
-    let mut end_reason = String::from("caller_hung_up");
+    let mut end_reason = EndReason::CallerHungUp;
     loop {
         tokio::select! {
             out = call.outbound.recv() => {
@@ -241,7 +251,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
                     if matches!(reason, EndReason::Transferred(_)) && state.ari.is_none() {
                         tracing::warn!(%call_id, "AudioSocket alone cannot transfer a call; the dialplan goes on after AudioSocket() (or set up ARI)");
                     }
-                    reason.as_str().clone_into(&mut end_reason);
+                    end_reason = reason.clone();
                     let _ = send(&mut writer, &Frame::Hangup).await;
                     break;
                 }
@@ -263,7 +273,7 @@ async fn carry(stream: TcpStream, state: AppState) -> Result<(), Refused> {
     }
     let _ = writer.shutdown().await;
     call.finish();
-    crate::ari::finish(&state, call_id, &end_reason).await;
+    crate::ari::finish(&state, call_id, Some(&end_reason)).await;
     // Read what Asterisk still sends until it closes too, rather than closing with its audio unread (see
     // `ws::close`: the WebSocket lost its last events that way).
     let _ =

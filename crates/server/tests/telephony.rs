@@ -772,7 +772,7 @@ async fn an_ari_caller_the_node_cannot_serve_is_hung_up_not_left_in_silence() {
 }
 
 #[tokio::test]
-async fn ari_places_outbound_calls_and_transfers_by_redirecting_the_channel() {
+async fn ari_places_outbound_calls_sends_their_keys_and_transfers_by_redirecting_the_channel() {
     let ari = AriStandIn::start().await;
     let (server, stop) = ari_node(&ari, &[("TRANSFER_TARGET", "+14155550111")]).await;
     let (status, body) = server
@@ -798,9 +798,16 @@ async fn ari_places_outbound_calls_and_transfers_by_redirecting_the_channel() {
     assert_eq!(query_value(&media, "data"), call_id);
     ari.wait_for(Method::POST, &format!("/ari/bridges/{call_id}/addChannel"))
         .await;
-    // The call ends in a transfer: the caller's channel is redirected to TRANSFER_TARGET.
+    // Key presses for the far end (an IVR) go to the caller's channel.
     let id: CallId = call_id.parse().unwrap();
-    switchboard_server::ari::finish(&server.state, id, "transferred").await;
+    switchboard_server::ari::send_keys(&server.state, id, "12#").await;
+    let dtmf = ari
+        .wait_for(Method::POST, &format!("/ari/channels/{call_id}/dtmf"))
+        .await;
+    assert_eq!(query_value(&dtmf, "dtmf"), "12#");
+    // The call ends in a transfer: the caller's channel is redirected to TRANSFER_TARGET.
+    let transferred = switchboard_session::EndReason::Transferred("the caller asked".into());
+    switchboard_server::ari::finish(&server.state, id, Some(&transferred)).await;
     let redirect = ari
         .wait_for(Method::POST, &format!("/ari/channels/{call_id}/redirect"))
         .await;

@@ -53,7 +53,7 @@ pub(crate) struct Listener {
     front: FrontEnd,
     utterance: Option<Utterance>,
     preroll: VecDeque<(u64, Vec<f32>)>,
-    recognised_tx: mpsc::UnboundedSender<Recognised>,
+    recognised_tx: mpsc::Sender<Recognised>,
     /// Final recognitions started and not yet reported.
     transcribing: usize,
     /// The agent's audio as sent, and how it lines up with the caller's (when echo cancellation is on).
@@ -66,7 +66,7 @@ impl Listener {
     pub(crate) fn new(
         engines: Arc<Engines>,
         front: FrontEnd,
-        recognised_tx: mpsc::UnboundedSender<Recognised>,
+        recognised_tx: mpsc::Sender<Recognised>,
         echo: Option<(EchoTap, Alignment)>,
     ) -> Self {
         Self {
@@ -319,7 +319,8 @@ impl Listener {
                 .map_err(|e| e.to_string());
             let mut clock = clock;
             clock.transcribed = Some(Instant::now());
-            let _ = tx.send(Recognised {
+            // The session takes transcripts as they come; this pass waits for room if it must.
+            let _ = tx.blocking_send(Recognised {
                 text,
                 started: utterance.started,
                 clock,

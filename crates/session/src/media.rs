@@ -35,10 +35,11 @@ const SIGNAL_BACKLOG: usize = 64;
 /// transport, which also carries the call's output.
 const SIGNAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The way from a transport into its call, in two queues: caller audio, bounded, dropping the oldest
+/// The way from a transport into its call, in three queues: caller audio, bounded, dropping the oldest
 /// frame when the call has fallen behind (the newest audio is what matters, and each drop is counted);
-/// and signals, served before audio and not dropped for lack of room (the transport waits, up to
-/// [`SIGNAL_WAIT`]), so that a mark or a hang-up is never lost behind a backlog of audio.
+/// signals (keys, the hang-up), served before audio; and mark echoes, which go straight to playout. Neither
+/// signals nor marks are dropped for lack of room (the transport waits, up to [`SIGNAL_WAIT`]), so that a
+/// mark or a hang-up is never lost behind a backlog of audio.
 pub fn caller_channel(audio_frames: usize) -> (CallerSender, CallerReceiver) {
     let audio = Arc::new(AudioQueue {
         frames: Mutex::new(VecDeque::with_capacity(audio_frames.min(1_024))),
@@ -48,14 +49,17 @@ pub fn caller_channel(audio_frames: usize) -> (CallerSender, CallerReceiver) {
         dropped: AtomicU64::new(0),
     });
     let (signals_tx, signals) = mpsc::channel(SIGNAL_BACKLOG);
+    let (marks_tx, marks) = mpsc::channel(SIGNAL_BACKLOG);
     (
         CallerSender {
             audio: audio.clone(),
             signals: signals_tx,
+            marks: marks_tx,
         },
         CallerReceiver {
             audio: CallerAudio(audio),
             signals,
+            marks,
         },
     )
 }
@@ -81,6 +85,7 @@ impl AudioQueue {
 pub struct CallerSender {
     audio: Arc<AudioQueue>,
     signals: mpsc::Sender<Inbound>,
+    marks: mpsc::Sender<String>,
 }
 
 /// The call is gone.
@@ -107,15 +112,19 @@ impl CallerSender {
                 self.audio.ready.notify_one();
                 Ok(())
             }
+            Inbound::Mark(name) => {
+                match tokio::time::timeout(SIGNAL_WAIT, self.marks.send(name)).await {
+                    Ok(sent) => sent.map_err(|_| CallGone),
+                    Err(_) => {
+                        flooded("mark");
+                        Ok(())
+                    }
+                }
+            }
             signal => match tokio::time::timeout(SIGNAL_WAIT, self.signals.send(signal)).await {
                 Ok(sent) => sent.map_err(|_| CallGone),
                 Err(_) => {
-                    tracing::warn!(
-                        backlog = SIGNAL_BACKLOG,
-                        "a caller signal is refused: the call has not taken one for 2 s"
-                    );
-                    metrics::counter!("switchboard_errors_total", "kind" => "signal_flood")
-                        .increment(1);
+                    flooded("signal");
                     Ok(())
                 }
             },
@@ -133,6 +142,16 @@ impl CallerSender {
     }
 }
 
+/// A signal or mark refused after [`SIGNAL_WAIT`]: a peer flooding them, or a call stuck.
+fn flooded(what: &'static str) {
+    tracing::warn!(
+        what,
+        backlog = SIGNAL_BACKLOG,
+        "refused: the call has not taken one for 2 s"
+    );
+    metrics::counter!("switchboard_errors_total", "kind" => "signal_flood").increment(1);
+}
+
 impl Drop for CallerSender {
     fn drop(&mut self) {
         self.audio.closed.store(true, Ordering::Relaxed);
@@ -145,13 +164,28 @@ impl Drop for CallerSender {
 pub struct CallerReceiver {
     audio: CallerAudio,
     signals: mpsc::Receiver<Inbound>,
+    marks: mpsc::Receiver<String>,
+}
+
+/// The queues of a [`CallerReceiver`], apart: each `None` from `recv` once the transport is gone.
+#[derive(Debug)]
+pub struct CallerParts {
+    /// Caller audio, for the listener.
+    pub audio: CallerAudio,
+    /// Keys and the hang-up, for the session loop: never [`Inbound::Audio`] or [`Inbound::Mark`].
+    pub signals: mpsc::Receiver<Inbound>,
+    /// The far side's mark echoes, for playout.
+    pub marks: mpsc::Receiver<String>,
 }
 
 impl CallerReceiver {
-    /// Its two queues, to wait on both at once: audio, and signals (`None` from `recv` once the
-    /// transport is gone).
-    pub fn into_parts(self) -> (CallerAudio, mpsc::Receiver<Inbound>) {
-        (self.audio, self.signals)
+    /// Its queues, to be served by different parts of the call.
+    pub fn into_parts(self) -> CallerParts {
+        CallerParts {
+            audio: self.audio,
+            signals: self.signals,
+            marks: self.marks,
+        }
     }
 }
 
@@ -259,8 +293,13 @@ mod tests {
         for name in ["a", "b"] {
             tx.send(Inbound::Mark(name.into())).await.unwrap();
         }
+        tx.send(Inbound::Dtmf('5')).await.unwrap();
         assert_eq!(tx.dropped_audio(), 2);
-        let (audio, mut signals) = rx.into_parts();
+        let CallerParts {
+            audio,
+            mut signals,
+            mut marks,
+        } = rx.into_parts();
         for i in 2..5u8 {
             assert_eq!(
                 audio.next().await,
@@ -268,8 +307,10 @@ mod tests {
                 "the newest frames are kept"
             );
         }
-        assert_eq!(signals.recv().await, Some(Inbound::Mark("a".into())));
-        assert_eq!(signals.recv().await, Some(Inbound::Mark("b".into())));
+        // Marks go their own way, to playout; keys to the session.
+        assert_eq!(marks.recv().await.as_deref(), Some("a"));
+        assert_eq!(marks.recv().await.as_deref(), Some("b"));
+        assert_eq!(signals.recv().await, Some(Inbound::Dtmf('5')));
         // A frame sent while the call waits wakes it.
         let waiting = tokio::spawn(async move { (audio.next().await, audio) });
         tokio::task::yield_now().await;
@@ -282,5 +323,6 @@ mod tests {
         assert_eq!(audio.next().await, Some(vec![10]));
         assert_eq!(audio.next().await, None);
         assert_eq!(signals.recv().await, None);
+        assert_eq!(marks.recv().await, None);
     }
 }

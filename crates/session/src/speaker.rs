@@ -44,6 +44,8 @@ pub(crate) struct ReplyJob {
     /// `caller_text` takes on the previous turn, whose answer was cancelled: the conversation goes
     /// back to before that turn and answers the whole as one.
     pub continues: bool,
+    /// `caller_text` is digits typed on the keypad.
+    pub keyed: bool,
     pub cancel: CancellationToken,
     /// Said before the answer, in the agent's voice (that the recording stopped, as the caller asked).
     pub preface: Option<String>,
@@ -88,7 +90,9 @@ pub(crate) struct Voice {
 /// A turn answered ahead, at the caller's pause, on a draft of the conversation: the model's work (the
 /// reading of the words, and the answer when it is generated) starts before the end of the turn is
 /// confirmed. Its words wait in `text_rx` until the turn is confirmed with the same words; dropping it
-/// stops it (and with it the model).
+/// stops it (and with it the model). The words' queue is the one queue of the call left unbounded: it lives
+/// inside the speaker, is filled from the model's callback (which cannot wait), and holds at most one
+/// answer's text (the model's token limit).
 struct ReadAhead {
     words: String,
     text_rx: mpsc::UnboundedReceiver<String>,
@@ -142,8 +146,8 @@ impl ReadAhead {
 pub(crate) async fn run(
     mut conversation: Conversation,
     voice: Voice,
-    mut jobs_rx: mpsc::UnboundedReceiver<SpeakerJob>,
-    spoken_tx: mpsc::UnboundedSender<Spoken>,
+    mut jobs_rx: mpsc::Receiver<SpeakerJob>,
+    spoken_tx: mpsc::Sender<Spoken>,
 ) -> Conversation {
     let mut ahead: Option<ReadAhead> = None;
     // The conversation before the last turn answered, for a turn that takes it on.
@@ -171,7 +175,9 @@ pub(crate) async fn run(
         let ahead = match ahead.take() {
             // A draft reads the words on the conversation as it is; a turn taking on the last one
             // is answered on the conversation from before it.
-            Some(draft) if draft.words == job.caller_text && !job.continues => Some(draft),
+            Some(draft) if draft.words == job.caller_text && !job.continues && !job.keyed => {
+                Some(draft)
+            }
             Some(other) => {
                 other.discard();
                 None
@@ -206,38 +212,35 @@ async fn reply(
     voice: &Voice,
     job: ReplyJob,
     ahead: Option<ReadAhead>,
-    spoken_tx: &mpsc::UnboundedSender<Spoken>,
+    spoken_tx: &mpsc::Sender<Spoken>,
 ) {
     let speech = job.speech;
-    let (sentence_tx, sentence_rx) = std::sync::mpsc::channel::<String>();
+    // Sentences as the model completes them, with when: as many as the answer has.
+    let (sentence_tx, sentence_rx) = std::sync::mpsc::channel::<(String, Instant)>();
     let synthesis = {
         let voice = voice.clone();
         let cancel = job.cancel.clone();
         let spoken_tx = spoken_tx.clone();
         let span = tracing::Span::current();
+        let read_ahead = ahead.is_some();
         tokio::task::spawn_blocking(move || {
             let _call = span.enter();
-            speak_sentences(&voice, speech, sentence_rx, &cancel, &spoken_tx)
+            let out = Said {
+                speech,
+                read_ahead,
+                spoken_tx,
+            };
+            speak_sentences(&voice, &out, sentence_rx, &cancel)
         })
     };
 
     let mut chunker = SentenceChunker::new(ChunkerOptions::default());
-    let mut first = true;
-    let read_ahead = ahead.is_some();
-    let mut forward = |sentences: Vec<String>| {
+    let forward = |sentences: Vec<String>| {
         for sentence in sentences {
             if !sentence.chars().any(char::is_alphanumeric) {
                 continue;
             }
-            if first {
-                first = false;
-                let _ = spoken_tx.send(Spoken::FirstSentence {
-                    speech,
-                    at: Instant::now(),
-                    read_ahead,
-                });
-            }
-            let _ = sentence_tx.send(sentence);
+            let _ = sentence_tx.send((sentence, Instant::now()));
         }
     };
     if let Some(preface) = &job.preface {
@@ -246,6 +249,11 @@ async fn reply(
     let outcome = {
         let mut on_text = |text: &str| forward(chunker.push(text));
         let respond = async {
+            if job.keyed {
+                return conversation
+                    .respond_keys(&job.caller_text, &mut on_text)
+                    .await;
+            }
             let Some(ahead) = ahead else {
                 metrics::counter!("switchboard_read_ahead_total", "result" => "none").increment(1);
                 return conversation.respond(&job.caller_text, &mut on_text).await;
@@ -284,43 +292,64 @@ async fn reply(
     let _ = voice.queue_tx.send(Queued::End(speech)).await;
     match (outcome, synthesized) {
         (Some(outcome), Ok(pieces)) if pieces > 0 || job.cancel.is_cancelled() => {
-            let _ = spoken_tx.send(Spoken::Done {
-                speech,
-                outcome: Box::new(outcome),
-            });
+            let _ = spoken_tx
+                .send(Spoken::Done {
+                    speech,
+                    outcome: Box::new(outcome),
+                })
+                .await;
         }
         (Some(outcome), Ok(_)) => {
-            let _ = spoken_tx.send(Spoken::Failed {
-                speech,
-                reason: outcome
-                    .llm_error
-                    .unwrap_or_else(|| "the answer had no words".into()),
-            });
+            let reason = outcome
+                .llm_error
+                .unwrap_or_else(|| "the answer had no words".into());
+            let _ = spoken_tx.send(Spoken::Failed { speech, reason }).await;
         }
         (_, Err(reason)) => {
-            let _ = spoken_tx.send(Spoken::Failed { speech, reason });
+            let _ = spoken_tx.send(Spoken::Failed { speech, reason }).await;
         }
         (None, Ok(_)) => {}
+    }
+}
+
+/// Where a speech's progress goes, from the voice's thread (which waits for room).
+struct Said {
+    speech: SpeechId,
+    /// The turn was read before its end was confirmed.
+    read_ahead: bool,
+    spoken_tx: mpsc::Sender<Spoken>,
+}
+
+impl Said {
+    fn tell(&self, spoken: Spoken) {
+        let _ = self.spoken_tx.blocking_send(spoken);
     }
 }
 
 /// Speaks each sentence as it arrives; returns how many were spoken.
 fn speak_sentences(
     voice: &Voice,
-    speech: SpeechId,
-    sentences: std::sync::mpsc::Receiver<String>,
+    out: &Said,
+    sentences: std::sync::mpsc::Receiver<(String, Instant)>,
     cancel: &CancellationToken,
-    spoken_tx: &mpsc::UnboundedSender<Spoken>,
 ) -> Result<u32, String> {
+    let speech = out.speech;
     let rate = voice.tts.info().sample_rate;
     let mut encoder = VoiceEncoder::new(rate, voice.format).map_err(|e| e.to_string())?;
     let mut index = 0u32;
     let mut first_chunk = true;
-    while let Ok(sentence) = sentences.recv() {
+    while let Ok((sentence, at)) = sentences.recv() {
+        if index == 0 {
+            out.tell(Spoken::FirstSentence {
+                speech,
+                at,
+                read_ahead: out.read_ahead,
+            });
+        }
         if cancel.is_cancelled() {
             break;
         }
-        let _ = spoken_tx.send(Spoken::Piece {
+        out.tell(Spoken::Piece {
             speech,
             index,
             text: sentence.clone(),
@@ -332,7 +361,7 @@ fn speak_sentences(
             }
             if first_chunk {
                 first_chunk = false;
-                let _ = spoken_tx.send(Spoken::FirstChunk {
+                out.tell(Spoken::FirstChunk {
                     speech,
                     at: Instant::now(),
                 });

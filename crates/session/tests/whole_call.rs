@@ -1,5 +1,6 @@
 //! A whole call through `run_call` on the testkit's scripted engines (see `testkit`): a hang-up mid
-//! answer, recordings with consent, a caller who pauses mid-sentence, a model server that stalls.
+//! answer, recordings with consent, a caller who pauses mid-sentence, a model server that stalls, digits
+//! typed on the keypad.
 #![allow(clippy::unwrap_used)]
 
 mod testkit;
@@ -338,4 +339,63 @@ async fn a_model_server_that_stalls_mid_answer_costs_a_filler_and_an_apology_and
             .load(std::sync::atomic::Ordering::SeqCst),
         lines.len()
     );
+}
+
+/// A caller reads the letters of their policy number, then types the digits on the keypad and presses
+/// `#`: the number is in the claim whole, the keys are a line of the caller's in the transcript, and
+/// the agent goes on to its next question.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_typed_on_the_keypad_complete_the_policy_number_the_caller_began_to_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let engines = engines(
+        dir.path(),
+        &["Hi, I'm Maria Gonzalez.", "It's policy CA."],
+        Recording::Off,
+    );
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(engines, &db, call_id).await;
+    // Each turn waits for the agent's answer to the one before (its line, after the greeting's).
+    let agent_lines = |seen: &[Outbound]| {
+        seen.iter()
+            .filter(|o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final))
+            .count()
+    };
+    let agent_said = |o: &Outbound| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final);
+    for turn in 0..3 {
+        match turn {
+            0 | 1 => speak_a_turn(&caller).await,
+            _ => {
+                for key in "771209#".chars() {
+                    caller.send(Inbound::Dtmf(key)).await.unwrap();
+                }
+            }
+        }
+        while agent_lines(&seen) < 2 + turn {
+            until(&mut out_rx, &mut seen, agent_said).await;
+        }
+    }
+    caller.send(Inbound::Hangup).await.unwrap();
+    let report = call.await.unwrap().unwrap();
+    assert_eq!(
+        report.claim["policy_number"], "CA771209",
+        "{:#}",
+        report.claim
+    );
+    assert_eq!(report.turns, 3);
+    let turns = db.turns(call_id).await.unwrap();
+    let lines: Vec<(Speaker, &str)> = turns.iter().map(|t| (t.speaker, t.text.as_str())).collect();
+    let keyed = lines
+        .iter()
+        .position(|(who, text)| {
+            *who == Speaker::Caller && text.starts_with("(typed on the keypad)")
+        })
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let (who, next) = lines.get(keyed + 1).unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(*who, Speaker::Agent);
+    assert!(next.contains("When did it happen"), "{lines:?}");
 }

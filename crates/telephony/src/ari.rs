@@ -248,6 +248,18 @@ impl Client {
         .await
     }
 
+    /// Plays key presses on a channel, as the channel sends them (RFC 4733 or in band), 100 ms each and
+    /// 100 ms apart.
+    pub async fn send_dtmf(&self, channel_id: &str, digits: &str) -> Result<(), AriError> {
+        self.send_empty(
+            reqwest::Method::POST,
+            &format!("/channels/{channel_id}/dtmf"),
+            &[("dtmf", digits), ("duration", "100"), ("between", "100")],
+            "dtmf",
+        )
+        .await
+    }
+
     /// Hangs a channel up; one already gone is not an error.
     pub async fn hang_up(&self, channel_id: &str) -> Result<(), AriError> {
         self.send_gone_ok(&format!("/channels/{channel_id}"), "hang up")

@@ -27,6 +27,7 @@ use crate::tools::Action;
 use crate::understanding::{LateFact, Turn, cue_text, understand};
 
 mod answer;
+mod keys;
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -308,14 +309,30 @@ impl Conversation {
                 &mut outcome,
             ),
         };
-        let (ack, read_back) = acknowledgement(&self.config.claim_schema, &captured);
         let ack = match &instruction {
             Instruction::Ask {
                 turn: AskTurn::Again,
                 ..
-            } if reopened.is_some() => "Sorry about that.".to_owned(),
-            _ => ack,
+            } if reopened.is_some() => Some("Sorry about that.".to_owned()),
+            _ => None,
         };
+        self.say(caller_said, instruction, &captured, ack, outcome, on_text)
+            .await
+    }
+
+    /// Says what `instruction` calls for, after acknowledging what was `captured` (or with `ack`
+    /// instead), and keeps the turn in memory.
+    async fn say(
+        &mut self,
+        caller_said: &str,
+        instruction: Instruction,
+        captured: &[(String, Value)],
+        ack: Option<String>,
+        mut outcome: TurnOutcome,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> TurnOutcome {
+        let (said_back, read_back) = acknowledgement(&self.config.claim_schema, captured);
+        let ack = ack.unwrap_or(said_back);
         let reply = match guided_reply(&self.config, &instruction, &ack, self.native_tools) {
             Some(text) => {
                 on_text(&text);

@@ -237,6 +237,10 @@ pub struct CallsConfig {
     pub caller_memory: bool,
     /// Whether calls are recorded (RECORDING).
     pub recording: Recording,
+    /// The key that, pressed alone, hands the caller to a person (KEYPAD_HANDOVER_KEY).
+    pub keypad_handover_key: Option<char>,
+    /// Keys typed count as entered this long after the last one (KEYPAD_PAUSE_MS).
+    pub keypad_pause: Duration,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -431,6 +435,8 @@ impl Config {
                 filler_after: Duration::from_millis(r.int(&FILLER_AFTER_MS, 100..=600_000)? as u64),
                 caller_memory: r.bool(&CALLER_MEMORY)?,
                 recording: r.choice(&RECORDING)?,
+                keypad_handover_key: r.handover_key()?,
+                keypad_pause: Duration::from_millis(r.int(&KEYPAD_PAUSE_MS, 500..=20_000)? as u64),
             },
             auth: auth::auth_config(&r)?,
             audio: AudioConfig {
@@ -627,6 +633,17 @@ impl Reader<'_> {
         match text.parse::<i64>() {
             Ok(n) if range.contains(&n) => Ok(n),
             _ => Err(self.invalid(s)),
+        }
+    }
+
+    /// KEYPAD_HANDOVER_KEY: a digit, or `off`.
+    fn handover_key(&self) -> Result<Option<char>, ConfigError> {
+        let text = self.required_text(&settings::KEYPAD_HANDOVER_KEY)?;
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(key), None) if key.is_ascii_digit() => Ok(Some(key)),
+            _ if text.eq_ignore_ascii_case("off") => Ok(None),
+            _ => Err(self.invalid(&settings::KEYPAD_HANDOVER_KEY)),
         }
     }
 

@@ -196,6 +196,10 @@ settings! {
     RESPONSE_TIMEOUT_MS: "calls.response_timeout_ms", "RESPONSE_TIMEOUT_MS", default Some("5000"), allowed "an integer from 100 to 600000 (milliseconds)";
     /// Caller silence after which the agent asks again whether they are still there.
     SILENCE_REPROMPT_MS: "calls.silence_reprompt_ms", "SILENCE_REPROMPT_MS", default Some("8000"), allowed "an integer from 1000 to 600000 (milliseconds)";
+    /// The key a caller presses alone (then `#` or a pause) to be handed to a person; `off` for none.
+    KEYPAD_HANDOVER_KEY: "calls.keypad_handover_key", "KEYPAD_HANDOVER_KEY", default Some("0"), allowed "a digit 0-9, or off";
+    /// How long after the last key the keys a caller typed count as entered (or at once with `#`).
+    KEYPAD_PAUSE_MS: "calls.keypad_pause_ms", "KEYPAD_PAUSE_MS", default Some("3000"), allowed "an integer from 500 to 20000 (milliseconds)";
     /// Reprompts without an answer before the agent hangs up politely.
     SILENCE_MAX_REPROMPTS: "calls.silence_max_reprompts", "SILENCE_MAX_REPROMPTS", default Some("2"), allowed "an integer from 0 to 20";
     /// Caller speech over the agent needed to interrupt it; shorter sounds ("mhm", "okay") are backchannels.

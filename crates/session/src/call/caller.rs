@@ -20,7 +20,7 @@ impl Session {
         let mut jobs = Vec::new();
         let event = self.listener.push(bytes, &mut jobs);
         for job in jobs {
-            self.to_speaker(job);
+            let _ = self.to_speaker(job);
         }
         event
     }
@@ -72,6 +72,17 @@ impl Session {
             self.recording_stopped_unsaid = true;
         }
         Some(Event::CallerTranscribed { text })
+    }
+
+    /// Records an entry the caller typed on the keypad, as a line of theirs.
+    pub(super) fn record_keys(&mut self, keys: &str) {
+        let now = Instant::now();
+        self.recorder.record(
+            Speaker::Caller,
+            &format!("(typed on the keypad) {keys}"),
+            now,
+            now,
+        );
     }
 
     /// Records the caller's words of a final transcript, when there are any; false for none.

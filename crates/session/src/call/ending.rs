@@ -12,18 +12,32 @@ use crate::speaker::Spoken;
 /// How long a hung-up call waits for the final transcript of the caller's last words.
 const LAST_WORDS_WAIT: Duration = Duration::from_secs(10);
 
+/// What the speaker and playout reported while the call's end was stopping them.
+#[derive(Default)]
+struct Reports {
+    spoken: Vec<Spoken>,
+    played: Vec<Played>,
+}
+
 impl Session {
     /// Stops the call's tasks and records what was still in flight (the agent's speech being played, the
     /// caller's words being transcribed), then the end and the synthesis.
     pub(super) async fn finish(mut self, reason: EndReason) -> CallReport {
         self.speeches.cancel_all();
         self.jobs_tx = None;
+        // Both parts wait for room to report, so their reports are taken while they stop.
+        let mut reports = Reports::default();
         let conversation = match self.speaker.take() {
-            Some(handle) => handle.await.ok(),
+            Some(handle) => self.join(handle, &mut reports).await,
             None => None,
         };
-        // The speaker is gone: every piece it made is in the channel.
-        while let Ok(spoken) = self.spoken_rx.try_recv() {
+        // Playout reports the speech it was playing as cut, then stops.
+        self.playout_stop.cancel();
+        if let Some(playout) = self.playout.take() {
+            self.join(playout, &mut reports).await;
+        }
+        // Every piece the speaker made is known before what was heard of it is recorded.
+        for spoken in reports.spoken {
             if let Spoken::Piece {
                 speech,
                 index,
@@ -33,12 +47,7 @@ impl Session {
                 self.speeches.piece(speech, index, text);
             }
         }
-        // Playout reports the speech it was playing as cut, then stops.
-        self.playout_stop.cancel();
-        if let Some(playout) = self.playout.take() {
-            let _ = playout.await;
-        }
-        while let Ok(played) = self.played_rx.try_recv() {
+        for played in reports.played {
             if let Played::Finished { speech, pieces, .. } = played {
                 self.record_heard(speech, pieces);
             }
@@ -97,6 +106,29 @@ impl Session {
             claim,
             synthesis,
         }
+    }
+
+    /// Waits for one of the call's tasks to stop, taking the speaker's and playout's reports meanwhile.
+    async fn join<T>(
+        &mut self,
+        handle: tokio::task::JoinHandle<T>,
+        reports: &mut Reports,
+    ) -> Option<T> {
+        tokio::pin!(handle);
+        let joined = loop {
+            tokio::select! {
+                joined = &mut handle => break joined.ok(),
+                Some(spoken) = self.spoken_rx.recv() => reports.spoken.push(spoken),
+                Some(played) = self.played_rx.recv() => reports.played.push(played),
+            }
+        };
+        while let Ok(spoken) = self.spoken_rx.try_recv() {
+            reports.spoken.push(spoken);
+        }
+        while let Ok(played) = self.played_rx.try_recv() {
+            reports.played.push(played);
+        }
+        joined
     }
 
     /// The caller's words when the call ended: the utterance in progress is transcribed, and every

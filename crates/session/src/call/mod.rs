@@ -6,13 +6,14 @@
 //! recorder, which stores them off the loop and announces each once it is stored. At the end, the caller's
 //! words in progress and the agent's speech being played are recorded too.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchboard_agent::{Action as ToolAction, CallContext, Conversation, Synthesis};
+use switchboard_agent::{CallContext, Conversation, Synthesis};
 use switchboard_audio::{EchoOptions, FrontEnd, FrontEndOptions, InputFormat};
-use switchboard_core::{CallId, Speaker};
+use switchboard_core::CallId;
 use switchboard_store::Database;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -23,21 +24,40 @@ use crate::engines::Engines;
 use crate::latency::TurnLatency;
 use crate::listener::{Listener, Recognised};
 use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
-use crate::media::{CallerReceiver, Inbound, Outbound};
+use crate::media::{CallerAudio, CallerParts, CallerReceiver, Inbound, Outbound};
 use crate::playout::{self, Played, Queued};
 use crate::recorder::Recorder;
 use crate::recording::CallRecording;
-use crate::speaker::{self, ReplyJob, SpeakerJob, Spoken, Voice};
+use crate::speaker::{self, SpeakerJob, Spoken, Voice};
 use crate::speeches::Speeches;
-use crate::voice_out::VoiceEncoder;
 
+mod agent;
 mod caller;
 mod ending;
 
 /// How often the session looks at its timers and the recogniser's partials.
 const TICK: Duration = Duration::from_millis(50);
-/// Agent audio that may wait in the playout queue (a long answer synthesised ahead of the clock).
+/// Agent audio that may wait in the playout queue (a long answer synthesised ahead of the clock): 60 s,
+/// 480 KB of 16 kHz audio at most per call. The voice waits for room; a fixed phrase that finds the queue
+/// full loses the frames that do not fit (counted).
 const QUEUE_FRAMES: usize = 3_000;
+
+// The call's other queues. Every part that reports to the session loop waits for room (nothing it says
+// is dropped); the session loop never waits for room in a queue of its own parts, only for the transport
+// and the store, so no two parts can block each other. The bounds are above what the turn machine can
+// produce: one speech at a time is generated, and each is cancelled at most once.
+
+/// Final transcripts from the listener's recognition passes: one per utterance, a handful in flight.
+const RECOGNISED: usize = 16;
+/// Replies and read-aheads for the speaker, one or two per caller turn; the speaker answers one at a time
+/// and drops cancelled ones at once. A reply that finds no room fails as a reply the model could not give.
+const JOBS: usize = 16;
+/// The speaker's progress: a few messages per sentence of the answer being made.
+const SPOKEN: usize = 64;
+/// Playout's reports, two per speech.
+const PLAYED: usize = 32;
+/// Speeches to cut, one per speech at most; playout serves them before audio.
+const CANCELS: usize = 16;
 
 /// What a call starts with.
 #[derive(Debug, Clone)]
@@ -115,8 +135,13 @@ pub async fn run_call(
     let span = tracing::info_span!("call", call_id = %setup.call_id);
     let call = async move {
         tracing::info!(format = ?setup.format, "call connected");
-        let mut session = Session::start(setup, engines, db, out_tx, front);
-        let reason = session.run(inbound, hangup).await;
+        let CallerParts {
+            audio,
+            signals,
+            marks,
+        } = inbound.into_parts();
+        let mut session = Session::start(setup, engines, db, out_tx, front, marks);
+        let reason = session.run(audio, signals, hangup).await;
         session.finish(reason).await
     };
     Ok(call.instrument(span).await)
@@ -131,13 +156,11 @@ struct Session {
     listener: Listener,
     format: InputFormat,
     turns: TurnTaking,
-    recognised_rx: mpsc::UnboundedReceiver<Recognised>,
-    jobs_tx: Option<mpsc::UnboundedSender<SpeakerJob>>,
-    spoken_rx: mpsc::UnboundedReceiver<Spoken>,
-    played_rx: mpsc::UnboundedReceiver<Played>,
-    cancel_tx: mpsc::UnboundedSender<SpeechId>,
-    /// The far side's mark echoes, to playout (when the transport's peer sends them).
-    echo_tx: Option<mpsc::UnboundedSender<String>>,
+    recognised_rx: mpsc::Receiver<Recognised>,
+    jobs_tx: Option<mpsc::Sender<SpeakerJob>>,
+    spoken_rx: mpsc::Receiver<Spoken>,
+    played_rx: mpsc::Receiver<Played>,
+    cancel_tx: mpsc::Sender<SpeechId>,
     queue_tx: mpsc::Sender<Queued>,
     speaker: Option<tokio::task::JoinHandle<Conversation>>,
     playout: Option<tokio::task::JoinHandle<()>>,
@@ -157,20 +180,15 @@ impl Session {
         db: Database,
         out_tx: mpsc::Sender<Outbound>,
         front: FrontEnd,
+        marks_rx: mpsc::Receiver<String>,
     ) -> Self {
         let now = Instant::now();
-        let (recognised_tx, recognised_rx) = mpsc::unbounded_channel();
-        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
-        let (spoken_tx, spoken_rx) = mpsc::unbounded_channel();
-        let (played_tx, played_rx) = mpsc::unbounded_channel();
-        let (cancel_tx, cancel_rx) = mpsc::unbounded_channel();
+        let (recognised_tx, recognised_rx) = mpsc::channel(RECOGNISED);
+        let (jobs_tx, jobs_rx) = mpsc::channel(JOBS);
+        let (spoken_tx, spoken_rx) = mpsc::channel(SPOKEN);
+        let (played_tx, played_rx) = mpsc::channel(PLAYED);
+        let (cancel_tx, cancel_rx) = mpsc::channel(CANCELS);
         let (queue_tx, queue_rx) = mpsc::channel(QUEUE_FRAMES);
-        let (echo_tx, echo_rx) = if setup.echoes_marks {
-            let (tx, rx) = mpsc::unbounded_channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
         // The agent's audio as playout sends it, for the echo canceller on the caller's side.
         let tap = engines.echo_cancellation.then(EchoTap::default);
         let recording_tap =
@@ -178,17 +196,15 @@ impl Session {
         let taps: Vec<EchoTap> = tap.iter().chain(recording_tap.iter()).cloned().collect();
         let playout_stop = CancellationToken::new();
         // The call's tasks and threads log inside its span, so every line carries the call id.
+        let lines = playout::Lines {
+            queue_rx,
+            cancel_rx,
+            marks_rx,
+            out_tx: out_tx.clone(),
+            played_tx,
+        };
         let playout = tokio::spawn(
-            playout::run(
-                queue_rx,
-                cancel_rx,
-                out_tx.clone(),
-                played_tx,
-                echo_rx,
-                taps,
-                playout_stop.clone(),
-            )
-            .in_current_span(),
+            playout::run(lines, setup.echoes_marks, taps, playout_stop.clone()).in_current_span(),
         );
         let mut conversation = Conversation::new(
             engines.model.clone(),
@@ -230,7 +246,6 @@ impl Session {
             spoken_rx,
             played_rx,
             cancel_tx,
-            echo_tx,
             queue_tx,
             speaker: Some(speaker),
             playout: Some(playout),
@@ -243,8 +258,12 @@ impl Session {
     }
 
     /// The session loop; returns why the call ended.
-    async fn run(&mut self, inbound: CallerReceiver, hangup: CancellationToken) -> EndReason {
-        let (audio, mut signals) = inbound.into_parts();
+    async fn run(
+        &mut self,
+        audio: CallerAudio,
+        mut signals: mpsc::Receiver<Inbound>,
+        hangup: CancellationToken,
+    ) -> EndReason {
         let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Some(reason) = self.handle(Event::Connected).await {
@@ -256,19 +275,10 @@ impl Session {
                 () = hangup.cancelled() => Event::Ended(EndReason::EndedByApi),
                 // Signals before anything else: a mark or a hang-up never waits behind audio.
                 signal = signals.recv() => match signal {
-                    Some(Inbound::Dtmf(_)) => {
-                        tracing::info!("caller pressed a key");
-                        continue;
-                    }
-                    Some(Inbound::Mark(name)) => {
-                        match &self.echo_tx {
-                            Some(echoes) => { let _ = echoes.send(name); }
-                            None => tracing::debug!(%name, "the far side played up to a mark"),
-                        }
-                        continue;
-                    }
-                    // Audio never comes this way.
-                    Some(Inbound::Audio(_)) => continue,
+                    // Which key is never logged: it may be part of a PIN.
+                    Some(Inbound::Dtmf(key)) => Event::CallerKey(key),
+                    // Audio and marks never come this way.
+                    Some(Inbound::Audio(_) | Inbound::Mark(_)) => continue,
                     Some(Inbound::Hangup) | None => Event::Ended(EndReason::CallerHungUp),
                 },
                 Some(played) = self.played_rx.recv() => match self.on_played(played).await {
@@ -298,9 +308,11 @@ impl Session {
         }
     }
 
-    /// Feeds one event to the machine and carries out its actions; returns the end reason on hang-up.
+    /// Feeds one event to the machine and carries out its actions (and the events they cause); returns
+    /// the end reason on hang-up.
     async fn handle(&mut self, event: Event) -> Option<EndReason> {
-        {
+        let mut events = VecDeque::from([event]);
+        while let Some(event) = events.pop_front() {
             for action in self.turns.on_event(event, Instant::now()) {
                 match action {
                     Action::Say { speech, phrase } => {
@@ -311,10 +323,20 @@ impl Session {
                         speech,
                         caller_text,
                         continues,
-                    } => self.reply(speech, caller_text, continues),
+                        keyed,
+                    } => {
+                        if keyed {
+                            self.record_keys(&caller_text);
+                        }
+                        if !self.reply(speech, caller_text, continues, keyed) {
+                            events.push_back(Event::ReplyFailed(speech));
+                        }
+                    }
                     Action::Cancel(speech) => {
                         self.speeches.cancel(speech);
-                        let _ = self.cancel_tx.send(speech);
+                        if self.cancel_tx.try_send(speech).is_err() {
+                            agent::overflow("cancels");
+                        }
                     }
                     Action::Hangup(reason) => {
                         // The transcript's last lines go out before the hang-up, and what the echo
@@ -335,160 +357,5 @@ impl Session {
             }
         }
         None
-    }
-
-    /// Queues a fixed phrase's audio from the cache (synthesised now only if the cache lost it).
-    async fn say(&mut self, speech: SpeechId, text: String) {
-        let tts = self.engines.tts.clone();
-        let phrase = match self.engines.phrases.cached(tts.as_ref(), &text) {
-            Some(phrase) => Ok(phrase),
-            None => {
-                let phrases = self.engines.phrases.clone();
-                let words = text.clone();
-                let span = tracing::Span::current();
-                tokio::task::spawn_blocking(move || {
-                    let _call = span.enter();
-                    phrases.get(tts.as_ref(), &words).map(|(p, _)| p)
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-        };
-        self.speeches.phrase(speech, text);
-        let frames = phrase.and_then(|p| {
-            let mut encoder =
-                VoiceEncoder::new(p.sample_rate, self.format).map_err(|e| e.to_string())?;
-            let mut frames = encoder.push(&p.samples).map_err(|e| e.to_string())?;
-            frames.extend(encoder.finish().map_err(|e| e.to_string())?);
-            Ok(frames)
-        });
-        match frames {
-            Ok(frames) => {
-                for bytes in frames {
-                    let frame = Queued::Frame {
-                        speech,
-                        piece: 0,
-                        bytes,
-                    };
-                    if self.queue_tx.try_send(frame).is_err() {
-                        self.dropped_audio += 1;
-                    }
-                }
-            }
-            Err(reason) => {
-                tracing::error!(%reason, "cannot play a fixed phrase");
-                metrics::counter!("switchboard_errors_total", "kind" => "tts").increment(1);
-            }
-        }
-        // The end marker must arrive even if the queue was full, or the machine would wait forever.
-        let _ = self.queue_tx.send(Queued::End(speech)).await;
-    }
-
-    fn reply(&mut self, speech: SpeechId, caller_text: String, continues: bool) {
-        let cancel = self.speeches.answer(speech);
-        let preface = std::mem::take(&mut self.recording_stopped_unsaid)
-            .then(|| "Understood: this call is no longer recorded.".to_owned());
-        self.to_speaker(SpeakerJob::Reply(ReplyJob {
-            speech,
-            caller_text,
-            continues,
-            cancel,
-            preface,
-        }));
-    }
-
-    fn to_speaker(&self, job: SpeakerJob) {
-        if let Some(jobs) = &self.jobs_tx {
-            let _ = jobs.send(job);
-        }
-    }
-
-    /// The speaker's progress: timing for the latency, the pieces' words, the answer's outcome.
-    async fn on_spoken(&mut self, spoken: Spoken) -> Option<Event> {
-        match spoken {
-            Spoken::FirstSentence {
-                speech,
-                at,
-                read_ahead,
-            } => {
-                let latency = self.speeches.first_sentence(speech, at, read_ahead);
-                report(&self.out_tx, latency).await;
-                None
-            }
-            Spoken::FirstChunk { speech, at } => {
-                let latency = self.speeches.first_chunk(speech, at);
-                report(&self.out_tx, latency).await;
-                None
-            }
-            Spoken::Piece {
-                speech,
-                index,
-                text,
-            } => {
-                self.speeches.piece(speech, index, text);
-                None
-            }
-            Spoken::Done { speech, outcome } => {
-                self.speeches.generated(speech);
-                if let Some(error) = &outcome.llm_error {
-                    tracing::warn!(%error, "the model failed during the turn; the agent recovered");
-                    metrics::counter!("switchboard_errors_total", "kind" => "llm").increment(1);
-                }
-                outcome.actions.iter().find_map(|action| match action {
-                    ToolAction::EndCall { reason } => Some(Event::AgentWantsToEnd(
-                        EndReason::AgentEnded(reason.clone()),
-                    )),
-                    ToolAction::TransferToHuman { reason } => Some(Event::AgentWantsToEnd(
-                        EndReason::Transferred(reason.clone()),
-                    )),
-                    _ => None,
-                })
-            }
-            Spoken::Failed { speech, reason } => {
-                self.speeches.generated(speech);
-                tracing::error!(%reason, "no answer for the caller's turn");
-                metrics::counter!("switchboard_errors_total", "kind" => "reply").increment(1);
-                Some(Event::ReplyFailed(speech))
-            }
-        }
-    }
-
-    /// Playout's report: latency at first audio; at the end, the words actually heard are stored.
-    async fn on_played(&mut self, played: Played) -> Option<Event> {
-        match played {
-            Played::Audible { speech, at } => {
-                let latency = self.speeches.audible(speech, at);
-                report(&self.out_tx, latency).await;
-                Some(Event::SpeechAudible(speech))
-            }
-            Played::Finished {
-                speech,
-                pieces,
-                interrupted,
-            } => {
-                if interrupted {
-                    metrics::counter!("switchboard_barge_ins_total").increment(1);
-                }
-                self.record_heard(speech, pieces);
-                Some(Event::SpeechFinished(speech))
-            }
-        }
-    }
-
-    /// Playout's last word on a speech: what the caller heard of it goes to the record.
-    fn record_heard(&mut self, speech: SpeechId, pieces: u32) {
-        if let Some((text, started)) = self.speeches.finished(speech, pieces) {
-            self.recorder
-                .record(Speaker::Agent, &text, started, Instant::now());
-        }
-    }
-}
-
-/// Sends a turn's latency, once complete, to the transport. (A free function: a borrow of the whole
-/// session held across the send would make the call's future need a `Sync` session.)
-async fn report(out_tx: &mpsc::Sender<Outbound>, latency: Option<TurnLatency>) {
-    if let Some(latency) = latency {
-        let _ = out_tx.send(Outbound::Latency(latency)).await;
     }
 }

@@ -6,123 +6,18 @@ use std::time::{Duration, Instant};
 
 use crate::backchannel::is_backchannel;
 
+mod events;
+mod keypad;
+
+pub use events::{Action, EndReason, Event, Phrase, SpeechId};
+use keypad::Keypad;
+
 /// How long the goodbye at MAX_CALL_DURATION_S may take before the line is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(30);
 /// A caller who starts again this soon after the end of their speech, before any of the answer to it
 /// is heard, is taken to go on with the same turn (a pause at a comma: "At my house, 12 Oak Avenue,
 /// Portland."), not to start a new one. Once the answer is heard it stands: the caller heard it.
 const GOES_ON_WITHIN: Duration = Duration::from_millis(800);
-
-/// Identifies one thing the agent says, so that cancelling it and reports of its playback cannot be
-/// confused with another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct SpeechId(pub u64);
-
-/// Fixed things the agent says, served from the phrase cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phrase {
-    /// The opening line.
-    Greeting,
-    /// "Are you still there?" after a silence.
-    Reprompt,
-    /// "One moment please" while a slow answer is on its way.
-    Filler,
-    /// The answer did not come in time.
-    Apology,
-    /// The caller stayed silent; the agent hangs up.
-    SilenceGoodbye,
-    /// The call reached MAX_CONVERSATION_TURNS.
-    LimitGoodbye,
-}
-
-/// Why a call ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndReason {
-    /// The caller hung up (or the transport closed).
-    CallerHungUp,
-    /// The agent ended the call (the caller said goodbye).
-    AgentEnded(String),
-    /// Handed to a person.
-    Transferred(String),
-    /// The caller stayed silent through every reprompt.
-    NoResponse,
-    /// MAX_CONVERSATION_TURNS reached.
-    TurnLimit,
-    /// MAX_CALL_DURATION_S reached.
-    DurationLimit,
-    /// Ended through the API.
-    EndedByApi,
-}
-
-impl EndReason {
-    /// The word stored with the call and shown in the API.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            EndReason::CallerHungUp => "caller_hung_up",
-            EndReason::AgentEnded(_) => "agent_ended",
-            EndReason::Transferred(_) => "transferred",
-            EndReason::NoResponse => "no_response",
-            EndReason::TurnLimit => "turn_limit",
-            EndReason::DurationLimit => "duration_limit",
-            EndReason::EndedByApi => "ended_by_api",
-        }
-    }
-}
-
-/// What happened.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// The transport is up: the caller can hear us.
-    Connected,
-    /// The caller began speaking (VAD).
-    CallerSpeechStarted,
-    /// The caller stopped speaking (VAD, after its minimum silence): the end of a turn, unless they go on.
-    CallerSpeechEnded,
-    /// The final transcript of the utterance that just ended.
-    CallerTranscribed {
-        /// What they said; empty when the recogniser heard no words.
-        text: String,
-    },
-    /// The first audio of a speech went out.
-    SpeechAudible(SpeechId),
-    /// A speech finished playing, or was cut.
-    SpeechFinished(SpeechId),
-    /// The agent could not produce an answer for this speech.
-    ReplyFailed(SpeechId),
-    /// The agent's answer asked to end the call once it has been said (goodbye, transfer).
-    AgentWantsToEnd(EndReason),
-    /// The caller hung up or the API ended the call.
-    Ended(EndReason),
-    /// Time passed (the session is ticked a few times a second).
-    Tick,
-}
-
-/// What the session asks its tasks to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Play a cached phrase.
-    Say {
-        /// Its id.
-        speech: SpeechId,
-        /// Which phrase.
-        phrase: Phrase,
-    },
-    /// Have the agent answer the caller's words and speak the answer.
-    Reply {
-        /// The answer's id.
-        speech: SpeechId,
-        /// What the caller said.
-        caller_text: String,
-        /// The words continue a turn the agent had started to answer (and whose answer was cancelled):
-        /// `caller_text` holds that turn's words too, and the agent answers them anew, as one turn.
-        continues: bool,
-    },
-    /// Stop a speech now: cancel its generation and drop its queued audio (barge-in, timeout).
-    Cancel(SpeechId),
-    /// End the call.
-    Hangup(EndReason),
-}
 
 /// Turn-taking settings (CallsConfig and VAD), each with the default a call runs with.
 #[derive(Debug, Clone, Copy)]
@@ -141,6 +36,8 @@ pub struct TurnOptions {
     pub max_turns: u32,
     /// Call length before a polite hang-up (MAX_CALL_DURATION_S, 1 h).
     pub max_duration: Duration,
+    /// Keys typed count as entered this long after the last one (KEYPAD_PAUSE_MS, 3 s).
+    pub keypad_pause: Duration,
 }
 
 impl Default for TurnOptions {
@@ -153,6 +50,7 @@ impl Default for TurnOptions {
             response_timeout: Duration::from_secs(5),
             max_turns: 50,
             max_duration: Duration::from_secs(3_600),
+            keypad_pause: Duration::from_secs(3),
         }
     }
 }
@@ -169,6 +67,7 @@ impl TurnOptions {
             response_timeout: calls.response_timeout,
             max_turns: calls.max_conversation_turns,
             max_duration: calls.max_duration,
+            keypad_pause: calls.keypad_pause,
         }
     }
 }
@@ -220,6 +119,8 @@ pub struct TurnTaking {
     /// answer to their words.
     transcribing: bool,
     quiet_since: Instant,
+    /// Keys the caller is typing.
+    keypad: Keypad,
     reprompts: u32,
     turns: u32,
     next_speech: u64,
@@ -241,6 +142,7 @@ impl TurnTaking {
             held: None,
             transcribing: false,
             quiet_since: now,
+            keypad: Keypad::default(),
             reprompts: 0,
             turns: 0,
             next_speech: 0,
@@ -278,6 +180,7 @@ impl TurnTaking {
                 Vec::new()
             }
             Event::CallerTranscribed { text } => self.on_transcript(text, now),
+            Event::CallerKey(key) => self.on_key(key, now),
             Event::SpeechAudible(id) => {
                 if let Agent::Thinking { speech, .. } = self.agent
                     && speech == id
@@ -342,7 +245,7 @@ impl TurnTaking {
             // answered on their own, once the caller is quiet.
             return match self.held.take() {
                 Some(held) if self.caller_speaking_since.is_none() && self.ending.is_none() => {
-                    self.reply(held.text, held.answered_by.is_some(), now)
+                    self.reply(held.text, held.answered_by.is_some(), false, now)
                 }
                 held => {
                     self.held = held;
@@ -362,11 +265,36 @@ impl TurnTaking {
             self.held = Some(Held { text, answered_by });
             return Vec::new();
         }
-        self.reply(text, answered_by.is_some(), now)
+        self.reply(text, answered_by.is_some(), false, now)
     }
 
-    /// A turn: whatever the agent was saying gives way to the answer to `text`.
-    fn reply(&mut self, text: String, continues: bool, now: Instant) -> Vec<Action> {
+    /// A key: the first of an entry stops the agent's speech (the caller answers on the keypad); the
+    /// entry, once ended, is a turn.
+    fn on_key(&mut self, key: char, now: Instant) -> Vec<Action> {
+        if self.ending.is_some() {
+            return Vec::new();
+        }
+        self.quiet_since = now;
+        let speaking = matches!(
+            self.agent,
+            Agent::Speaking {
+                interruptible: true,
+                ..
+            }
+        );
+        let mut actions = if speaking && !self.keypad.typing() {
+            self.cancel_current()
+        } else {
+            Vec::new()
+        };
+        if let Some(entry) = self.keypad.press(key, now) {
+            actions.extend(self.reply(entry, false, true, now));
+        }
+        actions
+    }
+
+    /// A turn: whatever the agent was saying gives way to the answer to `text` (`keyed`: digits typed).
+    fn reply(&mut self, text: String, continues: bool, keyed: bool, now: Instant) -> Vec<Action> {
         self.reprompts = 0;
         if !continues {
             self.turns += 1;
@@ -383,7 +311,8 @@ impl TurnTaking {
             since: now,
             filler: false,
         };
-        self.last_turn = Some(Held {
+        // Speech after typed keys is a turn of its own, never their continuation.
+        self.last_turn = (!keyed).then(|| Held {
             text: text.clone(),
             answered_by: Some(speech),
         });
@@ -391,6 +320,7 @@ impl TurnTaking {
             speech,
             caller_text: text,
             continues,
+            keyed,
         });
         actions
     }
@@ -424,6 +354,12 @@ impl TurnTaking {
             actions.extend(self.say(Phrase::LimitGoodbye, false, now));
             self.ending = Some(EndReason::DurationLimit);
             return actions;
+        }
+        // The caller stopped typing: what they typed is entered.
+        if self.ending.is_none()
+            && let Some(entry) = self.keypad.due(now, self.options.keypad_pause)
+        {
+            return self.reply(entry, false, true, now);
         }
         // Barge-in: the caller has talked over the agent long enough to mean it.
         if let (
@@ -476,6 +412,7 @@ impl TurnTaking {
             && self.pending.is_empty()
             && self.caller_speaking_since.is_none()
             && !waiting_for_words
+            && !self.keypad.typing()
             && self.ending.is_none()
             && quiet >= self.options.silence_reprompt;
         if silent {

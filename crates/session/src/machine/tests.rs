@@ -59,6 +59,7 @@ fn a_caller_turn_gets_an_answer_and_the_answer_plays_to_the_end() {
             speech: SpeechId(2),
             caller_text: "My car was hit this morning.".into(),
             continues: false,
+            keyed: false,
         }]
     );
     t.at(5_900, Event::SpeechAudible(SpeechId(2)));
@@ -92,6 +93,7 @@ fn talking_over_an_answer_for_half_a_second_cancels_it() {
             speech: SpeechId(3),
             caller_text: "No wait, I meant the windscreen.".into(),
             continues: false,
+            keyed: false,
         }]
     );
 }
@@ -129,6 +131,7 @@ fn a_short_real_answer_over_the_agent_replaces_its_speech() {
                 speech: SpeechId(3),
                 caller_text: "Stop.".into(),
                 continues: false,
+                keyed: false,
             }
         ]
     );
@@ -139,6 +142,7 @@ fn reply(speech: u64, text: &str, continues: bool) -> Action {
         speech: SpeechId(speech),
         caller_text: text.into(),
         continues,
+        keyed: false,
     }
 }
 
@@ -247,6 +251,7 @@ fn no_reprompt_while_the_callers_words_are_still_being_transcribed() {
             speech: SpeechId(2),
             caller_text: "My number is 415 555 0100.".into(),
             continues: false,
+            keyed: false,
         }]
     );
     // A transcript that never comes holds the reprompt back for twice the silence, not forever.
@@ -464,4 +469,62 @@ fn a_hang_up_ends_everything() {
         [Action::Hangup(EndReason::CallerHungUp)]
     );
     assert!(t.at(4_100, said("hello?")).is_empty());
+}
+
+fn typed(speech: u64, digits: &str) -> Action {
+    Action::Reply {
+        speech: SpeechId(speech),
+        caller_text: digits.into(),
+        continues: false,
+        keyed: true,
+    }
+}
+
+#[test]
+fn keys_typed_are_one_turn_ended_by_the_hash_key_and_the_first_key_stops_the_agent() {
+    let mut t = greeted();
+    t.at(3_500, Event::CallerSpeechStarted);
+    t.at(5_000, Event::CallerSpeechEnded);
+    t.at(5_300, said("Here's my number."));
+    t.at(5_800, Event::SpeechAudible(SpeechId(2)));
+    // The caller starts typing over the answer: it stops at once; more keys change nothing yet.
+    assert_eq!(
+        t.at(6_000, Event::CallerKey('4')),
+        [Action::Cancel(SpeechId(2))]
+    );
+    for (at, key) in [(6_300, '1'), (6_600, '5')] {
+        assert!(t.at(at, Event::CallerKey(key)).is_empty());
+    }
+    assert!(
+        t.ticks(6_600, 8_000).is_empty(),
+        "nothing until the entry ends"
+    );
+    assert_eq!(t.at(8_100, Event::CallerKey('#')), [typed(3, "415")]);
+}
+
+#[test]
+fn keys_typed_without_the_hash_key_count_after_a_pause_and_never_join_speech() {
+    let mut t = greeted();
+    t.at(4_000, Event::CallerKey('7'));
+    t.at(4_500, Event::CallerKey('2'));
+    assert!(t.ticks(4_500, 7_400).is_empty());
+    assert_eq!(t.ticks(7_500, 7_500), [typed(2, "72")]);
+    // Speech soon after is a turn of its own, not more of the keys' turn.
+    t.at(7_700, Event::CallerSpeechStarted);
+    t.at(8_000, Event::CallerSpeechEnded);
+    assert_eq!(
+        t.at(8_200, said("That's it.")),
+        [Action::Cancel(SpeechId(2)), reply(3, "That's it.", false)]
+    );
+}
+
+#[test]
+fn keys_after_the_goodbye_are_ignored() {
+    let mut t = greeted();
+    t.at(
+        3_100,
+        Event::AgentWantsToEnd(EndReason::AgentEnded("done".into())),
+    );
+    assert!(t.at(3_200, Event::CallerKey('1')).is_empty());
+    assert!(t.at(3_300, Event::CallerKey('#')).is_empty());
 }
