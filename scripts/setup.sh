@@ -9,7 +9,7 @@ set -euo pipefail
 # sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with, and
 # redis-server, which the Redis fault test starts, kills and restarts on a port of its own (and the TLS
 # test starts with a certificate), and openssl and curl, with which the TLS tests make certificates and
-# speak to the server as an operator would.
+# speak to the server as an operator would; and haproxy, the load balancer of scripts/fleet.sh.
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
@@ -19,6 +19,7 @@ APT_PACKAGES=(
   sip-tester baresip-core
   redis-server
   openssl curl
+  haproxy
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

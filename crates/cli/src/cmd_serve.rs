@@ -104,9 +104,22 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(node, "live call state shared through Redis");
     }
     if let Some(shared) = state.live.clone() {
-        switchboard_server::nodes::listen_for_commands(shared, state.calls.clone(), stop.clone())
-            .await
-            .context("subscribing to this node's call commands in Redis")?;
+        switchboard_server::nodes::listen_for_commands(
+            shared.clone(),
+            state.calls.clone(),
+            stop.clone(),
+        )
+        .await
+        .context("subscribing to this node's call commands in Redis")?;
+        // Held until the calls are over; a node killed without giving it up has its calls settled by
+        // the others once it lapses.
+        switchboard_server::nodes::keep_lease(
+            shared,
+            database.clone(),
+            state.calls.clone(),
+            config.server.node_lease,
+            stop.clone(),
+        );
     }
     // Calls past RETENTION_DAYS and audit entries past AUDIT_RETENTION_DAYS go every hour.
     switchboard_server::retention::spawn(

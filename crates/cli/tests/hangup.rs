@@ -15,17 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use common::{http_get, provisioned_models, start_server, start_server_with, stop, supervisor_key};
-
-/// The WebSocket request for `url` carrying `key` in its Authorization header (not in the URL).
-fn with_key(url: String, key: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = url.into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    request
-}
+use common::{
+    http_get, provisioned_models, start_server, start_server_with, stop, supervisor_key, ws_request,
+};
 
 #[test]
 fn a_client_still_sending_audio_receives_the_hangup_and_the_close() {
@@ -76,7 +68,7 @@ async fn end_a_call_while_the_caller_floods_audio(address: &str, key: &str) {
     tcp.set_recv_buffer_size(4_096).unwrap();
     let tcp = tcp.connect(address.parse().unwrap()).await.unwrap();
     let (socket, _) = tokio_tungstenite::client_async(
-        with_key(format!("ws://{address}/ws/audio/{id}"), key),
+        ws_request(&format!("ws://{address}/ws/audio/{id}"), key),
         tcp,
     )
     .await
@@ -204,7 +196,7 @@ fn a_caller_that_stops_reading_is_hung_up_and_its_slot_freed() {
             tcp.set_recv_buffer_size(2_048).unwrap();
             let tcp = tcp.connect(address.parse().unwrap()).await.unwrap();
             let (socket, _) = tokio_tungstenite::client_async(
-                with_key(format!("ws://{address}/ws/audio/{stalled}"), &key),
+                ws_request(&format!("ws://{address}/ws/audio/{stalled}"), &key),
                 tcp,
             )
             .await
@@ -257,8 +249,8 @@ fn a_caller_that_stops_reading_is_hung_up_and_its_slot_freed() {
 
             // The slot is free: the next call connects and is answered.
             let next = place().await;
-            let (mut socket, _) = tokio_tungstenite::connect_async(with_key(
-                format!("ws://{address}/ws/audio/{next}"),
+            let (mut socket, _) = tokio_tungstenite::connect_async(ws_request(
+                &format!("ws://{address}/ws/audio/{next}"),
                 &key,
             ))
             .await

@@ -295,3 +295,17 @@ pub(crate) fn private_ca_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) 
     ]);
     (ca, cert, key)
 }
+
+/// The WebSocket request for `url` carrying `key` in its Authorization header (not in the URL).
+#[allow(dead_code)]
+pub(crate) fn ws_request(
+    url: &str,
+    key: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}

@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Longest an HTTP request may take to be answered.
     pub request_timeout: Duration,
+    /// How long a node's lease in Redis lasts unrenewed before its calls count as lost.
+    pub node_lease: Duration,
     /// The certificate served; `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
 }
@@ -57,6 +59,7 @@ pub(super) fn server_config(r: &Reader<'_>) -> Result<ServerConfig, ConfigError>
         public_url: r.url(&PUBLIC_URL)?,
         shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
         request_timeout: Duration::from_millis(r.int(&REQUEST_TIMEOUT_MS, 1_000..=600_000)? as u64),
+        node_lease: Duration::from_millis(r.int(&NODE_LEASE_MS, 3_000..=300_000)? as u64),
         tls,
     })
 }

@@ -48,6 +48,8 @@ settings! {
     PUBLIC_URL: "server.public_url", "PUBLIC_URL", default None, allowed "an absolute http(s) URL";
     /// How long shutdown waits for in-flight requests and calls before it stops anyway.
     SHUTDOWN_GRACE_MS: "server.shutdown_grace_ms", "SHUTDOWN_GRACE_MS", default Some("10000"), allowed "an integer from 0 to 600000 (milliseconds)";
+    /// With REDIS_HOST: how long a node may go without renewing its lease before the other nodes take it for dead and end its live calls with reason `node_lost` (it renews every third of this).
+    NODE_LEASE_MS: "server.node_lease_ms", "NODE_LEASE_MS", default Some("15000"), allowed "an integer from 3000 to 300000 (milliseconds)";
     /// Longest an HTTP request may take to be answered (the WebSocket and event streams, once open, are not limited); 503 after it.
     REQUEST_TIMEOUT_MS: "server.request_timeout_ms", "REQUEST_TIMEOUT_MS", default Some("30000"), allowed "an integer from 1000 to 600000 (milliseconds)";
     /// PEM certificate chain served on SERVER_PORT; with TLS_KEY_FILE the API, console and WebSockets are HTTPS and WSS only (re-read when the file changes).

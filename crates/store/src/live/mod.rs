@@ -13,6 +13,7 @@ use switchboard_core::config::RedisConfig;
 use crate::StoreError;
 
 mod follow;
+mod lease;
 mod once;
 
 pub use follow::{CommandListener, EventFollower};

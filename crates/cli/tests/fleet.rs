@@ -1,0 +1,309 @@
+//! `scripts/fleet.sh` with real processes on loopback: two nodes sharing PostgreSQL and the test's own
+//! Redis behind HAProxy. Calls placed through the load balancer land on both nodes and any node answers
+//! for any call; a node killed (SIGKILL) mid-call has its call ended as `node_lost` by the other within
+//! its lease, and new calls are still answered; `down` leaves nothing running.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard_core::CallId;
+use switchboard_core::config::RedisConfig;
+use switchboard_store::LiveState;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::calls::postgres_schema;
+use common::{provisioned_models, ws_request};
+
+/// The node lease the fleet runs with: short, so the test waits little for a lost node.
+const LEASE_MS: u64 = 3_000;
+
+/// A free loopback port with the `count` ports after it free too.
+fn free_ports(count: u16) -> u16 {
+    for _ in 0..100 {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65_000 {
+            continue;
+        }
+        let all: Vec<_> = (0..=count)
+            .map(|i| TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if all.iter().all(Result::is_ok) {
+            return base;
+        }
+    }
+    panic!("no run of free ports");
+}
+
+fn fleet(dir: &Path, env: &[(&str, String)], command: &str) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fleet.sh");
+    Command::new(script)
+        .arg(command)
+        .env("FLEET_DIR", dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap()
+}
+
+/// A call created and connected through `base` (the load balancer), live once its greeting begins.
+async fn live_call(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+) -> (
+    CallId,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) {
+    let created: Value = http
+        .post(format!("{base}/api/v1/calls"))
+        .bearer_auth(key)
+        .json(&json!({"direction": "inbound"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: CallId = created["id"].as_str().unwrap().parse().unwrap();
+    let ws = base.replacen("http://", "ws://", 1);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(ws_request(&format!("{ws}/ws/audio/{id}"), key))
+            .await
+            .unwrap();
+    let start = json!({"event": "start", "start": {"encoding": "pcm16", "sample_rate": 16000}});
+    socket.send(Message::text(start.to_string())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("call {id}: no greeting within 30 s"));
+        match message {
+            Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("\"transcript\"")) => break,
+            Some(Ok(_)) => {}
+            other => panic!("call {id}: the connection ended first: {other:?}"),
+        }
+    }
+    (id, socket)
+}
+
+/// Reads call `id` through `base` until `done` holds for it (at most `within`); returns it and when.
+async fn call_until(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: CallId,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let answer = http
+            .get(format!("{base}/api/v1/calls/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await;
+        if let Ok(answer) = answer
+            && let Ok(call) = answer.json::<Value>().await
+            && done(&call)
+        {
+            return (call, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "call {id} not as expected within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn the_fleet_spreads_calls_and_a_killed_nodes_call_is_ended_as_node_lost() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true and no haproxy: scripts/setup.sh installs it"
+        );
+        eprintln!("SKIPPED: no haproxy (scripts/setup.sh installs it)");
+        return;
+    }
+    let Some(models) = provisioned_models() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some((base_url, admin, schema)) = postgres_schema(&runtime, "sb_fleet_") else {
+        return;
+    };
+    let redis_port = free_ports(0);
+    let mut redis = Command::new("redis-server")
+        .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/setup.sh installs it)");
+    let port = free_ports(2);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        (
+            "SWITCHBOARD_BIN",
+            env!("CARGO_BIN_EXE_switchboard").to_owned(),
+        ),
+        ("MODELS_DIR", models.display().to_string()),
+        (
+            "DATABASE_URL",
+            format!(
+                "{}?options=-c%20search_path%3D{schema}",
+                base_url.trim_end_matches('?')
+            ),
+        ),
+        ("REDIS_HOST", "127.0.0.1".to_owned()),
+        ("REDIS_PORT", redis_port.to_string()),
+        ("NODE_LEASE_MS", LEASE_MS.to_string()),
+        ("FLEET_NODES", "2".to_owned()),
+        ("FLEET_PORT", port.to_string()),
+    ];
+    let up = fleet(dir.path(), &env, "up");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(
+            up.status.success(),
+            "fleet up failed: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let stdout = String::from_utf8(up.stdout.clone()).unwrap();
+        let last = stdout.lines().last().unwrap_or_default().to_owned();
+        let (base, key) = last.split_once(' ').expect("`URL KEY` as the last line");
+        assert_eq!(base, format!("http://127.0.0.1:{port}"));
+        runtime.block_on(calls_through_the_fleet(
+            base,
+            key,
+            dir.path(),
+            port,
+            redis_port,
+        ));
+        let status = fleet(dir.path(), &env, "status");
+        let status = String::from_utf8_lossy(&status.stdout).into_owned();
+        assert!(status.contains("stopped"), "one node was killed: {status}");
+    }));
+    let down = fleet(dir.path(), &env, "down");
+    let after = fleet(dir.path(), &env, "status");
+    let _ = redis.kill();
+    let _ = redis.wait();
+    runtime
+        .block_on(admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")))
+        .unwrap();
+    if let Err(panic) = result {
+        eprintln!("{}", String::from_utf8_lossy(&up.stderr));
+        std::panic::resume_unwind(panic);
+    }
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let after = String::from_utf8_lossy(&after.stdout).into_owned();
+    assert_eq!(
+        after.lines().filter(|l| l.ends_with("stopped")).count(),
+        3,
+        "down leaves nothing running: {after}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the load balancer's port is closed"
+    );
+}
+
+async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, redis_port: u16) {
+    let http = reqwest::Client::new();
+    let shared = LiveState::connect(
+        &RedisConfig {
+            host: "127.0.0.1".into(),
+            port: redis_port,
+            password: None,
+            tls: false,
+            ca_file: None,
+        },
+        "fleet-test",
+    )
+    .await
+    .unwrap();
+    // Four calls at once through the load balancer (the node with the fewest connections takes the
+    // next) are carried two by each node; each ends through the API, whichever node the request reaches.
+    let mut live = Vec::new();
+    for _ in 0..4 {
+        live.push(live_call(&http, base, key).await);
+    }
+    let mut nodes = std::collections::BTreeMap::<String, usize>::new();
+    for (id, _) in &live {
+        let node = shared
+            .owner(*id)
+            .await
+            .unwrap()
+            .expect("registered to its node");
+        *nodes.entry(node).or_default() += 1;
+    }
+    assert_eq!(
+        nodes.values().copied().collect::<Vec<_>>(),
+        [2, 2],
+        "{nodes:?}"
+    );
+    for (id, socket) in live {
+        let ended = http
+            .delete(format!("{base}/api/v1/calls/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert!(ended.status().is_success(), "{}", ended.status());
+        call_until(&http, base, key, id, Duration::from_secs(30), |c| {
+            c["status"] == "ended"
+        })
+        .await;
+        drop(socket);
+    }
+
+    // A call live on one node; that node is killed.
+    let (id, _socket) = live_call(&http, base, key).await;
+    // A node is named after its host and port; node i listens on the load balancer's port + i.
+    let carrier = shared.owner(id).await.unwrap().unwrap();
+    let node = carrier.rsplit(':').next().unwrap().parse::<u16>().unwrap() - port;
+    let pid = std::fs::read_to_string(dir.join(format!("node{node}.pid"))).unwrap();
+    let killed = Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (call, settled) = call_until(&http, base, key, id, Duration::from_secs(20), |c| {
+        c["status"] == "ended"
+    })
+    .await;
+    assert_eq!(call["end_reason"], "node_lost", "{call}");
+    assert_eq!(
+        shared.owner(id).await.unwrap(),
+        None,
+        "registration removed"
+    );
+    eprintln!(
+        "node {node} killed mid-call: its call ended as node_lost {} ms later (lease {LEASE_MS} ms)",
+        settled.as_millis()
+    );
+    assert!(
+        settled < Duration::from_millis(2 * LEASE_MS),
+        "settled {} ms after the kill",
+        settled.as_millis()
+    );
+    // The load balancer sends new calls to the node still up.
+    let (after, _socket) = live_call(&http, base, key).await;
+    assert_ne!(
+        shared.owner(after).await.unwrap().as_deref(),
+        Some(carrier.as_str())
+    );
+}
