@@ -306,4 +306,67 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
         shared.owner(after).await.unwrap().as_deref(),
         Some(carrier.as_str())
     );
+    // Every metric the shipped alert rules read is on the survivor's /metrics.
+    let exposed = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in rule_metrics() {
+        assert!(
+            exposed.lines().any(|l| l.starts_with(&metric)),
+            "{metric} is in deploy/prometheus/alerts.yaml but not on /metrics"
+        );
+    }
+}
+
+/// The shipped alert rules, checked by promtool when it is installed (always under CI).
+fn alert_rules() -> std::path::PathBuf {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/alerts.yaml");
+    match Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+    {
+        Ok(checked) => assert!(
+            checked.status.success(),
+            "promtool refuses the rules: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        ),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and no promtool: scripts/setup.sh installs it (package prometheus)"
+            );
+            eprintln!("promtool not installed: the rules' syntax is not checked");
+        }
+    }
+    rules
+}
+
+/// The Switchboard metrics the alert rules read (a histogram by its name, without `_bucket`).
+fn rule_metrics() -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(alert_rules()).unwrap();
+    let mut found = std::collections::BTreeSet::new();
+    // The expressions only: not comments, summaries or descriptions.
+    let expressions = text.lines().filter(|l| {
+        let l = l.trim_start();
+        !l.starts_with('#') && !l.starts_with("summary:") && !l.starts_with("description:")
+    });
+    for line in expressions {
+        for (at, _) in line.match_indices("switchboard_") {
+            let name: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            found.insert(name.trim_end_matches("_bucket").to_owned());
+        }
+    }
+    assert!(found.len() >= 8, "{found:?}");
+    found
 }

@@ -9,6 +9,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// MAX_CONCURRENT_CALLS of this node's call registry, shown as `switchboard_calls_max` (set before the
+/// recorder may exist, so kept here and written at each scrape).
+pub(crate) static CALLS_MAX: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Latency buckets in seconds, dense where voice-to-voice lives (0.2–2 s).
 const SECONDS_BUCKETS: &[f64] = &[
     0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
@@ -24,6 +28,7 @@ pub fn handle() -> Option<PrometheusHandle> {
             match builder.install_recorder() {
                 Ok(handle) => {
                     describe();
+                    start_at_zero();
                     Some(handle)
                 }
                 Err(e) => {
@@ -37,6 +42,14 @@ pub fn handle() -> Option<PrometheusHandle> {
 
 fn describe() {
     metrics::describe_gauge!("switchboard_calls_active", "Calls connected now.");
+    metrics::describe_gauge!(
+        "switchboard_calls_max",
+        "Calls this node may carry at once (MAX_CONCURRENT_CALLS)."
+    );
+    metrics::describe_counter!(
+        "switchboard_calls_lost_total",
+        "Calls of a node whose lease lapsed, ended here as node_lost."
+    );
     metrics::describe_counter!("switchboard_calls_total", "Finished calls by outcome.");
     metrics::describe_histogram!(
         "switchboard_turn_voice_to_voice_seconds",
@@ -77,10 +90,32 @@ fn describe() {
     );
 }
 
+/// The series the shipped alert rules and dashboard read (`deploy/`), present from start-up: a rule over
+/// a series that does not exist yet (no call refused so far) has no value and never fires.
+fn start_at_zero() {
+    for counter in [
+        "switchboard_calls_total",
+        "switchboard_calls_refused_total",
+        "switchboard_calls_lost_total",
+        "switchboard_caller_audio_dropped_total",
+        "switchboard_llm_fallbacks_total",
+        "switchboard_errors_total",
+    ] {
+        metrics::counter!(counter).absolute(0);
+    }
+    for gauge in ["switchboard_calls_active", "switchboard_spooled_calls"] {
+        metrics::gauge!(gauge).set(0.0);
+    }
+    // Registered: present (empty) before the first turn.
+    let _ = metrics::histogram!("switchboard_turn_voice_to_voice_seconds");
+}
+
 /// The `/metrics` handler.
 pub(crate) async fn render() -> impl IntoResponse {
     metrics::counter!("switchboard_llm_fallbacks_total")
         .absolute(switchboard_llm::total_fallbacks());
+    metrics::gauge!("switchboard_calls_max")
+        .set(f64::from(CALLS_MAX.load(std::sync::atomic::Ordering::Relaxed)));
     let body = handle().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

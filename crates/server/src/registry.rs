@@ -58,6 +58,7 @@ impl Drop for Registration {
 impl CallRegistry {
     /// A registry of at most `max` calls.
     pub fn new(max: u32) -> Self {
+        crate::metrics::CALLS_MAX.store(max, std::sync::atomic::Ordering::Relaxed);
         Self {
             calls: Arc::new(Mutex::new(HashMap::new())),
             slots: Arc::new(Semaphore::new(max as usize)),
