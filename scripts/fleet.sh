@@ -104,6 +104,9 @@ up() {
   [ -f "$FLEET_DIR/data.key" ] || "$bin" keys data-key >"$FLEET_DIR/data.key"
   chmod 600 "$FLEET_DIR/data.key"
   export DATA_KEY_FILE="$FLEET_DIR/data.key"
+  # HAProxy checks /ready every second and drops a node after two failures: a node shutting down says
+  # 503 for longer than that before it stops taking connections.
+  export SHUTDOWN_DRAIN_MS="${SHUTDOWN_DRAIN_MS:-2500}"
   for i in $(seq 1 "$FLEET_NODES"); do
     mkdir -p "$FLEET_DIR/node$i"
     SERVER_HOST=127.0.0.1 SERVER_PORT=$((FLEET_PORT + i)) DATA_DIR="$FLEET_DIR/node$i" \

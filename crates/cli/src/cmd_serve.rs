@@ -224,8 +224,18 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
     let signal = shutdown_signal();
     tracing::info!(address = %local, tls = tls.is_some(), "listening");
     let calls = state.calls.clone();
+    let (draining, drain) = (state.readiness.clone(), state.config.server.shutdown_drain);
     let shutdown = async move {
         signal.await;
+        // Load balancers see /ready go 503 and stop sending anything new before the listener closes.
+        draining.drain();
+        if !drain.is_zero() {
+            tracing::info!(
+                drain_ms = drain.as_millis() as u64,
+                "shutting down: /ready says 503 while load balancers notice"
+            );
+            tokio::time::sleep(drain).await;
+        }
         accepting.cancel();
         // Calls end politely and record their end; requests then drain.
         calls.hang_up_all();

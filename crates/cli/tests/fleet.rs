@@ -1,7 +1,9 @@
 //! `scripts/fleet.sh` with real processes on loopback: two nodes sharing PostgreSQL and the test's own
 //! Redis behind HAProxy. Calls placed through the load balancer land on both nodes and any node answers
 //! for any call; a node killed (SIGKILL) mid-call has its call ended as `node_lost` by the other within
-//! its lease, and new calls are still answered; `down` leaves nothing running.
+//! its lease, and new calls are still answered; every metric the shipped alert rules read is on the
+//! survivor's /metrics; SIGTERM makes the survivor's /ready say 503 first, then it ends its call and exits;
+//! `down` leaves nothing running.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod common;
@@ -301,7 +303,7 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
         settled.as_millis()
     );
     // The load balancer sends new calls to the node still up.
-    let (after, _socket) = live_call(&http, base, key).await;
+    let (after, mut socket) = live_call(&http, base, key).await;
     assert_ne!(
         shared.owner(after).await.unwrap().as_deref(),
         Some(carrier.as_str())
@@ -320,6 +322,54 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
             exposed.lines().any(|l| l.starts_with(&metric)),
             "{metric} is in deploy/prometheus/alerts.yaml but not on /metrics"
         );
+    }
+
+    // SIGTERM on the survivor: its /ready says 503 at once (the load balancer stops sending it
+    // anything), its call is ended politely, then it exits.
+    let survivor = 3 - node;
+    let pid = std::fs::read_to_string(dir.join(format!("node{survivor}.pid"))).unwrap();
+    let pid = pid.trim().to_owned();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ready = format!("http://127.0.0.1:{}/ready", port + survivor);
+    let asked = Instant::now();
+    while http.get(&ready).send().await.unwrap().status() != 503 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "/ready still 200 after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("the call was not ended within 30 s of SIGTERM");
+        match message {
+            Some(Ok(m)) if m.to_text().is_ok_and(|t| t.contains("\"hangup\"")) => break,
+            Some(Ok(_)) => {}
+            other => panic!("the call's connection ended without a hang-up: {other:?}"),
+        }
+    }
+    let running = || {
+        Command::new("kill")
+            .args(["-0", &pid])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    while running() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -54,8 +54,12 @@ async fn ready(State(state): State<AppState>) -> Response {
     let models_ok = models == ModelsCheck::Ok;
     let engines = state.readiness.engines();
     let engines_ok = matches!(engines, EnginesCheck::Ok | EnginesCheck::NotUsed);
-    let ready = database_ok && models_ok && engines_ok;
+    let draining = state.readiness.draining();
+    let ready = database_ok && models_ok && engines_ok && !draining;
     let mut reasons = Vec::new();
+    if draining {
+        reasons.push("shutting down: finishing its calls".to_owned());
+    }
     match &engines {
         EnginesCheck::Loading => reasons.push("models are loading".to_owned()),
         EnginesCheck::Failed { problem } => {

@@ -114,8 +114,9 @@ fn start_at_zero() {
 pub(crate) async fn render() -> impl IntoResponse {
     metrics::counter!("switchboard_llm_fallbacks_total")
         .absolute(switchboard_llm::total_fallbacks());
-    metrics::gauge!("switchboard_calls_max")
-        .set(f64::from(CALLS_MAX.load(std::sync::atomic::Ordering::Relaxed)));
+    metrics::gauge!("switchboard_calls_max").set(f64::from(
+        CALLS_MAX.load(std::sync::atomic::Ordering::Relaxed),
+    ));
     let body = handle().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -48,6 +48,8 @@ pub enum EnginesCheck {
 pub struct Readiness {
     models: Arc<RwLock<ModelsCheck>>,
     engines: Arc<RwLock<EnginesCheck>>,
+    /// Shutdown has begun: `/ready` says 503 so that load balancers send nothing new.
+    draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for Readiness {
@@ -55,6 +57,7 @@ impl Default for Readiness {
         Self {
             models: Arc::new(RwLock::new(ModelsCheck::Verifying)),
             engines: Arc::new(RwLock::new(EnginesCheck::NotUsed)),
+            draining: Arc::default(),
         }
     }
 }
@@ -74,6 +77,17 @@ impl Readiness {
             .read()
             .map(|m| m.clone())
             .unwrap_or(EnginesCheck::Loading)
+    }
+
+    /// Shutdown has begun: from now on `/ready` answers 503.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether shutdown has begun.
+    pub fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records the engines' state (the loader sets it).

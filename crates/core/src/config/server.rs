@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub public_url: Option<Url>,
     /// Longest wait for in-flight work at shutdown.
     pub shutdown_grace: Duration,
+    /// How long `/ready` says 503 at shutdown before connections are refused.
+    pub shutdown_drain: Duration,
     /// Longest an HTTP request may take to be answered.
     pub request_timeout: Duration,
     /// How long a node's lease in Redis lasts unrenewed before its calls count as lost.
@@ -58,6 +60,7 @@ pub(super) fn server_config(r: &Reader<'_>) -> Result<ServerConfig, ConfigError>
         port: r.int(&SERVER_PORT, 0..=65_535)? as u16,
         public_url: r.url(&PUBLIC_URL)?,
         shutdown_grace: Duration::from_millis(r.int(&SHUTDOWN_GRACE_MS, 0..=600_000)? as u64),
+        shutdown_drain: Duration::from_millis(r.int(&SHUTDOWN_DRAIN_MS, 0..=600_000)? as u64),
         request_timeout: Duration::from_millis(r.int(&REQUEST_TIMEOUT_MS, 1_000..=600_000)? as u64),
         node_lease: Duration::from_millis(r.int(&NODE_LEASE_MS, 3_000..=300_000)? as u64),
         tls,

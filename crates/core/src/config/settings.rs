@@ -46,6 +46,8 @@ settings! {
     SERVER_PORT: "server.port", "SERVER_PORT", default Some("8000"), allowed "an integer from 0 to 65535";
     /// Public base URL that telephony providers call back (Twilio webhooks, media streams).
     PUBLIC_URL: "server.public_url", "PUBLIC_URL", default None, allowed "an absolute http(s) URL";
+    /// On SIGTERM, how long /ready answers 503 while the node still takes everything, before it stops taking connections: a load balancer's health check sees it leave first (0: stop at once).
+    SHUTDOWN_DRAIN_MS: "server.shutdown_drain_ms", "SHUTDOWN_DRAIN_MS", default Some("0"), allowed "an integer from 0 to 600000 (milliseconds)";
     /// How long shutdown waits for in-flight requests and calls before it stops anyway.
     SHUTDOWN_GRACE_MS: "server.shutdown_grace_ms", "SHUTDOWN_GRACE_MS", default Some("10000"), allowed "an integer from 0 to 600000 (milliseconds)";
     /// With REDIS_HOST: how long a node may go without renewing its lease before the other nodes take it for dead and end its live calls with reason `node_lost` (it renews every third of this).
