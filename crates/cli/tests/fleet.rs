@@ -278,11 +278,7 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
     let carrier = shared.owner(id).await.unwrap().unwrap();
     let node = carrier.rsplit(':').next().unwrap().parse::<u16>().unwrap() - port;
     let pid = std::fs::read_to_string(dir.join(format!("node{node}.pid"))).unwrap();
-    let killed = Command::new("kill")
-        .args(["-KILL", pid.trim()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(common::signal(pid.trim(), "KILL"));
     let (call, settled) = call_until(&http, base, key, id, Duration::from_secs(20), |c| {
         c["status"] == "ended"
     })
@@ -308,7 +304,7 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
         shared.owner(after).await.unwrap().as_deref(),
         Some(carrier.as_str())
     );
-    // Every metric the shipped alert rules read is on the survivor's /metrics.
+    // Every metric the shipped alert rules and dashboard read is on the survivor's /metrics.
     let exposed = http
         .get(format!("{base}/metrics"))
         .send()
@@ -317,10 +313,10 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
         .text()
         .await
         .unwrap();
-    for metric in rule_metrics() {
+    for metric in rule_metrics().into_iter().chain(dashboard_metrics()) {
         assert!(
             exposed.lines().any(|l| l.starts_with(&metric)),
-            "{metric} is in deploy/prometheus/alerts.yaml but not on /metrics"
+            "{metric} is in deploy/ (alerts or dashboard) but not on /metrics"
         );
     }
 
@@ -329,13 +325,7 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
     let survivor = 3 - node;
     let pid = std::fs::read_to_string(dir.join(format!("node{survivor}.pid"))).unwrap();
     let pid = pid.trim().to_owned();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(common::signal(&pid, "TERM"));
     let ready = format!("http://127.0.0.1:{}/ready", port + survivor);
     let asked = Instant::now();
     while http.get(&ready).send().await.unwrap().status() != 503 {
@@ -356,21 +346,38 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
             other => panic!("the call's connection ended without a hang-up: {other:?}"),
         }
     }
-    let running = || {
-        Command::new("kill")
-            .args(["-0", &pid])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-    };
-    while running() {
+    while common::signal(&pid, "0") {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the node did not exit"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The Switchboard metrics in `text` (a histogram by its name, without `_bucket`).
+fn metric_names(text: &str, found: &mut std::collections::BTreeSet<String>) {
+    for (at, _) in text.match_indices("switchboard_") {
+        let name: String = text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        found.insert(name.trim_end_matches("_bucket").to_owned());
+    }
+}
+
+/// The metrics the shipped Grafana dashboard's queries read.
+fn dashboard_metrics() -> std::collections::BTreeSet<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/switchboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut found = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            metric_names(target["expr"].as_str().unwrap(), &mut found);
+        }
+    }
+    assert!(found.len() >= 10, "{found:?}");
+    found
 }
 
 /// The shipped alert rules, checked by promtool when it is installed (always under CI).
@@ -399,7 +406,7 @@ fn alert_rules() -> std::path::PathBuf {
     rules
 }
 
-/// The Switchboard metrics the alert rules read (a histogram by its name, without `_bucket`).
+/// The Switchboard metrics the alert rules read.
 fn rule_metrics() -> std::collections::BTreeSet<String> {
     let text = std::fs::read_to_string(alert_rules()).unwrap();
     let mut found = std::collections::BTreeSet::new();
@@ -409,13 +416,7 @@ fn rule_metrics() -> std::collections::BTreeSet<String> {
         !l.starts_with('#') && !l.starts_with("summary:") && !l.starts_with("description:")
     });
     for line in expressions {
-        for (at, _) in line.match_indices("switchboard_") {
-            let name: String = line[at..]
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            found.insert(name.trim_end_matches("_bucket").to_owned());
-        }
+        metric_names(line, &mut found);
     }
     assert!(found.len() >= 8, "{found:?}");
     found

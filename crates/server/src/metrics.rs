@@ -107,7 +107,15 @@ fn start_at_zero() {
         metrics::gauge!(gauge).set(0.0);
     }
     // Registered: present (empty) before the first turn.
-    let _ = metrics::histogram!("switchboard_turn_voice_to_voice_seconds");
+    for histogram in [
+        "switchboard_turn_voice_to_voice_seconds",
+        "switchboard_turn_part_seconds",
+        "switchboard_stt_seconds",
+        "switchboard_llm_first_sentence_seconds",
+        "switchboard_tts_first_chunk_seconds",
+    ] {
+        let _ = metrics::histogram!(histogram);
+    }
 }
 
 /// The `/metrics` handler.

@@ -92,12 +92,7 @@ impl Conversation {
 
     /// The field just asked for, when a keypad can answer it.
     fn keyed_field(&self) -> Option<FieldSpec> {
-        let asked = self.dialogue.asked.as_deref()?;
-        self.config
-            .claim_schema
-            .fields
-            .iter()
-            .find(|f| f.name == asked)
+        self.asked_field()
             .filter(|f| {
                 matches!(f.kind, FieldKind::Phone | FieldKind::Number)
                     || f.entity_kind() == Some(EntityKind::PolicyNumber)

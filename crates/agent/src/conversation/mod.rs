@@ -366,14 +366,19 @@ impl Conversation {
         outcome
     }
 
-    /// The field last asked for, when it is an identifier of letters then digits (a policy number).
-    fn identifier_asked(&self) -> Option<String> {
+    /// The field last asked for.
+    fn asked_field(&self) -> Option<&crate::claim::FieldSpec> {
         let asked = self.dialogue.asked.as_deref()?;
         self.config
             .claim_schema
             .fields
             .iter()
             .find(|f| f.name == asked)
+    }
+
+    /// The field last asked for, when it is an identifier of letters then digits (a policy number).
+    fn identifier_asked(&self) -> Option<String> {
+        self.asked_field()
             .filter(|f| f.entity_kind() == Some(crate::claim::EntityKind::PolicyNumber))
             .map(|f| f.name.clone())
     }

@@ -184,16 +184,21 @@ pub(crate) fn http_post_json(
     (code, serde_json::from_str(body).unwrap_or_default())
 }
 
+/// Sends `signal` (`TERM`, `KILL`, or `0` to ask whether it runs) to process `pid`; true when delivered.
+#[allow(dead_code)]
+pub(crate) fn signal(pid: &str, signal: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
 /// Sends SIGTERM as an operator does and waits up to `within` for the exit, which must be clean.
 pub(crate) fn terminate(child: &mut Child, within: Duration) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal(&child.id().to_string(), "TERM"));
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
