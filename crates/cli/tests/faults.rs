@@ -385,10 +385,12 @@ fn a_node_started_with_calls_in_its_spool_writes_them_once_in_order() {
     let server = common::start_server_with(dir.path(), no_models.path(), &[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let (turns, record) = loop {
+        // The record first: the spool writes a call's lines before its end, so once the end is read,
+        // every line is there to read after it.
         let read = runtime.block_on(async {
             let db = Database::connect(&target).await.unwrap();
-            let turns = db.turns(call).await.unwrap();
             let record = db.call(call).await.unwrap().unwrap();
+            let turns = db.turns(call).await.unwrap();
             db.close().await;
             (turns, record)
         });
