@@ -12,7 +12,7 @@ use switchboard_core::config::{DatabaseTarget, Recording};
 use switchboard_core::{CallId, Speaker};
 use switchboard_session::{Inbound, Outbound};
 use switchboard_store::Database;
-use testkit::{Running, database, engines, frames, speak_a_turn, start_call, until};
+use testkit::{Running, database, engines, frames, speak_a_turn, start_call, until, until_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
@@ -186,19 +186,7 @@ async fn a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_sentence
         clock.tick().await;
         caller.send(Inbound::Audio(frame)).await.unwrap();
     }
-    let finals = |seen: &[Outbound]| {
-        seen.iter()
-            .filter(|o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Caller && t.is_final))
-            .count()
-    };
-    while finals(&seen) < 2 {
-        until(
-            &mut out_rx,
-            &mut seen,
-            |o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Caller && t.is_final),
-        )
-        .await;
-    }
+    until_lines(&mut out_rx, &mut seen, Speaker::Caller, 2).await;
     until(
         &mut out_rx,
         &mut seen,
@@ -360,12 +348,6 @@ async fn digits_typed_on_the_keypad_complete_the_policy_number_the_caller_began_
         mut seen,
     } = start_call(engines, &db, call_id).await;
     // Each turn waits for the agent's answer to the one before (its line, after the greeting's).
-    let agent_lines = |seen: &[Outbound]| {
-        seen.iter()
-            .filter(|o| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final))
-            .count()
-    };
-    let agent_said = |o: &Outbound| matches!(o, Outbound::Transcript(t) if t.speaker == Speaker::Agent && t.is_final);
     for turn in 0..3 {
         match turn {
             0 | 1 => speak_a_turn(&caller).await,
@@ -375,9 +357,7 @@ async fn digits_typed_on_the_keypad_complete_the_policy_number_the_caller_began_
                 }
             }
         }
-        while agent_lines(&seen) < 2 + turn {
-            until(&mut out_rx, &mut seen, agent_said).await;
-        }
+        until_lines(&mut out_rx, &mut seen, Speaker::Agent, 2 + turn).await;
     }
     caller.send(Inbound::Hangup).await.unwrap();
     let report = call.await.unwrap().unwrap();

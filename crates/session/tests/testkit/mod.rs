@@ -243,6 +243,23 @@ pub(crate) async fn until(
     });
 }
 
+/// Whether `out` is a final transcript line of `speaker`.
+pub(crate) fn final_line_of(out: &Outbound, speaker: switchboard_core::Speaker) -> bool {
+    matches!(out, Outbound::Transcript(t) if t.speaker == speaker && t.is_final)
+}
+
+/// Waits until the call has sent `count` final transcript lines of `speaker`.
+pub(crate) async fn until_lines(
+    out_rx: &mut mpsc::Receiver<Outbound>,
+    seen: &mut Vec<Outbound>,
+    speaker: switchboard_core::Speaker,
+    count: usize,
+) {
+    while seen.iter().filter(|o| final_line_of(o, speaker)).count() < count {
+        until(out_rx, seen, |o| final_line_of(o, speaker)).await;
+    }
+}
+
 /// A call started on `engines`: the caller's side, what the call sends, its task and what it sent so far,
 /// once the greeting has played to its end.
 pub(crate) struct Running {
