@@ -38,7 +38,7 @@ pub struct Understanding {
     pub proposals: Vec<Proposal>,
     /// The model's extraction, when it did not answer within the budget.
     pub late: Option<LateFact>,
-    /// How long the turn waited on the model.
+    /// How long the turn waited on the model: zero when the model was not asked.
     pub model_wait: Duration,
 }
 
@@ -88,9 +88,11 @@ pub async fn understand(
     }
     let started = std::time::Instant::now();
     let mut failure = None;
+    let mut asked_model = false;
     if asks_for_a_person(config, caller_said) {
         understanding.intent = Some("speak_to_human".to_owned());
     } else if turn.label_needed {
+        asked_model = true;
         match bounded(model, intent_request(config, caller_said)).await {
             Ok(Some(answer)) => {
                 understanding.intent = serde_json::from_str::<String>(answer.trim())
@@ -115,14 +117,12 @@ pub async fn understand(
         })
         .filter(|_| understanding.proposals.is_empty())
         .filter(|_| !span_words(caller_said).is_empty());
-    let Some(field) = asked_field else {
-        understanding.model_wait = started.elapsed();
+    let Some(field) = asked_field.filter(|_| failure.is_none()) else {
+        if asked_model {
+            understanding.model_wait = started.elapsed();
+        }
         return (understanding, failure);
     };
-    if failure.is_some() {
-        understanding.model_wait = started.elapsed();
-        return (understanding, failure);
-    }
     let request = extraction_request(config, field, turn.agent_said, caller_said, context.today);
     let name = field.name.clone();
     let said = caller_said.to_owned();

@@ -74,7 +74,7 @@ struct Outcome {
 }
 
 /// 16 kHz speech of `text` in `voice`.
-fn speak(voice: &dyn TextToSpeech, text: &str) -> anyhow::Result<Vec<i16>> {
+pub(crate) fn speak(voice: &dyn TextToSpeech, text: &str) -> anyhow::Result<Vec<i16>> {
     let rate = voice.info().sample_rate;
     let mut samples: Vec<f32> = Vec::new();
     voice.synthesize(text, &mut |chunk| {
@@ -122,7 +122,7 @@ fn add_noise(samples: &mut [i16], snr_db: f64, seed: u64) {
     }
 }
 
-fn caller_voice(
+pub(crate) fn caller_voice(
     config: &Config,
     voice: CallerVoice,
 ) -> anyhow::Result<std::sync::Arc<dyn TextToSpeech>> {

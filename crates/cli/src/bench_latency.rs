@@ -15,14 +15,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+
 use anyhow::{Context, anyhow};
 use clap::Args;
 use serde_json::{Value, json};
 use switchboard_audio::corpus::{DEFAULT_SOUNDS_DIR, read_wav_16k};
 use switchboard_core::Config;
 
+use crate::bench_calls::{
+    Level, LevelPlan, build, cores, cpu_model, ms, process_cpu_seconds, run_level,
+};
 use crate::call_server::LocalServer;
-use crate::caller::{Script, place_call};
 use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
@@ -62,15 +65,6 @@ pub(crate) struct LatencyArgs {
 const TURN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Quiet between joined words of one utterance: shorter than any end-of-turn silence.
 const WORD_GAP_MS: usize = 100;
-
-/// The stages of a turn, as the server names them in its `latency` events.
-const PARTS: [(&str, &str); 5] = [
-    ("end_of_turn", "end-of-turn wait"),
-    ("stt", "STT final"),
-    ("llm_first_sentence", "LLM first sentence"),
-    ("tts_first_chunk", "TTS first chunk"),
-    ("transport", "transport"),
-];
 
 pub(crate) fn run(args: &LatencyArgs, config: &Config) -> anyhow::Result<ExitCode> {
     if args.calls == 0 || args.concurrency == 0 {
@@ -122,12 +116,8 @@ async fn measure(
         args.calls,
         turns.len(),
         transport.name(),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        build(),
+        cores(),
         cpu_model().unwrap_or_else(|| "unknown CPU".into()),
     );
     let mut results = Vec::new();
@@ -135,13 +125,24 @@ async fn measure(
         eprintln!("running {} calls, {concurrency} at a time...", args.calls);
         let cpu_before = process_cpu_seconds();
         let started = Instant::now();
-        let calls = run_level(base, token, transport, turns, args.calls, concurrency).await;
+        let calls = run_level(&LevelPlan {
+            base,
+            token,
+            transport,
+            turns,
+            source: "switchboard bench latency",
+            turn_timeout: TURN_TIMEOUT,
+            calls: args.calls,
+            concurrency,
+            stagger: Duration::ZERO,
+        })
+        .await;
         let wall = started.elapsed().as_secs_f64();
         let cpu = match (in_process, cpu_before, process_cpu_seconds()) {
             (true, Some(before), Some(after)) => Some((after - before) / wall),
             _ => None,
         };
-        let level = Level::from_calls(concurrency, &calls, cpu);
+        let level = Level::from_calls(concurrency, &calls, cpu, None);
         level.print();
         results.push(level.to_json(&calls));
     }
@@ -166,8 +167,8 @@ async fn measure(
         "calls_per_level": args.calls,
         "turns_per_call": turns.len(),
         "transport": transport.name(),
-        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "cpu_cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "build": build(),
+        "cpu_cores": cores(),
         "cpu_model": cpu_model(),
         "levels": results,
     }))
@@ -180,191 +181,6 @@ fn concurrency_levels(max: usize) -> Vec<usize> {
         .collect();
     levels.push(max);
     levels
-}
-
-/// Runs `calls` calls, `concurrency` at a time; each call's report, or why it failed.
-async fn run_level(
-    base: &str,
-    token: &str,
-    transport: &Transport,
-    turns: &[(String, Vec<i16>)],
-    calls: usize,
-    concurrency: usize,
-) -> Vec<Result<Value, String>> {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut tasks = Vec::with_capacity(calls);
-    for index in 0..calls {
-        let slots = slots.clone();
-        let script = Script {
-            // A number per call, so calls do not see each other as the caller's previous calls.
-            from: format!("+1415555{:04}", index % 10_000),
-            source: "switchboard bench latency",
-            turns: turns.to_vec(),
-            turn_timeout: TURN_TIMEOUT,
-            // A call is done when its record is: its post-call synthesis runs on the same model and
-            // cores, and the next call of this slot starts only after it (other slots' calls overlap it).
-            fetch_record: true,
-            transport: transport.clone(),
-            echo_return: None,
-        };
-        let (base, token) = (base.to_owned(), token.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await.map_err(|e| e.to_string())?;
-            place_call(&base, &token, &script)
-                .await
-                .map(|call| call.report)
-                .map_err(|e| format!("{e:#}"))
-        }));
-    }
-    let mut reports = Vec::with_capacity(calls);
-    for task in tasks {
-        reports.push(task.await.unwrap_or_else(|e| Err(e.to_string())));
-    }
-    reports
-}
-
-/// Figures of one concurrency level.
-struct Level {
-    concurrency: usize,
-    calls: usize,
-    failed_calls: usize,
-    turns: usize,
-    unanswered: usize,
-    /// Answered turns answered from a draft begun at the caller's pause (LLM_READ_AHEAD).
-    read_ahead: usize,
-    voice_to_voice: Vec<f64>,
-    parts: Vec<(&'static str, &'static str, Vec<f64>)>,
-    cpu_cores_busy: Option<f64>,
-}
-
-impl Level {
-    fn from_calls(concurrency: usize, calls: &[Result<Value, String>], cpu: Option<f64>) -> Self {
-        let mut level = Self {
-            concurrency,
-            calls: calls.len(),
-            failed_calls: 0,
-            turns: 0,
-            unanswered: 0,
-            read_ahead: 0,
-            voice_to_voice: Vec::new(),
-            parts: PARTS.iter().map(|&(k, n)| (k, n, Vec::new())).collect(),
-            cpu_cores_busy: cpu,
-        };
-        for call in calls {
-            let report = match call {
-                Ok(report) => report,
-                Err(reason) => {
-                    eprintln!("a call failed: {reason}");
-                    level.failed_calls += 1;
-                    continue;
-                }
-            };
-            for turn in report["turns"].as_array().into_iter().flatten() {
-                level.turns += 1;
-                match turn["voice_to_voice_s"].as_f64() {
-                    Some(v) if turn["answered"] == true => level.voice_to_voice.push(v),
-                    _ => level.unanswered += 1,
-                }
-                for (key, _, values) in &mut level.parts {
-                    if let Some(v) = turn["server"][*key].as_f64() {
-                        values.push(v);
-                    }
-                }
-                if turn["server"]["read_ahead"] == true {
-                    level.read_ahead += 1;
-                }
-            }
-        }
-        level
-    }
-
-    fn print(&self) {
-        println!(
-            "\nconcurrency {}: {} calls ({} failed), {} turns ({} unanswered)",
-            self.concurrency, self.calls, self.failed_calls, self.turns, self.unanswered
-        );
-        println!("{:<22} {:>9} {:>9} {:>9}", "", "p50", "p95", "max");
-        let row = |name: &str, values: &[f64]| {
-            let s = Summary::of(values);
-            println!(
-                "{name:<22} {:>9} {:>9} {:>9}",
-                ms(s.p50),
-                ms(s.p95),
-                ms(s.max)
-            );
-        };
-        row("voice-to-voice", &self.voice_to_voice);
-        for (_, name, values) in &self.parts {
-            row(&format!("  {name}"), values);
-        }
-        println!(
-            "turns answered from a draft begun at the caller's pause: {} of {}",
-            self.read_ahead,
-            self.voice_to_voice.len()
-        );
-        match self.cpu_cores_busy {
-            Some(busy) => println!(
-                "CPU: {busy:.2} cores busy on average ({:.0} % of {})",
-                100.0 * busy / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            ),
-            None => println!("CPU: not measured (the server runs in another process)"),
-        }
-    }
-
-    fn to_json(&self, calls: &[Result<Value, String>]) -> Value {
-        let mut parts = serde_json::Map::new();
-        for (key, _, values) in &self.parts {
-            parts.insert((*key).to_owned(), Summary::of(values).to_json());
-        }
-        json!({
-            "concurrency": self.concurrency,
-            "calls": self.calls,
-            "failed_calls": self.failed_calls,
-            "turns": self.turns,
-            "unanswered_turns": self.unanswered,
-            "read_ahead_turns": self.read_ahead,
-            "voice_to_voice": Summary::of(&self.voice_to_voice).to_json(),
-            "parts": parts,
-            "cpu_cores_busy": self.cpu_cores_busy,
-            "reports": calls.iter().map(|c| match c {
-                Ok(report) => report.clone(),
-                Err(reason) => json!({ "error": reason }),
-            }).collect::<Vec<_>>(),
-        })
-    }
-}
-
-/// Percentiles of a sample, in seconds (nearest rank).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Summary {
-    p50: Option<f64>,
-    p95: Option<f64>,
-    max: Option<f64>,
-}
-
-impl Summary {
-    fn of(values: &[f64]) -> Self {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let rank = |q: f64| -> Option<f64> {
-            let n = sorted.len();
-            (n > 0).then(|| sorted[((q * n as f64).ceil() as usize).clamp(1, n) - 1])
-        };
-        Self {
-            p50: rank(0.50),
-            p95: rank(0.95),
-            max: sorted.last().copied(),
-        }
-    }
-
-    fn to_json(self) -> Value {
-        json!({ "p50": self.p50, "p95": self.p95, "max": self.max })
-    }
-}
-
-fn ms(seconds: Option<f64>) -> String {
-    seconds.map_or("-".into(), |s| format!("{:.0} ms", s * 1e3))
 }
 
 /// The caller's turns, each joined from recorded words.
@@ -426,56 +242,15 @@ fn trim_silence(samples: &[i16]) -> &[i16] {
     &samples[start.saturating_sub(160)..(end + 160).min(samples.len())]
 }
 
-/// CPU seconds this process has used (user + system), from /proc.
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces) start at the state, field 3.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
-    // utime and stime are fields 14 and 15, in USER_HZ (100 per second on Linux).
-    Some((ticks(14)? + ticks(15)?) / 100.0)
-}
-
-fn cpu_model() -> Option<String> {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, name)| name.trim().to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let values: Vec<f64> = (1..=20).map(f64::from).collect();
-        let s = Summary::of(&values);
-        assert_eq!((s.p50, s.p95, s.max), (Some(10.0), Some(19.0), Some(20.0)));
-        assert_eq!(Summary::of(&[0.7]).p95, Some(0.7));
-        assert_eq!(Summary::of(&[]).p50, None);
-    }
 
     #[test]
     fn levels_double_up_to_the_maximum() {
         assert_eq!(concurrency_levels(1), vec![1]);
         assert_eq!(concurrency_levels(4), vec![1, 2, 4]);
         assert_eq!(concurrency_levels(6), vec![1, 2, 4, 6]);
-    }
-
-    #[test]
-    fn this_process_cpu_time_is_read() {
-        let before = process_cpu_seconds().unwrap();
-        let mut x = 0u64;
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_add(std::hint::black_box(1));
-        }
-        let used = process_cpu_seconds().unwrap() - before;
-        assert!(used >= 0.1, "{used} s for 300 ms of spinning ({x})");
     }
 
     #[test]

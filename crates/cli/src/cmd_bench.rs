@@ -24,6 +24,10 @@ pub(crate) enum BenchCommand {
     /// Whole calls of real recorded speech through the real transport: voice-to-voice latency per turn
     /// (p50 / p95 / max) and its parts, CPU use, and how the tail grows with concurrent calls.
     Latency(crate::bench_latency::LatencyArgs),
+    /// How many calls this machine carries: calls where every other turn needs the language model,
+    /// ramped 1, 2, 4, 8 … at once, with voice-to-voice p50 / p95 / max and its parts per level, CPU,
+    /// memory per call, and the largest level that answers every turn within the p95 target.
+    Capacity(crate::bench_capacity::CapacityArgs),
     /// Personal data masking: recall on phone, card and e-mail values as callers say them and recognisers
     /// write them, false positives on ordinary call sentences and the recorded prompts' transcripts.
     Pii(crate::bench_pii::PiiArgs),
@@ -95,6 +99,7 @@ pub(crate) fn run(cmd: BenchCommand, config: &Config) -> anyhow::Result<ExitCode
         BenchCommand::Tts(args) => crate::bench_tts::run(&args, config),
         BenchCommand::Llm(args) => crate::bench_llm::run(&args, config),
         BenchCommand::Latency(args) => crate::bench_latency::run(&args, config),
+        BenchCommand::Capacity(args) => crate::bench_capacity::run(&args, config),
         BenchCommand::Pii(args) => crate::bench_pii::run(&args, config),
     }
 }

@@ -4,6 +4,8 @@
 #![allow(clippy::print_stdout)]
 
 mod agent_audio;
+mod bench_calls;
+mod bench_capacity;
 mod bench_latency;
 mod bench_llm;
 mod bench_pii;

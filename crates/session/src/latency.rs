@@ -24,6 +24,19 @@ pub struct TurnClock {
     pub reported: bool,
     /// The answer was drafted at the caller's pause, before the end of the turn was confirmed.
     pub read_ahead: bool,
+    /// What the answer asked of the language model, once the answer is settled: generated to its end
+    /// (`Some`), or cut off, failed or never begun (`None` inside `Some`).
+    pub model: Option<Option<ModelUse>>,
+}
+
+/// What one answer asked of the language model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ModelUse {
+    /// Seconds the reading of the turn waited on the model (an intent label, an extraction); zero when
+    /// it was not asked.
+    pub wait: f64,
+    /// The answer's words were written by the model.
+    pub generated: bool,
 }
 
 /// A finished turn's latency, in seconds.
@@ -45,11 +58,17 @@ pub struct TurnLatency {
     pub transport: f64,
     /// The answer was drafted at the caller's pause, while the end of the turn was being confirmed.
     pub read_ahead: bool,
+    /// Seconds the reading of the turn waited on the language model (zero when it was not asked);
+    /// `None` when the answer was cut off before it was settled.
+    pub model_wait: Option<f64>,
+    /// The answer's words were written by the language model (not said from fixed words).
+    pub generated: bool,
 }
 
 impl TurnClock {
-    /// The latency, when every moment was seen in order.
+    /// The latency, when every moment was seen in order and the answer is settled.
     pub fn latency(&self, turn: u32) -> Option<TurnLatency> {
+        let model = self.model?;
         let span = |a: Option<Instant>, b: Option<Instant>| -> Option<f64> {
             Some(b?.saturating_duration_since(a?).as_secs_f64())
         };
@@ -62,11 +81,18 @@ impl TurnClock {
             tts_first_chunk: span(self.first_sentence, self.first_chunk)?,
             transport: span(self.first_chunk, self.first_audio)?,
             read_ahead: self.read_ahead,
+            model_wait: model.map(|m| m.wait),
+            generated: model.is_some_and(|m| m.generated),
         })
     }
 }
 
 impl TurnLatency {
+    /// The answer waited on the language model, or was written by it.
+    pub fn needed_model(&self) -> bool {
+        self.generated || self.model_wait.is_some_and(|w| w > 0.0)
+    }
+
     /// Records the turn in the process's metrics.
     pub fn record(&self) {
         metrics::histogram!("switchboard_turn_voice_to_voice_seconds").record(self.voice_to_voice);
@@ -100,8 +126,19 @@ mod tests {
             first_audio: at(1_170),
             reported: false,
             read_ahead: false,
+            model: None,
+        };
+        assert!(clock.latency(1).is_none(), "the answer is not settled yet");
+        let clock = TurnClock {
+            model: Some(Some(ModelUse {
+                wait: 0.4,
+                generated: false,
+            })),
+            ..clock
         };
         let l = clock.latency(1).unwrap();
+        assert!(l.needed_model());
+        assert_eq!(l.model_wait, Some(0.4));
         let sum = l.end_of_turn + l.stt + l.llm_first_sentence + l.tts_first_chunk + l.transport;
         assert!((sum - l.voice_to_voice).abs() < 1e-9);
         assert!((l.voice_to_voice - 1.17).abs() < 1e-9);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::latency::{TurnClock, TurnLatency};
+use crate::latency::{ModelUse, TurnClock, TurnLatency};
 use crate::machine::SpeechId;
 
 /// One speech.
@@ -92,6 +92,20 @@ impl Speeches {
         }
     }
 
+    /// The answer is settled: generated to its end with what it asked of the model (`Some`), or failed
+    /// or cut off (`None`); the turn's latency if now complete. A second word on it changes nothing.
+    pub(crate) fn settled(
+        &mut self,
+        speech: SpeechId,
+        model: Option<ModelUse>,
+    ) -> Option<TurnLatency> {
+        let (_, clock) = self.clock(speech)?;
+        if clock.model.is_none() {
+            clock.model = Some(model);
+        }
+        self.latency(speech)
+    }
+
     /// The speaker made piece `index` of a speech.
     pub(crate) fn piece(&mut self, speech: SpeechId, index: u32, text: String) {
         if let Some(record) = self.records.get_mut(&speech)
@@ -137,8 +151,10 @@ impl Speeches {
     }
 
     /// Playout's last word on a speech: what the caller heard of it (its first `pieces` pieces) and when
-    /// it was asked for; `None` when nothing of it was heard.
+    /// it was asked for; `None` when nothing of it was heard. An answer not yet settled is settled as cut
+    /// off first (see `settled`).
     pub(crate) fn finished(&mut self, speech: SpeechId, pieces: u32) -> Option<(String, Instant)> {
+        self.settled(speech, None);
         let record = self.records.remove(&speech)?;
         let heard: Vec<String> = record.pieces.into_iter().take(pieces as usize).collect();
         (!heard.is_empty()).then(|| (heard.join(" "), record.started))
@@ -154,8 +170,9 @@ impl Speeches {
     }
 
     /// A turn's latency once every moment of it is known, once. The speaker's moments (first sentence,
-    /// first chunk) and playout's (first audio) come on separate channels, and with a cached phrase the
-    /// first audio can come before the speaker's moments: whichever comes last completes it.
+    /// first chunk, the settled answer) and playout's (first audio) come on separate channels, and with a
+    /// cached phrase the first audio can come before the speaker's moments: whichever comes last
+    /// completes it.
     fn latency(&mut self, speech: SpeechId) -> Option<TurnLatency> {
         let (turn, clock) = self.clock(speech)?;
         if clock.reported {

@@ -71,8 +71,12 @@ pub struct TurnOutcome {
     pub llm_error: Option<String>,
     /// The field the answer asked for, if it asked for one.
     pub asked: Option<String>,
-    /// How long the turn waited on the model before answering (at most the model budget).
+    /// How long the turn waited on the model before answering (at most the model budget); zero when
+    /// the model was not asked.
     pub model_wait: std::time::Duration,
+    /// The reply's words were written by the model (an answer from the documents, or every reply with
+    /// native tools), not said from fixed words.
+    pub generated: bool,
 }
 
 /// Said when no engine could answer: the call goes on and the caller can repeat.
@@ -339,6 +343,7 @@ impl Conversation {
                 Ok(text)
             }
             None => {
+                outcome.generated = true;
                 self.reply(caller_said, &instruction, &mut outcome, on_text)
                     .await
             }

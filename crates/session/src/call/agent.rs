@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::Session;
-use crate::latency::TurnLatency;
+use crate::latency::{ModelUse, TurnLatency};
 use crate::machine::{EndReason, Event, SpeechId};
 use crate::media::Outbound;
 use crate::playout::{Played, Queued};
@@ -136,6 +136,12 @@ impl Session {
             }
             Spoken::Done { speech, outcome } => {
                 self.speeches.generated(speech);
+                let model = ModelUse {
+                    wait: outcome.model_wait.as_secs_f64(),
+                    generated: outcome.generated,
+                };
+                let latency = self.speeches.settled(speech, Some(model));
+                report(&self.out_tx, latency).await;
                 if let Some(error) = &outcome.llm_error {
                     tracing::warn!(%error, "the model failed during the turn; the agent recovered");
                     metrics::counter!("switchboard_errors_total", "kind" => "llm").increment(1);
@@ -152,6 +158,8 @@ impl Session {
             }
             Spoken::Failed { speech, reason } => {
                 self.speeches.generated(speech);
+                let latency = self.speeches.settled(speech, None);
+                report(&self.out_tx, latency).await;
                 tracing::error!(%reason, "no answer for the caller's turn");
                 metrics::counter!("switchboard_errors_total", "kind" => "reply").increment(1);
                 Some(Event::ReplyFailed(speech))
@@ -175,6 +183,9 @@ impl Session {
                 if interrupted {
                     metrics::counter!("switchboard_barge_ins_total").increment(1);
                 }
+                // An answer cut off before the speaker settled it is settled here.
+                let latency = self.speeches.settled(speech, None);
+                report(&self.out_tx, latency).await;
                 self.record_heard(speech, pieces);
                 Some(Event::SpeechFinished(speech))
             }
