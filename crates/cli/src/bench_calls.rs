@@ -383,7 +383,10 @@ mod tests {
             json!({ "answered": false }),
         ]});
         let level = Level::from_calls(1, &[Ok(report), Err("refused".into())], None, None);
-        assert_eq!((level.turns, level.unanswered, level.failed_calls), (5, 1, 1));
+        assert_eq!(
+            (level.turns, level.unanswered, level.failed_calls),
+            (5, 1, 1)
+        );
         assert_eq!(level.voice_to_voice, vec![0.4, 1.2, 2.0, 0.5]);
         assert_eq!(level.with_model, vec![1.2, 2.0]);
         assert_eq!(level.model_wait, vec![0.9]);

@@ -1,11 +1,12 @@
 //! `switchboard bench capacity`: how many calls at once this machine carries.
 //!
-//! Each call is a claim call of eleven caller turns, spoken once by a voice before the run (Piper by
-//! default, `--voice espeak` for another) and played in real time through the real transport. About every
-//! other turn needs the language model: an answer in free words where the agent asked for a name, a place,
-//! what happened or the vehicle, which the readers cannot take. The server says on each turn's `latency`
-//! event whether its answer waited on the model (or was written by it), so the split printed is what
-//! happened, not what the script meant to happen.
+//! Each call is a claim call of twelve caller turns, spoken once by a voice before the run (Piper by
+//! default, `--voice espeak` for another) and played in real time through the real transport. Three turns
+//! need the language model whatever the node: two questions about the cover, answered from the company's
+//! documents (`switchboard kb add examples/kb` indexes a sample policy), and an answer in free words where
+//! the agent asked for a name.
+//! The server says on each turn's `latency` event whether its answer waited on the model or was written
+//! by it, so the split printed is what happened, not what the script meant to happen.
 //!
 //! Levels ramp (1, 2, 4, 8, 12, 16 calls at once by default); each runs `level × rounds` calls, the first
 //! of each slot started a little apart, as a phone line's calls are. Per level: voice-to-voice p50 / p95 /
@@ -73,10 +74,12 @@ pub(crate) struct CapacityArgs {
     token: Option<String>,
 }
 
-/// The caller's lines, in the order the agent asks for the claim's fields. The lines in free words
-/// (the second, sixth, seventh and ninth) answer a question in words the readers cannot take.
-const SCRIPT: [&str; 11] = [
-    "Hello, I'm calling to report a car accident.",
+/// The caller's lines, in the order the agent asks for the claim's fields. The first and the eleventh ask
+/// about the cover, answered from the company's documents when the node has some (the model writes the
+/// answer, after labelling the line's intent); the second answers the name question in free words, which
+/// only the model can read.
+const SCRIPT: [&str; 12] = [
+    "Hello, I had a car accident. Does my policy pay for a rental car while mine is repaired?",
     "Sorry, it has been a really stressful morning.",
     "My name is Daniel Okafor.",
     "The policy number is AB447219.",
@@ -86,6 +89,7 @@ const SCRIPT: [&str; 11] = [
     "No, nobody was hurt.",
     "My blue Volkswagen Golf.",
     "You can call me back on 415 555 0134.",
+    "How long does it usually take before a claim is paid?",
     "No, that's everything, thank you. Goodbye.",
 ];
 
@@ -101,11 +105,19 @@ pub(crate) fn run(args: &CapacityArgs, config: &Config) -> anyhow::Result<ExitCo
     if !(1..=SCRIPT.len()).contains(&args.turns) {
         anyhow::bail!("--turns must be from 1 to {}", SCRIPT.len());
     }
-    eprintln!("speaking the caller's {} lines ({:?})...", args.turns, args.voice);
+    eprintln!(
+        "speaking the caller's {} lines ({:?})...",
+        args.turns, args.voice
+    );
     let voice = caller_voice(config, args.voice)?;
     let turns = SCRIPT[..args.turns]
         .iter()
-        .map(|line| Ok(((*line).to_owned(), speak(voice.as_ref(), &as_a_caller_says_it(line))?)))
+        .map(|line| {
+            Ok((
+                (*line).to_owned(),
+                speak(voice.as_ref(), &as_a_caller_says_it(line))?,
+            ))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     drop(voice);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -113,6 +125,19 @@ pub(crate) fn run(args: &CapacityArgs, config: &Config) -> anyhow::Result<ExitCo
         .build()?;
     crate::client_tls::init(args.ca_file.as_deref())?;
     runtime.block_on(async {
+        if args.server.is_none() {
+            let database = crate::cmd_kb::open_database(config).await?;
+            let documents = database.documents().await?.len();
+            database.close().await;
+            match documents {
+                0 => println!(
+                    "documents: none, so questions are answered without them (`switchboard kb add examples/kb` adds a sample policy)"
+                ),
+                n => println!(
+                    "documents: {n}, questions are answered from them"
+                ),
+            }
+        }
         let (base, token, local) =
             LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
                 .await?;
@@ -319,7 +344,10 @@ fn print_table(
     let answered: usize = rows.iter().map(|r| r.turns - r.unanswered).sum();
     println!("turns whose answer needed the model: {model_turns} of {answered} answered");
     if let Some(idle) = idle_rss {
-        println!("server memory before the first call: {} MB", idle / 1_000_000);
+        println!(
+            "server memory before the first call: {} MB",
+            idle / 1_000_000
+        );
     }
     if let Some(bytes) = per_call {
         println!("memory per added call: {:.1} MB", bytes as f64 / 1e6);
@@ -381,6 +409,9 @@ mod tests {
         assert_eq!(slow.why(), "p95 1400 ms");
         calls.push(Err("hung up".into()));
         let failed = Row::of(&Level::from_calls(2, &calls, None, None), 1.5);
-        assert_eq!((failed.holds, failed.why().as_str()), (false, "1 calls failed"));
+        assert_eq!(
+            (failed.holds, failed.why().as_str()),
+            (false, "1 calls failed")
+        );
     }
 }

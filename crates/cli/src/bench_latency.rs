@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-
 use anyhow::{Context, anyhow};
 use clap::Args;
 use serde_json::{Value, json};

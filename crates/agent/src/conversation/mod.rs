@@ -24,10 +24,13 @@ use crate::knowledge::{KnowledgeSearch, Passage};
 use crate::memory::Memory;
 use crate::prompt::{AskTurn, Instruction};
 use crate::tools::Action;
-use crate::understanding::{LateFact, Turn, cue_text, understand};
+use crate::understanding::{LateFact, Turn, understand};
 
 mod answer;
+mod intent;
 mod keys;
+
+use intent::{confirmed, intent_matters};
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -103,29 +106,6 @@ pub struct Conversation {
     late: Vec<LateFact>,
     last_agent: String,
     tool_log: Vec<Action>,
-}
-
-/// Whether `caller_said` holds a cue word of `intent`; intents without cues need none.
-fn confirmed(config: &AgentConfig, intent: &str, caller_said: &str) -> bool {
-    let Some(cues) = config.intent_cues.get(intent) else {
-        return true;
-    };
-    let said = cue_text(caller_said);
-    cues.iter().any(|cue| said.contains(&cue_text(cue)))
-}
-
-/// Whether the model's intent label could change what a turn does (see `Conversation::instruction`): a
-/// transfer or hang-up needs one of its cue words in the caller's line (or an intent configured without
-/// cues), a document search needs a knowledge base (`documents`). When it cannot, the label is not asked
-/// for: on the embedded model that request is about half of the wait before the first sentence.
-fn intent_matters(config: &AgentConfig, documents: bool, caller_said: &str) -> bool {
-    let configured = |intent: &str| config.intents.iter().any(|i| i == intent);
-    if documents && (configured("coverage_question") || configured("claim_status")) {
-        return true;
-    }
-    ["speak_to_human", "goodbye"]
-        .into_iter()
-        .any(|intent| configured(intent) && confirmed(config, intent, caller_said))
 }
 
 /// The opening line of a call. Callers are told at once that they speak with an automated agent and
@@ -519,37 +499,5 @@ mod tests {
             "{announced}"
         );
         assert!(announced.contains("say so"), "{announced}");
-    }
-
-    #[test]
-    fn the_intent_label_is_asked_for_only_when_it_could_act() {
-        let config = AgentConfig::default();
-        assert!(!intent_matters(&config, false, "My name is Ana Lopez."));
-        assert!(!intent_matters(
-            &config,
-            false,
-            "Does my policy cover windshields?"
-        ));
-        assert!(intent_matters(
-            &config,
-            true,
-            "Does my policy cover windshields?"
-        ));
-        assert!(intent_matters(&config, false, "Can I talk to a person?"));
-        assert!(intent_matters(&config, false, "No, that's all, bye."));
-        // A cue of several words is found however the words are punctuated apart, as
-        // `cue_only_intent` finds it.
-        assert!(intent_matters(&config, false, "I think that's -- all"));
-        assert!(!intent_matters(&config, false, "The hangar flooded."));
-        // An action intent configured without cue words acts on the label alone.
-        let mut uncued = AgentConfig::default();
-        uncued.intent_cues.clear();
-        assert!(intent_matters(&uncued, false, "My name is Ana Lopez."));
-        // Without the action intents and documents, no label changes anything.
-        let plain = AgentConfig {
-            intents: vec!["report_claim".into(), "other".into()],
-            ..AgentConfig::default()
-        };
-        assert!(!intent_matters(&plain, true, "Can I talk to a person?"));
     }
 }
