@@ -3,14 +3,19 @@
 //! the answer needed the language model (as the server reports on each turn's `latency` event), CPU and
 //! memory.
 
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::{Value, json};
+use switchboard_core::Config;
 
+use crate::call_server::LocalServer;
 use crate::caller::{Script, place_call};
-use crate::wire::Transport;
+use crate::wire::{Transport, TransportKind};
 
 /// The stages of a turn, as the server names them in its `latency` events.
 const PARTS: [(&str, &str); 5] = [
@@ -20,6 +25,48 @@ const PARTS: [(&str, &str); 5] = [
     ("tts_first_chunk", "TTS first chunk"),
     ("transport", "transport"),
 ];
+
+/// The server a whole-call bench calls, and where its report goes.
+pub(crate) struct Target<'a> {
+    /// A running server's URL; without it one is started in this process.
+    pub(crate) server: Option<&'a str>,
+    pub(crate) token: Option<&'a str>,
+    pub(crate) transport: TransportKind,
+    /// The server's AudioSocket listener, for `--transport audiosocket` with `--server`.
+    pub(crate) audiosocket: Option<&'a str>,
+    /// Where the JSON report is written.
+    pub(crate) json: Option<&'a Path>,
+}
+
+/// Runs `measure` against the target (base URL, token, transport, whether the server runs in this
+/// process, so that its CPU and memory are this process's), stops a server it started, and writes the
+/// report.
+pub(crate) async fn on_server(
+    target: &Target<'_>,
+    config: &Config,
+    measure: impl AsyncFnOnce(&str, &str, &Transport, bool) -> anyhow::Result<Value>,
+) -> anyhow::Result<ExitCode> {
+    let (base, token, local) =
+        LocalServer::given_or_started(target.server, target.token, config).await?;
+    let result = match Transport::resolve(
+        target.transport,
+        local.as_ref().map_or(config, |l| l.config()),
+        &base,
+        target.audiosocket,
+    ) {
+        Ok(transport) => measure(&base, &token, &transport, local.is_some()).await,
+        Err(e) => Err(e),
+    };
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    let report = result?;
+    if let Some(path) = target.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 /// How a level's calls are placed.
 pub(crate) struct LevelPlan<'a> {

@@ -19,17 +19,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 use switchboard_core::Config;
 
 use crate::agent_audio::{CallerVoice, caller_voice, speak};
 use crate::bench_calls::{
-    Level, LevelPlan, RssWatch, Summary, build, cores, cpu_model, ms, process_cpu_seconds,
-    resident_bytes, run_level,
+    Level, LevelPlan, RssWatch, Summary, Target, build, cores, cpu_model, ms, on_server,
+    process_cpu_seconds, resident_bytes, run_level,
 };
-use crate::call_server::LocalServer;
 use crate::read_aloud::as_a_caller_says_it;
 use crate::wire::{Transport, TransportKind};
 
@@ -138,27 +136,21 @@ pub(crate) fn run(args: &CapacityArgs, config: &Config) -> anyhow::Result<ExitCo
                 ),
             }
         }
-        let (base, token, local) =
-            LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
-                .await?;
-        let result = match Transport::resolve(
-            args.transport,
-            local.as_ref().map_or(config, |l| l.config()),
-            &base,
-            args.audiosocket.as_deref(),
-        ) {
-            Ok(transport) => ramp(args, &base, &token, &transport, &turns, local.is_some()).await,
-            Err(e) => Err(e),
+        let target = Target {
+            server: args.server.as_deref(),
+            token: args.token.as_deref(),
+            transport: args.transport,
+            audiosocket: args.audiosocket.as_deref(),
+            json: args.json.as_deref(),
         };
-        if let Some(local) = local {
-            local.stop().await;
-        }
-        let report = result?;
-        if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(ExitCode::SUCCESS)
+        on_server(
+            &target,
+            config,
+            async |base, token, transport, in_process| {
+                ramp(args, base, token, transport, &turns, in_process).await
+            },
+        )
+        .await
     })
 }
 

@@ -15,16 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use clap::Args;
 use serde_json::{Value, json};
 use switchboard_audio::corpus::{DEFAULT_SOUNDS_DIR, read_wav_16k};
 use switchboard_core::Config;
 
 use crate::bench_calls::{
-    Level, LevelPlan, build, cores, cpu_model, ms, process_cpu_seconds, run_level,
+    Level, LevelPlan, Target, build, cores, cpu_model, ms, on_server, process_cpu_seconds,
+    run_level,
 };
-use crate::call_server::LocalServer;
 use crate::wire::{Transport, TransportKind};
 
 #[derive(Debug, Args)]
@@ -74,31 +74,20 @@ pub(crate) fn run(args: &LatencyArgs, config: &Config) -> anyhow::Result<ExitCod
         .enable_all()
         .build()?;
     crate::client_tls::init(args.ca_file.as_deref())?;
-    runtime.block_on(async {
-        let (base, token, local) =
-            LocalServer::given_or_started(args.server.as_deref(), args.token.as_deref(), config)
-                .await?;
-        let result = match Transport::resolve(
-            args.transport,
-            local.as_ref().map_or(config, |l| l.config()),
-            &base,
-            args.audiosocket.as_deref(),
-        ) {
-            Ok(transport) => {
-                measure(args, &base, &token, &transport, &turns, local.is_some()).await
-            }
-            Err(e) => Err(e),
-        };
-        if let Some(local) = local {
-            local.stop().await;
-        }
-        let report = result?;
-        if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+    let target = Target {
+        server: args.server.as_deref(),
+        token: args.token.as_deref(),
+        transport: args.transport,
+        audiosocket: args.audiosocket.as_deref(),
+        json: args.json.as_deref(),
+    };
+    runtime.block_on(on_server(
+        &target,
+        config,
+        async |base, token, transport, in_process| {
+            measure(args, base, token, transport, &turns, in_process).await
+        },
+    ))
 }
 
 async fn measure(
