@@ -1,11 +1,12 @@
 //! The end of a call: its tasks stopped, what was still in flight recorded (the agent's speech being
-//! played, as far as it was heard; the caller's words being transcribed), the record closed, the end and
-//! the synthesis written.
+//! played, as far as it was heard; the caller's words being transcribed) and announced, then the hang-up
+//! sent, the record closed, the end and the synthesis written.
 
 use std::time::Duration;
 
 use super::{CallReport, Session};
 use crate::machine::EndReason;
+use crate::media::Outbound;
 use crate::playout::Played;
 use crate::speaker::Spoken;
 
@@ -53,11 +54,24 @@ impl Session {
             }
         }
         self.record_last_words().await;
+        // The transcript's last lines go out before the hang-up (the speech cut by it too), and what the
+        // echo canceller did.
+        self.recorder.flush().await;
+        let echo = self.listener.echo_report();
+        if let Some(report) = &echo {
+            let _ = self.out_tx.send(Outbound::Echo(report.clone())).await;
+        }
+        let _ = self
+            .out_tx
+            .send(Outbound::Hangup {
+                reason: reason.clone(),
+            })
+            .await;
         // Playout has stopped: the recording has both sides to the end.
         if let Some(recording) = &mut self.recording {
             recording.finish().await;
         }
-        if let Some(echo) = self.listener.echo_report() {
+        if let Some(echo) = echo {
             if let Some(erle) = echo.erle_db {
                 metrics::histogram!("switchboard_echo_erle_db").record(erle);
             }

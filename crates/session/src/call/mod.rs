@@ -338,21 +338,8 @@ impl Session {
                             agent::overflow("cancels");
                         }
                     }
-                    Action::Hangup(reason) => {
-                        // The transcript's last lines go out before the hang-up, and what the echo
-                        // canceller did.
-                        self.recorder.flush().await;
-                        if let Some(report) = self.listener.echo_report() {
-                            let _ = self.out_tx.send(Outbound::Echo(report)).await;
-                        }
-                        let _ = self
-                            .out_tx
-                            .send(Outbound::Hangup {
-                                reason: reason.clone(),
-                            })
-                            .await;
-                        return Some(reason);
-                    }
+                    // The hang-up goes out from `finish`, after the lines still in flight.
+                    Action::Hangup(reason) => return Some(reason),
                 }
             }
         }
