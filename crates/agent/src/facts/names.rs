@@ -70,7 +70,14 @@ const NOT_NAMES: &[&str] = &[
     "has",
     "had",
     "do",
+    "does",
     "did",
+    "don't",
+    "doesn't",
+    "didn't",
+    "isn't",
+    "can't",
+    "won't",
     "not",
     "no",
     "yes",
@@ -327,6 +334,9 @@ mod tests {
             ("Someone rear-ended me at a red light.", None),
             ("Yesterday.", None),
             ("AB-48213.", None),
+            // The opening word of a question cut off by the end of a turn.
+            ("Does.", None),
+            ("Does my policy pay for a rental car?", None),
         ] {
             assert_eq!(read(text, true).as_deref(), expected, "{text}");
         }
