@@ -47,7 +47,7 @@ async fn the_claim_fills_from_the_callers_words_and_the_agent_asks_for_the_rest(
     if !model_present(&config) {
         return;
     }
-    let model = switchboard_llm::chat_model(&config).unwrap();
+    let model = switchboard_llm::chat_model(&config, None).unwrap();
     let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
     let greeting = conversation.greeting();
     assert!(greeting.contains("Contoso Insurance"), "{greeting}");
@@ -82,7 +82,7 @@ async fn a_draft_answers_a_turn_without_touching_the_conversation() {
     if !model_present(&config) {
         return;
     }
-    let model = switchboard_llm::chat_model(&config).unwrap();
+    let model = switchboard_llm::chat_model(&config, None).unwrap();
     let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
     conversation.greeting();
 
@@ -149,7 +149,7 @@ fn with_ollama_unreachable_the_call_is_answered_by_the_embedded_fallback() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let model = switchboard_llm::chat_model(&config).unwrap();
+    let model = switchboard_llm::chat_model(&config, None).unwrap();
     assert!(model.name().starts_with("ollama:"), "{}", model.name());
     let before = switchboard_llm::total_fallbacks();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -98,7 +98,7 @@ pub(crate) fn run(args: &LlmArgs, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 fn load(path: &std::path::Path, config: &Config) -> Engine {
-    switchboard_llm::load_gguf(path, config)
+    switchboard_llm::load_gguf(path, config, None)
         .map(|e| Arc::new(e) as Arc<dyn ChatModel>)
         .map_err(|e| e.to_string())
 }

@@ -58,7 +58,7 @@ pub(crate) fn run(args: &AgentTestArgs, config: &Config) -> anyhow::Result<ExitC
     }
     let agent = AgentConfig::from_config(config)?;
     let loading = Instant::now();
-    let model: Arc<dyn ChatModel> = switchboard_llm::chat_model(config)?;
+    let model: Arc<dyn ChatModel> = switchboard_llm::chat_model(config, None)?;
     let native_tools = switchboard_llm::uses_native_tools(config);
     eprintln!(
         "model {} loaded in {} ms; running {} scenarios",

@@ -1,8 +1,10 @@
-//! Switchboard's shared vocabulary: identifiers and the validated configuration every other crate reads.
+//! Switchboard's shared vocabulary: identifiers, the validated configuration every other crate reads, and
+//! the node's one queue for model computations.
 //!
 //! Nothing here touches the network or the database; the only I/O is reading `config.yaml` when asked.
 
 pub mod call;
+pub mod compute;
 pub mod config;
 pub mod ids;
 pub mod secret;

@@ -8,13 +8,14 @@
 //! synthesis) gives way: while it runs, a live call's request is served between two of its tokens, its
 //! own sequence of the cache kept aside until it goes on. Output is constrained by a GBNF grammar when the
 //! request carries a response schema (always a value of the schema) or tools (prose, or one well-formed
-//! call of one of the tools).
+//! call of one of the tools). Each step of computation waits for the node's [`ComputeGate`] when one is
+//! given, so that the model and the recogniser take the cores in turn.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use switchboard_core::compute::{ComputeGate, Permit, Priority};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::grammar::{json_schema_to_gbnf, text_or_tool_call_gbnf};
@@ -47,6 +49,10 @@ pub struct EmbeddedOptions {
     pub threads: u16,
     /// Answer length when the request sets none.
     pub default_max_tokens: u32,
+    /// The node's queue for model work, shared with the recogniser: each step (a piece of the prompt,
+    /// one token) waits for a slot, so the two never spin against each other on the same cores. `None`:
+    /// the model computes whenever it likes (a process with no recogniser).
+    pub gate: Option<Arc<ComputeGate>>,
 }
 
 impl Default for EmbeddedOptions {
@@ -55,6 +61,7 @@ impl Default for EmbeddedOptions {
             context_tokens: 4096,
             threads: 2,
             default_max_tokens: 256,
+            gate: None,
         }
     }
 }
@@ -287,6 +294,19 @@ enum Mode {
 }
 
 impl Session<'_> {
+    /// Waits for the node's gate before one step of computation; the slot is held until dropped.
+    fn compute_slot(&self, background: bool) -> Option<Permit> {
+        let priority = if background {
+            Priority::Background
+        } else {
+            Priority::Answer
+        };
+        self.options
+            .gate
+            .as_ref()
+            .map(|gate| gate.acquire(priority))
+    }
+
     /// The next request to serve: a live one when any is queued (in arrival order), else the oldest
     /// background one; waits for one when there is none. `None` once the engine is dropped.
     fn next_job(&mut self) -> Option<Job> {
@@ -541,6 +561,7 @@ impl Session<'_> {
                     .add(*token, position as i32, &[seq], position == last)
                     .map_err(|e| engine_error(&self.name, format!("batch: {e}")))?;
             }
+            let _slot = self.compute_slot(background);
             self.context
                 .decode(&mut batch)
                 .map_err(|e| engine_error(&self.name, format!("evaluating the prompt: {e}")))?;
@@ -610,6 +631,7 @@ impl Session<'_> {
             batch
                 .add(token, position, &[slot as i32], true)
                 .map_err(|e| engine_error(&self.name, format!("batch: {e}")))?;
+            let _slot = self.compute_slot(background);
             self.context
                 .decode(&mut batch)
                 .map_err(|e| engine_error(&self.name, format!("generating: {e}")))?;

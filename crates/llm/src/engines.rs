@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::Config;
+use switchboard_core::compute::ComputeGate;
 use switchboard_core::config::{LlmFallback, LlmProvider};
 
 use crate::embedded::{EmbeddedLlama, EmbeddedOptions};
@@ -29,8 +30,11 @@ pub fn embedded_model_path(config: &Config) -> PathBuf {
         .unwrap_or_else(|| config.paths.models_dir.join(config.llm.model.file()))
 }
 
-/// Loads the embedded engine of `config`. Blocking.
-pub fn load_embedded(config: &Config) -> Result<EmbeddedLlama, LlmError> {
+/// Loads the embedded engine of `config`, its steps queued on `gate` when given. Blocking.
+pub fn load_embedded(
+    config: &Config,
+    gate: Option<Arc<ComputeGate>>,
+) -> Result<EmbeddedLlama, LlmError> {
     let path = embedded_model_path(config);
     if !path.is_file() {
         return Err(LlmError::Engine {
@@ -42,16 +46,22 @@ pub fn load_embedded(config: &Config) -> Result<EmbeddedLlama, LlmError> {
             ),
         });
     }
-    load_gguf(&path, config)
+    load_gguf(&path, config, gate)
 }
 
-/// Loads any GGUF with the embedded engine settings of `config` (threads, context). Blocking.
-pub fn load_gguf(path: &std::path::Path, config: &Config) -> Result<EmbeddedLlama, LlmError> {
+/// Loads any GGUF with the embedded engine settings of `config` (threads, context), its steps queued on
+/// `gate` when given. Blocking.
+pub fn load_gguf(
+    path: &std::path::Path,
+    config: &Config,
+    gate: Option<Arc<ComputeGate>>,
+) -> Result<EmbeddedLlama, LlmError> {
     EmbeddedLlama::load(
         path,
         EmbeddedOptions {
             context_tokens: config.llm.context_tokens,
             threads: config.llm.threads,
+            gate,
             ..EmbeddedOptions::default()
         },
     )
@@ -80,8 +90,12 @@ pub fn openai_chat(config: &Config) -> Result<OpenAiChat, LlmError> {
     )
 }
 
-/// The configured chat model, ready to serve calls. Blocking (loads the embedded model when used).
-pub fn chat_model(config: &Config) -> Result<Arc<dyn ChatModel>, LlmError> {
+/// The configured chat model, ready to serve calls. Blocking (loads the embedded model when used). An
+/// embedded model queues its steps on `gate`, the node's queue for model work, when given.
+pub fn chat_model(
+    config: &Config,
+    gate: Option<Arc<ComputeGate>>,
+) -> Result<Arc<dyn ChatModel>, LlmError> {
     let guarded = |engine: Arc<dyn ChatModel>| -> Arc<dyn ChatModel> {
         Arc::new(Resilient::new(
             engine,
@@ -91,14 +105,14 @@ pub fn chat_model(config: &Config) -> Result<Arc<dyn ChatModel>, LlmError> {
         ))
     };
     let primary: Arc<dyn ChatModel> = match config.llm.provider {
-        LlmProvider::Embedded => return Ok(Arc::new(load_embedded(config)?)),
+        LlmProvider::Embedded => return Ok(Arc::new(load_embedded(config, gate)?)),
         LlmProvider::Ollama => guarded(Arc::new(ollama_chat(config)?)),
         LlmProvider::Openai => guarded(Arc::new(openai_chat(config)?)),
     };
     match config.llm.fallback {
         LlmFallback::None => Ok(primary),
         LlmFallback::Embedded => {
-            let embedded: Arc<dyn ChatModel> = Arc::new(load_embedded(config)?);
+            let embedded: Arc<dyn ChatModel> = Arc::new(load_embedded(config, gate)?);
             Ok(Arc::new(FallbackChain::new(vec![primary, embedded])))
         }
     }

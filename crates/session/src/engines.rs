@@ -14,7 +14,7 @@ use switchboard_llm::ChatModel;
 use switchboard_speech::tts::{self, PhraseCache, TextToSpeech};
 use switchboard_speech::whisper::{self, WhisperModel};
 use switchboard_speech::{
-    PassGate, SpeechToText, StreamOptions, StreamingRecognizer, WhisperRecognizer,
+    ComputeGate, SpeechToText, StreamOptions, StreamingRecognizer, WhisperRecognizer,
 };
 
 use crate::machine::TurnOptions;
@@ -106,9 +106,10 @@ pub struct Engines {
     pub recording: switchboard_core::config::Recording,
 }
 
-/// The configured language model, sent masked text when MASK_PII_FOR_LLM says so.
-fn model_for(config: &Config) -> Result<Arc<dyn ChatModel>, EngineError> {
-    let model = switchboard_llm::chat_model(config)?;
+/// The configured language model, sent masked text when MASK_PII_FOR_LLM says so; an embedded one takes
+/// its turns on `gate`.
+fn model_for(config: &Config, gate: Arc<ComputeGate>) -> Result<Arc<dyn ChatModel>, EngineError> {
+    let model = switchboard_llm::chat_model(config, Some(gate))?;
     let masked = match config.privacy.mask_pii_for_llm {
         LlmMasking::Always => true,
         LlmMasking::Remote => switchboard_llm::model_is_remote(config),
@@ -146,7 +147,7 @@ impl Engines {
             whisper_model,
             whisper::options_from_config(config),
         ));
-        let mut stream_options = if config.stt.early_final {
+        let stream_options = if config.stt.early_final {
             StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
         } else {
             StreamOptions {
@@ -154,11 +155,19 @@ impl Engines {
                 ..StreamOptions::default()
             }
         };
+        // One queue for the node's model work: whisper's passes and llama's steps take the cores in turn
+        // (each spins its threads while the other has them otherwise).
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        stream_options.concurrent_passes =
-            PassGate::slots_for(cores, usize::from(config.stt.threads));
-        stream_options.preempt_partials = config.stt.preempt_partials;
-        let stt = Arc::new(StreamingRecognizer::new(recognizer, stream_options));
+        let threads = config.stt.threads.max(config.llm.threads);
+        let gate = ComputeGate::new(
+            ComputeGate::slots_for(cores, usize::from(threads)),
+            config.stt.preempt_partials,
+        );
+        let stt = Arc::new(StreamingRecognizer::with_gate(
+            recognizer,
+            stream_options,
+            gate.clone(),
+        ));
         let voice = tts::load(&tts::options_from_config(config))?;
         let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);
         let native_tools = switchboard_llm::uses_native_tools(config);
@@ -174,7 +183,7 @@ impl Engines {
             tts: voice,
             phrases,
             phrase_book,
-            model: model_for(config)?,
+            model: model_for(config, gate)?,
             native_tools,
             knowledge,
             agent,

@@ -241,7 +241,7 @@ async fn a_model_server_that_stalls_mid_answer_costs_a_filler_and_an_apology_and
             .map(|(_, v)| v.clone())
     })
     .unwrap();
-    let model = switchboard_llm::chat_model(&config).unwrap();
+    let model = switchboard_llm::chat_model(&config, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (db, call_id) = database(dir.path()).await;
     let mut engines = testkit::engines_on(

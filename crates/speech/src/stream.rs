@@ -5,7 +5,7 @@
 //! Whisper transcribes a buffer, not a stream, so this is how streaming is done with it: re-decoding the
 //! growing utterance. A pass costs about the same whatever the utterance's length (the encoder always sees
 //! 30 s), so partials are at most one pass in flight; a pass that already covers the whole utterance when
-//! it ends is the final, with no second pass. Passes of all utterances go through one [`PassGate`]:
+//! it ends is the final, with no second pass. Passes of all utterances go through one [`ComputeGate`]:
 //! finals first, partials only on idle cores.
 
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::gate::{PassGate, Priority, Ticket};
 use crate::whisper::{Segment, SttError, TranscribeOptions, Transcript, WhisperModel};
+use switchboard_core::compute::{ComputeGate, Priority, Ticket};
 
 /// Samples per second the recognisers take.
 pub const STT_SAMPLE_RATE: u32 = 16_000;
@@ -165,7 +165,7 @@ pub struct StreamOptions {
     /// A pass may serve as the final if it misses at most this much audio at the end (trailing
     /// silence the end-of-turn detector waited through). Zero: only a pass over all of it.
     pub final_reuse_tail: Duration,
-    /// Passes that may run at once across all utterances (see [`PassGate::slots_for`]).
+    /// Passes that may run at once across all utterances (see [`ComputeGate::slots_for`]).
     pub concurrent_passes: usize,
     /// Stop running partials when a pass someone waits for is queued.
     pub preempt_partials: bool,
@@ -201,16 +201,23 @@ impl Default for StreamOptions {
 pub struct StreamingRecognizer<R> {
     recognizer: Arc<R>,
     options: StreamOptions,
-    gate: Arc<PassGate>,
+    gate: Arc<ComputeGate>,
 }
 
 impl<R: Recognizer> StreamingRecognizer<R> {
-    /// Streams on `recognizer`.
+    /// Streams on `recognizer`, its passes queued on a gate of its own.
     pub fn new(recognizer: Arc<R>, options: StreamOptions) -> Self {
+        let gate = ComputeGate::new(options.concurrent_passes, options.preempt_partials);
+        Self::with_gate(recognizer, options, gate)
+    }
+
+    /// Streams on `recognizer`, its passes queued on `gate` beside the node's other model work (its
+    /// slots and preemption then come from the gate, not from `options`).
+    pub fn with_gate(recognizer: Arc<R>, options: StreamOptions, gate: Arc<ComputeGate>) -> Self {
         Self {
             recognizer,
             options,
-            gate: PassGate::new(options.concurrent_passes, options.preempt_partials),
+            gate,
         }
     }
 }
@@ -256,7 +263,7 @@ impl Drop for Pass {
 struct Utterance<R> {
     recognizer: Arc<R>,
     options: StreamOptions,
-    gate: Arc<PassGate>,
+    gate: Arc<ComputeGate>,
     /// Shared with a running pass, copied on write only while one runs.
     audio: Arc<Vec<f32>>,
     /// Audio length when the last partial pass started.

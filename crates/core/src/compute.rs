@@ -1,21 +1,24 @@
-//! One queue for the recognition passes of every call on a node.
+//! One queue for the model work of every call on a node: recognition passes (whisper.cpp) and the
+//! language model's steps (llama.cpp).
 //!
-//! A Whisper pass keeps its threads busy until it ends, and whisper.cpp's threads spin while they wait
-//! for each other: two passes on cores meant for one each run far more than twice as slow. Without an
-//! order across calls, a final transcript that a caller is waiting for shares the cores with other
-//! callers' partials, which nobody waits for. The gate lets at most `slots` passes run at once. Passes
-//! someone waits for queue: a confirmed final before a pass started at a pause, then in the order asked;
-//! a pass no longer wanted (the caller went on speaking, or a newer pass covers more) leaves the queue
-//! without running. A partial runs only on a slot nothing in the queue wants, and with preemption on it is
-//! stopped as soon as a pass someone waits for is queued (its result would be stale by then anyway), so
-//! that pass does not wait out the partial's remaining time.
+//! Both are ggml: a computation keeps its threads busy until it ends, and ggml's threads spin at a
+//! barrier while they wait for each other. Two computations on cores meant for one each run far more than
+//! twice as slow: measured on 2 cores with one call, a caller's final transcript took 8.8 s instead of
+//! 0.2 s while the model answered beside it, 80 % of the samples spinning in `ggml_barrier`. The gate lets
+//! at most `slots` computations run at once. Work someone waits for queues, served by [`Priority`], then
+//! in the order asked; a recognition pass no longer wanted (the caller went on speaking, or a newer pass
+//! covers more) leaves the queue without running. The model queues for each step (a piece of the prompt,
+//! one generated token), so a transcript the caller waits for waits at most one step. A partial
+//! transcript runs only on a slot nothing in the queue wants, and with preemption on it is stopped as soon
+//! as anything else is queued (its result would be stale by then anyway), so that work does not wait out
+//! the partial's remaining time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-/// Admits recognition passes; shared by every utterance of one recogniser.
+/// Admits model computations; one per node, shared by the recogniser and the language model.
 #[derive(Debug)]
-pub struct PassGate {
+pub struct ComputeGate {
     slots: usize,
     /// Whether queuing a pass stops the partials running.
     preempt: bool,
@@ -23,13 +26,17 @@ pub struct PassGate {
     freed: Condvar,
 }
 
-/// How much a queued pass is waited for; a lower level starts first, then the older ticket.
+/// How much a queued computation is waited for; a lower level starts first, then the older ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Priority {
-    /// The end of the caller's turn is confirmed and the caller waits for this pass.
+    /// The end of the caller's turn is confirmed and the caller waits for this recognition pass.
     Final,
     /// The caller went quiet: this pass is likely the final, or becomes a partial if they go on.
     Paused,
+    /// A step of the model answering a caller (or reading their words).
+    Answer,
+    /// A step of work no caller waits for (a summary after the call).
+    Background,
 }
 
 #[derive(Debug, Default)]
@@ -54,13 +61,13 @@ impl GateState {
 
 /// A running pass's slot, given back when dropped.
 #[derive(Debug)]
-pub struct PassPermit {
-    gate: Arc<PassGate>,
+pub struct Permit {
+    gate: Arc<ComputeGate>,
     /// Set when a partial should stop early for a pass someone waits for; `None` for those passes.
     stop: Option<Arc<AtomicBool>>,
 }
 
-impl PassPermit {
+impl Permit {
     /// The flag a partial's recogniser polls to stop early; `None` for a pass someone waits for.
     pub fn stop_flag(&self) -> Option<Arc<AtomicBool>> {
         self.stop.clone()
@@ -71,11 +78,11 @@ impl PassPermit {
 /// [`Priority::Final`] or withdraw it while it has not started.
 #[derive(Debug, Clone)]
 pub struct Ticket {
-    gate: Arc<PassGate>,
+    gate: Arc<ComputeGate>,
     id: u64,
 }
 
-impl PassGate {
+impl ComputeGate {
     /// A gate for `slots` passes at once (at least one); with `preempt`, queuing a pass stops the
     /// partials running.
     pub fn new(slots: usize, preempt: bool) -> Arc<Self> {
@@ -87,7 +94,7 @@ impl PassGate {
         })
     }
 
-    /// How many passes fit on `cores` when each takes `threads_per_pass` of them.
+    /// How many computations fit on `cores` when each takes `threads_per_pass` of them.
     pub fn slots_for(cores: usize, threads_per_pass: usize) -> usize {
         (cores / threads_per_pass.max(1)).max(1)
     }
@@ -99,13 +106,13 @@ impl PassGate {
 
     /// A slot for a partial pass, only when one is free and no queued pass wants it; `None` means skip
     /// this partial (the next one covers more audio anyway).
-    pub fn try_partial(self: &Arc<Self>) -> Option<PassPermit> {
+    pub fn try_partial(self: &Arc<Self>) -> Option<Permit> {
         let mut state = self.lock();
         if state.running < self.slots && state.waiting.is_empty() {
             state.running += 1;
             let stop = Arc::new(AtomicBool::new(false));
             state.partials.push(stop.clone());
-            Some(PassPermit {
+            Some(Permit {
                 gate: self.clone(),
                 stop: Some(stop),
             })
@@ -133,10 +140,16 @@ impl PassGate {
 
     /// A slot for a pass the caller waits for now, after the passes before it in line. Blocks (call it
     /// off an async runtime's worker threads).
-    pub fn urgent(self: &Arc<Self>) -> PassPermit {
+    pub fn urgent(self: &Arc<Self>) -> Permit {
+        self.acquire(Priority::Final)
+    }
+
+    /// A slot for one computation at `priority`, after the work before it in line. Blocks (call it off
+    /// an async runtime's worker threads).
+    pub fn acquire(self: &Arc<Self>, priority: Priority) -> Permit {
         // Nobody else holds this ticket, so nobody can withdraw it.
-        let ticket = self.enqueue(Priority::Final);
-        ticket.wait().unwrap_or_else(|| self.urgent())
+        let ticket = self.enqueue(priority);
+        ticket.wait().unwrap_or_else(|| self.acquire(priority))
     }
 
     /// Passes running now.
@@ -152,7 +165,7 @@ impl PassGate {
 
 impl Ticket {
     /// Blocks until this pass may start; `None` when it was withdrawn first.
-    pub fn wait(&self) -> Option<PassPermit> {
+    pub fn wait(&self) -> Option<Permit> {
         let mut state = self.gate.lock();
         loop {
             // Gone from the queue without starting: withdrawn.
@@ -163,7 +176,7 @@ impl Ticket {
                 drop(state);
                 // With several slots the next in line may fit too.
                 self.gate.freed.notify_all();
-                return Some(PassPermit {
+                return Some(Permit {
                     gate: self.gate.clone(),
                     stop: None,
                 });
@@ -199,7 +212,7 @@ impl Ticket {
     }
 }
 
-impl Drop for PassPermit {
+impl Drop for Permit {
     fn drop(&mut self) {
         let mut state = self.gate.lock();
         state.running -= 1;
@@ -221,7 +234,7 @@ mod tests {
 
     #[test]
     fn partials_run_only_on_free_slots_nobody_waits_for() {
-        let gate = PassGate::new(1, false);
+        let gate = ComputeGate::new(1, false);
         let partial = gate.try_partial().expect("an idle gate admits a partial");
         assert!(gate.try_partial().is_none(), "the only slot is taken");
         let (started, urgent_started) = mpsc::channel();
@@ -252,7 +265,7 @@ mod tests {
 
     #[test]
     fn urgent_passes_start_in_the_order_they_asked() {
-        let gate = PassGate::new(1, false);
+        let gate = ComputeGate::new(1, false);
         let holder = gate.urgent();
         let (order, started) = mpsc::channel();
         let mut waiters = Vec::new();
@@ -279,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_confirmed_final_goes_before_passes_started_at_pauses() {
-        let gate = PassGate::new(1, false);
+        let gate = ComputeGate::new(1, false);
         let holder = gate.urgent();
         let paused = gate.enqueue(Priority::Paused);
         let promoted = gate.enqueue(Priority::Paused);
@@ -310,8 +323,53 @@ mod tests {
     }
 
     #[test]
+    fn transcripts_waited_for_go_before_the_models_steps_and_background_work_goes_last() {
+        let gate = ComputeGate::new(1, false);
+        let holder = gate.urgent();
+        let queued = [
+            ("background", gate.enqueue(Priority::Background)),
+            ("answer", gate.enqueue(Priority::Answer)),
+            ("paused", gate.enqueue(Priority::Paused)),
+            ("final", gate.enqueue(Priority::Final)),
+        ];
+        let (order, served) = mpsc::channel();
+        let waiters: Vec<_> = queued
+            .into_iter()
+            .map(|(name, ticket)| {
+                let order = order.clone();
+                thread::spawn(move || {
+                    let _permit = ticket.wait().expect("not withdrawn");
+                    order.send(name).unwrap();
+                })
+            })
+            .collect();
+        // Whoever is waiting, only the first in line starts.
+        drop(holder);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        let served: Vec<&str> = served.try_iter().collect();
+        assert_eq!(served, vec!["final", "paused", "answer", "background"]);
+        // A step asked for while a partial runs stops it, as a pass does.
+        let gate = ComputeGate::new(1, true);
+        let partial = gate.try_partial().unwrap();
+        let stop = partial.stop_flag().unwrap();
+        let step = {
+            let gate = gate.clone();
+            thread::spawn(move || drop(gate.acquire(Priority::Answer)))
+        };
+        while gate.queued() == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(stop.load(Ordering::Relaxed));
+        drop(partial);
+        step.join().unwrap();
+        assert_eq!(gate.running(), 0);
+    }
+
+    #[test]
     fn a_withdrawn_pass_never_starts_and_frees_its_place() {
-        let gate = PassGate::new(1, false);
+        let gate = ComputeGate::new(1, false);
         let holder = gate.urgent();
         let stale = gate.enqueue(Priority::Paused);
         let waiter = {
@@ -335,10 +393,10 @@ mod tests {
 
     #[test]
     fn several_slots_run_several_passes() {
-        assert_eq!(PassGate::slots_for(2, 2), 1);
-        assert_eq!(PassGate::slots_for(8, 2), 4);
-        assert_eq!(PassGate::slots_for(1, 4), 1);
-        let gate = PassGate::new(PassGate::slots_for(4, 2), false);
+        assert_eq!(ComputeGate::slots_for(2, 2), 1);
+        assert_eq!(ComputeGate::slots_for(8, 2), 4);
+        assert_eq!(ComputeGate::slots_for(1, 4), 1);
+        let gate = ComputeGate::new(ComputeGate::slots_for(4, 2), false);
         let a = gate.urgent();
         let b = gate.urgent();
         assert_eq!(gate.running(), 2);
@@ -350,7 +408,7 @@ mod tests {
     #[test]
     fn a_queued_pass_stops_the_running_partials_only_when_preempting() {
         for preempt in [true, false] {
-            let gate = PassGate::new(1, preempt);
+            let gate = ComputeGate::new(1, preempt);
             let partial = gate.try_partial().expect("an idle gate admits a partial");
             let stop = partial.stop_flag().expect("a partial can be stopped");
             assert!(!stop.load(Ordering::Relaxed));
