@@ -290,6 +290,27 @@ mod tests {
         assert_eq!(served, vec![0, 1, 2, 3]);
     }
 
+    /// Waits on each ticket on a thread of its own, frees the slot `holder` takes, and returns the names
+    /// in the order their work started. Whoever is waiting, only the first in line starts.
+    fn served_in_order(holder: Permit, queued: Vec<(&'static str, Ticket)>) -> Vec<&'static str> {
+        let (order, served) = mpsc::channel();
+        let waiters: Vec<_> = queued
+            .into_iter()
+            .map(|(name, ticket)| {
+                let order = order.clone();
+                thread::spawn(move || {
+                    let _permit = ticket.wait().expect("not withdrawn");
+                    order.send(name).unwrap();
+                })
+            })
+            .collect();
+        drop(holder);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        served.try_iter().collect()
+    }
+
     #[test]
     fn a_confirmed_final_goes_before_passes_started_at_pauses() {
         let gate = ComputeGate::new(1, false);
@@ -298,27 +319,14 @@ mod tests {
         let promoted = gate.enqueue(Priority::Paused);
         let final_pass = gate.enqueue(Priority::Final);
         promoted.promote();
-        let (order, served) = mpsc::channel();
-        let waiters: Vec<_> = [
-            ("paused", paused),
-            ("promoted", promoted),
-            ("final", final_pass),
-        ]
-        .into_iter()
-        .map(|(name, ticket)| {
-            let order = order.clone();
-            thread::spawn(move || {
-                let _permit = ticket.wait().expect("not withdrawn");
-                order.send(name).unwrap();
-            })
-        })
-        .collect();
-        thread::sleep(Duration::from_millis(20));
-        drop(holder);
-        for waiter in waiters {
-            waiter.join().unwrap();
-        }
-        let served: Vec<&str> = served.try_iter().collect();
+        let served = served_in_order(
+            holder,
+            vec![
+                ("paused", paused),
+                ("promoted", promoted),
+                ("final", final_pass),
+            ],
+        );
         assert_eq!(served, vec!["promoted", "final", "paused"]);
     }
 
@@ -332,23 +340,7 @@ mod tests {
             ("paused", gate.enqueue(Priority::Paused)),
             ("final", gate.enqueue(Priority::Final)),
         ];
-        let (order, served) = mpsc::channel();
-        let waiters: Vec<_> = queued
-            .into_iter()
-            .map(|(name, ticket)| {
-                let order = order.clone();
-                thread::spawn(move || {
-                    let _permit = ticket.wait().expect("not withdrawn");
-                    order.send(name).unwrap();
-                })
-            })
-            .collect();
-        // Whoever is waiting, only the first in line starts.
-        drop(holder);
-        for waiter in waiters {
-            waiter.join().unwrap();
-        }
-        let served: Vec<&str> = served.try_iter().collect();
+        let served = served_in_order(holder, queued.into());
         assert_eq!(served, vec!["final", "paused", "answer", "background"]);
         // A step asked for while a partial runs stops it, as a pass does.
         let gate = ComputeGate::new(1, true);
