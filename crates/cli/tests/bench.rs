@@ -224,7 +224,13 @@ fn bench_capacity_ramps_levels_and_names_the_largest_that_holds() {
                 turn["server"]["model_wait"].as_f64().unwrap_or(0.0) > 0.0
                     || turn["server"]["generated"] == true
             };
-            assert!(needed(&turns[0]), "the question about the cover: {call:#}");
+            // Unless the caller's next line cut the answer before it settled (the agent said "One
+            // moment please." and the caller took the pause for its turn): then the server cannot say.
+            let cut = turns[0]["server"]["model_wait"].is_null();
+            assert!(
+                needed(&turns[0]) || cut,
+                "the question about the cover: {call:#}"
+            );
             with_model += turns.iter().filter(|t| needed(t)).count();
         }
         assert_eq!(level["turns_with_model"], with_model, "{level:#}");
