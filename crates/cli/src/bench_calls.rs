@@ -3,13 +3,14 @@
 //! the answer needed the language model (as the server reports on each turn's `latency` event), CPU and
 //! memory.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 use serde_json::{Value, json};
 use switchboard_core::Config;
 
@@ -26,33 +27,54 @@ const PARTS: [(&str, &str); 5] = [
     ("transport", "transport"),
 ];
 
-/// The server a whole-call bench calls, and where its report goes.
-pub(crate) struct Target<'a> {
-    /// A running server's URL; without it one is started in this process.
-    pub(crate) server: Option<&'a str>,
-    pub(crate) token: Option<&'a str>,
-    pub(crate) transport: TransportKind,
-    /// The server's AudioSocket listener, for `--transport audiosocket` with `--server`.
-    pub(crate) audiosocket: Option<&'a str>,
-    /// Where the JSON report is written.
-    pub(crate) json: Option<&'a Path>,
+/// The server a whole-call bench calls, how, and where its report goes: the options both benches take.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    /// How caller audio reaches the agent: /ws/audio, Twilio Media Streams framing, Asterisk's
+    /// AudioSocket, or SIP and RTP.
+    #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
+    transport: TransportKind,
+    /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server.
+    #[arg(long, value_name = "HOST:PORT")]
+    audiosocket: Option<String>,
+    /// Also write every figure and every turn as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// A running Switchboard (http://host:port, or https:// when it serves TLS); without it one is started
+    /// in this process (and only then are its CPU and memory measured).
+    #[arg(long, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// A PEM CA certificate to trust for an https:// --server, besides the system's CAs.
+    #[arg(long, env = "SWITCHBOARD_CA_FILE", value_name = "FILE.pem")]
+    ca_file: Option<PathBuf>,
+    /// API key or JWT for --server (supervisor or admin).
+    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Target {
+    /// Trusts `--ca-file` for an https:// `--server`.
+    pub(crate) fn trust(&self) -> anyhow::Result<()> {
+        crate::client_tls::init(self.ca_file.as_deref())
+    }
 }
 
 /// Runs `measure` against the target (base URL, token, transport, whether the server runs in this
 /// process, so that its CPU and memory are this process's), stops a server it started, and writes the
 /// report.
 pub(crate) async fn on_server(
-    target: &Target<'_>,
+    target: &Target,
     config: &Config,
     measure: impl AsyncFnOnce(&str, &str, &Transport, bool) -> anyhow::Result<Value>,
 ) -> anyhow::Result<ExitCode> {
     let (base, token, local) =
-        LocalServer::given_or_started(target.server, target.token, config).await?;
+        LocalServer::given_or_started(target.server.as_deref(), target.token.as_deref(), config)
+            .await?;
     let result = match Transport::resolve(
         target.transport,
         local.as_ref().map_or(config, |l| l.config()),
         &base,
-        target.audiosocket,
+        target.audiosocket.as_deref(),
     ) {
         Ok(transport) => measure(&base, &token, &transport, local.is_some()).await,
         Err(e) => Err(e),
@@ -61,7 +83,7 @@ pub(crate) async fn on_server(
         local.stop().await;
     }
     let report = result?;
-    if let Some(path) = target.json {
+    if let Some(path) = &target.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

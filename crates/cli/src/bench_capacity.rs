@@ -15,7 +15,6 @@
 //! every turn was answered and p95 stayed within the target (1.5 s); the ramp stops at the first level
 //! that misses it unless `--every-level`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use crate::bench_calls::{
     process_cpu_seconds, resident_bytes, run_level,
 };
 use crate::read_aloud::as_a_caller_says_it;
-use crate::wire::{Transport, TransportKind};
+use crate::wire::Transport;
 
 #[derive(Debug, Args)]
 pub(crate) struct CapacityArgs {
@@ -51,25 +50,8 @@ pub(crate) struct CapacityArgs {
     /// The caller's voice.
     #[arg(long, value_enum, default_value_t = CallerVoice::Piper)]
     voice: CallerVoice,
-    /// How caller audio reaches the agent.
-    #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
-    transport: TransportKind,
-    /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server.
-    #[arg(long, value_name = "HOST:PORT")]
-    audiosocket: Option<String>,
-    /// Also write every figure and every turn as JSON here.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// A running Switchboard (http://host:port); without it one is started in this process (and only
-    /// then are its CPU and memory measured).
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
-    /// A PEM CA certificate to trust for an https:// --server, besides the system's CAs.
-    #[arg(long, env = "SWITCHBOARD_CA_FILE", value_name = "FILE.pem")]
-    ca_file: Option<PathBuf>,
-    /// API key or JWT for --server (supervisor or admin).
-    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// The caller's lines, in the order the agent asks for the claim's fields. The first and the eleventh ask
@@ -121,9 +103,9 @@ pub(crate) fn run(args: &CapacityArgs, config: &Config) -> anyhow::Result<ExitCo
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    crate::client_tls::init(args.ca_file.as_deref())?;
+    args.target.trust()?;
     runtime.block_on(async {
-        if args.server.is_none() {
+        if args.target.server.is_none() {
             let database = crate::cmd_kb::open_database(config).await?;
             let documents = database.documents().await?.len();
             database.close().await;
@@ -136,15 +118,8 @@ pub(crate) fn run(args: &CapacityArgs, config: &Config) -> anyhow::Result<ExitCo
                 ),
             }
         }
-        let target = Target {
-            server: args.server.as_deref(),
-            token: args.token.as_deref(),
-            transport: args.transport,
-            audiosocket: args.audiosocket.as_deref(),
-            json: args.json.as_deref(),
-        };
         on_server(
-            &target,
+            &args.target,
             config,
             async |base, token, transport, in_process| {
                 ramp(args, base, token, transport, &turns, in_process).await

@@ -25,7 +25,7 @@ use crate::bench_calls::{
     Level, LevelPlan, Target, build, cores, cpu_model, ms, on_server, process_cpu_seconds,
     run_level,
 };
-use crate::wire::{Transport, TransportKind};
+use crate::wire::Transport;
 
 #[derive(Debug, Args)]
 pub(crate) struct LatencyArgs {
@@ -35,29 +35,11 @@ pub(crate) struct LatencyArgs {
     /// Most calls at once; levels 1, 2, 4 … up to this are measured in turn.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
-    /// How caller audio reaches the agent: /ws/audio, Twilio Media Streams framing, Asterisk's
-    /// AudioSocket, or SIP and RTP.
-    #[arg(long, value_enum, default_value_t = TransportKind::Websocket)]
-    transport: TransportKind,
-    /// The server's AudioSocket listener (host:port) for --transport audiosocket with --server.
-    #[arg(long, value_name = "HOST:PORT")]
-    audiosocket: Option<String>,
-    /// Also write every figure and every turn as JSON here.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// A running Switchboard (http://host:port, or https:// when it serves TLS); without it one is started
-    /// in this process.
-    #[arg(long, value_name = "URL")]
-    server: Option<String>,
-    /// A PEM CA certificate to trust for an https:// --server, besides the system's CAs.
-    #[arg(long, env = "SWITCHBOARD_CA_FILE", value_name = "FILE.pem")]
-    ca_file: Option<PathBuf>,
-    /// API key or JWT for --server (supervisor or admin).
-    #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
-    token: Option<String>,
     /// Directory of the recorded prompts the caller speaks.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_SOUNDS_DIR)]
     sounds_dir: PathBuf,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// Longest wait for one answer.
@@ -73,16 +55,9 @@ pub(crate) fn run(args: &LatencyArgs, config: &Config) -> anyhow::Result<ExitCod
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    crate::client_tls::init(args.ca_file.as_deref())?;
-    let target = Target {
-        server: args.server.as_deref(),
-        token: args.token.as_deref(),
-        transport: args.transport,
-        audiosocket: args.audiosocket.as_deref(),
-        json: args.json.as_deref(),
-    };
+    args.target.trust()?;
     runtime.block_on(on_server(
-        &target,
+        &args.target,
         config,
         async |base, token, transport, in_process| {
             measure(args, base, token, transport, &turns, in_process).await
