@@ -104,6 +104,20 @@ impl FieldSpec {
             _ => None,
         })
     }
+
+    /// Whether callers answer it letter by letter or digit by digit, or with a name a recogniser
+    /// must get letter for letter: a person's name, a policy or phone number, an e-mail address.
+    pub fn answered_spelled(&self) -> bool {
+        matches!(
+            self.entity_kind(),
+            Some(
+                EntityKind::PersonName
+                    | EntityKind::PolicyNumber
+                    | EntityKind::Phone
+                    | EntityKind::Email
+            )
+        )
+    }
 }
 
 /// The fields a call collects.

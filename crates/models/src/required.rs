@@ -13,6 +13,11 @@ pub fn required_models(config: &Config) -> Vec<String> {
         "all-minilm-l6-v2".to_owned(),
     ];
     names.push(config.stt.model.as_str().to_owned());
+    if let Some(spelling) = config.stt.spelling_model
+        && spelling != config.stt.model
+    {
+        names.push(spelling.as_str().to_owned());
+    }
     match config.tts.engine {
         TtsEngine::Piper => names.push(format!("piper-{}", config.tts.voice)),
         TtsEngine::Kokoro => names.extend(["kokoro-82m".to_owned(), "kokoro-voices-ja".to_owned()]),

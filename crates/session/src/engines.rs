@@ -60,6 +60,9 @@ impl From<switchboard_llm::LlmError> for EngineError {
 pub struct Engines {
     /// Streaming speech recognition.
     pub stt: Arc<dyn SpeechToText>,
+    /// Recognition for an answer spelled or read digit by digit (WHISPER_SPELLING_MODEL), when it is
+    /// another model than `stt`'s.
+    pub stt_spelling: Option<Arc<dyn SpeechToText>>,
     /// The agent's voice.
     pub tts: Arc<dyn TextToSpeech>,
     /// Pre-synthesised fixed phrases in that voice.
@@ -142,11 +145,13 @@ impl Engines {
         knowledge: Option<Arc<dyn KnowledgeSearch>>,
     ) -> Result<Self, EngineError> {
         let agent = AgentConfig::from_config(config)?;
-        let whisper_model = Arc::new(WhisperModel::load(&whisper::model_path(config))?);
-        let recognizer = Arc::new(WhisperRecognizer::new(
-            whisper_model,
-            whisper::options_from_config(config),
-        ));
+        let recognizer = |model| -> Result<Arc<WhisperRecognizer>, EngineError> {
+            let weights = Arc::new(WhisperModel::load(&whisper::model_file(config, model))?);
+            Ok(Arc::new(WhisperRecognizer::new(
+                weights,
+                whisper::options_from_config(config),
+            )))
+        };
         let stream_options = if config.stt.early_final {
             StreamOptions::for_calls(config.stt.partial_interval, config.audio.vad_min_silence)
         } else {
@@ -164,10 +169,23 @@ impl Engines {
             config.stt.preempt_partials,
         );
         let stt = Arc::new(StreamingRecognizer::with_gate(
-            recognizer,
+            recognizer(config.stt.model)?,
             stream_options,
             gate.clone(),
         ));
+        // Both recognisers queue on the one gate: a spelled answer's passes take the cores in turn
+        // with every other call's.
+        let stt_spelling = match config.stt.spelling_model {
+            Some(model) if model != config.stt.model => {
+                let spelling: Arc<dyn SpeechToText> = Arc::new(StreamingRecognizer::with_gate(
+                    recognizer(model)?,
+                    stream_options,
+                    gate.clone(),
+                ));
+                Some(spelling)
+            }
+            _ => None,
+        };
         let voice = tts::load(&tts::options_from_config(config))?;
         let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);
         let native_tools = switchboard_llm::uses_native_tools(config);
@@ -180,6 +198,7 @@ impl Engines {
             .then_some(config.audio.vad_cue_silence);
         Ok(Self {
             stt,
+            stt_spelling,
             tts: voice,
             phrases,
             phrase_book,

@@ -58,6 +58,9 @@ pub(crate) struct Listener {
     transcribing: usize,
     /// The agent's audio as sent, and how it lines up with the caller's (when echo cancellation is on).
     echo: Option<(EchoTap, Alignment)>,
+    /// The agent asked for something spelled or read digit by digit: the caller's next utterances go
+    /// to the spelling recogniser, when there is one.
+    spelled: bool,
 }
 
 impl Listener {
@@ -77,7 +80,14 @@ impl Listener {
             recognised_tx,
             transcribing: 0,
             echo,
+            spelled: false,
         }
+    }
+
+    /// Whether the caller's next utterances answer a question for something spelled or read digit by
+    /// digit (a name, a policy or phone number, an e-mail address).
+    pub(crate) fn expect_spelling(&mut self, spelled: bool) {
+        self.spelled = spelled;
     }
 
     /// The agent's audio sent since the last caller payload goes into the echo canceller's reference,
@@ -143,7 +153,11 @@ impl Listener {
             let end = start + samples.len() as u64;
             match vad {
                 Some(VadEvent::SpeechStarted { at }) => {
-                    let mut stream = self.engines.stt.stream();
+                    let stt = match &self.engines.stt_spelling {
+                        Some(spelling) if self.spelled => spelling,
+                        _ => &self.engines.stt,
+                    };
+                    let mut stream = stt.stream();
                     let from = at.saturating_sub(PREROLL.as_millis() as u64 * HZ / 1_000);
                     for (frame_start, frame) in &self.preroll {
                         if *frame_start + frame.len() as u64 > from {

@@ -1,18 +1,21 @@
 //! A whole call through `run_call` on the testkit's scripted engines (see `testkit`): a hang-up mid
 //! answer, recordings with consent, a caller who pauses mid-sentence, a model server that stalls, digits
-//! typed on the keypad.
+//! typed on the keypad, answers heard by the recogniser for spelled answers.
 #![allow(clippy::unwrap_used)]
 
 mod testkit;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_core::config::{DatabaseTarget, Recording};
 use switchboard_core::{CallId, Speaker};
 use switchboard_session::{Inbound, Outbound};
 use switchboard_store::Database;
-use testkit::{Running, database, engines, frames, speak_a_turn, start_call, until, until_lines};
+use testkit::{
+    Running, ScriptedStt, Unreachable, database, engines, engines_on, frames, speak_a_turn,
+    start_call, until, until_lines,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_up_mid_answer_and_mid_sentence_still_records_both_sides() {
@@ -378,4 +381,57 @@ async fn digits_typed_on_the_keypad_complete_the_policy_number_the_caller_began_
     let (who, next) = lines.get(keyed + 1).unwrap_or_else(|| panic!("{lines:?}"));
     assert_eq!(*who, Speaker::Agent);
     assert!(next.contains("When did it happen"), "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_to_questions_for_a_name_or_a_number_go_to_the_spelling_recogniser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let scripted = |lines: &[&str]| {
+        Arc::new(ScriptedStt(Arc::new(Mutex::new(
+            lines.iter().map(|l| (*l).to_owned()).collect(),
+        ))))
+    };
+    let everyday = scripted(&["I had a car accident.", "It happened yesterday."]);
+    let spelling = scripted(&["My name is Ana Lopez.", "AB-48213."]);
+    let mut engines = engines_on(
+        dir.path(),
+        &[],
+        Recording::Off,
+        Arc::new(Unreachable),
+        false,
+    );
+    engines.stt = everyday.clone();
+    engines.stt_spelling = Some(spelling.clone());
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(Arc::new(engines), &db, call_id).await;
+    for turn in 0..4 {
+        speak_a_turn(&caller).await;
+        until_lines(&mut out_rx, &mut seen, Speaker::Agent, 2 + turn).await;
+    }
+    caller.send(Inbound::Hangup).await.unwrap();
+    let report = call.await.unwrap().unwrap();
+    // The story and the date were heard by the everyday recogniser, the name and the policy number
+    // (asked for in between) by the spelling one: each answered exactly its own turns.
+    assert!(everyday.0.lock().unwrap().is_empty(), "{:#}", report.claim);
+    assert!(spelling.0.lock().unwrap().is_empty(), "{:#}", report.claim);
+    assert_eq!(
+        report.claim["caller_name"], "Ana Lopez",
+        "{:#}",
+        report.claim
+    );
+    assert_eq!(
+        report.claim["policy_number"], "AB48213",
+        "{:#}",
+        report.claim
+    );
+    assert!(
+        report.claim["incident_date"].is_string(),
+        "{:#}",
+        report.claim
+    );
 }

@@ -74,6 +74,9 @@ pub struct TurnOutcome {
     pub llm_error: Option<String>,
     /// The field the answer asked for, if it asked for one.
     pub asked: Option<String>,
+    /// The field asked for is answered letter by letter or digit by digit (a name, a policy or phone
+    /// number, an e-mail address): the caller's answer is worth the more accurate recogniser.
+    pub spelled_answer: bool,
     /// How long the turn waited on the model before answering (at most the model budget); zero when
     /// the model was not asked.
     pub model_wait: std::time::Duration,
@@ -344,6 +347,13 @@ impl Conversation {
             .answered(&self.config.claim_schema, &instruction, read_back);
         if let Instruction::Ask { field, .. } = &instruction {
             outcome.asked = Some(field.clone());
+            outcome.spelled_answer = self
+                .config
+                .claim_schema
+                .fields
+                .iter()
+                .find(|spec| &spec.name == field)
+                .is_some_and(crate::claim::FieldSpec::answered_spelled);
         }
         self.memory.push(caller_said, &reply);
         self.last_agent = reply.clone();

@@ -150,6 +150,8 @@ pub struct PathsConfig {
 pub struct SttConfig {
     /// Model.
     pub model: SttModel,
+    /// Model for answers spelled or read digit by digit (WHISPER_SPELLING_MODEL); `None`: `model`.
+    pub spelling_model: Option<SttModel>,
     /// Device.
     pub device: Device,
     /// Numeric precision.
@@ -382,6 +384,10 @@ impl Config {
             telephony,
             stt: SttConfig {
                 model: r.choice(&WHISPER_MODEL)?,
+                spelling_model: match r.required_text(&WHISPER_SPELLING_MODEL)?.trim() {
+                    none if none.eq_ignore_ascii_case("none") => None,
+                    _ => Some(r.choice(&WHISPER_SPELLING_MODEL)?),
+                },
                 device: r.choice(&WHISPER_DEVICE)?,
                 compute_type: r.choice(&WHISPER_COMPUTE_TYPE)?,
                 threads: r.int(&WHISPER_THREADS, 1..=64)? as u16,

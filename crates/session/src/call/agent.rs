@@ -136,6 +136,7 @@ impl Session {
             }
             Spoken::Done { speech, outcome } => {
                 self.speeches.generated(speech);
+                self.listener.expect_spelling(outcome.spelled_answer);
                 let model = ModelUse {
                     wait: outcome.model_wait.as_secs_f64(),
                     generated: outcome.generated,

@@ -148,6 +148,7 @@ pub(crate) fn engines_on(
         stt: Arc::new(ScriptedStt(Arc::new(Mutex::new(
             lines.iter().map(|l| (*l).to_owned()).collect(),
         )))),
+        stt_spelling: None,
         tts: Arc::new(SilentVoice(VoiceInfo {
             engine: "piper",
             voice: "silence".into(),

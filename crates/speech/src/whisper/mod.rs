@@ -12,15 +12,20 @@ pub use recognizer::{MAX_AUDIO, Segment, SttError, TranscribeOptions, Transcript
 use std::path::PathBuf;
 
 use switchboard_core::Config;
-use switchboard_core::config::ComputeType;
+use switchboard_core::config::{ComputeType, SttModel};
 
 use convert::WeightType;
 
 /// Where `switchboard models fetch` puts the converted model WHISPER_MODEL names, in the weight type
 /// WHISPER_COMPUTE_TYPE asks for.
 pub fn model_path(config: &Config) -> PathBuf {
+    model_file(config, config.stt.model)
+}
+
+/// Where `model`'s converted weights are, in the precision WHISPER_COMPUTE_TYPE selects.
+pub fn model_file(config: &Config, model: SttModel) -> PathBuf {
     // The model's directory is named as the setting names the model (the manifest's model name).
-    let dir = config.stt.model.as_str();
+    let dir = model.as_str();
     let file = match weight_type(config.stt.compute_type) {
         WeightType::F16 => "ggml-model.bin",
         WeightType::Q8_0 => "ggml-model-q8_0.bin",
