@@ -21,6 +21,17 @@ const CUES: &[&[&str]] = &[
 /// Words that are never part of a name, even written with a capital (sentence starts, greetings,
 /// words a recogniser capitalises), lower case.
 const NOT_NAMES: &[&str] = &[
+    "something",
+    "nothing",
+    "anything",
+    "everything",
+    "someone",
+    "somebody",
+    "anyone",
+    "anybody",
+    "everyone",
+    "everybody",
+    "nobody",
     "a",
     "an",
     "the",
@@ -337,6 +348,12 @@ mod tests {
             // The opening word of a question cut off by the end of a turn.
             ("Does.", None),
             ("Does my policy pay for a rental car?", None),
+            // A complaint given where a name was asked, as whisper-base writes it.
+            (
+                "Something is terribly wrong. Weasels have eaten our phone system.",
+                None,
+            ),
+            ("Nobody.", None),
         ] {
             assert_eq!(read(text, true).as_deref(), expected, "{text}");
         }
