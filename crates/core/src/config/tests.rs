@@ -417,3 +417,26 @@ fn recording_is_off_by_default_and_needs_a_data_key() {
     let on = load(&[("RECORDING", "always"), ("DATA_KEY_FILE", "/etc/sb/keys")]).unwrap();
     assert_eq!(on.calls.recording, Recording::Always);
 }
+
+#[test]
+fn the_spelling_recogniser_is_off_unless_a_model_is_named() {
+    assert_eq!(load(&[]).unwrap().stt.spelling_model, None);
+    assert_eq!(
+        load(&[("WHISPER_SPELLING_MODEL", "None")])
+            .unwrap()
+            .stt
+            .spelling_model,
+        None
+    );
+    assert_eq!(
+        load(&[("WHISPER_SPELLING_MODEL", "whisper-base")])
+            .unwrap()
+            .stt
+            .spelling_model,
+        Some(SttModel::WhisperBase)
+    );
+    let err = load(&[("WHISPER_SPELLING_MODEL", "whisper-large")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("WHISPER_SPELLING_MODEL"), "{err}");
+}
