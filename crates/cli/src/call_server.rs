@@ -91,7 +91,7 @@ impl LocalServer {
                 LiveState::connect(redis, "switchboard-call")
                     .await
                     .context(
-                        "connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)",
+                        "connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, or REDIS_SENTINELS / REDIS_SENTINEL_MASTER)",
                     )?,
             );
         }

@@ -74,9 +74,14 @@ pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// The configured database, sealing callers' data with DATA_KEY_FILE's keys when it is set.
 pub(crate) async fn connect(config: &Config) -> anyhow::Result<Database> {
     // What a call cannot write before it ends waits on this node's disk until the database is back.
-    let db = Database::connect(&config.database.target)
+    let mut db = Database::connect(&config.database.target)
         .await?
         .with_spool(config.paths.data_dir.join("spool"));
+    if let Some(read) = &config.database.read_target {
+        db = db
+            .with_read_replica(read)
+            .context("opening the read replica (DATABASE_READ_URL)")?;
+    }
     match &config.database.data_key_file {
         Some(path) => {
             let keys = switchboard_store::DataKeys::load(path)

@@ -45,7 +45,7 @@ pub(crate) fn run(cmd: RetentionCommand, config: &Config) -> anyhow::Result<Exit
                 LiveState::connect(redis, "switchboard-retention")
                     .await
                     .context(
-                        "connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)",
+                        "connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, or REDIS_SENTINELS / REDIS_SENTINEL_MASTER)",
                     )?,
             ),
             None => None,

@@ -68,6 +68,17 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    match database.read_replica_in_recovery().await {
+        Ok(None) => {}
+        Ok(Some(true)) => tracing::info!("lists read from the replica at DATABASE_READ_URL"),
+        Ok(Some(false)) => tracing::warn!(
+            "DATABASE_READ_URL is not a replica (pg_is_in_recovery() is false); lists are read there all the same"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the read replica (DATABASE_READ_URL) cannot be reached yet; lists read the primary until it can"
+        ),
+    }
     let address = format!("{}:{}", config.server.host, config.server.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -99,9 +110,9 @@ async fn run_async(config: Config) -> anyhow::Result<ExitCode> {
         state.live = Some(
             LiveState::connect(redis, &node)
                 .await
-                .context("connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD)")?,
+                .context("connecting to Redis (check REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, or REDIS_SENTINELS / REDIS_SENTINEL_MASTER)")?,
         );
-        tracing::info!(node, "live call state shared through Redis");
+        tracing::info!(node, redis = %state.live.as_ref().map(LiveState::describe).unwrap_or_default(), "live call state shared through Redis");
     }
     if let Some(shared) = state.live.clone() {
         switchboard_server::nodes::listen_for_commands(

@@ -293,13 +293,7 @@ fn redis_killed_mid_call_loses_nothing_but_live_events_while_it_is_away() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let live = LiveState::connect(
-            &RedisConfig {
-                host: "127.0.0.1".into(),
-                port: redis.port,
-                password: None,
-                tls: false,
-                ca_file: None,
-            },
+            &RedisConfig::plain("127.0.0.1", redis.port),
             "test",
         )
         .await

@@ -20,13 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 async fn shared(node: &str) -> Option<LiveState> {
-    let config = RedisConfig {
-        host: std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
-        port: 6379,
-        password: None,
-        tls: false,
-        ca_file: None,
-    };
+    let config = RedisConfig::plain(
+        std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+        6379,
+    );
     match LiveState::connect(&config, node).await {
         Ok(live) => Some(live),
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {

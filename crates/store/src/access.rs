@@ -110,13 +110,17 @@ impl Database {
     /// The newest audit entries, newest first.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "reading the audit log";
-        let rows = sqlx::query(
-            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(StoreError::query(OP))?;
+        let rows = self
+            .on_replica(|pool| async move {
+                sqlx::query(
+                    "SELECT at, actor, action, target, detail FROM audit_log ORDER BY at DESC, id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&pool)
+                .await
+            })
+            .await
+            .map_err(StoreError::query(OP))?;
         rows.iter()
             .map(|r| {
                 Ok(AuditEntry {

@@ -150,16 +150,18 @@ impl Database {
         sql.push_str(&format!(
             " ORDER BY started_at DESC, id DESC LIMIT ${limit_index}"
         ));
-        let mut query = sqlx::query(&sql);
-        for value in binds {
-            query = query.bind(value);
-        }
-        if let Some(since) = filter.since {
-            query = query.bind(millis(since));
-        }
-        let rows = query
-            .bind(i64::from(filter.limit.clamp(1, 1_000)))
-            .fetch_all(self.pool())
+        let rows = self
+            .on_replica(|pool| {
+                let mut query = sqlx::query(&sql);
+                for value in &binds {
+                    query = query.bind(value.clone());
+                }
+                if let Some(since) = filter.since {
+                    query = query.bind(millis(since));
+                }
+                let query = query.bind(i64::from(filter.limit.clamp(1, 1_000)));
+                async move { query.fetch_all(&pool).await }
+            })
             .await
             .map_err(StoreError::query("listing calls"))?;
         rows.iter().map(|r| self.call_from_row(r)).collect()

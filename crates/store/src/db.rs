@@ -98,6 +98,15 @@ pub struct Database {
     pub(crate) keys: Option<std::sync::Arc<crate::DataKeys>>,
     /// Where calls keep what they could not write (`DATA_DIR/spool`), when configured.
     pub(crate) spool: Option<std::sync::Arc<crate::spool::Spool>>,
+    /// DATABASE_READ_URL's pool: the list endpoints read there.
+    read: Option<ReadReplica>,
+}
+
+/// A read-only replica's pool and its URL for logs.
+#[derive(Debug, Clone)]
+struct ReadReplica {
+    pool: AnyPool,
+    display: String,
 }
 
 impl Database {
@@ -151,7 +160,66 @@ impl Database {
             display,
             keys: None,
             spool: None,
+            read: None,
         })
+    }
+
+    /// This database, with the list endpoints reading from `target` (DATABASE_READ_URL, a streaming
+    /// replica). The replica is connected on first use, so one that is down at start-up delays nothing;
+    /// a read it cannot serve goes to the primary.
+    pub fn with_read_replica(mut self, target: &DatabaseTarget) -> Result<Self, StoreError> {
+        let display = target.display_url();
+        let pool = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(2))
+            .max_connections(8)
+            .connect_lazy(&target.url())
+            .map_err(|source| StoreError::Connect {
+                target: display.clone(),
+                source,
+            })?;
+        self.read = Some(ReadReplica { pool, display });
+        Ok(self)
+    }
+
+    /// Whether the read replica is one (`pg_is_in_recovery()`): `None` without DATABASE_READ_URL, an
+    /// error when it cannot be reached. For the start-up log and tests.
+    pub async fn read_replica_in_recovery(&self) -> Result<Option<bool>, StoreError> {
+        let Some(read) = &self.read else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT pg_is_in_recovery()")
+            .fetch_one(&read.pool)
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: read.display.clone(),
+                source,
+            })?;
+        Ok(Some(crate::calls::column::<bool>(
+            &row,
+            0,
+            "asking the read replica whether it is one",
+        )?))
+    }
+
+    /// Runs the read-only query `read` on the read replica when there is one, and on the primary when
+    /// there is none or the replica cannot serve it (down, starting, unreachable): a list is never lost
+    /// to the replica, only delayed by its connection timeout.
+    pub(crate) async fn on_replica<T, F, Fut>(&self, read: F) -> Result<T, sqlx::Error>
+    where
+        F: Fn(AnyPool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        if let Some(replica) = &self.read {
+            match read(replica.pool.clone()).await {
+                Err(e) if replica_unavailable(&e) => tracing::warn!(
+                    replica = %replica.display,
+                    error = %e,
+                    "the read replica cannot serve a list; reading the primary"
+                ),
+                done => return done,
+            }
+        }
+        read(self.pool.clone()).await
     }
 
     /// This database, sealing callers' numbers, contexts and claims with `keys` from now on (and opening
@@ -216,6 +284,9 @@ impl Database {
 
     /// Closes every connection, waiting for queries in flight.
     pub async fn close(&self) {
+        if let Some(read) = &self.read {
+            read.pool.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -239,6 +310,22 @@ impl Database {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+}
+
+/// An error that says the replica could not serve the read at all (rather than the query being wrong):
+/// no connection, TLS or protocol trouble, or PostgreSQL's "operator intervention" class 57 (shutting
+/// down, starting up, in recovery and not accepting connections yet).
+fn replica_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57")),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 

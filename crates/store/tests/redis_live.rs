@@ -7,13 +7,10 @@ use switchboard_core::config::RedisConfig;
 use switchboard_store::LiveState;
 
 async fn live(node: &str) -> Option<LiveState> {
-    let config = RedisConfig {
-        host: std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
-        port: 6379,
-        password: None,
-        tls: false,
-        ca_file: None,
-    };
+    let config = RedisConfig::plain(
+        std::env::var("TEST_REDIS_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+        6379,
+    );
     match LiveState::connect(&config, node).await {
         Ok(live) => Some(live),
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
@@ -51,13 +48,7 @@ async fn nodes_see_which_node_carries_a_call_and_its_events() {
 
 #[tokio::test]
 async fn an_unreachable_redis_is_a_clear_error() {
-    let config = RedisConfig {
-        host: "127.0.0.1".into(),
-        port: 1,
-        password: None,
-        tls: false,
-        ca_file: None,
-    };
+    let config = RedisConfig::plain("127.0.0.1", 1);
     let err = LiveState::connect(&config, "n")
         .await
         .unwrap_err()
@@ -241,11 +232,9 @@ async fn live_state_reaches_a_tls_redis_trusting_a_private_ca() {
     assert!(ready, "redis-server did not start with TLS");
 
     let config = |ca_file| RedisConfig {
-        host: "127.0.0.1".into(),
-        port,
-        password: None,
         tls: true,
         ca_file,
+        ..RedisConfig::plain("127.0.0.1", port)
     };
     let live = LiveState::connect(&config(Some(ca.clone())), "tls-node")
         .await

@@ -330,16 +330,7 @@ pub(crate) fn postgres_schema(
 
 /// The shared live state on the test's Redis at `host`.
 pub(crate) async fn live_state(host: String) -> LiveState {
-    LiveState::connect(
-        &RedisConfig {
-            host,
-            port: 6379,
-            password: None,
-            tls: false,
-            ca_file: None,
-        },
-        "test",
-    )
-    .await
-    .unwrap()
+    LiveState::connect(&RedisConfig::plain(host, 6379), "test")
+        .await
+        .unwrap()
 }

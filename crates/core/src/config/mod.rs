@@ -32,7 +32,7 @@ use reader::{Reader, is_host};
 pub use server::{ServerConfig, TlsConfig};
 use settings::Setting;
 pub use sources::{Sources, SourcesError};
-pub use storage::{DatabaseConfig, DatabaseTarget, RedisConfig};
+pub use storage::{DatabaseConfig, DatabaseTarget, RedisConfig, SentinelConfig};
 pub use telephony::{
     AriConfig, DEFAULT_AUDIOSOCKET_PORT, DEFAULT_SIP_PORT, InboundAuth, SipConfig, TelephonyConfig,
     TwilioConfig,

@@ -252,6 +252,8 @@ settings! {
     ECHO_CANCELLATION: "audio.echo_cancellation", "ECHO_CANCELLATION", default Some("true"), allowed "true or false";
     /// Full database URL (postgres://... or sqlite:...); overrides the POSTGRES_* settings.
     DATABASE_URL: "database.url", "DATABASE_URL", default None, allowed "a postgres:// or sqlite: URL", secret;
+    /// A read-only PostgreSQL (a streaming replica) for the list endpoints (`GET /api/v1/calls`, the audit log); they read the primary when it is unset or cannot be reached.
+    DATABASE_READ_URL: "database.read_url", "DATABASE_READ_URL", default None, allowed "a postgres:// URL (with a PostgreSQL DATABASE_URL or POSTGRES_HOST)", secret;
     /// File of keys that seal callers' data at rest with AES-256-GCM: the claim, the call's context and the caller's and callee's numbers (one key a line, `<id> <base64 of 32 bytes>`, the sealing key first; make one with `switchboard keys data-key`). Unset: stored in plain text.
     DATA_KEY_FILE: "database.data_key_file", "DATA_KEY_FILE", default None, allowed "a path to a key file";
     /// Apply pending database migrations at start-up.
@@ -276,6 +278,12 @@ settings! {
     REDIS_TLS: "redis.tls", "REDIS_TLS", default Some("false"), allowed "true or false";
     /// PEM CA certificate that signed the Redis server's certificate, when the system does not trust it.
     REDIS_CA_FILE: "redis.ca_file", "REDIS_CA_FILE", default None, allowed "a path to a PEM CA certificate";
+    /// Redis Sentinels to ask for the current master, instead of REDIS_HOST: after a failover the nodes find and use the new master (REDIS_PASSWORD, REDIS_TLS and REDIS_CA_FILE apply to the master).
+    REDIS_SENTINELS: "redis.sentinels", "REDIS_SENTINELS", default None, allowed "comma-separated host:port pairs";
+    /// The name the Sentinels monitor the master under (`sentinel monitor <name> ...`).
+    REDIS_SENTINEL_MASTER: "redis.sentinel_master", "REDIS_SENTINEL_MASTER", default Some("mymaster"), allowed "a master name";
+    /// The Sentinels' own password (`requirepass` in sentinel.conf), when they ask for one.
+    REDIS_SENTINEL_PASSWORD: "redis.sentinel_password", "REDIS_SENTINEL_PASSWORD", default None, allowed "the Sentinels' password", secret;
     /// Days a call's transcript, claim, synthesis and live events are kept after it ends; then `switchboard retention run` and the hourly purge delete the call. Unset: kept until erased.
     RETENTION_DAYS: "privacy.retention_days", "RETENTION_DAYS", default None, allowed "an integer from 1 to 36500 (days)";
     /// Store transcript lines and post-call syntheses with phone numbers, card numbers, e-mail addresses and IBANs masked (written or said in words; the last four digits kept). The claim still gets the values the caller gave: they are read from the caller's words before the line is stored.

@@ -12,6 +12,8 @@ use crate::secret::{REDACTED, Secret};
 pub struct DatabaseConfig {
     /// Connection target.
     pub target: DatabaseTarget,
+    /// A read-only replica for the list endpoints (DATABASE_READ_URL); always PostgreSQL.
+    pub read_target: Option<DatabaseTarget>,
     /// Apply pending migrations at start-up.
     pub auto_migrate: bool,
     /// Keys sealing callers' data at rest; `None`: plain text.
@@ -64,6 +66,33 @@ pub struct RedisConfig {
     pub tls: bool,
     /// The CA that signed the server's certificate, when not one the system trusts.
     pub ca_file: Option<PathBuf>,
+    /// Sentinels that name the current master; when set, `host` and `port` are not used.
+    pub sentinel: Option<SentinelConfig>,
+}
+
+impl RedisConfig {
+    /// One Redis at `host:port`, no password, no TLS.
+    pub fn plain(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            password: None,
+            tls: false,
+            ca_file: None,
+            sentinel: None,
+        }
+    }
+}
+
+/// Redis behind Sentinels: the master is whichever they name, asked again after a failover.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// The Sentinels, host and port each.
+    pub sentinels: Vec<(String, u16)>,
+    /// The name they monitor the master under.
+    pub master: String,
+    /// The Sentinels' own password.
+    pub password: Option<Secret>,
 }
 
 pub(super) fn database_config(
@@ -71,8 +100,23 @@ pub(super) fn database_config(
     data_dir: &Path,
 ) -> Result<DatabaseConfig, ConfigError> {
     use settings::*;
+    let target = database_target(r, data_dir)?;
+    let read_target = match r.text(&DATABASE_READ_URL) {
+        None => None,
+        Some(url) => {
+            let postgres = (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+                && Url::parse(&url).is_ok();
+            if !postgres || !matches!(target, DatabaseTarget::Postgres { .. }) {
+                return Err(r.invalid(&DATABASE_READ_URL));
+            }
+            Some(DatabaseTarget::Postgres {
+                url: Secret::new(url),
+            })
+        }
+    };
     Ok(DatabaseConfig {
-        target: database_target(r, data_dir)?,
+        target,
+        read_target,
         auto_migrate: r.bool(&DATABASE_AUTO_MIGRATE)?,
         data_key_file: r.text(&DATA_KEY_FILE).map(PathBuf::from),
     })
@@ -80,16 +124,44 @@ pub(super) fn database_config(
 
 pub(super) fn redis_config(r: &Reader<'_>) -> Result<Option<RedisConfig>, ConfigError> {
     use settings::*;
-    Ok(match r.host_opt(&REDIS_HOST)? {
-        Some(host) => Some(RedisConfig {
-            host,
-            port: r.int(&REDIS_PORT, 1..=65_535)? as u16,
-            password: r.text(&REDIS_PASSWORD).map(Secret::new),
-            tls: r.bool(&REDIS_TLS)?,
-            ca_file: r.text(&REDIS_CA_FILE).map(PathBuf::from),
-        }),
+    let sentinel = match r.text(&REDIS_SENTINELS) {
         None => None,
-    })
+        Some(list) => Some(SentinelConfig {
+            sentinels: host_ports(&list).ok_or_else(|| r.invalid(&REDIS_SENTINELS))?,
+            master: r.required_text(&REDIS_SENTINEL_MASTER)?,
+            password: r.text(&REDIS_SENTINEL_PASSWORD).map(Secret::new),
+        }),
+    };
+    let host = match (r.host_opt(&REDIS_HOST)?, &sentinel) {
+        (Some(host), _) => host,
+        (None, Some(_)) => String::new(),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(RedisConfig {
+        host,
+        port: r.int(&REDIS_PORT, 1..=65_535)? as u16,
+        password: r.text(&REDIS_PASSWORD).map(Secret::new),
+        tls: r.bool(&REDIS_TLS)?,
+        ca_file: r.text(&REDIS_CA_FILE).map(PathBuf::from),
+        sentinel,
+    }))
+}
+
+/// `host:port, host:port, ...` (an IPv6 address in brackets); `None` when any item is not one, or there
+/// is none.
+fn host_ports(list: &str) -> Option<Vec<(String, u16)>> {
+    let items = list
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (host, port) = item.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+            super::reader::is_host(host).then(|| (host.to_owned(), port))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!items.is_empty()).then_some(items)
 }
 
 fn database_target(r: &Reader<'_>, data_dir: &Path) -> Result<DatabaseTarget, ConfigError> {

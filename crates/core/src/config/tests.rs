@@ -440,3 +440,90 @@ fn the_spelling_recogniser_is_off_unless_a_model_is_named() {
         .to_string();
     assert!(err.contains("WHISPER_SPELLING_MODEL"), "{err}");
 }
+
+#[test]
+fn redis_sentinels_name_the_master_instead_of_redis_host() {
+    let c = load(&[
+        (
+            "REDIS_SENTINELS",
+            "10.0.0.5:26379, sentinel-b:26380,[::1]:26381",
+        ),
+        ("REDIS_PASSWORD", "pw"),
+    ])
+    .unwrap();
+    let redis = c.redis.expect("Sentinels alone turn Redis on");
+    let sentinel = redis.sentinel.expect("the Sentinels");
+    assert_eq!(
+        sentinel.sentinels,
+        vec![
+            ("10.0.0.5".to_owned(), 26379),
+            ("sentinel-b".to_owned(), 26380),
+            ("::1".to_owned(), 26381),
+        ]
+    );
+    assert_eq!(sentinel.master, "mymaster");
+    assert!(sentinel.password.is_none());
+    assert_eq!(
+        redis.password.map(|p| p.expose().to_owned()).as_deref(),
+        Some("pw")
+    );
+    let named = load(&[
+        ("REDIS_SENTINELS", "127.0.0.1:26379"),
+        ("REDIS_SENTINEL_MASTER", "calls"),
+    ])
+    .unwrap();
+    assert_eq!(named.redis.unwrap().sentinel.unwrap().master, "calls");
+    for bad in ["127.0.0.1", "127.0.0.1:0", "host:port", ",", "a b:1"] {
+        let env = |name: &str| (name == "REDIS_SENTINELS").then(|| bad.to_owned());
+        let err = match Config::from_layers(None, &env) {
+            Ok(_) => panic!("{bad:?} was taken"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("REDIS_SENTINELS"), "{bad:?}: {err}");
+    }
+    assert!(
+        load(&[("REDIS_HOST", "10.0.0.9")])
+            .unwrap()
+            .redis
+            .unwrap()
+            .sentinel
+            .is_none()
+    );
+}
+
+#[test]
+fn a_read_replica_is_postgresql_beside_a_postgresql_primary() {
+    let c = load(&[
+        ("DATABASE_URL", "postgres://sb:pw@primary/switchboard"),
+        ("DATABASE_READ_URL", "postgres://sb:pw@replica/switchboard"),
+    ])
+    .unwrap();
+    match c.database.read_target {
+        Some(DatabaseTarget::Postgres { url }) => {
+            assert_eq!(url.expose(), "postgres://sb:pw@replica/switchboard")
+        }
+        other => panic!("expected the replica, got {other:?}"),
+    }
+    assert!(load(&[]).unwrap().database.read_target.is_none());
+    // Beside SQLite, or not PostgreSQL itself: refused, naming the setting.
+    for pairs in [
+        &[("DATABASE_READ_URL", "postgres://replica/switchboard")][..],
+        &[
+            ("DATABASE_URL", "postgres://primary/switchboard"),
+            ("DATABASE_READ_URL", "sqlite:/tmp/replica.db"),
+        ][..],
+    ] {
+        let env = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let err = Config::from_layers(None, &env).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_READ_URL"), "{err}");
+        assert!(
+            !err.contains("replica/switchboard"),
+            "the URL is a secret: {err}"
+        );
+    }
+}

@@ -17,18 +17,24 @@ impl LiveState {
     /// Subscribes to this node's command channel. Returns once the subscription is in place, so commands
     /// sent after this returns reach the listener.
     pub async fn listen(&self) -> Result<CommandListener, StoreError> {
-        let mut pubsub =
-            tokio::time::timeout(Duration::from_secs(5), self.client.get_async_pubsub())
+        let link = self.master.link();
+        let subscribed: Result<_, StoreError> = async {
+            let mut pubsub =
+                tokio::time::timeout(Duration::from_secs(5), link.client.get_async_pubsub())
+                    .await
+                    .map_err(|_| StoreError::Redis {
+                        operation: "subscribing to call commands",
+                        detail: format!("{} did not answer within 5 s", link.display),
+                    })?
+                    .map_err(redis_error("subscribing to call commands"))?;
+            pubsub
+                .subscribe(command_channel(&self.node))
                 .await
-                .map_err(|_| StoreError::Redis {
-                    operation: "subscribing to call commands",
-                    detail: format!("{} did not answer within 5 s", self.display),
-                })?
                 .map_err(redis_error("subscribing to call commands"))?;
-        pubsub
-            .subscribe(command_channel(&self.node))
-            .await
-            .map_err(redis_error("subscribing to call commands"))?;
+            Ok(pubsub)
+        }
+        .await;
+        let pubsub = subscribed.inspect_err(|_| self.master.command_failed())?;
         Ok(CommandListener {
             messages: Box::pin(pubsub.into_on_message()),
         })
@@ -38,17 +44,19 @@ impl LiveState {
     /// [`EventFollower::next`] waits for the next one. Uses its own connection, since a blocking read
     /// would hold up every other command on the shared one.
     pub async fn follow(&self, call: CallId) -> Result<EventFollower, StoreError> {
+        let link = self.master.link();
         let connection =
-            tokio::time::timeout(TIMEOUT * 4, self.client.get_multiplexed_async_connection())
+            tokio::time::timeout(TIMEOUT * 4, link.client.get_multiplexed_async_connection())
                 .await
                 .map_err(|_| StoreError::Redis {
                     operation: "following call events",
-                    detail: format!("{} did not answer within 2 s", self.display),
+                    detail: format!("{} did not answer within 2 s", link.display),
                 })?
-                .map_err(redis_error("following call events"))?;
+                .map_err(redis_error("following call events"))
+                .inspect_err(|_| self.master.command_failed())?;
         // "From now on" is the stream's newest entry at this moment, not `$` at the first read (which
         // would miss what is published before the follower is first polled).
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let newest: redis::streams::StreamRangeReply = self
             .bounded(
                 "following call events",

@@ -24,7 +24,7 @@ fn lease_key(node: &str) -> String {
 impl LiveState {
     /// Renews this node's lease for `lease`.
     pub async fn renew_lease(&self, lease: Duration) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "renewing the node's lease",
             redis::cmd("SET")
@@ -39,7 +39,7 @@ impl LiveState {
 
     /// Gives this node's lease up (a clean shutdown, once its calls are over).
     pub async fn release_lease(&self) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "releasing the node's lease",
             c.del::<_, ()>(lease_key(&self.node)),
@@ -49,7 +49,7 @@ impl LiveState {
 
     /// Whether `node` holds a lease now.
     pub async fn holds_lease(&self, node: &str) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded("reading a node's lease", c.exists(lease_key(node)))
             .await
     }
@@ -57,7 +57,7 @@ impl LiveState {
     /// Every live call registration: the call and the node carrying it. Entries that are not a call id
     /// are skipped.
     pub async fn live_calls(&self) -> Result<Vec<(CallId, String)>, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let all: Vec<(String, String)> = self
             .bounded("listing live calls", c.hgetall(LIVE_CALLS_KEY))
             .await?;
@@ -69,7 +69,7 @@ impl LiveState {
 
     /// Removes `call`'s registration if it still names `node`; true when this removed it.
     pub async fn forget_if_carried_by(&self, call: CallId, node: &str) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let removed: i64 = self
             .bounded(
                 "settling a lost call",

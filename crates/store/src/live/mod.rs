@@ -1,12 +1,13 @@
-//! State several nodes must share, in Redis when REDIS_HOST is set: which node carries each live call
-//! (a hash), every call's events on a Redis Stream (the seed's message queue), so that any node, a
-//! dashboard or a downstream consumer can follow a call carried elsewhere, and commands for a call
-//! (hang up) sent to the node carrying it over that node's Pub/Sub channel.
+//! State several nodes must share, in Redis when REDIS_HOST (or REDIS_SENTINELS) is set: which node
+//! carries each live call (a hash), every call's events on a Redis Stream (the seed's message queue),
+//! so that any node, a dashboard or a downstream consumer can follow a call carried elsewhere, and
+//! commands for a call (hang up) sent to the node carrying it over that node's Pub/Sub channel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use switchboard_core::CallId;
 use switchboard_core::config::RedisConfig;
 
@@ -14,7 +15,10 @@ use crate::StoreError;
 
 mod follow;
 mod lease;
+mod master;
 mod once;
+
+use master::Master;
 
 pub use follow::{CommandListener, EventFollower};
 
@@ -83,16 +87,14 @@ pub enum Delivery {
 /// A connection to the shared state, for one node.
 #[derive(Clone)]
 pub struct LiveState {
-    client: redis::Client,
-    connection: ConnectionManager,
+    master: Arc<Master>,
     node: String,
-    display: String,
 }
 
 impl std::fmt::Debug for LiveState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveState")
-            .field("redis", &self.display)
+            .field("redis", &self.master.describe())
             .field("node", &self.node)
             .finish()
     }
@@ -105,72 +107,30 @@ fn redis_error(operation: &'static str) -> impl Fn(redis::RedisError) -> StoreEr
     }
 }
 
-/// How the connection comes back after Redis went away: a try every second (three, then again on the next
-/// command), each given a second to connect. The crate's default backs off by a factor of 100 up to a
-/// minute between tries, so a Redis back after a few seconds stayed unused for a minute and more.
-fn reconnection() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_factor(2)
-        .set_max_delay(1_000)
-        .set_number_of_retries(3)
-        .set_connection_timeout(Duration::from_secs(1))
-}
-
 impl LiveState {
-    /// Connects to the configured Redis as node `node` (the connection reconnects by itself).
+    /// Connects to the configured Redis (or the master its Sentinels name) as node `node`. The
+    /// connection reconnects by itself, and behind Sentinels follows the master through a failover.
     pub async fn connect(config: &RedisConfig, node: &str) -> Result<Self, StoreError> {
-        let scheme = if config.tls { "rediss" } else { "redis" };
-        let display = format!("{scheme}://{}:{}", config.host, config.port);
-        let addr = if config.tls {
-            redis::ConnectionAddr::TcpTls {
-                host: config.host.clone(),
-                port: config.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            redis::ConnectionAddr::Tcp(config.host.clone(), config.port)
-        };
-        let info = redis::ConnectionInfo {
-            addr,
-            redis: redis::RedisConnectionInfo {
-                password: config.password.as_ref().map(|p| p.expose().to_owned()),
-                ..Default::default()
-            },
-        };
-        let client = match (&config.ca_file, config.tls) {
-            (Some(path), true) => {
-                let root = std::fs::read(path).map_err(|e| StoreError::Redis {
-                    operation: "reading REDIS_CA_FILE",
-                    detail: format!("{}: {e}", path.display()),
-                })?;
-                redis::Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(root),
-                    },
-                )
-            }
-            _ => redis::Client::open(info),
-        }
-        .map_err(redis_error("connecting to Redis"))?;
-        let connection = tokio::time::timeout(
-            Duration::from_secs(5),
-            ConnectionManager::new_with_config(client.clone(), reconnection()),
-        )
-        .await
-        .map_err(|_| StoreError::Redis {
-            operation: "connecting to Redis",
-            detail: format!("{display} did not answer within 5 s"),
-        })?
-        .map_err(redis_error("connecting to Redis"))?;
         Ok(Self {
-            client,
-            connection,
+            master: Arc::new(Master::connect(config).await?),
             node: node.to_owned(),
-            display,
         })
+    }
+
+    /// The Redis server in use, for logs (`redis://host:port`, and the Sentinels that named it).
+    pub fn describe(&self) -> String {
+        self.master.describe()
+    }
+
+    /// Behind Sentinels: asks them for the master now and moves to it if it changed (true when it
+    /// moved). Commands that fail start such a search by themselves; this is for tests and tools.
+    pub async fn find_master(&self) -> Result<bool, StoreError> {
+        self.master.search().await
+    }
+
+    /// The shared connection to the server in use now.
+    fn connection(&self) -> ConnectionManager {
+        self.master.link().connection.clone()
     }
 
     /// This node's id.
@@ -183,18 +143,22 @@ impl LiveState {
         operation: &'static str,
         work: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(TIMEOUT, work)
-            .await
-            .map_err(|_| StoreError::Redis {
+        let result = match tokio::time::timeout(TIMEOUT, work).await {
+            Ok(result) => result.map_err(redis_error(operation)),
+            Err(_) => Err(StoreError::Redis {
                 operation,
                 detail: format!("no answer within {} ms", TIMEOUT.as_millis()),
-            })?
-            .map_err(redis_error(operation))
+            }),
+        };
+        if result.is_err() {
+            self.master.command_failed();
+        }
+        result
     }
 
     /// Records that this node carries `call`.
     pub async fn call_started(&self, call: CallId) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "registering a live call",
             c.hset::<_, _, _, ()>(LIVE_CALLS_KEY, call.to_string(), &self.node),
@@ -204,7 +168,7 @@ impl LiveState {
 
     /// Forgets `call` (it ended).
     pub async fn call_ended(&self, call: CallId) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "unregistering a live call",
             c.hdel::<_, _, ()>(LIVE_CALLS_KEY, call.to_string()),
@@ -214,7 +178,7 @@ impl LiveState {
 
     /// The node carrying `call`, if any node does.
     pub async fn owner(&self, call: CallId) -> Result<Option<String>, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "reading a live call",
             c.hget(LIVE_CALLS_KEY, call.to_string()),
@@ -224,7 +188,7 @@ impl LiveState {
 
     /// Appends one event (JSON text) of `call` to the events stream; returns the entry id.
     pub async fn publish(&self, call: CallId, event: &str) -> Result<String, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let fields = [("call_id", call.to_string()), ("event", event.to_owned())];
         self.bounded(
             "publishing a call event",
@@ -241,7 +205,7 @@ impl LiveState {
     /// Counts one more use of `key` in the current window and returns the count so far (a fixed-window
     /// counter shared by every node; the key expires two windows later).
     pub async fn count(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let slot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() / window.as_secs().max(1))
@@ -270,7 +234,7 @@ impl LiveState {
         let Some(node) = self.owner(call).await? else {
             return Ok(Delivery::NotLive);
         };
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let receivers: u64 = self
             .bounded(
                 "sending a call command",
@@ -286,7 +250,7 @@ impl LiveState {
 
     /// Removes every event of `call` from the events stream; returns how many.
     pub async fn erase_events(&self, call: CallId) -> Result<u64, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let reply: redis::streams::StreamRangeReply = self
             .bounded("erasing call events", c.xrange_all(EVENTS_STREAM))
             .await?;
@@ -312,7 +276,7 @@ impl LiveState {
         let ms = cutoff
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         // Entry ids begin with the time they were added, in milliseconds.
         self.bounded(
             "trimming old call events",
@@ -328,7 +292,7 @@ impl LiveState {
     /// Takes the cluster-wide lock `name` for `ttl` unless another node holds it; true when taken. The
     /// lock lapses by itself, so a node that dies holding it blocks nobody for long.
     pub async fn try_lock(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let taken: Option<String> = self
             .bounded(
                 "taking a cluster lock",
@@ -346,7 +310,7 @@ impl LiveState {
 
     /// The events of `call` in the stream, oldest first (for tests and tools; consumers use XREAD).
     pub async fn events(&self, call: CallId) -> Result<Vec<String>, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         let reply: redis::streams::StreamRangeReply = self
             .bounded("reading call events", c.xrange_all(EVENTS_STREAM))
             .await?;

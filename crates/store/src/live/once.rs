@@ -13,7 +13,7 @@ fn key(name: &str) -> String {
 impl LiveState {
     /// Keeps `value` under `name` for `ttl`, to be taken once with [`LiveState::take_once`].
     pub async fn put_once(&self, name: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "storing a single-use value",
             redis::cmd("SET")
@@ -29,7 +29,7 @@ impl LiveState {
     /// The value under `name`, removed in the same step (GETDEL), so that of two nodes asking at once
     /// only one gets it; `None` when it was never there, was taken or lapsed.
     pub async fn take_once(&self, name: &str) -> Result<Option<String>, StoreError> {
-        let mut c = self.connection.clone();
+        let mut c = self.connection();
         self.bounded(
             "taking a single-use value",
             redis::cmd("GETDEL").arg(key(name)).query_async(&mut c),
