@@ -5,19 +5,28 @@
 #
 #   scripts/fleet.sh up      start it; the last line printed is the load balancer's URL and a supervisor
 #                            API key valid on every node
-#   scripts/fleet.sh status  each node's readiness and the load balancer's
+#   scripts/fleet.sh status  each node's readiness, the load balancer's, Prometheus' and Alertmanager's
 #   scripts/fleet.sh down    stop everything `up` started (nodes finish their calls first)
+#
+# Prometheus scrapes every node's /metrics (job `switchboard`) and evaluates the shipped alert rules
+# (deploy/prometheus/alerts.yaml); Alertmanager receives what fires (its API: /api/v2/alerts).
 #
 # Environment: FLEET_DIR (state and logs; .fleet), FLEET_NODES (2), FLEET_PORT (8100: the load balancer;
 # the nodes take the ports after it), DATABASE_URL (the local PostgreSQL's `postgres` database),
 # REDIS_HOST and REDIS_PORT (127.0.0.1, 6379), SWITCHBOARD_BIN (the release build, built if missing),
-# MODELS_DIR. Every other Switchboard setting in the environment reaches every node.
+# MODELS_DIR; FLEET_PROMETHEUS_PORT (9090), FLEET_ALERTMANAGER_PORT (9093), FLEET_SCRAPE_INTERVAL (5s),
+# FLEET_ALERT_RULES (the shipped rules), FLEET_ALERT_WEBHOOK (unset: alerts stay in Alertmanager; a URL:
+# Alertmanager posts them there). Every other Switchboard setting in the environment reaches every node.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 FLEET_DIR="${FLEET_DIR:-$root/.fleet}"
 FLEET_NODES="${FLEET_NODES:-2}"
 FLEET_PORT="${FLEET_PORT:-8100}"
+FLEET_PROMETHEUS_PORT="${FLEET_PROMETHEUS_PORT:-9090}"
+FLEET_ALERTMANAGER_PORT="${FLEET_ALERTMANAGER_PORT:-9093}"
+FLEET_SCRAPE_INTERVAL="${FLEET_SCRAPE_INTERVAL:-5s}"
+FLEET_ALERT_RULES="${FLEET_ALERT_RULES:-$root/deploy/prometheus/alerts.yaml}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
@@ -89,6 +98,69 @@ EOF
   done
 }
 
+prometheus_config() {
+  cat <<EOF
+# Written by scripts/fleet.sh.
+global:
+  scrape_interval: $FLEET_SCRAPE_INTERVAL
+  evaluation_interval: $FLEET_SCRAPE_INTERVAL
+rule_files:
+  - $FLEET_ALERT_RULES
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:$FLEET_ALERTMANAGER_PORT"]
+scrape_configs:
+  - job_name: switchboard
+    static_configs:
+      - targets:
+EOF
+  for i in $(seq 1 "$FLEET_NODES"); do
+    echo "          - 127.0.0.1:$((FLEET_PORT + i))"
+  done
+}
+
+alertmanager_config() {
+  cat <<EOF
+# Written by scripts/fleet.sh.
+route:
+  receiver: fleet
+  group_by: [alertname, instance]
+  group_wait: 5s
+  group_interval: 1m
+  repeat_interval: 4h
+receivers:
+  - name: fleet
+EOF
+  if [ -n "${FLEET_ALERT_WEBHOOK:-}" ]; then
+    printf '    webhook_configs:\n      - url: "%s"\n' "$FLEET_ALERT_WEBHOOK"
+  fi
+}
+
+# Prometheus and Alertmanager, each on loopback with its data in FLEET_DIR.
+monitoring_up() {
+  command -v prometheus >/dev/null || fail "prometheus is missing (scripts/setup.sh installs it)"
+  command -v prometheus-alertmanager >/dev/null ||
+    fail "prometheus-alertmanager is missing (scripts/setup.sh installs it)"
+  alertmanager_config >"$FLEET_DIR/alertmanager.yml"
+  mkdir -p "$FLEET_DIR/alertmanager"
+  nohup prometheus-alertmanager --config.file="$FLEET_DIR/alertmanager.yml" \
+    --storage.path="$FLEET_DIR/alertmanager" --cluster.listen-address= \
+    --web.listen-address="127.0.0.1:$FLEET_ALERTMANAGER_PORT" >"$FLEET_DIR/alertmanager.log" 2>&1 &
+  echo $! >"$FLEET_DIR/alertmanager.pid"
+  prometheus_config >"$FLEET_DIR/prometheus.yml"
+  promtool check config "$FLEET_DIR/prometheus.yml" >&2 ||
+    fail "Prometheus refused $FLEET_DIR/prometheus.yml (rules: $FLEET_ALERT_RULES)"
+  mkdir -p "$FLEET_DIR/prometheus"
+  nohup prometheus --config.file="$FLEET_DIR/prometheus.yml" \
+    --storage.tsdb.path="$FLEET_DIR/prometheus" \
+    --web.listen-address="127.0.0.1:$FLEET_PROMETHEUS_PORT" >"$FLEET_DIR/prometheus.log" 2>&1 &
+  echo $! >"$FLEET_DIR/prometheus.pid"
+  wait_for "http://127.0.0.1:$FLEET_ALERTMANAGER_PORT/-/ready" 30 "Alertmanager"
+  wait_for "http://127.0.0.1:$FLEET_PROMETHEUS_PORT/-/ready" 30 "Prometheus"
+  say "Prometheus on http://127.0.0.1:$FLEET_PROMETHEUS_PORT scraping $FLEET_NODES nodes every $FLEET_SCRAPE_INTERVAL; Alertmanager on http://127.0.0.1:$FLEET_ALERTMANAGER_PORT"
+}
+
 up() {
   "$root/scripts/setup.sh"
   command -v haproxy >/dev/null || fail "haproxy is missing (scripts/setup.sh installs it)"
@@ -97,6 +169,9 @@ up() {
   mkdir -p "$FLEET_DIR"
   for i in $(seq 1 "$FLEET_NODES"); do
     alive "$FLEET_DIR/node$i.pid" && fail "node $i is already running: scripts/fleet.sh down first"
+  done
+  for p in haproxy prometheus alertmanager; do
+    alive "$FLEET_DIR/$p.pid" && fail "$p is already running: scripts/fleet.sh down first"
   done
   say "fetching the default models if missing"
   "$bin" models fetch >&2
@@ -123,6 +198,7 @@ up() {
   haproxy -D -f "$FLEET_DIR/haproxy.cfg"
   wait_for "http://127.0.0.1:$FLEET_PORT/ready" 30 "the load balancer"
   say "HAProxy on 127.0.0.1:$FLEET_PORT in front of $FLEET_NODES nodes"
+  monitoring_up
   local key
   key="$("$bin" keys create --role supervisor --name "fleet $(date +%s)")"
   echo "http://127.0.0.1:$FLEET_PORT $key"
@@ -138,12 +214,20 @@ status() {
       down=1
     fi
   done
-  if alive "$FLEET_DIR/haproxy.pid"; then
-    echo "haproxy 127.0.0.1:$FLEET_PORT pid $(cat "$FLEET_DIR/haproxy.pid")"
-  else
-    echo "haproxy stopped"
-    down=1
-  fi
+  local name port
+  for name in haproxy prometheus alertmanager; do
+    case $name in
+      haproxy) port=$FLEET_PORT ;;
+      prometheus) port=$FLEET_PROMETHEUS_PORT ;;
+      alertmanager) port=$FLEET_ALERTMANAGER_PORT ;;
+    esac
+    if alive "$FLEET_DIR/$name.pid"; then
+      echo "$name 127.0.0.1:$port pid $(cat "$FLEET_DIR/$name.pid")"
+    else
+      echo "$name stopped"
+      down=1
+    fi
+  done
   return $down
 }
 
@@ -172,6 +256,8 @@ down() {
     # SHUTDOWN_GRACE_MS (10 s) for the calls, then the rest of the shutdown.
     stop "$FLEET_DIR/node$i.pid" 60
   done
+  stop "$FLEET_DIR/prometheus.pid" 30
+  stop "$FLEET_DIR/alertmanager.pid" 30
   rm -f "$FLEET_DIR/haproxy.sock"
   say "stopped"
 }

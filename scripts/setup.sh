@@ -9,8 +9,9 @@ set -euo pipefail
 # sipp (package sip-tester) and baresip, the SIP peers the SIP tests call the agent with, and
 # redis-server, which the Redis fault test starts, kills and restarts on a port of its own (and the TLS
 # test starts with a certificate), and openssl and curl, with which the TLS tests make certificates and
-# speak to the server as an operator would; haproxy, the load balancer of scripts/fleet.sh; and prometheus
-# for promtool, which checks the shipped alert rules.
+# speak to the server as an operator would; haproxy, the load balancer of scripts/fleet.sh; prometheus
+# (and its promtool, which checks the shipped alert rules) and prometheus-alertmanager, which watch the
+# fleet; redis-server also runs as the Sentinel of the failover test (`redis-server --sentinel`).
 APT_PACKAGES=(
   build-essential pkg-config cmake libclang-dev
   python3 python3-pip npm
@@ -20,7 +21,7 @@ APT_PACKAGES=(
   sip-tester baresip-core
   redis-server
   openssl curl
-  haproxy prometheus
+  haproxy prometheus prometheus-alertmanager
 )
 
 say() { printf 'setup: %s\n' "$*" >&2; }

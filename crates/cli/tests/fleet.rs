@@ -2,7 +2,8 @@
 //! Redis behind HAProxy. Calls placed through the load balancer land on both nodes and any node answers
 //! for any call; a node killed (SIGKILL) mid-call has its call ended as `node_lost` by the other within
 //! its lease, and new calls are still answered; every metric the shipped alert rules read is on the
-//! survivor's /metrics; SIGTERM makes the survivor's /ready say 503 first, then it ends its call and exits;
+//! survivor's /metrics, and Prometheus' node-down alert for the killed node reaches Alertmanager;
+//! SIGTERM makes the survivor's /ready say 503 first, then it ends its call and exits;
 //! `down` leaves nothing running.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
@@ -153,7 +154,20 @@ fn the_fleet_spreads_calls_and_a_killed_nodes_call_is_ended_as_node_lost() {
         .spawn()
         .expect("redis-server (scripts/setup.sh installs it)");
     let port = free_ports(2);
+    let prometheus_port = free_ports(1);
+    let alertmanager_port = prometheus_port + 1;
     let dir = tempfile::tempdir().unwrap();
+    // The shipped rules, with the node-down alert's one-minute hold cut to two seconds so the test
+    // need not wait a minute for it.
+    let shipped = std::fs::read_to_string(alert_rules()).unwrap();
+    let node_down = shipped.find("alert: SwitchboardNodeDown").unwrap();
+    let hold = node_down + shipped[node_down..].find("for: 1m").unwrap();
+    let rules = dir.path().join("alerts.yaml");
+    std::fs::write(
+        &rules,
+        format!("{}for: 2s{}", &shipped[..hold], &shipped[hold + 7..]),
+    )
+    .unwrap();
     let env = [
         (
             "SWITCHBOARD_BIN",
@@ -172,6 +186,10 @@ fn the_fleet_spreads_calls_and_a_killed_nodes_call_is_ended_as_node_lost() {
         ("NODE_LEASE_MS", LEASE_MS.to_string()),
         ("FLEET_NODES", "2".to_owned()),
         ("FLEET_PORT", port.to_string()),
+        ("FLEET_PROMETHEUS_PORT", prometheus_port.to_string()),
+        ("FLEET_ALERTMANAGER_PORT", alertmanager_port.to_string()),
+        ("FLEET_SCRAPE_INTERVAL", "1s".to_owned()),
+        ("FLEET_ALERT_RULES", rules.display().to_string()),
     ];
     let up = fleet(dir.path(), &env, "up");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -188,8 +206,11 @@ fn the_fleet_spreads_calls_and_a_killed_nodes_call_is_ended_as_node_lost() {
             base,
             key,
             dir.path(),
-            port,
-            redis_port,
+            Ports {
+                fleet: port,
+                redis: redis_port,
+                alertmanager: alertmanager_port,
+            },
         ));
         let status = fleet(dir.path(), &env, "status");
         let status = String::from_utf8_lossy(&status.stdout).into_owned();
@@ -214,29 +235,31 @@ fn the_fleet_spreads_calls_and_a_killed_nodes_call_is_ended_as_node_lost() {
     let after = String::from_utf8_lossy(&after.stdout).into_owned();
     assert_eq!(
         after.lines().filter(|l| l.ends_with("stopped")).count(),
-        3,
-        "down leaves nothing running: {after}"
+        5,
+        "down leaves nothing running (2 nodes, HAProxy, Prometheus, Alertmanager): {after}"
     );
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the load balancer's port is closed"
-    );
+    for port in [port, prometheus_port, alertmanager_port] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} is closed after down"
+        );
+    }
 }
 
-async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, redis_port: u16) {
+/// The fleet's ports: the load balancer's (node i listens on the one i after it), Redis' and
+/// Alertmanager's.
+struct Ports {
+    fleet: u16,
+    redis: u16,
+    alertmanager: u16,
+}
+
+async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, ports: Ports) {
+    let port = ports.fleet;
     let http = reqwest::Client::new();
-    let shared = LiveState::connect(
-        &RedisConfig {
-            host: "127.0.0.1".into(),
-            port: redis_port,
-            password: None,
-            tls: false,
-            ca_file: None,
-        },
-        "fleet-test",
-    )
-    .await
-    .unwrap();
+    let shared = LiveState::connect(&RedisConfig::plain("127.0.0.1", ports.redis), "fleet-test")
+        .await
+        .unwrap();
     // Four calls at once through the load balancer (the node with the fewest connections takes the
     // next) are carried two by each node; each ends through the API, whichever node the request reaches.
     let mut live = Vec::new();
@@ -279,6 +302,7 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
     let node = carrier.rsplit(':').next().unwrap().parse::<u16>().unwrap() - port;
     let pid = std::fs::read_to_string(dir.join(format!("node{node}.pid"))).unwrap();
     assert!(common::signal(pid.trim(), "KILL"));
+    let killed = Instant::now();
     let (call, settled) = call_until(&http, base, key, id, Duration::from_secs(20), |c| {
         c["status"] == "ended"
     })
@@ -297,6 +321,34 @@ async fn calls_through_the_fleet(base: &str, key: &str, dir: &Path, port: u16, r
         settled < Duration::from_millis(2 * LEASE_MS),
         "settled {} ms after the kill",
         settled.as_millis()
+    );
+    // Prometheus sees the node gone and Alertmanager receives the node-down alert for it.
+    let instance = format!("127.0.0.1:{}", port + node);
+    let alerts = format!("http://127.0.0.1:{}/api/v2/alerts", ports.alertmanager);
+    loop {
+        let received: Value = http
+            .get(&alerts)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let down = received.as_array().unwrap().iter().any(|a| {
+            a["labels"]["alertname"] == "SwitchboardNodeDown" && a["labels"]["instance"] == instance
+        });
+        if down {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "Alertmanager has no SwitchboardNodeDown for {instance}: {received}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "Alertmanager had SwitchboardNodeDown for {instance} {} ms after the kill (scrape 1 s, hold 2 s)",
+        killed.elapsed().as_millis()
     );
     // The load balancer sends new calls to the node still up.
     let (after, mut socket) = live_call(&http, base, key).await;
