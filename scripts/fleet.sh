@@ -14,7 +14,7 @@
 # Environment: FLEET_DIR (state and logs; .fleet), FLEET_NODES (2), FLEET_PORT (8100: the load balancer;
 # the nodes take the ports after it), DATABASE_URL (the local PostgreSQL's `postgres` database),
 # REDIS_HOST and REDIS_PORT (127.0.0.1, 6379), SWITCHBOARD_BIN (the release build, built if missing),
-# MODELS_DIR; FLEET_PROMETHEUS_PORT (9090), FLEET_ALERTMANAGER_PORT (9093), FLEET_SCRAPE_INTERVAL (5s),
+# MODELS_DIR (shared by every node; switchboard's default models directory); FLEET_PROMETHEUS_PORT (9090), FLEET_ALERTMANAGER_PORT (9093), FLEET_SCRAPE_INTERVAL (5s),
 # FLEET_ALERT_RULES (the shipped rules), FLEET_ALERT_WEBHOOK (unset: alerts stay in Alertmanager; a URL:
 # Alertmanager posts them there). Every other Switchboard setting in the environment reaches every node.
 set -euo pipefail
@@ -30,6 +30,9 @@ FLEET_ALERT_RULES="${FLEET_ALERT_RULES:-$root/deploy/prometheus/alerts.yaml}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export REDIS_HOST="${REDIS_HOST:-127.0.0.1}"
 export REDIS_PORT="${REDIS_PORT:-6379}"
+# Every node has a DATA_DIR of its own, but they share the models `up` fetches (where `switchboard models
+# fetch` puts them without MODELS_DIR, unless MODELS_DIR says otherwise).
+export MODELS_DIR="${MODELS_DIR:-${DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/switchboard}/models}"
 
 say() { printf 'fleet: %s\n' "$*" >&2; }
 fail() {
@@ -54,12 +57,20 @@ binary() {
 # The pid in FILE if that process is alive.
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# Waits until URL answers 200, at most SECONDS.
+# Waits until URL answers 200, at most SECONDS; on failure, says what the URL answered last. With a
+# PIDFILE and LOG, a process that exits meanwhile fails at once with the end of its log.
 wait_for() {
-  local url="$1" seconds="$2" what="$3"
+  local url="$1" seconds="$2" what="$3" pidfile="${4:-}" log="${5:-}"
   local deadline=$((SECONDS + seconds))
   until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)" = 200 ]; do
-    [ $SECONDS -lt "$deadline" ] || fail "$what did not answer 200 at $url within ${seconds} s (see $FLEET_DIR/*.log)"
+    if [ -n "$pidfile" ] && ! alive "$pidfile"; then
+      tail -n 5 "$log" >&2 || true
+      fail "$what exited before it was ready (log: $log)"
+    fi
+    if [ $SECONDS -ge "$deadline" ]; then
+      say "$what answered at $url: $(curl -s "$url" | head -c 2000 || true)"
+      fail "$what did not answer 200 at $url within ${seconds} s (see $FLEET_DIR/*.log)"
+    fi
     sleep 0.2
   done
 }
@@ -156,8 +167,10 @@ monitoring_up() {
     --storage.tsdb.path="$FLEET_DIR/prometheus" \
     --web.listen-address="127.0.0.1:$FLEET_PROMETHEUS_PORT" >"$FLEET_DIR/prometheus.log" 2>&1 &
   echo $! >"$FLEET_DIR/prometheus.pid"
-  wait_for "http://127.0.0.1:$FLEET_ALERTMANAGER_PORT/-/ready" 30 "Alertmanager"
-  wait_for "http://127.0.0.1:$FLEET_PROMETHEUS_PORT/-/ready" 30 "Prometheus"
+  wait_for "http://127.0.0.1:$FLEET_ALERTMANAGER_PORT/-/ready" 30 "Alertmanager" \
+    "$FLEET_DIR/alertmanager.pid" "$FLEET_DIR/alertmanager.log"
+  wait_for "http://127.0.0.1:$FLEET_PROMETHEUS_PORT/-/ready" 30 "Prometheus" \
+    "$FLEET_DIR/prometheus.pid" "$FLEET_DIR/prometheus.log"
   say "Prometheus on http://127.0.0.1:$FLEET_PROMETHEUS_PORT scraping $FLEET_NODES nodes every $FLEET_SCRAPE_INTERVAL; Alertmanager on http://127.0.0.1:$FLEET_ALERTMANAGER_PORT"
 }
 
@@ -190,7 +203,8 @@ up() {
     say "node $i starting on 127.0.0.1:$((FLEET_PORT + i)) (log: $FLEET_DIR/node$i.log)"
   done
   for i in $(seq 1 "$FLEET_NODES"); do
-    wait_for "http://127.0.0.1:$((FLEET_PORT + i))/ready" 300 "node $i"
+    wait_for "http://127.0.0.1:$((FLEET_PORT + i))/ready" 300 "node $i" "$FLEET_DIR/node$i.pid" \
+      "$FLEET_DIR/node$i.log"
     say "node $i ready"
   done
   haproxy_config >"$FLEET_DIR/haproxy.cfg"
