@@ -13,7 +13,8 @@
 #
 # Environment: FLEET_DIR (state and logs; .fleet), FLEET_NODES (2), FLEET_PORT (8100: the load balancer;
 # the nodes take the ports after it), DATABASE_URL (the local PostgreSQL's `postgres` database),
-# REDIS_HOST and REDIS_PORT (127.0.0.1, 6379), SWITCHBOARD_BIN (the release build, built if missing),
+# REDIS_HOST and REDIS_PORT (127.0.0.1, 6379; REDIS_SENTINELS instead puts the nodes on the master
+# those Sentinels name), SWITCHBOARD_BIN (the release build, built if missing),
 # MODELS_DIR (shared by every node; switchboard's default models directory), WHISPER_THREADS and
 # LLM_THREADS (the machine's cores divided among the nodes), FLEET_PROMETHEUS_PORT (9090),
 # FLEET_ALERTMANAGER_PORT (9093), FLEET_SCRAPE_INTERVAL (5s), FLEET_ALERT_RULES (the shipped rules),

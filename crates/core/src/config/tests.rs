@@ -489,6 +489,13 @@ fn redis_sentinels_name_the_master_instead_of_redis_host() {
             .sentinel
             .is_none()
     );
+    // Both set: the Sentinels name the master (LiveState connects through them, not to REDIS_HOST).
+    let both = load(&[
+        ("REDIS_HOST", "10.0.0.9"),
+        ("REDIS_SENTINELS", "10.0.0.5:26379"),
+    ])
+    .unwrap();
+    assert!(both.redis.unwrap().sentinel.is_some());
 }
 
 #[test]
