@@ -74,7 +74,7 @@ pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// The configured database, sealing callers' data with DATA_KEY_FILE's keys when it is set.
 pub(crate) async fn connect(config: &Config) -> anyhow::Result<Database> {
     // What a call cannot write before it ends waits on this node's disk until the database is back.
-    let mut db = Database::connect(&config.database.target)
+    let mut db = Database::connect_with(&config.database.target, config.database.statement_timeout)
         .await?
         .with_spool(config.paths.data_dir.join("spool"));
     if let Some(read) = &config.database.read_target {

@@ -100,6 +100,8 @@ pub struct Database {
     pub(crate) spool: Option<std::sync::Arc<crate::spool::Spool>>,
     /// DATABASE_READ_URL's pool: the list endpoints read there.
     read: Option<ReadReplica>,
+    /// PostgreSQL's `statement_timeout` on every connection, the replica's too.
+    statement_timeout: Option<Duration>,
 }
 
 /// A read-only replica's pool and its URL for logs.
@@ -109,9 +111,24 @@ struct ReadReplica {
     display: String,
 }
 
+/// PostgreSQL's `statement_timeout` when none is given (DATABASE_STATEMENT_TIMEOUT_MS's default).
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Database {
-    /// Opens the configured database (creating the SQLite file and its directory if needed).
+    /// Opens the configured database (creating the SQLite file and its directory if needed), with
+    /// PostgreSQL statements limited to [`DEFAULT_STATEMENT_TIMEOUT`].
     pub async fn connect(target: &DatabaseTarget) -> Result<Self, StoreError> {
+        Self::connect_with(target, Some(DEFAULT_STATEMENT_TIMEOUT)).await
+    }
+
+    /// Opens the configured database; on PostgreSQL every connection gets `statement_timeout` (`None`:
+    /// statements run as long as they take), so a lock held elsewhere or a runaway query fails with a
+    /// clear error instead of holding a call's write or an API request. SQLite waits for its lock at most
+    /// 5 s (`busy_timeout`) either way.
+    pub async fn connect_with(
+        target: &DatabaseTarget,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Self, StoreError> {
         install_default_drivers();
         let display = target.display_url();
         let backend = match target {
@@ -145,7 +162,7 @@ impl Database {
                 })
             });
         } else {
-            options = options.max_connections(16);
+            options = limit_statements(options.max_connections(16), statement_timeout);
         }
         let pool = options
             .connect(&target.url())
@@ -161,6 +178,7 @@ impl Database {
             keys: None,
             spool: None,
             read: None,
+            statement_timeout,
         })
     }
 
@@ -169,9 +187,10 @@ impl Database {
     /// a read it cannot serve goes to the primary.
     pub fn with_read_replica(mut self, target: &DatabaseTarget) -> Result<Self, StoreError> {
         let display = target.display_url();
-        let pool = AnyPoolOptions::new()
+        let options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(2))
-            .max_connections(8)
+            .max_connections(8);
+        let pool = limit_statements(options, self.statement_timeout)
             .connect_lazy(&target.url())
             .map_err(|source| StoreError::Connect {
                 target: display.clone(),
@@ -241,7 +260,28 @@ impl Database {
 
     /// Applies every pending migration; a no-op when the schema is current.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::new(Embedded).await?.run(&self.pool).await?;
+        let migrator = Migrator::new(Embedded).await?;
+        if self.backend == Backend::Sqlite {
+            migrator.run(&self.pool).await?;
+            return Ok(());
+        }
+        // A migration may rewrite a large table: it runs on a connection of its own without the
+        // statement timeout, which is then closed rather than returned to the pool.
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("connecting for migrations"))?
+            .detach();
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .await
+            .map_err(StoreError::query(
+                "lifting the statement timeout for migrations",
+            ))?;
+        let ran = migrator.run(&mut conn).await;
+        let _ = sqlx::Connection::close(conn).await;
+        ran?;
         Ok(())
     }
 
@@ -311,6 +351,19 @@ impl Database {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+}
+
+/// PostgreSQL pool options that set `statement_timeout` on each new connection (0: none).
+fn limit_statements(options: AnyPoolOptions, timeout: Option<Duration>) -> AnyPoolOptions {
+    let ms = timeout.map_or(0, |t| t.as_millis());
+    options.after_connect(move |conn, _| {
+        Box::pin(async move {
+            sqlx::query(&format!("SET statement_timeout = {ms}"))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    })
 }
 
 /// An error that says the replica could not serve the read at all (rather than the query being wrong):

@@ -565,3 +565,43 @@ async fn exercise_retention(db: &Database) {
     assert_eq!(db.purge_audit(year).await.unwrap(), old_entries);
     assert_eq!(db.audit_before(year).await.unwrap(), 0);
 }
+
+/// DATABASE_STATEMENT_TIMEOUT_MS on PostgreSQL: a statement that runs past it fails with a clear error
+/// soon after, instead of holding its caller; migrations run without it, even with a timeout of 1 ms.
+#[tokio::test]
+async fn postgres_statements_past_the_timeout_fail_and_migrations_run_without_it() {
+    let Some((db, schema)) = postgres_schema().await else {
+        return;
+    };
+    db.close().await;
+    let base = postgres_base_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let target = DatabaseTarget::Postgres {
+        url: Secret::new(format!("{base}{sep}options=-c%20search_path%3D{schema}")),
+    };
+    let hasty = Database::connect_with(&target, Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    hasty.migrate().await.unwrap();
+    hasty.close().await;
+
+    let db = Database::connect_with(&target, Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    assert_eq!(db.migration_state().await.unwrap(), MigrationState::Current);
+    let asked = std::time::Instant::now();
+    let err = db
+        .execute_raw("SELECT pg_sleep(3)")
+        .await
+        .unwrap_err()
+        .to_string();
+    let waited = asked.elapsed();
+    assert!(err.contains("statement timeout"), "{err}");
+    assert!(waited < Duration::from_secs(2), "failed after {waited:?}");
+    // Without a timeout the same statement runs to its end.
+    let patient = Database::connect_with(&target, None).await.unwrap();
+    patient.execute_raw("SELECT pg_sleep(0.5)").await.unwrap();
+    patient.close().await;
+    db.close().await;
+    drop_schema(&schema).await;
+}

@@ -258,6 +258,8 @@ settings! {
     DATA_KEY_FILE: "database.data_key_file", "DATA_KEY_FILE", default None, allowed "a path to a key file";
     /// Apply pending database migrations at start-up.
     DATABASE_AUTO_MIGRATE: "database.auto_migrate", "DATABASE_AUTO_MIGRATE", default Some("true"), allowed "true or false";
+    /// PostgreSQL: the longest any one statement may run (its `statement_timeout`), so a lock held elsewhere or a runaway query cannot hold a call's write or an API request; migrations run without it. 0 turns it off.
+    DATABASE_STATEMENT_TIMEOUT_MS: "database.statement_timeout_ms", "DATABASE_STATEMENT_TIMEOUT_MS", default Some("10000"), allowed "an integer from 0 to 3600000 (milliseconds)";
     /// PostgreSQL host; when unset, the embedded SQLite database in DATA_DIR is used.
     POSTGRES_HOST: "database.postgres.host", "POSTGRES_HOST", default None, allowed "a host name or IP address";
     /// PostgreSQL port.

@@ -16,6 +16,8 @@ pub struct DatabaseConfig {
     pub read_target: Option<DatabaseTarget>,
     /// Apply pending migrations at start-up.
     pub auto_migrate: bool,
+    /// PostgreSQL's `statement_timeout` on every connection; `None`: off.
+    pub statement_timeout: Option<std::time::Duration>,
     /// Keys sealing callers' data at rest; `None`: plain text.
     pub data_key_file: Option<PathBuf>,
 }
@@ -118,6 +120,10 @@ pub(super) fn database_config(
         target,
         read_target,
         auto_migrate: r.bool(&DATABASE_AUTO_MIGRATE)?,
+        statement_timeout: match r.int(&DATABASE_STATEMENT_TIMEOUT_MS, 0..=3_600_000)? {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms as u64)),
+        },
         data_key_file: r.text(&DATA_KEY_FILE).map(PathBuf::from),
     })
 }

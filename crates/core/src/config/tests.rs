@@ -534,3 +534,29 @@ fn a_read_replica_is_postgresql_beside_a_postgresql_primary() {
         );
     }
 }
+
+#[test]
+fn postgres_statements_are_limited_to_ten_seconds_unless_told() {
+    assert_eq!(
+        load(&[]).unwrap().database.statement_timeout,
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        load(&[("DATABASE_STATEMENT_TIMEOUT_MS", "2500")])
+            .unwrap()
+            .database
+            .statement_timeout,
+        Some(Duration::from_millis(2500))
+    );
+    assert_eq!(
+        load(&[("DATABASE_STATEMENT_TIMEOUT_MS", "0")])
+            .unwrap()
+            .database
+            .statement_timeout,
+        None
+    );
+    let err = load(&[("DATABASE_STATEMENT_TIMEOUT_MS", "-1")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("DATABASE_STATEMENT_TIMEOUT_MS"), "{err}");
+}
