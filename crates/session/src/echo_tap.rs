@@ -3,19 +3,23 @@
 //! caller's audio before each caller payload goes through the front end.
 //!
 //! The canceller pairs the n-th reference sample with the n-th caller sample, so the two streams are
-//! aligned by count: the reference sent while a caller payload was on its way goes in just before that
-//! payload. Both run on real-time clocks, so the offset stays within a frame or two; the echo path's own
-//! delay (network, the far side's jitter buffer, the line) is what the canceller finds. The offset is
-//! reset when the streams drift apart past [`MAX_SKEW`] (the caller's audio stopped for a while, or
-//! playout stalled).
+//! aligned by count: the reference sent up to the moment a caller payload reached the call goes in just
+//! before that payload. Ticks and payloads carry the time they were sent and arrived, so a call that
+//! falls behind its caller's audio (a busy machine) pairs them as they happened, not as it gets to them.
+//! Both run on real-time clocks, so the offset stays within a frame or two; the echo path's own delay
+//! (network, the far side's jitter buffer, the line) is what the canceller finds. The offset is reset
+//! when the streams drift apart past [`MAX_SKEW_MS`] (the caller's audio stopped for a while, or playout
+//! stalled).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use switchboard_audio::InputFormat;
+use tokio::time::Instant;
 
-/// Ticks the tap keeps when the caller's side does not take them (its audio stopped): one second.
-const TAP_TICKS: usize = 50;
+/// Ticks the tap keeps when the caller's side does not take them (its audio stopped, or the call is
+/// behind on it): three seconds, 24 KB of G.711.
+const TAP_TICKS: usize = 150;
 /// How far the reference may run ahead of, or behind, the caller's audio before the two are lined up
 /// again, in milliseconds.
 const MAX_SKEW_MS: u64 = 200;
@@ -23,23 +27,37 @@ const MAX_SKEW_MS: u64 = 200;
 /// Playout's side writes, the listener's side takes. Shared by the two tasks of one call.
 #[derive(Clone, Default)]
 pub(crate) struct EchoTap {
-    ticks: Arc<Mutex<VecDeque<Option<Vec<u8>>>>>,
+    ticks: Arc<Mutex<VecDeque<Tick>>>,
 }
+
+/// When playout's clock ticked, and the frame it sent then (`None`: nothing).
+type Tick = (Instant, Option<Vec<u8>>);
 
 impl EchoTap {
     /// One tick of playout: the frame it sent, or `None` when it sent nothing (silence on the line).
     pub(crate) fn sent(&self, frame: Option<&[u8]>) {
+        self.sent_at(Instant::now(), frame);
+    }
+
+    fn sent_at(&self, at: Instant, frame: Option<&[u8]>) {
         let mut ticks = self.ticks.lock().unwrap_or_else(PoisonError::into_inner);
         if ticks.len() == TAP_TICKS {
             ticks.pop_front();
         }
-        ticks.push_back(frame.map(<[u8]>::to_vec));
+        ticks.push_back((at, frame.map(<[u8]>::to_vec)));
     }
 
     /// Every tick since the last call, oldest first.
     pub(crate) fn take(&self) -> Vec<Option<Vec<u8>>> {
         let mut ticks = self.ticks.lock().unwrap_or_else(PoisonError::into_inner);
-        ticks.drain(..).collect()
+        ticks.drain(..).map(|(_, frame)| frame).collect()
+    }
+
+    /// The ticks sent up to `until`, oldest first; later ones stay for the next call.
+    pub(crate) fn take_until(&self, until: Instant) -> Vec<Option<Vec<u8>>> {
+        let mut ticks = self.ticks.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = ticks.iter().take_while(|(at, _)| *at <= until).count();
+        ticks.drain(..due).map(|(_, frame)| frame).collect()
     }
 }
 
@@ -159,14 +177,38 @@ mod tests {
     }
 
     #[test]
-    fn the_tap_keeps_the_last_second_when_nobody_takes_it() {
+    fn the_tap_keeps_the_last_three_seconds_when_nobody_takes_them() {
         let tap = EchoTap::default();
-        for i in 0..60u8 {
-            tap.sent(Some(&[i]));
+        for i in 0..TAP_TICKS + 10 {
+            tap.sent(Some(&[i as u8]));
         }
         let ticks = tap.take();
         assert_eq!(ticks.len(), TAP_TICKS);
         assert_eq!(ticks[0], Some(vec![10]));
+        assert!(tap.take().is_empty());
+    }
+
+    #[test]
+    fn a_call_behind_on_its_callers_audio_pairs_each_payload_with_what_was_sent_before_it_arrived()
+    {
+        // Playout sends a frame every 20 ms; each caller payload arrives 5 ms after one of them. The
+        // call was busy for half a second and gets to the 25 payloads only once all 25 ticks are in.
+        let start = Instant::now();
+        let ms = |n: u64| start + std::time::Duration::from_millis(n);
+        let tap = EchoTap::default();
+        for k in 0..25u64 {
+            tap.sent_at(ms(20 * k), Some(&[k as u8; 160]));
+        }
+        let mut a = Alignment::new(ULAW);
+        for k in 0..25u64 {
+            let steps = a.before_payload(tap.take_until(ms(20 * k + 5)), 160);
+            if k == 0 {
+                assert!(steps.is_empty(), "the streams start together");
+            } else {
+                assert_eq!(steps, vec![ReferenceStep::Frame(vec![k as u8; 160])]);
+            }
+        }
+        assert_eq!(a.realigned(), 0, "nothing was dropped or padded");
         assert!(tap.take().is_empty());
     }
 

@@ -29,8 +29,8 @@ pub use engines::{EngineError, Engines};
 pub use latency::{TurnClock, TurnLatency};
 pub use machine::{Action, EndReason, Event, Phrase, SpeechId, TurnOptions, TurnTaking};
 pub use media::{
-    CallGone, CallerAudio, CallerParts, CallerReceiver, CallerSender, EchoReport, Inbound,
-    Outbound, TranscriptLine, audio_duration, caller_channel, frame_bytes,
+    CallGone, CallerAudio, CallerFrame, CallerParts, CallerReceiver, CallerSender, EchoReport,
+    Inbound, Outbound, TranscriptLine, audio_duration, caller_channel, frame_bytes,
 };
 pub use phrases::PhraseBook;
 pub use voice_out::VoiceEncoder;

@@ -90,13 +90,13 @@ impl Listener {
         self.spelled = spelled;
     }
 
-    /// The agent's audio sent since the last caller payload goes into the echo canceller's reference,
-    /// in step with the caller's audio.
-    fn feed_reference(&mut self, payload_bytes: usize) {
+    /// The agent's audio sent up to the moment a caller payload arrived goes into the echo canceller's
+    /// reference, in step with the caller's audio.
+    fn feed_reference(&mut self, payload_bytes: usize, arrived: tokio::time::Instant) {
         let Some((tap, alignment)) = &mut self.echo else {
             return;
         };
-        for step in alignment.before_payload(tap.take(), payload_bytes) {
+        for step in alignment.before_payload(tap.take_until(arrived), payload_bytes) {
             let fed = match step {
                 ReferenceStep::Frame(frame) => self.front.push_reference_payload(&frame),
                 ReferenceStep::Silence(samples) => self.front.push_reference_silence(samples),
@@ -121,9 +121,15 @@ impl Listener {
         })
     }
 
-    /// Runs caller audio through the front end; returns a VAD change for the machine.
-    pub(crate) fn push(&mut self, bytes: &[u8], jobs: &mut Vec<SpeakerJob>) -> Option<Event> {
-        self.feed_reference(bytes.len());
+    /// Runs caller audio (which reached the call at `arrived`) through the front end; returns a VAD
+    /// change for the machine.
+    pub(crate) fn push(
+        &mut self,
+        bytes: &[u8],
+        arrived: tokio::time::Instant,
+        jobs: &mut Vec<SpeakerJob>,
+    ) -> Option<Event> {
+        self.feed_reference(bytes.len(), arrived);
         if let Err(e) = self.front.push_payload(bytes) {
             tracing::warn!(error = %e, len = bytes.len(), "dropping malformed caller audio");
             metrics::counter!("switchboard_errors_total", "kind" => "bad_audio").increment(1);

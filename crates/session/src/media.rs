@@ -11,6 +11,7 @@ use serde::Serialize;
 use switchboard_audio::InputFormat;
 use switchboard_core::Speaker;
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
 use crate::latency::TurnLatency;
 use crate::machine::EndReason;
@@ -66,7 +67,7 @@ pub fn caller_channel(audio_frames: usize) -> (CallerSender, CallerReceiver) {
 
 #[derive(Debug)]
 struct AudioQueue {
-    frames: Mutex<VecDeque<Vec<u8>>>,
+    frames: Mutex<VecDeque<CallerFrame>>,
     capacity: usize,
     ready: Notify,
     closed: AtomicBool,
@@ -74,7 +75,7 @@ struct AudioQueue {
 }
 
 impl AudioQueue {
-    fn frames(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+    fn frames(&self) -> std::sync::MutexGuard<'_, VecDeque<CallerFrame>> {
         // Frames only: a panic while holding the lock leaves nothing inconsistent.
         self.frames.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -107,7 +108,10 @@ impl CallerSender {
                     self.audio.dropped.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("switchboard_caller_audio_dropped_total").increment(1);
                 }
-                frames.push_back(frame);
+                frames.push_back(CallerFrame {
+                    bytes: frame,
+                    arrived: Instant::now(),
+                });
                 drop(frames);
                 self.audio.ready.notify_one();
                 Ok(())
@@ -193,9 +197,19 @@ impl CallerReceiver {
 #[derive(Debug)]
 pub struct CallerAudio(Arc<AudioQueue>);
 
+/// A frame of caller audio, with when the transport handed it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerFrame {
+    /// The audio in the call's wire format.
+    pub bytes: Vec<u8>,
+    /// When it reached the call's queue: the echo canceller pairs it with the agent's audio sent up to
+    /// then, however long the call took to get to it.
+    pub arrived: Instant,
+}
+
 impl CallerAudio {
     /// The next frame of caller audio; `None` once the transport is gone and every frame was taken.
-    pub async fn next(&self) -> Option<Vec<u8>> {
+    pub async fn next(&self) -> Option<CallerFrame> {
         loop {
             if let Some(frame) = self.0.frames().pop_front() {
                 return Some(frame);
@@ -302,7 +316,7 @@ mod tests {
         } = rx.into_parts();
         for i in 2..5u8 {
             assert_eq!(
-                audio.next().await,
+                audio.next().await.map(|f| f.bytes),
                 Some(vec![i]),
                 "the newest frames are kept"
             );
@@ -312,7 +326,7 @@ mod tests {
         assert_eq!(marks.recv().await.as_deref(), Some("b"));
         assert_eq!(signals.recv().await, Some(Inbound::Dtmf('5')));
         // A frame sent while the call waits wakes it.
-        let waiting = tokio::spawn(async move { (audio.next().await, audio) });
+        let waiting = tokio::spawn(async move { (audio.next().await.map(|f| f.bytes), audio) });
         tokio::task::yield_now().await;
         tx.send(Inbound::Audio(vec![9])).await.unwrap();
         let (frame, audio) = waiting.await.unwrap();
@@ -320,7 +334,7 @@ mod tests {
         // The transport goes: what was queued is still delivered, then the end.
         tx.send(Inbound::Audio(vec![10])).await.unwrap();
         drop(tx);
-        assert_eq!(audio.next().await, Some(vec![10]));
+        assert_eq!(audio.next().await.map(|f| f.bytes), Some(vec![10]));
         assert_eq!(audio.next().await, None);
         assert_eq!(signals.recv().await, None);
         assert_eq!(marks.recv().await, None);

@@ -8,17 +8,17 @@ use switchboard_core::Speaker;
 use super::Session;
 use crate::listener::Recognised;
 use crate::machine::Event;
-use crate::media::{Outbound, TranscriptLine};
+use crate::media::{CallerFrame, Outbound, TranscriptLine};
 use crate::recording;
 
 impl Session {
     /// Runs caller audio through the listener; returns a change for the machine.
-    pub(super) fn on_audio(&mut self, bytes: &[u8]) -> Option<Event> {
+    pub(super) fn on_audio(&mut self, frame: &CallerFrame) -> Option<Event> {
         if let Some(recording) = &self.recording {
-            recording.caller(bytes);
+            recording.caller(&frame.bytes);
         }
         let mut jobs = Vec::new();
-        let event = self.listener.push(bytes, &mut jobs);
+        let event = self.listener.push(&frame.bytes, frame.arrived, &mut jobs);
         for job in jobs {
             let _ = self.to_speaker(job);
         }

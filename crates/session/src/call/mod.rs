@@ -293,7 +293,7 @@ impl Session {
                     Some(event) => event,
                     None => continue,
                 },
-                Some(bytes) = audio.next() => match self.on_audio(&bytes) {
+                Some(frame) = audio.next() => match self.on_audio(&frame) {
                     Some(event) => event,
                     None => continue,
                 },
