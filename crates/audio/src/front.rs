@@ -11,7 +11,7 @@ use crate::pcm::pcm16le_decode_into;
 use crate::vad::{EnergyVad, SpeechProbability, VadDetector, VadError, VadEvent, VadOptions};
 use crate::{
     Agc, AgcOptions, AudioError, EchoCanceller, EchoOptions, EchoStats, Framer, MAX_CHUNK_SAMPLES,
-    Resampler, RnnoiseDenoiser, SampleRate, SpectralDenoiser,
+    Resampler, RnnoiseDenoiser, SampleRate, SpectralDenoiser, Tone, ToneDetector,
 };
 pub use switchboard_core::config::NoiseSuppression;
 
@@ -90,6 +90,8 @@ pub struct CleanFrame<'a> {
     pub samples: &'a [i16],
     /// A voice activity change this frame completed.
     pub event: Option<VadEvent>,
+    /// A steady tone (an answering machine's beep) that ended in this frame, when listened for.
+    pub tone: Option<Tone>,
 }
 
 /// The agent's side of the echo canceller: its audio framed and brought to 16 kHz.
@@ -133,6 +135,8 @@ pub struct FrontEnd {
     denoiser: Option<Suppressor>,
     agc: Option<Agc>,
     vad: VadDetector,
+    /// Listens for beeps, before noise suppression learns a steady tone as noise and removes it.
+    tones: Option<ToneDetector>,
     frames_out: u64,
 }
 
@@ -170,6 +174,7 @@ impl FrontEnd {
             },
             agc: options.agc.map(|o| Agc::new(o, 20.0)),
             vad: VadDetector::new(vad_engine, options.vad),
+            tones: None,
             options,
             frames_out: 0,
         })
@@ -267,6 +272,11 @@ impl FrontEnd {
         Ok(())
     }
 
+    /// Reports steady tones from now on ([`CleanFrame::tone`]): an answering machine's beep.
+    pub fn listen_for_tones(&mut self) {
+        self.tones.get_or_insert_with(ToneDetector::new);
+    }
+
     /// What the echo canceller has learned and done so far; `None` when it is off.
     pub fn echo_stats(&self) -> Option<EchoStats> {
         self.echo.as_ref().map(EchoCanceller::stats)
@@ -281,6 +291,10 @@ impl FrontEnd {
         if let Some(echo) = &mut self.echo {
             echo.process(&mut self.frame_16k);
         }
+        let tone = self
+            .tones
+            .as_mut()
+            .and_then(|tones| tones.push(&self.frame_16k));
         let event = self.vad.process(&self.frame_16k)?;
         match &mut self.denoiser {
             Some(Suppressor::Spectral(d)) => d.process(&mut self.frame_16k)?,
@@ -296,6 +310,7 @@ impl FrontEnd {
             start,
             samples: &self.frame_16k,
             event,
+            tone,
         }))
     }
 

@@ -20,6 +20,7 @@ pub mod pcm;
 mod rate;
 mod resample;
 mod spectral;
+mod tone;
 pub mod vad;
 
 pub use agc::{Agc, AgcOptions};
@@ -34,3 +35,4 @@ pub use jitter::{JitterBuffer, JitterOptions, JitterStats, Playout, Pushed};
 pub use rate::{FRAME_DURATION, MAX_CHUNK_SAMPLES, SampleRate};
 pub use resample::Resampler;
 pub use spectral::SpectralDenoiser;
+pub use tone::{Tone, ToneDetector};

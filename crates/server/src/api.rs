@@ -94,6 +94,7 @@ fn call_json(call: &CallRecord, live: bool, who: &Principal) -> Value {
         "started_at_ms": epoch_ms(call.started_at),
         "ended_at_ms": call.ended_at.map(epoch_ms),
         "end_reason": call.end_reason,
+        "answered_by": call.answered_by,
         "context": for_reader(
             who,
             call.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()).into(),

@@ -60,6 +60,8 @@ pub(crate) struct Admission {
     registration: Registration,
     live: LiveCall,
     context: CallContext,
+    /// The agent placed the call to a number (AMD screens who answers).
+    placed: bool,
 }
 
 impl Admission {
@@ -81,7 +83,10 @@ pub(crate) async fn admit(state: &AppState, call_id: CallId) -> Result<Admission
         return Err(ApiError::conflict(format!("call {call_id} has ended")));
     }
     let slot = take_slot(state, call_id)?;
-    Ok(admitted(state, call_id, slot, call.from_number).await)
+    let placed = call.direction == CallDirection::Outbound && call.to_number.is_some();
+    let mut admission = admitted(state, call_id, slot, call.from_number).await;
+    admission.placed = placed;
+    Ok(admission)
 }
 
 /// A call a phone line brings in that no record names yet.
@@ -122,6 +127,7 @@ async fn admitted(
         registration,
         live,
         context,
+        placed: false,
     }
 }
 
@@ -206,6 +212,7 @@ impl Carried {
             registration,
             live,
             context,
+            placed,
         } = admission;
         if let Err(e) = state.database.set_call_status(call_id, "active").await {
             tracing::error!(%call_id, error = %e, "cannot mark the call active");
@@ -220,6 +227,7 @@ impl Carried {
             format,
             context,
             echoes_marks,
+            placed,
         };
         let task = tokio::spawn(run_call(
             setup,

@@ -107,6 +107,8 @@ pub struct Engines {
     pub mask_stored_pii: bool,
     /// Whether calls are recorded (RECORDING).
     pub recording: switchboard_core::config::Recording,
+    /// Answering-machine detection on the calls the agent places (AMD).
+    pub amd: switchboard_core::config::Amd,
 }
 
 /// The configured language model, sent masked text when MASK_PII_FOR_LLM says so; an embedded one takes
@@ -189,7 +191,8 @@ impl Engines {
         let voice = tts::load(&tts::options_from_config(config))?;
         let phrases = Arc::new(PhraseCache::open(&config.paths.data_dir.join("phrases"))?);
         let native_tools = switchboard_llm::uses_native_tools(config);
-        let phrase_book = PhraseBook::new(&agent, native_tools);
+        let phrase_book = PhraseBook::new(&agent, native_tools)
+            .with_machine_message(config.calls.amd_message.as_deref());
         let synthesized = phrases.warm(voice.as_ref(), &phrase_book.all())?;
         tracing::info!(synthesized, voice = %voice.info().voice, "phrase cache ready");
         let cue_silence = (config.stt.early_final
@@ -221,6 +224,7 @@ impl Engines {
             echo_cancellation: config.audio.echo_cancellation,
             mask_stored_pii: config.privacy.mask_pii_in_transcripts,
             recording: config.calls.recording,
+            amd: config.calls.amd,
         })
     }
 

@@ -27,7 +27,9 @@ pub use backchannel::is_backchannel;
 pub use call::{CallError, CallReport, CallSetup, run_call};
 pub use engines::{EngineError, Engines};
 pub use latency::{TurnClock, TurnLatency};
-pub use machine::{Action, EndReason, Event, Phrase, SpeechId, TurnOptions, TurnTaking};
+pub use machine::{
+    Action, AnsweredBy, EndReason, Event, Phrase, SpeechId, TurnOptions, TurnTaking,
+};
 pub use media::{
     CallGone, CallerAudio, CallerFrame, CallerParts, CallerReceiver, CallerSender, EchoReport,
     Inbound, Outbound, TranscriptLine, audio_duration, caller_channel, frame_bytes,

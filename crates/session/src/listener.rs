@@ -61,6 +61,8 @@ pub(crate) struct Listener {
     /// The agent asked for something spelled or read digit by digit: the caller's next utterances go
     /// to the spelling recogniser, when there is one.
     spelled: bool,
+    /// A tone on the line (an answering machine's beep) not yet told to the machine.
+    tone_heard: bool,
 }
 
 impl Listener {
@@ -81,7 +83,14 @@ impl Listener {
             transcribing: 0,
             echo,
             spelled: false,
+            tone_heard: false,
         }
+    }
+
+    /// Reports steady tones on the line from now on, as [`Event::LineTone`] (answering-machine
+    /// detection listens for the beep).
+    pub(crate) fn listen_for_tones(&mut self) {
+        self.front.listen_for_tones();
     }
 
     /// Whether the caller's next utterances answer a question for something spelled or read digit by
@@ -139,15 +148,18 @@ impl Listener {
         loop {
             let now = Instant::now();
             let (start, samples, vad) = match self.front.next_frame() {
-                Ok(Some(frame)) => (
-                    frame.start,
-                    frame
-                        .samples
-                        .iter()
-                        .map(|&s| to_f32(s))
-                        .collect::<Vec<f32>>(),
-                    frame.event,
-                ),
+                Ok(Some(frame)) => {
+                    self.tone_heard |= frame.tone.is_some();
+                    (
+                        frame.start,
+                        frame
+                            .samples
+                            .iter()
+                            .map(|&s| to_f32(s))
+                            .collect::<Vec<f32>>(),
+                        frame.event,
+                    )
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "caller audio frame failed");
@@ -233,6 +245,12 @@ impl Listener {
             while self.preroll.len() > (2 * PREROLL.as_millis() / 20) as usize {
                 self.preroll.pop_front();
             }
+        }
+        // A tone goes to the machine with the next payload that brings no voice change (a beep ends
+        // long before the VAD's end of it).
+        if change.is_none() && std::mem::take(&mut self.tone_heard) {
+            tracing::debug!("a tone ended on the line");
+            change = Some(Event::LineTone);
         }
         change
     }

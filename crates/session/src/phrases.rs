@@ -15,6 +15,7 @@ pub struct PhraseBook {
     apology: String,
     silence_goodbye: String,
     limit_goodbye: String,
+    machine_message: String,
     /// The agent's fixed answers (the schema's questions, transfer, goodbye), sentence by sentence.
     fixed_sentences: Vec<String>,
 }
@@ -43,7 +44,19 @@ impl PhraseBook {
                 "We've covered a lot, so I'll wrap up here. A colleague will follow up with \
                             you. Thank you, goodbye."
                     .into(),
+            machine_message: format!(
+                "Hello, this is {} from {}. Please call us back when it suits you. Thank you, goodbye.",
+                persona.agent_name, persona.company
+            ),
         }
+    }
+
+    /// What the agent leaves on an answering machine (AMD_MESSAGE), instead of the persona's default.
+    pub fn with_machine_message(mut self, message: Option<&str>) -> Self {
+        if let Some(message) = message {
+            self.machine_message = message.trim().to_owned();
+        }
+        self
     }
 
     /// The words of `phrase`.
@@ -55,6 +68,7 @@ impl PhraseBook {
             Phrase::Apology => &self.apology,
             Phrase::SilenceGoodbye => &self.silence_goodbye,
             Phrase::LimitGoodbye => &self.limit_goodbye,
+            Phrase::MachineMessage => &self.machine_message,
         }
     }
 
@@ -67,6 +81,7 @@ impl PhraseBook {
             Phrase::Apology,
             Phrase::SilenceGoodbye,
             Phrase::LimitGoodbye,
+            Phrase::MachineMessage,
         ]
         .into_iter()
         .map(|p| self.text(p))

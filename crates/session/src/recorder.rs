@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::engines::Engines;
+use crate::machine::AnsweredBy;
 use crate::media::{Outbound, TranscriptLine};
 
 /// Lines that may wait for the database (a call says a few hundred in an hour).
@@ -210,6 +211,25 @@ impl Recorder {
                 count
             }
         }
+    }
+
+    /// Stores who answered a call the agent placed, without holding the call.
+    pub(crate) fn answered_by(&self, by: AnsweredBy) {
+        let (db, call_id) = (self.db.clone(), self.call_id);
+        tokio::spawn(
+            async move {
+                match tokio::time::timeout(WRITE_TIMEOUT, db.set_answered_by(call_id, by.as_str()))
+                    .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "who answered is not recorded"),
+                    Err(_) => tracing::error!(
+                        "who answered is not recorded: the database did not answer in time"
+                    ),
+                }
+            }
+            .in_current_span(),
+        );
     }
 
     /// Stores the end of the call, or spools it when the database does not take it in time.

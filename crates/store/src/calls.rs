@@ -49,6 +49,8 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// What the call is about (JSON text).
     pub context: Option<String>,
+    /// Who answered a call the agent placed (`human`, `machine`, `unknown`), when AMD screened it.
+    pub answered_by: Option<String>,
 }
 
 /// Which calls a listing wants; every criterion is optional.
@@ -114,6 +116,17 @@ impl Database {
             .execute(self.pool())
             .await
             .map_err(StoreError::query("updating a call's status"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records who answered a call the agent placed (answering-machine detection's verdict).
+    pub async fn set_answered_by(&self, id: CallId, by: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE calls SET answered_by = $1 WHERE id = $2")
+            .bind(by.to_owned())
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await
+            .map_err(StoreError::query("recording who answered a call"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -250,8 +263,7 @@ impl Database {
     }
 }
 
-const CALL_COLUMNS: &str =
-    "id, direction, status, from_number, to_number, started_at, ended_at, end_reason, context";
+const CALL_COLUMNS: &str = "id, direction, status, from_number, to_number, started_at, ended_at, end_reason, context, answered_by";
 
 impl Database {
     fn call_from_row(&self, r: &AnyRow) -> Result<CallRecord, StoreError> {
@@ -290,6 +302,7 @@ fn call_record(r: &AnyRow, id: &str) -> Result<CallRecord, StoreError> {
         ended_at: column::<Option<i64>>(r, 6, READING)?.map(time),
         end_reason: column(r, 7, READING)?,
         context: None,
+        answered_by: column(r, 9, READING)?,
     })
 }
 

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "recordings",
         include_str!("../migrations/0005_recordings.sql"),
     ),
+    (
+        6,
+        "answered by",
+        include_str!("../migrations/0006_answered_by.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -122,6 +122,9 @@ async fn exercise(db: &Database) {
     let call = db.call(id).await.unwrap().unwrap();
     assert_eq!(call.status, "active");
     assert_eq!(call.started_at, at(1_700_000_000_123));
+    assert_eq!(call.answered_by, None, "not screened");
+    assert!(db.set_answered_by(id, "machine").await.unwrap());
+    assert!(!db.set_answered_by(CallId::new(), "human").await.unwrap());
     assert!(
         db.end_call(id, at(1_700_000_060_000), "caller hung up")
             .await
@@ -136,6 +139,7 @@ async fn exercise(db: &Database) {
     let call = db.call(id).await.unwrap().unwrap();
     assert_eq!(call.ended_at, Some(at(1_700_000_060_000)));
     assert_eq!(call.end_reason.as_deref(), Some("caller hung up"));
+    assert_eq!(call.answered_by.as_deref(), Some("machine"));
 
     assert_eq!(call.context.as_deref(), Some(r#"{"reason":"claim"}"#));
 

@@ -225,6 +225,18 @@ choice!(
 );
 
 choice!(
+    /// What a call the agent places does about answering machines (AMD).
+    Amd {
+        /// Nothing: the agent greets whoever answers.
+        Off = "off",
+        /// The first seconds after the answer tell a person from a machine; a machine is hung up on.
+        Detect = "detect",
+        /// The same; on a machine the agent waits for its beep, leaves AMD_MESSAGE and hangs up.
+        LeaveMessage = "leave_message",
+    }
+);
+
+choice!(
     /// Whether calls are recorded.
     Recording {
         /// Never.

@@ -22,9 +22,9 @@ use url::Url;
 use crate::secret::{REDACTED, Secret};
 pub use auth::{AuthConfig, OidcConfig};
 pub use choice::{
-    ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider, LogFormat,
-    LogLevel, NoiseSuppression, Recording, SrtpPolicy, SttModel, TelephonyProvider, TlsVersion,
-    TtsEngine,
+    Amd, ComputeType, Device, Environment, LlmFallback, LlmMasking, LlmModel, LlmProvider,
+    LogFormat, LogLevel, NoiseSuppression, Recording, SrtpPolicy, SttModel, TelephonyProvider,
+    TlsVersion, TtsEngine,
 };
 pub use example::{example_env, example_yaml};
 pub use layers::{Resolved, ResolvedSettings, Source};
@@ -217,7 +217,7 @@ pub struct LlmConfig {
 }
 
 /// Per-call limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CallsConfig {
     /// Calls carried at once.
     pub max_concurrent: u32,
@@ -243,6 +243,10 @@ pub struct CallsConfig {
     pub keypad_handover_key: Option<char>,
     /// Keys typed count as entered this long after the last one (KEYPAD_PAUSE_MS).
     pub keypad_pause: Duration,
+    /// Answering-machine detection on the calls the agent places (AMD).
+    pub amd: Amd,
+    /// What the agent leaves on an answering machine (AMD_MESSAGE); `None`: the persona's default.
+    pub amd_message: Option<String>,
 }
 
 /// How sensitive voice activity detection is; the audio crate maps each level to thresholds.
@@ -443,6 +447,8 @@ impl Config {
                 recording: r.choice(&RECORDING)?,
                 keypad_handover_key: r.handover_key()?,
                 keypad_pause: Duration::from_millis(r.int(&KEYPAD_PAUSE_MS, 500..=20_000)? as u64),
+                amd: r.choice(&AMD)?,
+                amd_message: r.text(&AMD_MESSAGE).filter(|m| !m.trim().is_empty()),
             },
             auth: auth::auth_config(&r)?,
             audio: AudioConfig {

@@ -206,6 +206,10 @@ settings! {
     KEYPAD_HANDOVER_KEY: "calls.keypad_handover_key", "KEYPAD_HANDOVER_KEY", default Some("0"), allowed "a digit 0-9, or off";
     /// How long after the last key the keys a caller typed count as entered (or at once with `#`).
     KEYPAD_PAUSE_MS: "calls.keypad_pause_ms", "KEYPAD_PAUSE_MS", default Some("3000"), allowed "an integer from 500 to 20000 (milliseconds)";
+    /// Answering-machine detection on the calls the agent places through the phone network: off; detect (a machine is hung up on); leave_message (the agent waits for the machine's beep, leaves AMD_MESSAGE and hangs up). The outcome (human, machine, unknown) is stored on the call.
+    AMD: "calls.amd", "AMD", default Some("off"), allowed "one of off, detect, leave_message";
+    /// What the agent says to an answering machine with AMD=leave_message; unset: a short message asking to call the company back.
+    AMD_MESSAGE: "calls.amd_message", "AMD_MESSAGE", default None, allowed "a sentence or two of text";
     /// Reprompts without an answer before the agent hangs up politely.
     SILENCE_MAX_REPROMPTS: "calls.silence_max_reprompts", "SILENCE_MAX_REPROMPTS", default Some("2"), allowed "an integer from 0 to 20";
     /// Caller speech over the agent needed to interrupt it; shorter sounds ("mhm", "okay") are backchannels.

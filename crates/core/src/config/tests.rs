@@ -419,6 +419,28 @@ fn recording_is_off_by_default_and_needs_a_data_key() {
 }
 
 #[test]
+fn answering_machine_detection_is_off_by_default_and_its_message_is_optional() {
+    let config = load(&[]).unwrap();
+    assert_eq!(config.calls.amd, crate::config::Amd::Off);
+    assert_eq!(config.calls.amd_message, None);
+    let on = load(&[
+        ("AMD", "leave_message"),
+        ("AMD_MESSAGE", "Please call Acme back."),
+    ])
+    .unwrap();
+    assert_eq!(on.calls.amd, crate::config::Amd::LeaveMessage);
+    assert_eq!(
+        on.calls.amd_message.as_deref(),
+        Some("Please call Acme back.")
+    );
+    let bad = load(&[("AMD", "yes")]).unwrap_err().to_string();
+    assert!(
+        bad.contains("AMD") && bad.contains("leave_message"),
+        "{bad}"
+    );
+}
+
+#[test]
 fn the_spelling_recogniser_is_off_unless_a_model_is_named() {
     assert_eq!(load(&[]).unwrap().stt.spelling_model, None);
     assert_eq!(

@@ -30,6 +30,7 @@ use crate::recorder::Recorder;
 use crate::recording::CallRecording;
 use crate::speaker::{self, SpeakerJob, Spoken, Voice};
 use crate::speeches::Speeches;
+use switchboard_core::config::Amd;
 
 mod agent;
 mod caller;
@@ -71,6 +72,9 @@ pub struct CallSetup {
     /// The transport's peer echoes each mark once it has played the audio before it (Twilio does): what
     /// the caller heard is then taken from the echoes, not from our clock.
     pub echoes_marks: bool,
+    /// The agent placed this call through the phone network: with AMD on, who answered is screened
+    /// before the agent speaks.
+    pub placed: bool,
 }
 
 /// Why a call could not start.
@@ -228,18 +232,25 @@ impl Session {
         let mask_stored_pii = engines.mask_stored_pii;
         let recording = recording_tap
             .map(|agent| CallRecording::start(setup.call_id, db.clone(), setup.format, agent));
+        let mut turns = TurnTaking::new(engines.turns, now);
+        let mut listener = Listener::new(
+            engines_for_listener,
+            front,
+            recognised_tx,
+            tap.map(|tap| (tap, Alignment::new(setup.format))),
+        );
+        if setup.placed && engines.amd != Amd::Off {
+            tracing::info!(amd = %engines.amd, "screening who answers before speaking");
+            turns.screen_answer(engines.amd == Amd::LeaveMessage, now);
+            listener.listen_for_tones();
+        }
         Self {
             call_id: setup.call_id,
-            turns: TurnTaking::new(engines.turns, now),
+            turns,
             engines,
             recorder: Recorder::start(setup.call_id, db, out_tx.clone(), mask_stored_pii),
             out_tx,
-            listener: Listener::new(
-                engines_for_listener,
-                front,
-                recognised_tx,
-                tap.map(|tap| (tap, Alignment::new(setup.format))),
-            ),
+            listener,
             format: setup.format,
             recognised_rx,
             jobs_tx: Some(jobs_tx),
@@ -337,6 +348,12 @@ impl Session {
                         if self.cancel_tx.try_send(speech).is_err() {
                             agent::overflow("cancels");
                         }
+                    }
+                    Action::AnsweredBy(by) => {
+                        tracing::info!(answered_by = by.as_str(), "who answered the call");
+                        metrics::counter!("switchboard_answered_by_total", "by" => by.as_str())
+                            .increment(1);
+                        self.recorder.answered_by(by);
                     }
                     // The hang-up goes out from `finish`, after the lines still in flight.
                     Action::Hangup(reason) => return Some(reason),

@@ -21,6 +21,8 @@ pub enum Phrase {
     SilenceGoodbye,
     /// The call reached MAX_CONVERSATION_TURNS.
     LimitGoodbye,
+    /// Left on an answering machine after its beep (AMD=leave_message).
+    MachineMessage,
 }
 
 /// Why a call ended.
@@ -40,6 +42,8 @@ pub enum EndReason {
     DurationLimit,
     /// Ended through the API.
     EndedByApi,
+    /// An answering machine took the call the agent placed (AMD).
+    AnsweringMachine,
 }
 
 impl EndReason {
@@ -53,6 +57,7 @@ impl EndReason {
             EndReason::TurnLimit => "turn_limit",
             EndReason::DurationLimit => "duration_limit",
             EndReason::EndedByApi => "ended_by_api",
+            EndReason::AnsweringMachine => "answering_machine",
         }
     }
 }
@@ -83,6 +88,8 @@ pub enum Event {
     AgentWantsToEnd(EndReason),
     /// The caller hung up or the API ended the call.
     Ended(EndReason),
+    /// A steady tone (an answering machine's beep) just ended on the caller's line.
+    LineTone,
     /// Time passed (the session is ticked a few times a second).
     Tick,
 }
@@ -111,6 +118,8 @@ pub enum Action {
     },
     /// Stop a speech now: cancel its generation and drop its queued audio (barge-in, timeout).
     Cancel(SpeechId),
+    /// Who answered a call the agent placed (AMD): store it on the call.
+    AnsweredBy(super::AnsweredBy),
     /// End the call.
     Hangup(EndReason),
 }

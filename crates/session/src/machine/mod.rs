@@ -8,9 +8,12 @@ use crate::backchannel::is_backchannel;
 
 mod events;
 mod keypad;
+mod screen;
 
 pub use events::{Action, EndReason, Event, Phrase, SpeechId};
 use keypad::Keypad;
+pub use screen::AnsweredBy;
+use screen::Screen;
 
 /// How long the goodbye at MAX_CALL_DURATION_S may take before the line is dropped.
 const GOODBYE_GRACE: Duration = Duration::from_secs(30);
@@ -121,6 +124,12 @@ pub struct TurnTaking {
     quiet_since: Instant,
     /// Keys the caller is typing.
     keypad: Keypad,
+    /// Listening for who answered a call the agent placed (AMD), before anything is said.
+    screen: Option<Screen>,
+    /// On a machine, wait for its beep and leave the message (AMD=leave_message) rather than hang up.
+    leave_message: bool,
+    /// Transcripts still to come of what was heard while screening: not turns of the conversation.
+    screened_utterances: u32,
     reprompts: u32,
     turns: u32,
     next_speech: u64,
@@ -143,6 +152,9 @@ impl TurnTaking {
             transcribing: false,
             quiet_since: now,
             keypad: Keypad::default(),
+            screen: None,
+            leave_message: false,
+            screened_utterances: 0,
             reprompts: 0,
             turns: 0,
             next_speech: 0,
@@ -166,8 +178,23 @@ impl TurnTaking {
         if self.ended {
             return Vec::new();
         }
+        if self.screen.is_some()
+            && matches!(
+                event,
+                Event::Connected
+                    | Event::CallerSpeechStarted
+                    | Event::CallerSpeechEnded
+                    | Event::CallerTranscribed { .. }
+                    | Event::CallerKey(_)
+                    | Event::LineTone
+                    | Event::Tick
+            )
+        {
+            return self.on_screening(event, now);
+        }
         match event {
             Event::Connected => self.say(Phrase::Greeting, false, now),
+            Event::LineTone => Vec::new(),
             Event::CallerSpeechStarted => {
                 self.caller_speaking_since = Some(now);
                 self.on_caller_went_on(now)
@@ -235,6 +262,12 @@ impl TurnTaking {
     }
 
     fn on_transcript(&mut self, text: String, now: Instant) -> Vec<Action> {
+        if self.screened_utterances > 0 {
+            // The far side's greeting, heard while screening the answer.
+            self.screened_utterances -= 1;
+            self.transcribing = false;
+            return Vec::new();
+        }
         let words = text.trim();
         self.transcribing = false;
         self.quiet_since = now;

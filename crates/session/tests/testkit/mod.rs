@@ -174,6 +174,7 @@ pub(crate) fn engines_on(
         echo_cancellation: true,
         mask_stored_pii: true,
         recording,
+        amd: switchboard_core::config::Amd::Off,
     }
 }
 
@@ -272,14 +273,28 @@ pub(crate) struct Running {
     pub(crate) seen: Vec<Outbound>,
 }
 
-pub(crate) async fn start_call(engines: Arc<Engines>, db: &Database, call_id: CallId) -> Running {
+/// A call spawned on `engines` (`placed`: one the agent placed, which AMD may screen), before anything
+/// was said: the caller's side, what the call sends, and its task.
+pub(crate) fn spawn_call(
+    engines: Arc<Engines>,
+    db: &Database,
+    call_id: CallId,
+    placed: bool,
+) -> (
+    switchboard_session::CallerSender,
+    mpsc::Receiver<Outbound>,
+    tokio::task::JoinHandle<
+        Result<switchboard_session::CallReport, switchboard_session::CallError>,
+    >,
+) {
     let (caller, inbound) = caller_channel(250);
-    let (out_tx, mut out_rx) = mpsc::channel(4_096);
+    let (out_tx, out_rx) = mpsc::channel(4_096);
     let setup = CallSetup {
         call_id,
         format: InputFormat::Pcm16(SampleRate::Hz16000),
         context: CallContext::default(),
         echoes_marks: false,
+        placed,
     };
     let call = tokio::spawn(run_call(
         setup,
@@ -289,6 +304,11 @@ pub(crate) async fn start_call(engines: Arc<Engines>, db: &Database, call_id: Ca
         out_tx,
         CancellationToken::new(),
     ));
+    (caller, out_rx, call)
+}
+
+pub(crate) async fn start_call(engines: Arc<Engines>, db: &Database, call_id: CallId) -> Running {
+    let (caller, mut out_rx, call) = spawn_call(engines, db, call_id, false);
     let mut seen = Vec::new();
     until(
         &mut out_rx,
