@@ -702,6 +702,11 @@ fn speech_pcap(dir: &Path, prompts: &[&str]) -> PathBuf {
         let pause = if i + 1 == prompts.len() { 12 } else { 7 };
         samples.extend(vec![0i16; 8_000 * pause]);
     }
+    pcap_of(dir, &samples)
+}
+
+/// `samples` (8 kHz) as the RTP stream of a pcap file for sipp's `play_pcap_audio`, in PCMU.
+fn pcap_of(dir: &Path, samples: &[i16]) -> PathBuf {
     // Global header: pcap 2.4, microsecond timestamps, Ethernet frames.
     let mut pcap = Vec::new();
     for field in [0xa1b2_c3d4_u32, 0x0004_0002, 0, 0, 65_535, 1] {
@@ -936,6 +941,89 @@ fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and
     assert!(
         turns.iter().any(|t| t.speaker == Speaker::Agent),
         "{turns:?}"
+    );
+}
+
+/// A call the node places is answered by voicemail at once: with `AMD=leave_message` the agent says
+/// nothing to the recorded greeting, leaves its message after the beep and hangs up.
+#[test]
+fn a_placed_call_answered_by_voicemail_gets_the_message_after_the_beep() {
+    let Some(models) = models_and_speech() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 300 ms of line, Asterisk's greeting ("Please leave your message after the tone …", 5.7 s), 400 ms,
+    // its beep, then the machine records silence.
+    let mut samples = vec![0i16; 2_400];
+    samples.extend(prompt("vm-intro"));
+    samples.extend(vec![0i16; 3_200]);
+    samples.extend(prompt("beep"));
+    samples.extend(vec![0i16; 8_000 * 20]);
+    let pcap = pcap_of(dir.path(), &samples);
+    let callee_file = dir.path().join("callee.xml");
+    std::fs::write(
+        &callee_file,
+        std::fs::read_to_string(scenario("callee.xml"))
+            .unwrap()
+            .replace("PCAP_FILE", pcap.to_str().unwrap()),
+    )
+    .unwrap();
+    let (port, callee) = sipp_server(&callee_file);
+    let trunk = format!("sip:127.0.0.1:{port}");
+    let node = SipNode::start(
+        &models,
+        &[
+            ("SIP_TRUNK", trunk.as_str()),
+            ("SIP_USERNAME", "1001"),
+            ("SIP_PASSWORD", "s3cret"),
+            ("RTP_PORT_MIN", "36000"),
+            ("RTP_PORT_MAX", "36999"),
+            ("AMD", "leave_message"),
+        ],
+    );
+    let key = node.api_key();
+    let (code, created) = common::http_post_json(
+        &node.http,
+        "/api/v1/calls",
+        &key,
+        &serde_json::json!({ "to_number": "+14155550123", "from_number": "+14155550100" }),
+    );
+    assert_eq!(code, 201, "{created}");
+    // sipp answers, plays the greeting and the beep, and takes our BYE.
+    assert_all_succeeded(&callee.join().unwrap(), 1);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (call, turns) = loop {
+        let stored = stored_calls(&node);
+        if let Some((call, turns)) = stored.into_iter().find(|(c, _)| c.ended_at.is_some()) {
+            break (call, turns);
+        }
+        assert!(Instant::now() < deadline, "the call's record ends");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        call.end_reason.as_deref(),
+        Some("answering_machine"),
+        "{turns:?}"
+    );
+    assert_eq!(call.answered_by.as_deref(), Some("machine"));
+    let agent: Vec<&str> = turns
+        .iter()
+        .filter(|t| t.speaker == Speaker::Agent)
+        .map(|t| t.text.as_str())
+        .collect();
+    assert_eq!(agent.len(), 1, "the message alone, no greeting: {turns:?}");
+    assert!(agent[0].contains("call us back"), "{agent:?}");
+    let log = node.log();
+    for line in log
+        .iter()
+        .filter(|l| l.contains("tone ended") || l.contains("who answered"))
+    {
+        println!("{line}");
+    }
+    // The beep was heard (the message did not wait for the quiet after it).
+    assert!(
+        log.iter().any(|l| l.contains("a tone ended on the line")),
+        "{log:?}"
     );
 }
 

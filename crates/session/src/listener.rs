@@ -62,7 +62,7 @@ pub(crate) struct Listener {
     /// to the spelling recogniser, when there is one.
     spelled: bool,
     /// A tone on the line (an answering machine's beep) not yet told to the machine.
-    tone_heard: bool,
+    tone_heard: Option<switchboard_audio::Tone>,
 }
 
 impl Listener {
@@ -83,7 +83,7 @@ impl Listener {
             transcribing: 0,
             echo,
             spelled: false,
-            tone_heard: false,
+            tone_heard: None,
         }
     }
 
@@ -149,7 +149,9 @@ impl Listener {
             let now = Instant::now();
             let (start, samples, vad) = match self.front.next_frame() {
                 Ok(Some(frame)) => {
-                    self.tone_heard |= frame.tone.is_some();
+                    if frame.tone.is_some() {
+                        self.tone_heard = frame.tone;
+                    }
                     (
                         frame.start,
                         frame
@@ -248,8 +250,14 @@ impl Listener {
         }
         // A tone goes to the machine with the next payload that brings no voice change (a beep ends
         // long before the VAD's end of it).
-        if change.is_none() && std::mem::take(&mut self.tone_heard) {
-            tracing::debug!("a tone ended on the line");
+        if change.is_none()
+            && let Some(tone) = self.tone_heard.take()
+        {
+            tracing::info!(
+                hz = tone.hz,
+                ms = tone.duration.as_millis() as u64,
+                "a tone ended on the line"
+            );
             change = Some(Event::LineTone);
         }
         change
