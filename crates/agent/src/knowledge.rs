@@ -36,7 +36,30 @@ pub struct Hit {
 /// Something the agent can look things up in.
 pub trait KnowledgeSearch: Send + Sync {
     /// The `k` passages closest to `query`, best first. Blocking (embeds the query).
-    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String>;
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, KnowledgeError>;
+}
+
+/// Why the documents could not be searched, or a passage not added to them.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    /// The embedder failed on the query.
+    #[error("the query could not be embedded: {0}")]
+    Embedding(#[from] switchboard_llm::LlmError),
+    /// The embedder answered without a vector.
+    #[error("the embedder returned no vector for the query")]
+    NoVector,
+    /// A passage's vector was made by another embedder.
+    #[error(
+        "a vector of {got} dimensions does not fit {embedder} ({expected} dimensions): index the documents again with `switchboard kb add`"
+    )]
+    Dimensions {
+        /// The vector's dimensions.
+        got: usize,
+        /// The index's embedder.
+        embedder: String,
+        /// Its dimensions.
+        expected: usize,
+    },
 }
 
 /// Why a document could not be read.
@@ -183,14 +206,13 @@ impl VectorIndex {
     }
 
     /// Adds a passage with its vector (made by the same embedder).
-    pub fn insert(&mut self, passage: Passage, vector: Vec<f32>) -> Result<(), String> {
+    pub fn insert(&mut self, passage: Passage, vector: Vec<f32>) -> Result<(), KnowledgeError> {
         if vector.len() != self.embedder.dimensions() {
-            return Err(format!(
-                "a vector of {} dimensions does not fit {} ({} dimensions)",
-                vector.len(),
-                self.embedder.name(),
-                self.embedder.dimensions()
-            ));
+            return Err(KnowledgeError::Dimensions {
+                got: vector.len(),
+                embedder: self.embedder.name().to_owned(),
+                expected: self.embedder.dimensions(),
+            });
         }
         self.passages.push(passage);
         self.vectors.push(vector);
@@ -209,16 +231,15 @@ impl VectorIndex {
 }
 
 impl KnowledgeSearch for VectorIndex {
-    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, String> {
+    fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>, KnowledgeError> {
         if self.passages.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
         let query = self
             .embedder
-            .embed(&[query])
-            .map_err(|e| e.to_string())?
+            .embed(&[query])?
             .pop()
-            .ok_or("the embedder returned no vector")?;
+            .ok_or(KnowledgeError::NoVector)?;
         let mut scored: Vec<(f32, usize)> = self
             .vectors
             .iter()

@@ -35,7 +35,8 @@ pub use conversation::{CallContext, Conversation, PreviousCall, TurnOutcome, gre
 pub use dialogue::{asked_field, fixed_replies};
 pub use entities::{Amount, Entities, extract};
 pub use knowledge::{
-    DocumentError, Hit, KnowledgeSearch, Passage, VectorIndex, chunk_text, read_document,
+    DocumentError, Hit, KnowledgeError, KnowledgeSearch, Passage, VectorIndex, chunk_text,
+    read_document,
 };
 pub use pii::{MaskedModel, PiiKind, mask_pii};
 pub use scenario::{Scenario, ScenarioReport, run_scenario};

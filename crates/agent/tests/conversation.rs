@@ -228,7 +228,11 @@ impl switchboard_llm::ChatModel for Librarian {
 struct Policy;
 
 impl switchboard_agent::KnowledgeSearch for Policy {
-    fn search(&self, query: &str, _k: usize) -> Result<Vec<switchboard_agent::Hit>, String> {
+    fn search(
+        &self,
+        query: &str,
+        _k: usize,
+    ) -> Result<Vec<switchboard_agent::Hit>, switchboard_agent::KnowledgeError> {
         assert!(query.contains("water"), "{query}");
         Ok(vec![switchboard_agent::Hit {
             passage: switchboard_agent::Passage {

@@ -132,9 +132,7 @@ pub(crate) async fn load_index(
             index: usize::try_from(chunk.seq).unwrap_or(0),
             text: chunk.text,
         };
-        index
-            .insert(passage, chunk.embedding)
-            .map_err(anyhow::Error::msg)?;
+        index.insert(passage, chunk.embedding)?;
     }
     Ok(index)
 }

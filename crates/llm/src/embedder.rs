@@ -98,9 +98,9 @@ impl Embedder for BertEmbedder {
             .iter()
             .map(|text| self.model.embed(&self.token_ids(text)))
             .collect::<Result<_, _>>()
-            .map_err(|detail| LlmError::Engine {
+            .map_err(|e| LlmError::Engine {
                 engine: self.name.clone(),
-                detail,
+                detail: e.to_string(),
             })
     }
 }

@@ -6,8 +6,44 @@
 //! One text is encoded at a time, so no padding and no attention mask are needed: a text's vectors are
 //! the same alone or in a batch.
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::Deserialize;
+
+/// Why the encoder could not be built from its files, or could not read a text.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BertError {
+    /// config.json names an activation the encoder does not compute.
+    #[error("activation {0} is not supported")]
+    Activation(String),
+    /// config.json's heads do not split the hidden size.
+    #[error("{heads} heads do not divide a hidden size of {hidden}")]
+    Heads { heads: usize, hidden: usize },
+    /// The weights are not a safetensors file.
+    #[error(transparent)]
+    Format(#[from] SafeTensorError),
+    /// A tensor is missing or unreadable.
+    #[error("{tensor}: {source}")]
+    Tensor {
+        tensor: String,
+        source: SafeTensorError,
+    },
+    /// A tensor of the wrong shape for the config.
+    #[error("{tensor} has shape {got:?}, expected {expected:?}")]
+    Shape {
+        tensor: String,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    /// A tensor in a number format the encoder does not read.
+    #[error("{tensor} is {dtype}; f32, f16 or bf16 expected")]
+    Dtype { tensor: String, dtype: String },
+    /// A text of no tokens, or of more than the model's positions.
+    #[error("{tokens} tokens; 1 to {max} fit the model")]
+    Length { tokens: usize, max: usize },
+    /// A token the vocabulary does not have (a tokenizer for another model).
+    #[error("token id {id} is outside the vocabulary of {vocab}")]
+    Token { id: usize, vocab: usize },
+}
 
 /// The fields of `config.json` the forward pass needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,17 +112,21 @@ struct Weights<'a> {
 }
 
 impl Weights<'_> {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, String> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, BertError> {
         let full = format!("{}{name}", self.prefix);
         let view = self
             .tensors
             .tensor(&full)
-            .map_err(|e| format!("{full}: {e}"))?;
+            .map_err(|source| BertError::Tensor {
+                tensor: full.clone(),
+                source,
+            })?;
         if view.shape() != shape {
-            return Err(format!(
-                "{full} has shape {:?}, expected {shape:?}",
-                view.shape()
-            ));
+            return Err(BertError::Shape {
+                tensor: full,
+                got: view.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
         }
         let bytes = view.data();
         let values = match view.dtype() {
@@ -102,22 +142,30 @@ impl Weights<'_> {
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            other => return Err(format!("{full} is {other:?}; f32, f16 or bf16 expected")),
+            other => {
+                return Err(BertError::Dtype {
+                    tensor: full,
+                    dtype: format!("{other:?}"),
+                });
+            }
         };
         Ok(values)
     }
 
     /// The first dimension of a table whose length the config does not give (vocabulary, segments).
-    fn rows(&self, name: &str) -> Result<usize, String> {
+    fn rows(&self, name: &str) -> Result<usize, BertError> {
         let full = format!("{}{name}", self.prefix);
         let view = self
             .tensors
             .tensor(&full)
-            .map_err(|e| format!("{full}: {e}"))?;
+            .map_err(|source| BertError::Tensor {
+                tensor: full.clone(),
+                source,
+            })?;
         Ok(view.shape().first().copied().unwrap_or(0))
     }
 
-    fn linear(&self, name: &str, inputs: usize, outputs: usize) -> Result<Linear, String> {
+    fn linear(&self, name: &str, inputs: usize, outputs: usize) -> Result<Linear, BertError> {
         Ok(Linear {
             weight: self.get(&format!("{name}.weight"), &[outputs, inputs])?,
             bias: self.get(&format!("{name}.bias"), &[outputs])?,
@@ -126,7 +174,7 @@ impl Weights<'_> {
         })
     }
 
-    fn norm(&self, name: &str, size: usize) -> Result<LayerNorm, String> {
+    fn norm(&self, name: &str, size: usize) -> Result<LayerNorm, BertError> {
         Ok(LayerNorm {
             gamma: self.get(&format!("{name}.weight"), &[size])?,
             beta: self.get(&format!("{name}.bias"), &[size])?,
@@ -136,22 +184,22 @@ impl Weights<'_> {
 
 impl Bert {
     /// Builds the encoder from a safetensors buffer.
-    pub(crate) fn load(config: BertConfig, safetensors: &[u8]) -> Result<Self, String> {
+    pub(crate) fn load(config: BertConfig, safetensors: &[u8]) -> Result<Self, BertError> {
         // BERT's "gelu" is the exact one; the tanh approximations ("gelu_new") would need their own.
         if config.hidden_act != "gelu" {
-            return Err(format!("activation {} is not supported", config.hidden_act));
+            return Err(BertError::Activation(config.hidden_act));
         }
         if config.num_attention_heads == 0
             || !config
                 .hidden_size
                 .is_multiple_of(config.num_attention_heads)
         {
-            return Err(format!(
-                "{} heads do not divide a hidden size of {}",
-                config.num_attention_heads, config.hidden_size
-            ));
+            return Err(BertError::Heads {
+                heads: config.num_attention_heads,
+                hidden: config.hidden_size,
+            });
         }
-        let tensors = SafeTensors::deserialize(safetensors).map_err(|e| e.to_string())?;
+        let tensors = SafeTensors::deserialize(safetensors)?;
         let prefix = if tensors
             .names()
             .iter()
@@ -202,23 +250,21 @@ impl Bert {
     }
 
     /// The mean of the last layer's token vectors, L2-normalised.
-    pub(crate) fn embed(&self, ids: &[u32]) -> Result<Vec<f32>, String> {
+    pub(crate) fn embed(&self, ids: &[u32]) -> Result<Vec<f32>, BertError> {
         let h = self.config.hidden_size;
         let t = ids.len();
         if t == 0 || t > self.max_tokens() {
-            return Err(format!(
-                "{t} tokens; 1 to {} fit the model",
-                self.max_tokens()
-            ));
+            return Err(BertError::Length {
+                tokens: t,
+                max: self.max_tokens(),
+            });
         }
         let vocab = self.word.len() / h;
         let mut x = vec![0.0f32; t * h];
         for (row, &id) in ids.iter().enumerate() {
             let id = id as usize;
             if id >= vocab {
-                return Err(format!(
-                    "token id {id} is outside the vocabulary of {vocab}"
-                ));
+                return Err(BertError::Token { id, vocab });
             }
             let out = &mut x[row * h..(row + 1) * h];
             let word = &self.word[id * h..(id + 1) * h];
