@@ -396,6 +396,7 @@ async fn transcript(
                 "text": for_reader(&who, Value::String(t.text.clone())),
                 "started_at_ms": epoch_ms(t.started_at),
                 "ended_at_ms": epoch_ms(t.ended_at),
+                "sources": t.sources,
             })
         })
         .collect();

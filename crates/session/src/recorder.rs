@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use switchboard_agent::{Conversation, Synthesis, mask_pii, synthesis_from_record, synthesize};
 use switchboard_core::{CallId, Speaker};
-use switchboard_store::{CallSummary, Database, SpooledCall, SpooledEnd, SpooledLine};
+use switchboard_store::{CallSummary, Database, SpooledCall, SpooledEnd, SpooledLine, TurnSource};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -55,6 +55,8 @@ struct Line {
     text: String,
     started: SystemTime,
     ended: SystemTime,
+    /// For an answer from the company's documents: its passages.
+    sources: Vec<TurnSource>,
 }
 
 /// The session's handle on its record.
@@ -116,6 +118,7 @@ impl Recorder {
         text: &str,
         started: Instant,
         ended: Instant,
+        sources: Vec<TurnSource>,
     ) {
         let wall = |at: Instant| self.started_wall + at.saturating_duration_since(self.started);
         let line = Line {
@@ -128,6 +131,7 @@ impl Recorder {
             },
             started: wall(started),
             ended: wall(ended),
+            sources,
         };
         self.next_seq += 1;
         self.kept.push(line.clone());
@@ -185,6 +189,7 @@ impl Recorder {
                         line.started,
                         line.ended,
                     )
+                    .with_sources(line.sources.clone())
                 })
                 .collect()
         };
@@ -380,13 +385,13 @@ async fn store(db: &Database, call_id: CallId, line: &Line) {
     loop {
         let attempt = tokio::time::timeout(
             WRITE_TIMEOUT,
-            db.store_turn(
+            db.store_turn_from(
                 call_id,
                 line.seq,
                 line.speaker,
                 &line.text,
-                line.started,
-                line.ended,
+                (line.started, line.ended),
+                &line.sources,
             ),
         )
         .await;
@@ -423,6 +428,12 @@ mod tests {
     use switchboard_core::config::DatabaseTarget;
     use switchboard_store::NewCall;
 
+    /// Records a line said now, from no documents.
+    fn line(recorder: &mut Recorder, speaker: Speaker, text: &str) {
+        let now = Instant::now();
+        recorder.record(speaker, text, now, now, Vec::new());
+    }
+
     use super::*;
 
     #[tokio::test]
@@ -436,9 +447,12 @@ mod tests {
         let (out_tx, _out_rx) = mpsc::channel(16);
         let mut recorder = Recorder::start(call_id, db.clone(), out_tx, true);
         recorder.close_grace = Duration::from_millis(300);
-        let now = Instant::now();
-        recorder.record(Speaker::Agent, "Hello, how can I help?", now, now);
-        recorder.record(Speaker::Caller, "My card is 4111 1111 1111 1111.", now, now);
+        line(&mut recorder, Speaker::Agent, "Hello, how can I help?");
+        line(
+            &mut recorder,
+            Speaker::Caller,
+            "My card is 4111 1111 1111 1111.",
+        );
         assert_eq!(recorder.close().await, 0, "nothing lost: spooled");
         assert_eq!(db.spooled_calls(), 1);
         // The record comes back; the node's next pass writes the lines, masked as the call stored them.
@@ -488,9 +502,8 @@ mod tests {
         let call_id = CallId::new();
         let (out_tx, mut out_rx) = mpsc::channel(16);
         let mut recorder = Recorder::start(call_id, db.clone(), out_tx, true);
-        let now = Instant::now();
-        recorder.record(Speaker::Agent, "Hello, how can I help?", now, now);
-        recorder.record(Speaker::Caller, "My car was hit.", now, now);
+        line(&mut recorder, Speaker::Agent, "Hello, how can I help?");
+        line(&mut recorder, Speaker::Caller, "My car was hit.");
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(
             out_rx.try_recv().is_err(),

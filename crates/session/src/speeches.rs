@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use switchboard_store::TurnSource;
 use tokio_util::sync::CancellationToken;
 
 use crate::latency::{ModelUse, TurnClock, TurnLatency};
@@ -21,6 +22,19 @@ struct Speech {
     pieces: Vec<String>,
     /// For an answer to a caller turn: the turn's number and its latency clock.
     clock: Option<(u32, TurnClock)>,
+    /// For an answer from the company's documents: the passages it was made from.
+    sources: Vec<TurnSource>,
+}
+
+/// What the caller heard of a speech.
+#[derive(Debug)]
+pub(crate) struct Heard {
+    /// Its words, as far as they were played.
+    pub(crate) text: String,
+    /// When it was asked for.
+    pub(crate) started: Instant,
+    /// The passages of the company's documents it was made from.
+    pub(crate) sources: Vec<TurnSource>,
 }
 
 /// The call's speeches in flight and the latencies of its answered turns.
@@ -43,6 +57,7 @@ impl Speeches {
                 cancel: None,
                 pieces: vec![text],
                 clock: None,
+                sources: Vec::new(),
             },
         );
     }
@@ -66,6 +81,7 @@ impl Speeches {
                 cancel: Some(cancel.clone()),
                 pieces: Vec::new(),
                 clock,
+                sources: Vec::new(),
             },
         );
         cancel
@@ -104,6 +120,13 @@ impl Speeches {
             clock.model = Some(model);
         }
         self.latency(speech)
+    }
+
+    /// The answer was made from these passages of the company's documents.
+    pub(crate) fn cite(&mut self, speech: SpeechId, sources: Vec<TurnSource>) {
+        if let Some(record) = self.records.get_mut(&speech) {
+            record.sources = sources;
+        }
     }
 
     /// The speaker made piece `index` of a speech.
@@ -150,14 +173,18 @@ impl Speeches {
         self.latency(speech)
     }
 
-    /// Playout's last word on a speech: what the caller heard of it (its first `pieces` pieces) and when
-    /// it was asked for; `None` when nothing of it was heard. An answer not yet settled is settled as cut
-    /// off first (see `settled`).
-    pub(crate) fn finished(&mut self, speech: SpeechId, pieces: u32) -> Option<(String, Instant)> {
+    /// Playout's last word on a speech: what the caller heard of it (its first `pieces` pieces), when it
+    /// was asked for and the passages it was made from; `None` when nothing of it was heard. An answer
+    /// not yet settled is settled as cut off first (see `settled`).
+    pub(crate) fn finished(&mut self, speech: SpeechId, pieces: u32) -> Option<Heard> {
         self.settled(speech, None);
         let record = self.records.remove(&speech)?;
         let heard: Vec<String> = record.pieces.into_iter().take(pieces as usize).collect();
-        (!heard.is_empty()).then(|| (heard.join(" "), record.started))
+        (!heard.is_empty()).then(|| Heard {
+            text: heard.join(" "),
+            started: record.started,
+            sources: record.sources,
+        })
     }
 
     /// The latencies reported so far, one per answered turn.
@@ -184,5 +211,42 @@ impl Speeches {
         crate::trace::export_turn(clock, &latency);
         self.latencies.push(latency);
         Some(latency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_from_the_documents_keeps_its_passages_as_far_as_it_was_heard() {
+        let mut speeches = Speeches::default();
+        let answer = SpeechId(2);
+        speeches.answer(answer);
+        speeches.piece(answer, 0, "Water damage is covered.".into());
+        speeches.piece(answer, 1, "Up to ten thousand dollars.".into());
+        let source = TurnSource {
+            document: "home-policy.md".into(),
+            passage: 3,
+        };
+        speeches.cite(answer, vec![source.clone()]);
+        // The caller cut in after the first sentence.
+        let heard = speeches.finished(answer, 1).unwrap();
+        assert_eq!(heard.text, "Water damage is covered.");
+        assert_eq!(heard.sources, vec![source]);
+
+        let phrase = SpeechId(3);
+        speeches.phrase(phrase, "One moment please.".into());
+        assert!(speeches.finished(phrase, 1).unwrap().sources.is_empty());
+        // Nothing heard, nothing recorded.
+        speeches.answer(SpeechId(4));
+        speeches.cite(
+            SpeechId(4),
+            vec![TurnSource {
+                document: "x.md".into(),
+                passage: 0,
+            }],
+        );
+        assert!(speeches.finished(SpeechId(4), 0).is_none());
     }
 }

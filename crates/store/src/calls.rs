@@ -81,6 +81,17 @@ pub struct TurnRecord {
     pub started_at: SystemTime,
     /// End of speech.
     pub ended_at: SystemTime,
+    /// For an agent's answer from the company's documents: the passages it was made from.
+    pub sources: Vec<TurnSource>,
+}
+
+/// A passage of a document an answer was made from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TurnSource {
+    /// The document (its file name or title, as `kb add` indexed it).
+    pub document: String,
+    /// The passage's position in it, from 0.
+    pub passage: usize,
 }
 
 impl Database {
@@ -221,9 +232,27 @@ impl Database {
         started_at: SystemTime,
         ended_at: SystemTime,
     ) -> Result<bool, StoreError> {
+        self.store_turn_from(call_id, seq, speaker, text, (started_at, ended_at), &[])
+            .await
+    }
+
+    /// [`Database::store_turn`] for an answer made from documents: `sources` are its passages.
+    pub async fn store_turn_from(
+        &self,
+        call_id: CallId,
+        seq: i64,
+        speaker: Speaker,
+        text: &str,
+        (started_at, ended_at): (SystemTime, SystemTime),
+        sources: &[TurnSource],
+    ) -> Result<bool, StoreError> {
+        let sources = (!sources.is_empty())
+            .then(|| serde_json::to_string(sources))
+            .transpose()
+            .map_err(|e| corrupt("turn sources", e))?;
         let done = sqlx::query(
-            "INSERT INTO turns (call_id, seq, speaker, text, started_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id, seq) DO NOTHING",
+            "INSERT INTO turns (call_id, seq, speaker, text, started_at, ended_at, sources) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (call_id, seq) DO NOTHING",
         )
         .bind(call_id.to_string())
         .bind(seq)
@@ -231,6 +260,7 @@ impl Database {
         .bind(text.to_owned())
         .bind(millis(started_at))
         .bind(millis(ended_at))
+        .bind(sources)
         .execute(self.pool())
         .await
         .map_err(StoreError::query("storing a turn"))?;
@@ -240,7 +270,7 @@ impl Database {
     /// Every turn of a call, in order.
     pub async fn turns(&self, call_id: CallId) -> Result<Vec<TurnRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, speaker, text, started_at, ended_at FROM turns WHERE call_id = $1 ORDER BY seq",
+            "SELECT seq, speaker, text, started_at, ended_at, sources FROM turns WHERE call_id = $1 ORDER BY seq",
         )
         .bind(call_id.to_string())
         .fetch_all(self.pool())
@@ -257,6 +287,11 @@ impl Database {
                     text: column(r, 2, READING)?,
                     started_at: time(column(r, 3, READING)?),
                     ended_at: time(column(r, 4, READING)?),
+                    sources: column::<Option<String>>(r, 5, READING)?
+                        .map(|json| serde_json::from_str(&json))
+                        .transpose()
+                        .map_err(|e| corrupt("turn sources", e))?
+                        .unwrap_or_default(),
                 })
             })
             .collect()

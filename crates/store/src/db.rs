@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "answered by",
         include_str!("../migrations/0006_answered_by.sql"),
     ),
+    (
+        7,
+        "turn sources",
+        include_str!("../migrations/0007_turn_sources.sql"),
+    ),
 ];
 
 #[derive(Debug)]

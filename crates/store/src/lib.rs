@@ -14,7 +14,7 @@ mod spool;
 mod summaries;
 
 pub use access::{ApiKeyRecord, AuditEntry};
-pub use calls::{CallFilter, CallRecord, NewCall, TurnRecord};
+pub use calls::{CallFilter, CallRecord, NewCall, TurnRecord, TurnSource};
 pub use db::{Backend, Database, MigrationState};
 pub use error::StoreError;
 pub use knowledge::{ChunkRecord, DocumentRecord, NewDocument};

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use switchboard_core::{CallId, Speaker};
 
-use crate::calls::{millis, time};
+use crate::calls::{TurnSource, millis, time};
 use crate::{CallSummary, DataKeys, Database, StoreError};
 
 /// Most bytes the spool may hold (about a million transcript lines).
@@ -36,6 +36,9 @@ pub struct SpooledLine {
     started_ms: i64,
     /// When it ended, ms since the epoch.
     ended_ms: i64,
+    /// The documents an answer was made from (absent from lines spooled by earlier builds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<TurnSource>,
 }
 
 impl SpooledLine {
@@ -53,7 +56,14 @@ impl SpooledLine {
             text,
             started_ms: millis(started),
             ended_ms: millis(ended),
+            sources: Vec::new(),
         }
+    }
+
+    /// The same line, answered from these passages.
+    pub fn with_sources(mut self, sources: Vec<TurnSource>) -> Self {
+        self.sources = sources;
+        self
     }
 }
 
@@ -322,13 +332,13 @@ impl Database {
 
     async fn write_spooled(&self, call: CallId, spooled: &SpooledCall) -> Result<(), StoreError> {
         for line in &spooled.lines {
-            self.store_turn(
+            self.store_turn_from(
                 call,
                 line.seq,
                 line.speaker,
                 &line.text,
-                time(line.started_ms),
-                time(line.ended_ms),
+                (time(line.started_ms), time(line.ended_ms)),
+                &line.sources,
             )
             .await?;
         }
@@ -444,7 +454,14 @@ mod tests {
         db.spool_call(
             call,
             SpooledCall {
-                lines: vec![line(1, "How can I help?"), line(2, "it was a red Honda")],
+                lines: vec![
+                    line(1, "How can I help?"),
+                    line(2, "it was a red Honda"),
+                    line(3, "Collisions are covered.").with_sources(vec![TurnSource {
+                        document: "car-policy.md".into(),
+                        passage: 2,
+                    }]),
+                ],
                 end: Some(SpooledEnd::new(SystemTime::now(), "caller_hangup")),
                 summary: None,
             },
@@ -456,7 +473,7 @@ mod tests {
             drained,
             Drained {
                 calls: 1,
-                lines: 2,
+                lines: 3,
                 waiting: 0
             }
         );
@@ -465,9 +482,14 @@ mod tests {
         let stored: Vec<(i64, &str)> = turns.iter().map(|t| (t.seq, t.text.as_str())).collect();
         assert_eq!(
             stored,
-            vec![(1, "How can I help?"), (2, "it was a red Honda")],
+            vec![
+                (1, "How can I help?"),
+                (2, "it was a red Honda"),
+                (3, "Collisions are covered.")
+            ],
             "line 1, stored before, is not stored twice"
         );
+        assert_eq!(turns[2].sources[0].document, "car-policy.md");
         let record = db.call(call).await.unwrap().unwrap();
         assert_eq!(record.end_reason.as_deref(), Some("caller_hangup"));
     }

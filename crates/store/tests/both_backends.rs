@@ -113,11 +113,30 @@ async fn exercise(db: &Database) {
             .await
             .unwrap()
     );
+    // An answer from the documents keeps its passages.
+    let source = switchboard_store::TurnSource {
+        document: "home-policy.md".into(),
+        passage: 3,
+    };
+    assert!(
+        db.store_turn_from(
+            id,
+            3,
+            Speaker::Agent,
+            "Water damage is covered up to ten thousand dollars.",
+            (at(5), at(6)),
+            std::slice::from_ref(&source),
+        )
+        .await
+        .unwrap()
+    );
     let turns = db.turns(id).await.unwrap();
-    assert_eq!(turns.len(), 2);
+    assert_eq!(turns.len(), 3);
     assert_eq!(turns[1].speaker, Speaker::Caller);
     assert_eq!(turns[1].text, "I had an accident.");
     assert_eq!(turns[1].ended_at, at(4));
+    assert!(turns[1].sources.is_empty());
+    assert_eq!(turns[2].sources, vec![source]);
 
     let call = db.call(id).await.unwrap().unwrap();
     assert_eq!(call.status, "active");

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use switchboard_agent::Action as ToolAction;
 use switchboard_core::Speaker;
+use switchboard_store::TurnSource;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -136,6 +137,15 @@ impl Session {
             }
             Spoken::Done { speech, outcome } => {
                 self.speeches.generated(speech);
+                let sources = outcome
+                    .citations
+                    .iter()
+                    .map(|passage| TurnSource {
+                        document: passage.document.clone(),
+                        passage: passage.index,
+                    })
+                    .collect();
+                self.speeches.cite(speech, sources);
                 self.listener.expect_spelling(outcome.spelled_answer);
                 let model = ModelUse {
                     wait: outcome.model_wait.as_secs_f64(),
@@ -195,9 +205,14 @@ impl Session {
 
     /// Playout's last word on a speech: what the caller heard of it goes to the record.
     pub(super) fn record_heard(&mut self, speech: SpeechId, pieces: u32) {
-        if let Some((text, started)) = self.speeches.finished(speech, pieces) {
-            self.recorder
-                .record(Speaker::Agent, &text, started, Instant::now());
+        if let Some(heard) = self.speeches.finished(speech, pieces) {
+            self.recorder.record(
+                Speaker::Agent,
+                &heard.text,
+                heard.started,
+                Instant::now(),
+                heard.sources,
+            );
         }
     }
 }

@@ -82,6 +82,7 @@ impl Session {
             &format!("(typed on the keypad) {keys}"),
             now,
             now,
+            Vec::new(),
         );
     }
 
@@ -92,7 +93,7 @@ impl Session {
         }
         let ended = recognised.clock.speech_ended.unwrap_or_else(Instant::now);
         self.recorder
-            .record(Speaker::Caller, text, recognised.started, ended);
+            .record(Speaker::Caller, text, recognised.started, ended, Vec::new());
         true
     }
 }
