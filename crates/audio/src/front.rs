@@ -277,6 +277,11 @@ impl FrontEnd {
         self.tones.get_or_insert_with(ToneDetector::new);
     }
 
+    /// Stops looking for tones (the answer was screened).
+    pub fn stop_listening_for_tones(&mut self) {
+        self.tones = None;
+    }
+
     /// What the echo canceller has learned and done so far; `None` when it is off.
     pub fn echo_stats(&self) -> Option<EchoStats> {
         self.echo.as_ref().map(EchoCanceller::stats)

@@ -93,6 +93,12 @@ impl Listener {
         self.front.listen_for_tones();
     }
 
+    /// Stops reporting tones: the answer was screened and nothing waits for a beep.
+    pub(crate) fn stop_listening_for_tones(&mut self) {
+        self.front.stop_listening_for_tones();
+        self.tone_heard = None;
+    }
+
     /// Whether the caller's next utterances answer a question for something spelled or read digit by
     /// digit (a name, a policy or phone number, an e-mail address).
     pub(crate) fn expect_spelling(&mut self, spelled: bool) {

@@ -23,7 +23,7 @@ use crate::echo_tap::{Alignment, EchoTap};
 use crate::engines::Engines;
 use crate::latency::TurnLatency;
 use crate::listener::{Listener, Recognised};
-use crate::machine::{Action, EndReason, Event, SpeechId, TurnTaking};
+use crate::machine::{Action, AnsweredBy, EndReason, Event, SpeechId, TurnTaking};
 use crate::media::{CallerAudio, CallerParts, CallerReceiver, Inbound, Outbound};
 use crate::playout::{self, Played, Queued};
 use crate::recorder::Recorder;
@@ -354,6 +354,10 @@ impl Session {
                         metrics::counter!("switchboard_answered_by_total", "by" => by.as_str())
                             .increment(1);
                         self.recorder.answered_by(by);
+                        // Only a message left on a machine still waits for its beep.
+                        if by != AnsweredBy::Machine {
+                            self.listener.stop_listening_for_tones();
+                        }
                     }
                     // The hang-up goes out from `finish`, after the lines still in flight.
                     Action::Hangup(reason) => return Some(reason),
