@@ -796,6 +796,33 @@ fn a_caller_who_asks_for_a_person_is_transferred_by_refer_to_the_target() {
 }
 
 /// A sipp server (registrar or callee) on a free port, running `scenario_file` for one call.
+/// sipp as the far end of a call the node places (`callee.xml`), answering with `pcap` as its speech; its
+/// port and run.
+fn callee_playing(dir: &Path, pcap: &Path) -> (u16, std::thread::JoinHandle<SippRun>) {
+    let callee_file = dir.join("callee.xml");
+    std::fs::write(
+        &callee_file,
+        std::fs::read_to_string(scenario("callee.xml"))
+            .unwrap()
+            .replace("PCAP_FILE", pcap.to_str().unwrap()),
+    )
+    .unwrap();
+    sipp_server(&callee_file)
+}
+
+/// The node's first call to end, once its record ends (its synthesis written), with its turns.
+fn first_ended_call(node: &SipNode) -> (CallRecord, Vec<TurnRecord>) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored = stored_calls(node);
+        if let Some(ended) = stored.into_iter().find(|(c, _)| c.ended_at.is_some()) {
+            return ended;
+        }
+        assert!(Instant::now() < deadline, "the call's record ends");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn sipp_server(scenario_file: &Path) -> (u16, std::thread::JoinHandle<SippRun>) {
     let port = free_udp_port();
     let file = scenario_file.to_owned();
@@ -884,15 +911,7 @@ fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and
     let dir = tempfile::tempdir().unwrap();
     // The person who answers says "Hello.", then "Goodbye."
     let pcap = speech_pcap(dir.path(), &["hello", "goodbye"]);
-    let callee_file = dir.path().join("callee.xml");
-    std::fs::write(
-        &callee_file,
-        std::fs::read_to_string(scenario("callee.xml"))
-            .unwrap()
-            .replace("PCAP_FILE", pcap.to_str().unwrap()),
-    )
-    .unwrap();
-    let (port, callee) = sipp_server(&callee_file);
+    let (port, callee) = callee_playing(dir.path(), &pcap);
     let trunk = format!("sip:127.0.0.1:{port}");
     let node = SipNode::start(
         &models,
@@ -920,15 +939,7 @@ fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and
     assert_all_succeeded(&callee.join().unwrap(), 1);
 
     // The call's record ends once its synthesis is written.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let (call, turns) = loop {
-        let stored = stored_calls(&node);
-        if let Some((call, turns)) = stored.into_iter().find(|(c, _)| c.ended_at.is_some()) {
-            break (call, turns);
-        }
-        assert!(Instant::now() < deadline, "the call's record ends");
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (call, turns) = first_ended_call(&node);
     assert_eq!(call.direction, switchboard_core::CallDirection::Outbound);
     assert_eq!(call.to_number.as_deref(), Some("+14155550123"));
     let said: Vec<String> = turns
@@ -960,15 +971,7 @@ fn a_placed_call_answered_by_voicemail_gets_the_message_after_the_beep() {
     samples.extend(prompt("beep"));
     samples.extend(vec![0i16; 8_000 * 20]);
     let pcap = pcap_of(dir.path(), &samples);
-    let callee_file = dir.path().join("callee.xml");
-    std::fs::write(
-        &callee_file,
-        std::fs::read_to_string(scenario("callee.xml"))
-            .unwrap()
-            .replace("PCAP_FILE", pcap.to_str().unwrap()),
-    )
-    .unwrap();
-    let (port, callee) = sipp_server(&callee_file);
+    let (port, callee) = callee_playing(dir.path(), &pcap);
     let trunk = format!("sip:127.0.0.1:{port}");
     let node = SipNode::start(
         &models,
@@ -991,15 +994,7 @@ fn a_placed_call_answered_by_voicemail_gets_the_message_after_the_beep() {
     assert_eq!(code, 201, "{created}");
     // sipp answers, plays the greeting and the beep, and takes our BYE.
     assert_all_succeeded(&callee.join().unwrap(), 1);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let (call, turns) = loop {
-        let stored = stored_calls(&node);
-        if let Some((call, turns)) = stored.into_iter().find(|(c, _)| c.ended_at.is_some()) {
-            break (call, turns);
-        }
-        assert!(Instant::now() < deadline, "the call's record ends");
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (call, turns) = first_ended_call(&node);
     assert_eq!(
         call.end_reason.as_deref(),
         Some("answering_machine"),
