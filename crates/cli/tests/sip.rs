@@ -810,6 +810,32 @@ fn callee_playing(dir: &Path, pcap: &Path) -> (u16, std::thread::JoinHandle<Sipp
     sipp_server(&callee_file)
 }
 
+/// A node whose trunk is sipp on `port` (digest user 1001), with `settings` besides, placing a call to
+/// +14155550123 through the API; the node and the API's answer.
+fn call_through_trunk(
+    models: &Path,
+    port: u16,
+    settings: &[(&str, &str)],
+) -> (SipNode, serde_json::Value) {
+    let trunk = format!("sip:127.0.0.1:{port}");
+    let mut all = vec![
+        ("SIP_TRUNK", trunk.as_str()),
+        ("SIP_USERNAME", "1001"),
+        ("SIP_PASSWORD", "s3cret"),
+    ];
+    all.extend_from_slice(settings);
+    let node = SipNode::start(models, &all);
+    let key = node.api_key();
+    let (code, created) = common::http_post_json(
+        &node.http,
+        "/api/v1/calls",
+        &key,
+        &serde_json::json!({ "to_number": "+14155550123", "from_number": "+14155550100" }),
+    );
+    assert_eq!(code, 201, "{created}");
+    (node, created)
+}
+
 /// The node's first call to end, once its record ends (its synthesis written), with its turns.
 fn first_ended_call(node: &SipNode) -> (CallRecord, Vec<TurnRecord>) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -912,25 +938,11 @@ fn a_call_placed_through_the_api_goes_out_by_the_trunk_answers_its_challenge_and
     // The person who answers says "Hello.", then "Goodbye."
     let pcap = speech_pcap(dir.path(), &["hello", "goodbye"]);
     let (port, callee) = callee_playing(dir.path(), &pcap);
-    let trunk = format!("sip:127.0.0.1:{port}");
-    let node = SipNode::start(
+    let (node, created) = call_through_trunk(
         &models,
-        &[
-            ("SIP_TRUNK", trunk.as_str()),
-            ("SIP_USERNAME", "1001"),
-            ("SIP_PASSWORD", "s3cret"),
-            ("RTP_PORT_MIN", "34000"),
-            ("RTP_PORT_MAX", "34999"),
-        ],
+        port,
+        &[("RTP_PORT_MIN", "34000"), ("RTP_PORT_MAX", "34999")],
     );
-    let key = node.api_key();
-    let (code, created) = common::http_post_json(
-        &node.http,
-        "/api/v1/calls",
-        &key,
-        &serde_json::json!({ "to_number": "+14155550123", "from_number": "+14155550100" }),
-    );
-    assert_eq!(code, 201, "{created}");
     assert_eq!(
         created["provider_call_id"],
         format!("sip:+14155550123@127.0.0.1:{port}")
@@ -972,26 +984,15 @@ fn a_placed_call_answered_by_voicemail_gets_the_message_after_the_beep() {
     samples.extend(vec![0i16; 8_000 * 20]);
     let pcap = pcap_of(dir.path(), &samples);
     let (port, callee) = callee_playing(dir.path(), &pcap);
-    let trunk = format!("sip:127.0.0.1:{port}");
-    let node = SipNode::start(
+    let (node, _) = call_through_trunk(
         &models,
+        port,
         &[
-            ("SIP_TRUNK", trunk.as_str()),
-            ("SIP_USERNAME", "1001"),
-            ("SIP_PASSWORD", "s3cret"),
             ("RTP_PORT_MIN", "36000"),
             ("RTP_PORT_MAX", "36999"),
             ("AMD", "leave_message"),
         ],
     );
-    let key = node.api_key();
-    let (code, created) = common::http_post_json(
-        &node.http,
-        "/api/v1/calls",
-        &key,
-        &serde_json::json!({ "to_number": "+14155550123", "from_number": "+14155550100" }),
-    );
-    assert_eq!(code, 201, "{created}");
     // sipp answers, plays the greeting and the beep, and takes our BYE.
     assert_all_succeeded(&callee.join().unwrap(), 1);
     let (call, turns) = first_ended_call(&node);
