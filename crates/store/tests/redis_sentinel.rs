@@ -83,17 +83,43 @@ async fn nodes_behind_sentinels_follow_the_master_through_a_failover() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
-    let plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    // A master's full sync to its replica writes an RDB file even with saving off: into the test's
+    // directory, not the source tree.
+    let dir_text = dir.path().to_str().unwrap();
+    let plain = [
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        dir_text,
+    ];
     let master_port_text = master_port.to_string();
     let mut master = Server::start(
         master_port,
-        &[&["--port", master_port_text.as_str()], &plain[..]].concat(),
+        &[
+            &[
+                "--port",
+                master_port_text.as_str(),
+                "--dbfilename",
+                "master.rdb",
+            ],
+            &plain[..],
+        ]
+        .concat(),
     );
     let replica_port_text = replica_port.to_string();
     let _replica = Server::start(
         replica_port,
         &[
-            &["--port", replica_port_text.as_str()],
+            &[
+                "--port",
+                replica_port_text.as_str(),
+                "--dbfilename",
+                "replica.rdb",
+            ],
             &plain[..],
             &["--replicaof", "127.0.0.1", master_port_text.as_str()],
         ]
