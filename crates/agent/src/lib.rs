@@ -23,6 +23,7 @@ pub mod memory;
 mod numbers;
 pub mod pii;
 pub mod prompt;
+pub mod quote;
 pub mod scenario;
 pub mod synthesis;
 pub mod tools;
@@ -31,7 +32,10 @@ pub mod understanding;
 pub use call_score::{CallScore, score_call};
 pub use claim::{Claim, ClaimError, ClaimSchema, EntityKind, FieldContext, FieldKind, FieldSpec};
 pub use config::{AgentConfig, AgentConfigError, Persona};
-pub use conversation::{CallContext, Conversation, PreviousCall, TurnOutcome, greeting_text};
+pub use conversation::{
+    CallContext, Conversation, PreviousCall, TurnOutcome, UNLABELLED_QUESTION_SCORE,
+    document_question, greeting_text,
+};
 pub use dialogue::{asked_field, fixed_replies};
 pub use entities::{Amount, Entities, extract};
 pub use knowledge::{

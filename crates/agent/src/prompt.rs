@@ -26,6 +26,8 @@ pub enum Instruction {
         /// What the search found.
         passages: Vec<Passage>,
     },
+    /// Say what a passage says, in its own words (for a model too small to answer from it).
+    Quote(crate::quote::Quote),
     /// Tell the caller they are being transferred.
     Transfer,
     /// Say goodbye.
@@ -127,6 +129,10 @@ pub fn reply_system_prompt(
             for passage in passages {
                 prompt.push_str(&format!("[{}] {}\n", passage.document, passage.text));
             }
+        }
+        Instruction::Quote(quote) => {
+            prompt.push_str("Now: tell the caller exactly this: ");
+            prompt.push_str(&quote.text);
         }
         Instruction::Transfer => prompt.push_str(
             "Now: the caller wants a person. Say you are transferring them to a colleague right away.",

@@ -249,8 +249,10 @@ fn bench_capacity_ramps_levels_and_names_the_largest_that_holds() {
         report["rss_per_added_call_bytes"].as_u64().is_some(),
         "{report:#}"
     );
-    // An answer about the cover is made from the policy, and its turn says so. (Asked in the same breath
-    // as "I have a car accident.", the question is not answered from the documents yet: issue 23.)
+    // An answer about the cover is made from the policy, and its turn says so, whether the question came
+    // alone or in the same breath as "I have a car accident." (the model labels that a claim; the
+    // question is then searched alone). Seen: 3 of 3 calls, twice; an answer the caller's next line
+    // cut before it was heard is not in the record, so one call may lack it.
     let calls: Vec<Vec<switchboard_store::TurnRecord>> =
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let db = switchboard_store::Database::connect(
@@ -271,7 +273,9 @@ fn bench_capacity_ramps_levels_and_names_the_largest_that_holds() {
             calls
         });
     assert_eq!(calls.len(), 3);
+    let mut cited = 0;
     for turns in &calls {
+        cited += usize::from(turns.iter().any(|t| !t.sources.is_empty()));
         let Some(asked) = turns
             .iter()
             .position(|t| t.speaker == Speaker::Caller && t.text.contains("Does my policy"))
@@ -292,4 +296,6 @@ fn bench_capacity_ramps_levels_and_names_the_largest_that_holds() {
             );
         }
     }
+    println!("calls with an answer from the documents: {cited} of 3");
+    assert!(cited >= 2, "{calls:#?}");
 }

@@ -17,6 +17,10 @@ const REPLY_MAX_TOKENS: u32 = 64;
 /// Sentences of a spoken answer; generation stops after them (a small model otherwise rambles on).
 const REPLY_MAX_SENTENCES: usize = 2;
 
+/// The least similarity of a passage to a question the model labelled as one for the documents, or
+/// searched for with its tool: low, since the label already says the caller asked about the cover.
+const LABELLED_QUESTION_SCORE: f32 = 0.2;
+
 /// Sentence ends in `text`: `.`, `!` or `?` followed by a space or the end.
 fn sentence_ends(text: &str) -> usize {
     let bytes = text.as_bytes();
@@ -132,7 +136,9 @@ impl Conversation {
                     }
                 }
             }
-            Action::SearchDocuments { query } => self.search(query, outcome),
+            Action::SearchDocuments { query } => {
+                return self.search_with(query, LABELLED_QUESTION_SCORE, outcome);
+            }
             Action::TransferToHuman { .. } => "transfer requested".into(),
             Action::EndCall { .. } => "the call will end after your answer".into(),
         };
@@ -141,7 +147,24 @@ impl Conversation {
         result
     }
 
-    fn search(&self, query: &str, outcome: &mut TurnOutcome) -> String {
+    /// Searches the documents for `query`, keeps the passages scoring at least `min_score` as the
+    /// turn's citations, records the search among the turn's actions and returns what to tell the model.
+    pub(super) fn search_with(
+        &mut self,
+        query: &str,
+        min_score: f32,
+        outcome: &mut TurnOutcome,
+    ) -> String {
+        let result = self.search(query, min_score, outcome);
+        let action = Action::SearchDocuments {
+            query: query.to_owned(),
+        };
+        self.tool_log.push(action.clone());
+        outcome.actions.push(action);
+        result
+    }
+
+    fn search(&self, query: &str, min_score: f32, outcome: &mut TurnOutcome) -> String {
         let Some(knowledge) = &self.knowledge else {
             return "there are no documents to search".into();
         };
@@ -153,7 +176,7 @@ impl Conversation {
             }
         };
         let mut result = String::new();
-        for hit in hits.into_iter().filter(|h| h.score > 0.2) {
+        for hit in hits.into_iter().filter(|h| h.score >= min_score) {
             result.push_str(&format!(
                 "[{}] {}\n",
                 hit.passage.document, hit.passage.text

@@ -52,32 +52,96 @@ const QUESTION_PHRASES: [&str; 7] = [
 /// Whether the line asks something: a question mark (the recogniser writes one for a question's
 /// intonation), a sentence opened by a question word, or an indirect question ("I was wondering if …").
 pub(super) fn asks_something(caller_said: &str) -> bool {
-    if caller_said.contains('?') {
-        return true;
-    }
-    let lower = caller_said.to_lowercase();
-    if QUESTION_PHRASES.iter().any(|p| lower.contains(p)) {
-        return true;
-    }
-    lower
-        .split(['.', '!', ';'])
-        .filter_map(|sentence| {
-            // "So, does it …", "And how long …": a filler or a conjunction may come first.
-            let mut words = sentence
-                .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-                .filter(|w| !w.is_empty());
-            let first = words.next()?;
-            if matches!(
-                first,
-                "so" | "and" | "but" | "also" | "um" | "uh" | "okay" | "ok" | "well"
-            ) {
-                words.next()
-            } else {
-                Some(first)
-            }
-        })
-        .any(|first| QUESTION_OPENERS.contains(&first))
+    !question_sentences(caller_said).is_empty()
 }
+
+/// The line's sentences that ask something (see [`asks_something`]), each with its own punctuation.
+fn question_sentences(caller_said: &str) -> Vec<&str> {
+    sentences(caller_said)
+        .into_iter()
+        .filter(|sentence| {
+            if sentence.ends_with('?') {
+                return true;
+            }
+            let lower = sentence.to_lowercase();
+            QUESTION_PHRASES.iter().any(|p| lower.contains(p))
+                || opening_word(&lower).is_some_and(|first| QUESTION_OPENERS.contains(&first))
+        })
+        .collect()
+}
+
+/// `text` cut after each `.`, `!`, `?` or `;` that a space or the end follows (so "jane.doe@example.com"
+/// and "4.5" stay whole), without empty pieces.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let ends = matches!(c, '.' | '!' | '?' | ';')
+            && chars.peek().is_none_or(|(_, next)| next.is_whitespace());
+        if ends {
+            out.push(text[start..=i].trim());
+            start = i + c.len_utf8();
+        }
+    }
+    out.push(text[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A sentence's first word, past one filler or conjunction ("So, does it …", "And how long …").
+fn opening_word(lower: &str) -> Option<&str> {
+    let mut words = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty());
+    let first = words.next()?;
+    if matches!(
+        first,
+        "so" | "and" | "but" | "also" | "um" | "uh" | "okay" | "ok" | "well"
+    ) {
+        words.next()
+    } else {
+        Some(first)
+    }
+}
+
+/// Questions about the call itself rather than the documents: the caller offering what the agent asks
+/// for, or checking it was taken down ("Do you need my policy number?", "Did you get that?"). With the shipped
+/// embedder, "Do you need my policy number?" scores 0.41 against a policy's title passage, above
+/// [`UNLABELLED_QUESTION_SCORE`].
+const ABOUT_THE_CALL: [&str; 7] = [
+    "do you need",
+    "do you want",
+    "did you get",
+    "have you got",
+    "can i give",
+    "may i give",
+    "should i give",
+];
+
+/// The questions of a turn that the documents might answer, joined: the sentences that ask something,
+/// except those about the call itself. `None` when there are none. A turn that tells the story and asks
+/// in the same breath ("I had an accident. Does my policy pay for a rental car?") is searched with its
+/// question alone, which the statement would otherwise drown.
+pub fn document_question(caller_said: &str) -> Option<String> {
+    let questions: Vec<&str> = question_sentences(caller_said)
+        .into_iter()
+        .filter(|sentence| {
+            let lower = sentence.to_lowercase();
+            !ABOUT_THE_CALL.iter().any(|p| lower.contains(p))
+        })
+        .collect();
+    (!questions.is_empty()).then(|| questions.join(" "))
+}
+
+/// The least similarity a passage needs to answer a question that the model did not label as one for
+/// the documents (a question asked beside a statement, most often). Measured with the shipped
+/// all-MiniLM-L6-v2 on the example motor policy (`examples/kb`): 25 questions about its cover scored
+/// 0.21 to 0.78 (19 at 0.35 or more), and 25 questions about the call ("Can you hear me?", "Is this a
+/// real person?", "What happens now?") 0.04 to 0.25, the one above it ("Do you need my policy number?",
+/// 0.41) being a question about the call ([`ABOUT_THE_CALL`]). A question the model does label is
+/// answered from 0.2 (see `Conversation::search`).
+pub const UNLABELLED_QUESTION_SCORE: f32 = 0.35;
 
 #[cfg(test)]
 mod tests {
@@ -145,6 +209,34 @@ mod tests {
             "Island Road, near the harbour.",
         ] {
             assert!(!asks_something(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_question_beside_a_statement_is_searched_alone_and_questions_about_the_call_not_at_all() {
+        assert_eq!(
+            document_question("I have a car accident. Does my policy pay for a rental car?")
+                .as_deref(),
+            Some("Does my policy pay for a rental car?")
+        );
+        assert_eq!(
+            document_question("Hi. So how long does a claim take. And is glass covered?")
+                .as_deref(),
+            Some("So how long does a claim take. And is glass covered?")
+        );
+        // An address's dots and a number's decimal point do not end a sentence.
+        assert_eq!(
+            document_question("It's jane.doe@example.com. Is my excess 2.5 thousand?").as_deref(),
+            Some("Is my excess 2.5 thousand?")
+        );
+        for line in [
+            "I had an accident this morning.",
+            "Do you need my policy number? It's AB-12345.",
+            "Did you get that?",
+            "Can I give you my e-mail address?",
+            "",
+        ] {
+            assert_eq!(document_question(line), None, "{line:?}");
         }
     }
 }

@@ -30,6 +30,7 @@ mod answer;
 mod intent;
 mod keys;
 
+pub use intent::{UNLABELLED_QUESTION_SCORE, document_question};
 use intent::{confirmed, intent_matters};
 
 /// What the agent knows about the call before it starts.
@@ -209,6 +210,19 @@ impl Conversation {
         caller_said: &str,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> TurnOutcome {
+        self.respond_citing(caller_said, on_text, &mut |_| {}).await
+    }
+
+    /// As [`Conversation::respond`], and tells `on_sources` which passages of the company's documents
+    /// the answer is made from before its first word is generated, so that an answer the caller cuts
+    /// off part way is still recorded with its sources. (With a model that searches by its own tool
+    /// call, the passages come in the outcome only.)
+    pub async fn respond_citing(
+        &mut self,
+        caller_said: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+        on_sources: &mut (dyn FnMut(&[Passage]) + Send),
+    ) -> TurnOutcome {
         let mut outcome = TurnOutcome::default();
         let mut captured: Vec<(String, Value)> = Vec::new();
         self.merge_late(&mut outcome, &mut captured);
@@ -303,6 +317,11 @@ impl Conversation {
             } if reopened.is_some() => Some("Sorry about that.".to_owned()),
             _ => None,
         };
+        match &instruction {
+            Instruction::Answer { passages } => on_sources(passages),
+            Instruction::Quote(quote) => on_sources(std::slice::from_ref(&quote.passage)),
+            _ => {}
+        }
         self.say(caller_said, instruction, &captured, ack, outcome, on_text)
             .await
     }
@@ -434,6 +453,21 @@ impl Conversation {
         self.late = still;
     }
 
+    /// The answer to `question` from the passages found (the turn's citations): in the passage's own
+    /// words for a model without a tool API (the embedded one, too small to answer from them
+    /// truthfully), which then cites only the passage quoted; else generated from them.
+    fn answer_from_documents(&self, question: &str, outcome: &mut TurnOutcome) -> Instruction {
+        if !self.native_tools
+            && let Some(quote) = crate::quote::quote(question, &outcome.citations)
+        {
+            outcome.citations = vec![quote.passage.clone()];
+            return Instruction::Quote(quote);
+        }
+        Instruction::Answer {
+            passages: outcome.citations.clone(),
+        }
+    }
+
     /// What the answer must do this turn, deciding the actions the intent calls for.
     fn instruction(
         &mut self,
@@ -476,9 +510,18 @@ impl Conversation {
                     outcome,
                 );
                 if !outcome.citations.is_empty() {
-                    return Instruction::Answer {
-                        passages: outcome.citations.clone(),
-                    };
+                    return self.answer_from_documents(caller_said, outcome);
+                }
+            }
+            // Not labelled a question for the documents (a small model labels "I had an accident. Does
+            // my policy pay for a rental car?" a claim): its questions are searched alone, and answered
+            // only from a passage close enough to them. A model with a tool API searches by itself.
+            _ if self.knowledge.is_some() && !self.native_tools => {
+                if let Some(question) = document_question(caller_said) {
+                    self.search_with(&question, UNLABELLED_QUESTION_SCORE, outcome);
+                    if !outcome.citations.is_empty() {
+                        return self.answer_from_documents(&question, outcome);
+                    }
                 }
             }
             _ => {}

@@ -147,7 +147,8 @@ pub(crate) fn acknowledgement(
 
 /// The answer of a turn in fixed words, for models too small to follow instructions reliably (the
 /// embedded default): the acknowledgement, then the question, the transfer notice, the goodbye or the
-/// wrap-up. Answers from documents are always generated. `None` means generate.
+/// wrap-up; a passage of the documents as it says it. Other answers from documents are generated.
+/// `None` means generate.
 pub(crate) fn guided_reply(
     config: &AgentConfig,
     instruction: &Instruction,
@@ -172,6 +173,7 @@ pub(crate) fn guided_reply(
         Instruction::Wrap => "Thank you, I have everything I need. Your claim is recorded and a claims \
                               handler will call you back within one business day. Is there anything else?"
             .into(),
+        Instruction::Quote(quote) => quote.text.clone(),
         Instruction::Answer { .. } => return None,
     };
     Some(if acknowledgement.is_empty() {
