@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_agent::{Conversation, TurnOutcome};
+use switchboard_agent::{Conversation, Passage, TurnOutcome};
 use switchboard_audio::InputFormat;
 use switchboard_speech::tts::{AudioChunk, PhraseCache, TextToSpeech, resample_for_file};
 use switchboard_speech::{ChunkerOptions, SentenceChunker};
@@ -63,6 +63,12 @@ pub(crate) enum Spoken {
     },
     /// The voice produced the answer's first audio.
     FirstChunk { speech: SpeechId, at: Instant },
+    /// The answer is made from these passages of the company's documents (told before its first
+    /// piece).
+    Sources {
+        speech: SpeechId,
+        passages: Vec<Passage>,
+    },
     /// Piece `index` of the answer says `text`.
     Piece {
         speech: SpeechId,
@@ -95,8 +101,14 @@ pub(crate) struct Voice {
 /// answer's text (the model's token limit).
 struct ReadAhead {
     words: String,
-    text_rx: mpsc::UnboundedReceiver<String>,
+    text_rx: mpsc::UnboundedReceiver<Drafted>,
     task: AbortOnDropHandle<(Conversation, TurnOutcome)>,
+}
+
+/// What a draft made, in order: the passages its answer is made from, and its text.
+enum Drafted {
+    Sources(Vec<Passage>),
+    Text(String),
 }
 
 impl ReadAhead {
@@ -105,10 +117,17 @@ impl ReadAhead {
         let (text_tx, text_rx) = mpsc::unbounded_channel();
         let turn = words.clone();
         let answer = async move {
+            let sources_tx = text_tx.clone();
             let outcome = draft
-                .respond(&turn, &mut |text: &str| {
-                    let _ = text_tx.send(text.to_owned());
-                })
+                .respond_citing(
+                    &turn,
+                    &mut |text: &str| {
+                        let _ = text_tx.send(Drafted::Text(text.to_owned()));
+                    },
+                    &mut |passages: &[Passage]| {
+                        let _ = sources_tx.send(Drafted::Sources(passages.to_vec()));
+                    },
+                )
                 .await;
             (draft, outcome)
         };
@@ -129,11 +148,17 @@ impl ReadAhead {
     async fn commit(
         mut self,
         on_text: &mut (dyn FnMut(&str) + Send),
+        on_sources: &mut (dyn FnMut(&[Passage]) + Send),
     ) -> Result<(Conversation, TurnOutcome), String> {
         let mut said = String::new();
-        while let Some(text) = self.text_rx.recv().await {
-            said.push_str(&text);
-            on_text(&text);
+        while let Some(drafted) = self.text_rx.recv().await {
+            match drafted {
+                Drafted::Text(text) => {
+                    said.push_str(&text);
+                    on_text(&text);
+                }
+                Drafted::Sources(passages) => on_sources(&passages),
+            }
         }
         self.task.await.map_err(|error| {
             tracing::error!(%error, "the turn answered ahead failed");
@@ -215,8 +240,9 @@ async fn reply(
     spoken_tx: &mpsc::Sender<Spoken>,
 ) {
     let speech = job.speech;
-    // Sentences as the model completes them, with when: as many as the answer has.
-    let (sentence_tx, sentence_rx) = std::sync::mpsc::channel::<(String, Instant)>();
+    // Sentences as the model completes them, with when, as many as the answer has; before them, the
+    // passages the answer is made from.
+    let (sentence_tx, sentence_rx) = std::sync::mpsc::channel::<ForVoice>();
     let synthesis = {
         let voice = voice.clone();
         let cancel = job.cancel.clone();
@@ -240,14 +266,18 @@ async fn reply(
             if !sentence.chars().any(char::is_alphanumeric) {
                 continue;
             }
-            let _ = sentence_tx.send((sentence, Instant::now()));
+            let _ = sentence_tx.send(ForVoice::Sentence(sentence, Instant::now()));
         }
+    };
+    let cite = |passages: &[Passage]| {
+        let _ = sentence_tx.send(ForVoice::Sources(passages.to_vec()));
     };
     if let Some(preface) = &job.preface {
         forward(chunker.push(&format!("{preface} ")));
     }
     let outcome = {
         let mut on_text = |text: &str| forward(chunker.push(text));
+        let mut on_sources = cite;
         let respond = async {
             if job.keyed {
                 return conversation
@@ -256,17 +286,21 @@ async fn reply(
             }
             let Some(ahead) = ahead else {
                 metrics::counter!("switchboard_read_ahead_total", "result" => "none").increment(1);
-                return conversation.respond(&job.caller_text, &mut on_text).await;
+                return conversation
+                    .respond_citing(&job.caller_text, &mut on_text, &mut on_sources)
+                    .await;
             };
             metrics::counter!("switchboard_read_ahead_total", "result" => "used").increment(1);
-            match ahead.commit(&mut on_text).await {
+            match ahead.commit(&mut on_text, &mut on_sources).await {
                 Ok((draft, outcome)) => {
                     *conversation = draft;
                     outcome
                 }
                 // Nothing said yet: the turn is answered afresh.
                 Err(said) if said.trim().is_empty() => {
-                    conversation.respond(&job.caller_text, &mut on_text).await
+                    conversation
+                        .respond_citing(&job.caller_text, &mut on_text, &mut on_sources)
+                        .await
                 }
                 Err(said) => TurnOutcome {
                     reply: said.trim().to_owned(),
@@ -289,7 +323,8 @@ async fn reply(
         Ok(result) => result,
         Err(e) => Err(format!("the voice thread failed: {e}")),
     };
-    let _ = voice.queue_tx.send(Queued::End(speech)).await;
+    // The speech's outcome (its sources, the pieces' words) goes to the call before playout hears of
+    // its end: the call reads its own queue first, so what the caller heard is recorded with them.
     match (outcome, synthesized) {
         (Some(outcome), Ok(pieces)) if pieces > 0 || job.cancel.is_cancelled() => {
             let _ = spoken_tx
@@ -310,6 +345,7 @@ async fn reply(
         }
         (None, Ok(_)) => {}
     }
+    let _ = voice.queue_tx.send(Queued::End(speech)).await;
 }
 
 /// Where a speech's progress goes, from the voice's thread (which waits for room).
@@ -326,11 +362,19 @@ impl Said {
     }
 }
 
+/// What the voice's thread is handed for a speech.
+enum ForVoice {
+    /// The passages the answer is made from: passed on to the session before any piece.
+    Sources(Vec<Passage>),
+    /// A sentence to speak, and when it was complete.
+    Sentence(String, Instant),
+}
+
 /// Speaks each sentence as it arrives; returns how many were spoken.
 fn speak_sentences(
     voice: &Voice,
     out: &Said,
-    sentences: std::sync::mpsc::Receiver<(String, Instant)>,
+    sentences: std::sync::mpsc::Receiver<ForVoice>,
     cancel: &CancellationToken,
 ) -> Result<u32, String> {
     let speech = out.speech;
@@ -338,7 +382,14 @@ fn speak_sentences(
     let mut encoder = VoiceEncoder::new(rate, voice.format).map_err(|e| e.to_string())?;
     let mut index = 0u32;
     let mut first_chunk = true;
-    while let Ok((sentence, at)) = sentences.recv() {
+    while let Ok(next) = sentences.recv() {
+        let (sentence, at) = match next {
+            ForVoice::Sources(passages) => {
+                out.tell(Spoken::Sources { speech, passages });
+                continue;
+            }
+            ForVoice::Sentence(sentence, at) => (sentence, at),
+        };
         if index == 0 {
             out.tell(Spoken::FirstSentence {
                 speech,

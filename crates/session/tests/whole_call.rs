@@ -435,3 +435,124 @@ async fn answers_to_questions_for_a_name_or_a_number_go_to_the_spelling_recognis
         report.claim
     );
 }
+
+/// A model that answers from the documents slowly: its answer's first sentence comes at once, the rest
+/// seconds later (the caller has heard the first by then), and `{}` to a request for JSON.
+struct SlowToFinish;
+
+impl switchboard_llm::ChatModel for SlowToFinish {
+    fn name(&self) -> &str {
+        "slow-to-finish"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a switchboard_llm::ChatRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<switchboard_llm::EventStream, switchboard_llm::LlmError>,
+                > + Send
+                + 'a,
+        >,
+    > {
+        use futures_util::StreamExt;
+        use switchboard_llm::{ChatEvent, Usage};
+        let json = request.response_schema.is_some();
+        Box::pin(async move {
+            let events: switchboard_llm::EventStream = if json {
+                Box::pin(futures_util::stream::iter([
+                    Ok(ChatEvent::Text("{}".into())),
+                    Ok(ChatEvent::Done(Usage::default())),
+                ]))
+            } else {
+                Box::pin(
+                    futures_util::stream::iter([Ok(ChatEvent::Text(
+                        "Yes, a rental car is paid for up to 21 days. Please call".into(),
+                    ))])
+                    .chain(futures_util::stream::iter([(), ()]).then(|()| async {
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        Ok(ChatEvent::Text(" us first.".into()))
+                    }))
+                    .chain(futures_util::stream::iter([Ok(ChatEvent::Done(
+                        Usage::default(),
+                    ))])),
+                )
+            };
+            Ok(events)
+        })
+    }
+}
+
+/// The company's documents: one passage about the rental car, close to any question.
+struct RentalCover;
+
+impl switchboard_agent::KnowledgeSearch for RentalCover {
+    fn search(
+        &self,
+        _query: &str,
+        _k: usize,
+    ) -> Result<Vec<switchboard_agent::Hit>, switchboard_agent::KnowledgeError> {
+        Ok(vec![switchboard_agent::Hit {
+            passage: switchboard_agent::Passage {
+                document: "motor-policy.md".into(),
+                index: 1,
+                text: "We pay for a rental car for up to 21 days while your car is repaired."
+                    .into(),
+            },
+            score: 0.9,
+        }])
+    }
+}
+
+/// An answer made from the documents is stored with its sources even when the caller hangs up after
+/// its first sentence, before the model finished: the record has what the caller heard, and the
+/// passages it was made from, though the turn's outcome never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_before_the_model_finished_is_stored_with_its_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let mut engines = engines_on(
+        dir.path(),
+        &["I had a car accident. Does my policy pay for a rental car?"],
+        Recording::Off,
+        Arc::new(SlowToFinish),
+        false,
+    );
+    engines.knowledge = Some(Arc::new(RentalCover));
+    // The answer's end comes late on purpose; no filler or apology in between.
+    engines.turns.filler_after = Duration::from_secs(30);
+    engines.turns.response_timeout = Duration::from_secs(30);
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(Arc::new(engines), &db, call_id).await;
+    speak_a_turn(&caller).await;
+    // Half a second of the answer's first sentence went out; the model is not done.
+    until_lines(&mut out_rx, &mut seen, Speaker::Caller, 1).await;
+    let frames = std::cell::Cell::new(0);
+    until(&mut out_rx, &mut seen, |o| {
+        frames.set(frames.get() + usize::from(matches!(o, Outbound::Audio(_))));
+        frames.get() == 25
+    })
+    .await;
+    caller.send(Inbound::Hangup).await.unwrap();
+    let report = call.await.unwrap().unwrap();
+    assert_eq!(report.end_reason, "caller_hung_up");
+    let turns = db.turns(call_id).await.unwrap();
+    let answer = turns
+        .iter()
+        .find(|t| t.speaker == Speaker::Agent && t.text.contains("rental car"))
+        .unwrap_or_else(|| panic!("{turns:#?}"));
+    assert_eq!(
+        answer
+            .sources
+            .iter()
+            .map(|s| (s.document.as_str(), s.passage))
+            .collect::<Vec<_>>(),
+        [("motor-policy.md", 1)],
+        "{turns:#?}"
+    );
+}

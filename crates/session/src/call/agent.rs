@@ -135,17 +135,17 @@ impl Session {
                 self.speeches.piece(speech, index, text);
                 None
             }
+            Spoken::Sources { speech, passages } => {
+                self.speeches.cite(speech, sources_of(&passages));
+                None
+            }
             Spoken::Done { speech, outcome } => {
                 self.speeches.generated(speech);
-                let sources = outcome
-                    .citations
-                    .iter()
-                    .map(|passage| TurnSource {
-                        document: passage.document.clone(),
-                        passage: passage.index,
-                    })
-                    .collect();
-                self.speeches.cite(speech, sources);
+                // Told already when the answer was made from the documents before it began; a model's
+                // own search (by its tool) is known only now.
+                if !outcome.citations.is_empty() {
+                    self.speeches.cite(speech, sources_of(&outcome.citations));
+                }
                 self.listener.expect_spelling(outcome.spelled_answer);
                 let model = ModelUse {
                     wait: outcome.model_wait.as_secs_f64(),
@@ -215,6 +215,17 @@ impl Session {
             );
         }
     }
+}
+
+/// Where passages of the company's documents come from, as a turn's record names them.
+fn sources_of(passages: &[switchboard_agent::Passage]) -> Vec<TurnSource> {
+    passages
+        .iter()
+        .map(|passage| TurnSource {
+            document: passage.document.clone(),
+            passage: passage.index,
+        })
+        .collect()
 }
 
 /// A queue of the call's own parts was full, which the turn machine's rules should make impossible.

@@ -292,11 +292,14 @@ impl Session {
                     Some(Inbound::Audio(_) | Inbound::Mark(_)) => continue,
                     Some(Inbound::Hangup) | None => Event::Ended(EndReason::CallerHungUp),
                 },
-                Some(played) = self.played_rx.recv() => match self.on_played(played).await {
+                // The speaker's word on a speech before playout's: the speaker tells its pieces and
+                // outcome before it hands playout the speech's end, so a speech finished in playout
+                // is recorded with all its words and sources.
+                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken).await {
                     Some(event) => event,
                     None => continue,
                 },
-                Some(spoken) = self.spoken_rx.recv() => match self.on_spoken(spoken).await {
+                Some(played) = self.played_rx.recv() => match self.on_played(played).await {
                     Some(event) => event,
                     None => continue,
                 },
