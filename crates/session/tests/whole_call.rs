@@ -484,7 +484,8 @@ impl switchboard_llm::ChatModel for SlowToFinish {
     }
 }
 
-/// The company's documents: one passage about the rental car, close to any question.
+/// The company's documents: one passage, close to any question. It shares no word with the caller's
+/// question, so the agent cannot answer in the passage's words and the model writes the answer from it.
 struct RentalCover;
 
 impl switchboard_agent::KnowledgeSearch for RentalCover {
@@ -497,8 +498,7 @@ impl switchboard_agent::KnowledgeSearch for RentalCover {
             passage: switchboard_agent::Passage {
                 document: "motor-policy.md".into(),
                 index: 1,
-                text: "We pay for a rental car for up to 21 days while your car is repaired."
-                    .into(),
+                text: "Courtesy vehicles are provided for three weeks during repairs.".into(),
             },
             score: 0.9,
         }])
