@@ -368,7 +368,7 @@ fn a_node_started_with_calls_in_its_spool_writes_them_once_in_order() {
                     line(3, Speaker::Agent, "I'm sorry to hear that."),
                 ],
                 end: Some(SpooledEnd::new(now, "caller_hung_up")),
-                summary: None,
+                ..SpooledCall::default()
             },
         )
         .await

@@ -218,19 +218,31 @@ impl Recorder {
         }
     }
 
-    /// Stores who answered a call the agent placed, without holding the call.
+    /// Stores who answered a call the agent placed, without holding the call; spooled when the
+    /// database does not take it in time.
     pub(crate) fn answered_by(&self, by: AnsweredBy) {
         let (db, call_id) = (self.db.clone(), self.call_id);
         tokio::spawn(
             async move {
-                match tokio::time::timeout(WRITE_TIMEOUT, db.set_answered_by(call_id, by.as_str()))
-                    .await
+                let error = match tokio::time::timeout(
+                    WRITE_TIMEOUT,
+                    db.set_answered_by(call_id, by.as_str()),
+                )
+                .await
                 {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "who answered is not recorded"),
-                    Err(_) => tracing::error!(
-                        "who answered is not recorded: the database did not answer in time"
-                    ),
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {} s", WRITE_TIMEOUT.as_secs()),
+                };
+                let spooled = SpooledCall {
+                    answered_by: Some(by.as_str().to_owned()),
+                    ..SpooledCall::default()
+                };
+                match db.spool_call(call_id, spooled).await {
+                    Ok(()) => tracing::warn!(%error, "who answered waits in the spool"),
+                    Err(e) => {
+                        tracing::error!(%error, spool = %e, "who answered is not recorded")
+                    }
                 }
             }
             .in_current_span(),
@@ -467,6 +479,32 @@ mod tests {
         let call = db.call(call_id).await.unwrap().unwrap();
         assert_eq!(call.end_reason.as_deref(), Some("caller_hangup"));
         assert_eq!(db.spooled_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn who_answered_a_placed_call_waits_in_the_spool_while_the_database_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let db = sqlite(dir.path()).await.with_spool(spool.clone());
+        let call_id = CallId::new();
+        insert_call(&db, call_id).await;
+        let (out_tx, _out_rx) = mpsc::channel(16);
+        let recorder = Recorder::start(call_id, db.clone(), out_tx, true);
+        db.close().await;
+        recorder.answered_by(AnsweredBy::Machine);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while db.spooled_calls() == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("spooled within the write timeout");
+        // The database is back (the node reconnects): its next pass writes the verdict.
+        let back = sqlite(dir.path()).await.with_spool(spool);
+        let drained = back.drain_spool().await.unwrap();
+        assert_eq!(drained.calls, 1);
+        let call = back.call(call_id).await.unwrap().unwrap();
+        assert_eq!(call.answered_by.as_deref(), Some("machine"));
     }
 
     /// A migrated SQLite database in `dir`.

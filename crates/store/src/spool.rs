@@ -1,5 +1,5 @@
-//! The node's spool: what a call could not write to the database before it ended (transcript lines, the
-//! end, the synthesis), kept on disk in `DATA_DIR/spool` and written when the database is back.
+//! The node's spool: what a call could not write to the database before it ended (transcript lines, who
+//! answered a placed call, the end, the synthesis), kept on disk in `DATA_DIR/spool` and written when the database is back.
 //!
 //! One file per call, written whole to a temporary name, synced, then renamed, so a crash leaves either
 //! the old file or the new one. With `DATA_KEY_FILE` the file is sealed like the claims are (AES-256-GCM,
@@ -94,15 +94,23 @@ pub struct SpooledCall {
     pub end: Option<SpooledEnd>,
     /// The claim and synthesis, when they were not stored.
     pub summary: Option<CallSummary>,
+    /// Who answered a call the agent placed (`human`, `machine`, `unknown`), when it was not stored
+    /// (absent from calls spooled by earlier builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
 }
 
 impl SpooledCall {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty() && self.end.is_none() && self.summary.is_none()
+        self.lines.is_empty()
+            && self.end.is_none()
+            && self.summary.is_none()
+            && self.answered_by.is_none()
     }
 
-    /// `later` added: lines by number (a line already here is kept), the end and the synthesis replaced.
+    /// `later` added: lines by number (a line already here is kept); the end, the synthesis and who
+    /// answered replaced.
     fn merge(&mut self, later: SpooledCall) {
         for line in later.lines {
             if !self.lines.iter().any(|l| l.seq == line.seq) {
@@ -115,6 +123,9 @@ impl SpooledCall {
         }
         if later.summary.is_some() {
             self.summary = later.summary;
+        }
+        if later.answered_by.is_some() {
+            self.answered_by = later.answered_by;
         }
     }
 }
@@ -342,6 +353,9 @@ impl Database {
             )
             .await?;
         }
+        if let Some(by) = &spooled.answered_by {
+            self.set_answered_by(call, by).await?;
+        }
         if let Some(end) = &spooled.end {
             self.end_call(call, time(end.at_ms), &end.reason).await?;
         }
@@ -415,7 +429,7 @@ mod tests {
             SpooledCall {
                 lines: vec![line(3, "goodbye")],
                 end: Some(SpooledEnd::new(SystemTime::now(), "caller_hangup")),
-                summary: None,
+                ..SpooledCall::default()
             },
         )
         .await
@@ -463,7 +477,17 @@ mod tests {
                     }]),
                 ],
                 end: Some(SpooledEnd::new(SystemTime::now(), "caller_hangup")),
-                summary: None,
+                ..SpooledCall::default()
+            },
+        )
+        .await
+        .unwrap();
+        // Who answered came later, and alone.
+        db.spool_call(
+            call,
+            SpooledCall {
+                answered_by: Some("machine".into()),
+                ..SpooledCall::default()
             },
         )
         .await
@@ -492,6 +516,7 @@ mod tests {
         assert_eq!(turns[2].sources[0].document, "car-policy.md");
         let record = db.call(call).await.unwrap().unwrap();
         assert_eq!(record.end_reason.as_deref(), Some("caller_hangup"));
+        assert_eq!(record.answered_by.as_deref(), Some("machine"));
     }
 
     #[tokio::test]
