@@ -26,14 +26,32 @@ pub enum Instruction {
         /// What the search found.
         passages: Vec<Passage>,
     },
-    /// Say what a passage says, in its own words (for a model too small to answer from it).
-    Quote(crate::quote::Quote),
+    /// Say what a passage says, in its own words (for a model too small to answer from it), then ask
+    /// for the next field still missing, if any.
+    Quote {
+        /// The passage's words.
+        quote: crate::quote::Quote,
+        /// The question that follows (an `Ask`).
+        then: Option<Box<Instruction>>,
+    },
     /// Tell the caller they are being transferred.
     Transfer,
     /// Say goodbye.
     Goodbye,
     /// Everything is collected: confirm and ask if there is anything else.
     Wrap,
+}
+
+impl Instruction {
+    /// What the instruction ends on: the question that follows a quoted answer, else itself.
+    pub fn last(&self) -> &Instruction {
+        match self {
+            Instruction::Quote {
+                then: Some(next), ..
+            } => next,
+            other => other,
+        }
+    }
 }
 
 /// Which time the agent asks for a field.
@@ -130,7 +148,7 @@ pub fn reply_system_prompt(
                 prompt.push_str(&format!("[{}] {}\n", passage.document, passage.text));
             }
         }
-        Instruction::Quote(quote) => {
+        Instruction::Quote { quote, .. } => {
             prompt.push_str("Now: tell the caller exactly this: ");
             prompt.push_str(&quote.text);
         }

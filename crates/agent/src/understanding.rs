@@ -58,6 +58,9 @@ pub struct Turn<'a> {
     pub context: TurnContext<'a>,
     /// Whether an intent label could change what the turn does.
     pub label_needed: bool,
+    /// The turn is a question the company's documents answer: it answers no question of the agent's,
+    /// so the model is not asked which of its words do.
+    pub answered_from_documents: bool,
 }
 
 /// Reads one caller turn. An engine failure or a late answer leaves the intent and the model's fact
@@ -116,6 +119,7 @@ pub async fn understand(
             matches!(f.kind, FieldKind::Text) && f.entity != Some(crate::EntityKind::PolicyNumber)
         })
         .filter(|_| understanding.proposals.is_empty())
+        .filter(|_| !turn.answered_from_documents)
         .filter(|_| !span_words(caller_said).is_empty());
     let Some(field) = asked_field.filter(|_| failure.is_none()) else {
         if asked_model {

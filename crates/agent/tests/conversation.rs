@@ -531,7 +531,14 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
             &mut |_| {},
         )
         .await;
-    // The embedded model answers in the document's words, citing the passage it quotes.
+    // The embedded model answers in the document's words, citing the passage it quotes; the model was
+    // not asked anything (no label, no words for a field), so the turn did not wait on it.
+    assert!(
+        librarian.0.lock().unwrap().is_empty(),
+        "{:#?}",
+        librarian.0.lock().unwrap()
+    );
+    assert_eq!(outcome.model_wait, std::time::Duration::ZERO);
     assert_eq!(outcome.citations.len(), 1, "{outcome:#?}");
     assert_eq!(outcome.citations[0].document, "motor-policy.md");
     assert!(
@@ -545,6 +552,43 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
             && outcome.reply.contains("up to 21 days"),
         "{outcome:#?}"
     );
+
+    // Asked for their name, the caller asks about the cover instead: the question is answered, and the
+    // model is not asked which of its words are the name.
+    let librarian = Arc::new(Librarian(Mutex::default()));
+    let mut conversation = Conversation::new(
+        librarian.clone(),
+        Some(index.clone()),
+        AgentConfig::default(),
+        context(),
+        false,
+    );
+    conversation.greeting();
+    let asked = conversation
+        .respond("I had a car accident this morning.", &mut |_| {})
+        .await;
+    assert_eq!(asked.asked.as_deref(), Some("caller_name"), "{asked:#?}");
+    let before = librarian.0.lock().unwrap().len();
+    let outcome = conversation
+        .respond("Are injuries covered?", &mut |_| {})
+        .await;
+    assert_eq!(librarian.0.lock().unwrap().len(), before, "{outcome:#?}");
+    assert!(outcome.reply.contains("Medical costs"), "{outcome:#?}");
+    // Then the claim goes on: the name is asked for again, as a first question.
+    assert_eq!(
+        outcome.asked.as_deref(),
+        Some("caller_name"),
+        "{outcome:#?}"
+    );
+    assert!(
+        outcome
+            .reply
+            .ends_with(&asked.reply[asked.reply.find("May I").unwrap()..]),
+        "{}\n{}",
+        outcome.reply,
+        asked.reply
+    );
+    assert!(!conversation.claim().values.contains_key("caller_name"));
 
     let mut conversation = Conversation::new(
         Arc::new(Librarian(Mutex::default())),

@@ -225,16 +225,9 @@ fn bench_capacity_ramps_levels_and_names_the_largest_that_holds() {
                 turn["server"]["model_wait"].as_f64().unwrap_or(0.0) > 0.0
                     || turn["server"]["generated"] == true
             };
-            // The question about the cover needs the model. Which of the call's latency events is its
-            // own is not certain: the server may end a turn after "I had a car accident." when the
-            // caller pauses before the question, and the bench pairs events with lines in order. And
-            // the caller's next line may cut the answer before it settled (the agent said "One moment
-            // please." and the caller took the pause for its turn): then the server cannot say.
-            let cut = turns.iter().any(|t| t["server"]["model_wait"].is_null());
-            assert!(
-                turns.iter().any(needed) || cut,
-                "the question about the cover: {call:#}"
-            );
+            // The embedded agent answers the question about the cover in the policy's words, without
+            // the model; the second line, given where the name was asked, may need it for the words of
+            // the name (it has none). The count the bench prints is the turns' own.
             with_model += turns.iter().filter(|t| needed(t)).count();
         }
         assert_eq!(level["turns_with_model"], with_model, "{level:#}");

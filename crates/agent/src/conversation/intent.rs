@@ -27,6 +27,13 @@ pub(super) fn intent_matters(config: &AgentConfig, documents: bool, caller_said:
     {
         return true;
     }
+    action_cued(config, caller_said)
+}
+
+/// Whether the line could be a transfer or a hang-up: an action intent is configured and the line has
+/// one of its cue words (or the intent needs none).
+pub(super) fn action_cued(config: &AgentConfig, caller_said: &str) -> bool {
+    let configured = |intent: &str| config.intents.iter().any(|i| i == intent);
     ["speak_to_human", "goodbye"]
         .into_iter()
         .any(|intent| configured(intent) && confirmed(config, intent, caller_said))

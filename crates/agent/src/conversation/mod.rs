@@ -31,7 +31,7 @@ mod intent;
 mod keys;
 
 pub use intent::{UNLABELLED_QUESTION_SCORE, document_question};
-use intent::{confirmed, intent_matters};
+use intent::{action_cued, confirmed, intent_matters};
 
 /// What the agent knows about the call before it starts.
 #[derive(Debug, Clone, Default)]
@@ -226,7 +226,12 @@ impl Conversation {
         let mut outcome = TurnOutcome::default();
         let mut captured: Vec<(String, Value)> = Vec::new();
         self.merge_late(&mut outcome, &mut captured);
-        let label_needed = intent_matters(&self.config, self.knowledge.is_some(), caller_said);
+        // A question the documents answer well enough is found first: such a turn needs no label from
+        // the model (the label's only use would be a lower bar for the same search) and no span of the
+        // caller's words for the field last asked about, about 1.2 s of waiting on the embedded model.
+        let answered = self.question_found(caller_said, &mut outcome);
+        let label_needed = answered.is_none()
+            && intent_matters(&self.config, self.knowledge.is_some(), caller_said);
         // The letters of the identifier asked for came on their own last turn: these words follow them.
         let identifier = self.identifier_asked();
         let held = self
@@ -248,6 +253,7 @@ impl Conversation {
                 asked: self.dialogue.asked.as_deref(),
             },
             label_needed,
+            answered_from_documents: answered.is_some(),
         };
         let (understanding, error) = understand(&self.model, &self.config, &turn).await;
         if let Some(error) = error {
@@ -303,12 +309,18 @@ impl Conversation {
                     turn: AskTurn::Again,
                 }
             }
-            None => self.instruction(
-                caller_said,
-                intent.as_deref(),
-                !captured.is_empty(),
-                &mut outcome,
-            ),
+            None => match answered {
+                // Unless the caller asked for a person (which needs no label).
+                Some(question) if intent.as_deref() != Some("speak_to_human") => {
+                    self.answer_from_documents(&question, &mut outcome)
+                }
+                _ => self.instruction(
+                    caller_said,
+                    intent.as_deref(),
+                    !captured.is_empty(),
+                    &mut outcome,
+                ),
+            },
         };
         let ack = match &instruction {
             Instruction::Ask {
@@ -319,8 +331,10 @@ impl Conversation {
         };
         match &instruction {
             Instruction::Answer { passages } => on_sources(passages),
-            Instruction::Quote(quote) => on_sources(std::slice::from_ref(&quote.passage)),
-            _ => {}
+            Instruction::Quote { quote, .. } => on_sources(std::slice::from_ref(&quote.passage)),
+            // Passages found by a search whose answer the turn does not give (the caller asked for a
+            // person too) are not its sources.
+            _ => outcome.citations.clear(),
         }
         self.say(caller_said, instruction, &captured, ack, outcome, on_text)
             .await
@@ -364,7 +378,7 @@ impl Conversation {
         };
         self.dialogue
             .answered(&self.config.claim_schema, &instruction, read_back);
-        if let Instruction::Ask { field, .. } = &instruction {
+        if let Instruction::Ask { field, .. } = instruction.last() {
             outcome.asked = Some(field.clone());
             outcome.spelled_answer = self
                 .config
@@ -453,6 +467,18 @@ impl Conversation {
         self.late = still;
     }
 
+    /// For a model without a tool API: the line's question, when a passage answers it closely enough
+    /// ([`UNLABELLED_QUESTION_SCORE`]); the passages are then the turn's citations. `None` when the line
+    /// asks nothing of the documents, could be a transfer or a hang-up, or no passage is close enough.
+    fn question_found(&mut self, caller_said: &str, outcome: &mut TurnOutcome) -> Option<String> {
+        if self.knowledge.is_none() || self.native_tools || action_cued(&self.config, caller_said) {
+            return None;
+        }
+        let question = document_question(caller_said)?;
+        self.search_with(&question, UNLABELLED_QUESTION_SCORE, outcome);
+        (!outcome.citations.is_empty()).then_some(question)
+    }
+
     /// The answer to `question` from the passages found (the turn's citations): in the passage's own
     /// words for a model without a tool API (the embedded one, too small to answer from them
     /// truthfully), which then cites only the passage quoted; else generated from them.
@@ -461,7 +487,16 @@ impl Conversation {
             && let Some(quote) = crate::quote::quote(question, &outcome.citations)
         {
             outcome.citations = vec![quote.passage.clone()];
-            return Instruction::Quote(quote);
+            // The claim goes on: the question for the next field still missing follows, never as asked
+            // again (`captured`: the caller asked something, they did not fail to answer).
+            let then = match self
+                .dialogue
+                .next(&self.config.claim_schema, &self.claim, true)
+            {
+                ask @ Instruction::Ask { .. } => Some(Box::new(ask)),
+                _ => None,
+            };
+            return Instruction::Quote { quote, then };
         }
         Instruction::Answer {
             passages: outcome.citations.clone(),
@@ -513,17 +548,8 @@ impl Conversation {
                     return self.answer_from_documents(caller_said, outcome);
                 }
             }
-            // Not labelled a question for the documents (a small model labels "I had an accident. Does
-            // my policy pay for a rental car?" a claim): its questions are searched alone, and answered
-            // only from a passage close enough to them. A model with a tool API searches by itself.
-            _ if self.knowledge.is_some() && !self.native_tools => {
-                if let Some(question) = document_question(caller_said) {
-                    self.search_with(&question, UNLABELLED_QUESTION_SCORE, outcome);
-                    if !outcome.citations.is_empty() {
-                        return self.answer_from_documents(&question, outcome);
-                    }
-                }
-            }
+            // A question not labelled for the documents was searched alone before the turn was read
+            // (`question_found`); nothing close enough was found.
             _ => {}
         }
         self.dialogue

@@ -249,6 +249,7 @@ impl Dialogue {
         instruction: &Instruction,
         read_back: Option<String>,
     ) {
+        let instruction = instruction.last();
         self.yes_no_question = match instruction {
             Instruction::Wrap => true,
             Instruction::Ask { field, .. } => schema

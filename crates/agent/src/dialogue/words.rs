@@ -173,7 +173,13 @@ pub(crate) fn guided_reply(
         Instruction::Wrap => "Thank you, I have everything I need. Your claim is recorded and a claims \
                               handler will call you back within one business day. Is there anything else?"
             .into(),
-        Instruction::Quote(quote) => quote.text.clone(),
+        Instruction::Quote { quote, then } => match then.as_deref() {
+            Some(Instruction::Ask { field, turn, .. }) => {
+                let spec = config.claim_schema.fields.iter().find(|f| &f.name == field)?;
+                format!("{} {}", quote.text, question(spec, *turn))
+            }
+            _ => quote.text.clone(),
+        },
         Instruction::Answer { .. } => return None,
     };
     Some(if acknowledgement.is_empty() {
