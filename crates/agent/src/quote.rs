@@ -105,8 +105,7 @@ pub fn quote(question: &str, passages: &[Passage]) -> Option<Quote> {
                 .into_iter()
                 .enumerate()
                 .map(move |(at, sentence)| {
-                    let mut words = stems(&format!("{headings} {sentence}"));
-                    words.dedup();
+                    let words = stems(&format!("{headings} {sentence}"));
                     (rank, at, sentence, words)
                 })
         })
