@@ -269,9 +269,9 @@ fn a_card_and_a_number_said_in_a_call_are_masked_in_the_log_the_stream_and_the_t
     let lines = [
         "Hello, I would like to report a car accident.",
         "My card number is 4111 1111 1111 1111.",
-        // Digit by digit, as callers say a phone number: read as "415 555 0100", the voice says "four
-        // hundred fifteen, five hundred fifty-five, zero one hundred", which whisper-tiny writes as
-        // "450100" (seen in CI), a number no caller says and no masker can tell from an amount.
+        // Digit by digit, as callers say a phone number (read as "415 555 0100", the voice says "four
+        // hundred fifteen, …"). Whisper-tiny still loses digits on some machines: "450100" and "for
+        // 155500" (both seen in CI), masked as a phone number because they follow "my number is".
         "My email is jane dot doe at example dot com, and my number is 4 1 5 5 5 5 0 1 0 0.",
     ];
     let mut turns = Vec::new();

@@ -33,6 +33,22 @@ static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
 });
 
+/// What a caller says just before giving a phone number ("my number is", "call me on", "my mobile's"),
+/// and at most one short word a recogniser may have made of its first digit ("for" for "four", "to" for
+/// "two"): a shorter run of digits said there is a phone number misheard, not an amount, and is masked.
+static PHONE_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)\b(?:phone|mobile|cell|telephone|callback|call\s+(?:me|back)|reach\s+me|text\s+me",
+        r"|(?:my|your|contact|best|home|work|cell|mobile|phone)\s+number)",
+        r"(?:'s|\s+(?:is|on|at|it's|would\s+be|number))*[\s,:]*(?:[a-z]{2,4}[\s,]+)?$",
+    ))
+    .unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
+});
+
+/// Digits too few for a phone number (7) but too many to be a house number or a time: a phone number a
+/// recogniser lost digits of, when said where a phone number is given.
+const MISHEARD_PHONE_DIGITS: std::ops::RangeInclusive<usize> = 5..=6;
+
 /// Words, digit groups and a plus sign, with where each is in the text.
 static TOKEN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z]+|[0-9]+|\+").unwrap_or_else(|e| unreachable!("constant pattern: {e}"))
@@ -190,7 +206,13 @@ pub(super) fn mask_spoken(text: &str) -> Cow<'_, str> {
                 // A run of digit groups alone is masked here too (recognisers write a number read out
                 // in groups as "681, 493, 1439"), unless it is a date or an amount written as such.
                 let written_quantity = !words && QUANTITY.is_match(&text[start..end]);
-                if !written_quantity && let Some(kind) = kind_of(&digits) {
+                let kind = kind_of(&digits).or_else(|| {
+                    let bare = digits.trim_start_matches('+');
+                    (MISHEARD_PHONE_DIGITS.contains(&bare.len())
+                        && PHONE_CONTEXT.is_match(&text[..start]))
+                    .then_some(PiiKind::Phone)
+                });
+                if !written_quantity && let Some(kind) = kind {
                     spans.push((start, end, placeholder(kind, &digits)));
                 }
                 i += used;
@@ -258,6 +280,11 @@ mod tests {
             ("in 927,209,205,127", "in [phone …5127]"),
             ("call (415) 555-0134 now", "call [phone …0134] now"),
             ("area code (415)", "area code (415)"),
+            // Phone numbers whisper-tiny lost digits of ("4 1 5 5 5 5 0 1 0 0" said), where a caller
+            // gives a number: still most of the number, still masked.
+            ("my number is for 155500.", "my number is for [phone …00]."),
+            ("and my number is 450100.", "and my number is [phone …00]."),
+            ("call me on five five five oh one", "call me on [phone …1]"),
         ];
         for (text, masked) in cases {
             assert_eq!(mask_spoken(text), masked, "{text}");
@@ -278,6 +305,9 @@ mod tests {
             "my zip code is nine four one one oh",
             "the house is worth 1,250,000 now",
             "it was on 2026-11-28",
+            "my zip code is 94110",
+            "my policy number is 123456",
+            "the repair came to 155500 in total",
         ] {
             assert!(
                 matches!(mask_spoken(text), Cow::Borrowed(_)),
