@@ -234,7 +234,7 @@ fn grounded(value: &str, caller_said: &str) -> bool {
 const COURTESIES: &[&str] = &[
     "ok", "okay", "alright", "all", "right", "thanks", "thank", "you", "very", "much", "so",
     "well", "then", "oh", "um", "uh", "and", "no", "yes", "have", "a", "nice", "good", "great",
-    "day", "for", "your", "help", "again", "cheers", "bye",
+    "day", "for", "your", "help", "again", "cheers", "bye", "nope", "nah", "yeah", "yep", "yup",
 ];
 
 /// A line in the form cue words are matched in: lower case, every character but letters, digits and
@@ -409,6 +409,10 @@ mod tests {
             "Okay, thanks, bye!",
             "No, that's all. Thank you, goodbye.",
             "Bye-bye",
+            // Heard in a spoken call (2026-12-05): the model labelled it otherwise, and the agent read its
+            // wrap-up again instead of saying goodbye.
+            "Nope, bye.",
+            "Nah, that's it. Bye.",
         ] {
             assert_eq!(
                 cue_only_intent(&config, line).as_deref(),

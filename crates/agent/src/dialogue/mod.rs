@@ -477,6 +477,18 @@ mod tests {
         assert_eq!(read.as_deref(), Some("policy_number"));
         let (text, _) = acknowledgement(&schema, &[("injuries".into(), json!(false))]);
         assert_eq!(text, "Got it. I'm glad nobody was hurt.");
+        // A story with an injury in it: one word of sympathy, not two (heard in a spoken call).
+        let (text, _) = acknowledgement(
+            &schema,
+            &[
+                (
+                    "incident_description".into(),
+                    json!("the cyclist broke his wrist"),
+                ),
+                ("injuries".into(), json!(true)),
+            ],
+        );
+        assert_eq!(text, "Got it. I'm sorry someone was hurt; I've noted it.");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub(crate) fn read_back(field: &FieldSpec) -> bool {
     )
 }
 
+/// Said back when the caller reports an injury.
+const HURT: &str = "I'm sorry someone was hurt; I've noted it.";
+
 /// The acknowledgement of what a turn captured, in schema order: a first sentence from fixed words
 /// (so the voice has it ready), then the facts said back, identifiers read out for confirmation.
 /// Returns the text and the field read back last (a "no" next turn corrects it).
@@ -103,7 +106,7 @@ pub(crate) fn acknowledgement(
             (Some(EntityKind::Description), _) => opener = "I'm sorry to hear that.".into(),
             (_, FieldKind::Bool) if !field.topic.is_empty() => {
                 sentences.push(if value == &&Value::Bool(true) {
-                    "I'm sorry someone was hurt; I've noted it.".into()
+                    HURT.into()
                 } else {
                     "I'm glad nobody was hurt.".into()
                 })
@@ -127,6 +130,10 @@ pub(crate) fn acknowledgement(
             }
             _ => facts.push(spoken(field, value)),
         }
+    }
+    // One word of sympathy: not "I'm sorry to hear that." before it as well.
+    if opener.starts_with("I'm sorry") && sentences.iter().any(|s| s == HURT) {
+        opener = "Got it.".into();
     }
     let mut text = opener;
     if !facts.is_empty() {
