@@ -604,3 +604,40 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
     assert!(outcome.citations.is_empty(), "{outcome:#?}");
     assert!(outcome.asked.is_some(), "{outcome:#?}");
 }
+
+/// A caller who goes on talking cuts the agent's answer off before its question: the question was never
+/// asked, so what they say next is not taken as its answer, and the field is asked for afresh rather
+/// than with "Sorry, I didn't catch …" (heard in a spoken call, 2026-12-05).
+#[tokio::test]
+async fn a_question_the_caller_cut_off_is_asked_afresh() {
+    let config = config(&[]);
+    if !model_present(&config) {
+        return;
+    }
+    let model = switchboard_llm::chat_model(&config, None).unwrap();
+    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
+    conversation.greeting();
+    let first = conversation
+        .respond("I hit a cyclist with my car.", &mut |_| {})
+        .await;
+    assert!(
+        first.reply.contains("name") && first.reply.ends_with('?'),
+        "{}",
+        first.reply
+    );
+    let mut heard_whole = conversation.clone();
+    conversation.answer_cut("I'm sorry to hear that.");
+    let cut = conversation
+        .respond("I need to report it.", &mut |_| {})
+        .await;
+    assert!(
+        cut.reply.contains("name") && !cut.reply.contains("didn't catch"),
+        "asked afresh: {}",
+        cut.reply
+    );
+    // Heard whole, the same words answer the question, and it is asked again.
+    let whole = heard_whole
+        .respond("I need to report it.", &mut |_| {})
+        .await;
+    assert!(whole.reply.contains("didn't catch"), "{}", whole.reply);
+}

@@ -34,6 +34,8 @@ pub(crate) enum SpeakerJob {
     DropReadAhead,
     /// Answer a turn.
     Reply(ReplyJob),
+    /// The caller cut this speech off, having heard these words of it (none: nothing).
+    Cut { speech: SpeechId, heard: String },
 }
 
 /// A turn for the speaker.
@@ -177,6 +179,8 @@ pub(crate) async fn run(
     let mut ahead: Option<ReadAhead> = None;
     // The conversation before the last turn answered, for a turn that takes it on.
     let mut before_last: Option<Conversation> = None;
+    // The last answer made on the conversation: a cut tells it only about that one (not a phrase).
+    let mut last_answer: Option<SpeechId> = None;
     while let Some(job) = jobs_rx.recv().await {
         let job = match job {
             SpeakerJob::ReadAhead(words) => {
@@ -192,6 +196,17 @@ pub(crate) async fn run(
             SpeakerJob::DropReadAhead => {
                 if let Some(stale) = ahead.take() {
                     stale.discard();
+                }
+                continue;
+            }
+            SpeakerJob::Cut { speech, heard } => {
+                if last_answer == Some(speech) {
+                    conversation.answer_cut(&heard);
+                    // A draft read on the conversation as it was would answer as if the question had
+                    // been heard.
+                    if let Some(stale) = ahead.take() {
+                        stale.discard();
+                    }
                 }
                 continue;
             }
@@ -224,6 +239,7 @@ pub(crate) async fn run(
             conversation = before;
         }
         before_last = Some(conversation.clone());
+        last_answer = Some(job.speech);
         let span = tracing::info_span!("agent_reply");
         reply(&mut conversation, &voice, job, ahead, &spoken_tx)
             .instrument(span)

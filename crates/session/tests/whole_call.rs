@@ -556,3 +556,52 @@ async fn an_answer_cut_before_the_model_finished_is_stored_with_its_sources() {
         "{turns:#?}"
     );
 }
+
+/// A caller who goes on talking over the answer, before its question: the question was not heard, so
+/// their words are not taken as its answer, and it is asked afresh, not with "Sorry, I didn't catch …".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_talked_over_before_it_was_heard_is_asked_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, call_id) = database(dir.path()).await;
+    let mut engines = engines_on(
+        dir.path(),
+        &["I hit a cyclist with my car.", "I need to report it."],
+        Recording::Off,
+        Arc::new(Unreachable),
+        false,
+    );
+    // Cut early enough that the answer's first sentence ("I'm sorry to hear that.", 460 ms of this
+    // voice) is still playing.
+    engines.turns.barge_in_min_speech = Duration::from_millis(100);
+    let engines = Arc::new(engines);
+    let Running {
+        caller,
+        mut out_rx,
+        call,
+        mut seen,
+    } = start_call(engines, &db, call_id).await;
+    speak_a_turn(&caller).await;
+    until_lines(&mut out_rx, &mut seen, Speaker::Caller, 1).await;
+    until(&mut out_rx, &mut seen, |o| matches!(o, Outbound::Audio(_))).await;
+    // The answer's first sentence is playing: the caller goes on, in real time (the answer is cut half
+    // a second into their words, and their turn ends after them).
+    for frame in frames(1_000, true).into_iter().chain(frames(600, false)) {
+        caller.send(Inbound::Audio(frame)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_lines(&mut out_rx, &mut seen, Speaker::Agent, 3).await;
+    caller.send(Inbound::Hangup).await.unwrap();
+    call.await.unwrap().unwrap();
+    let turns = db.turns(call_id).await.unwrap();
+    let lines: Vec<(Speaker, &str)> = turns.iter().map(|t| (t.speaker, t.text.as_str())).collect();
+    let agent: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| *s == Speaker::Agent)
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(!agent[1].contains('?'), "the question was cut: {lines:?}");
+    assert!(
+        agent[2].contains("name") && !agent[2].contains("didn't catch"),
+        "asked afresh: {lines:?}"
+    );
+}

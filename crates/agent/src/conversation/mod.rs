@@ -203,6 +203,16 @@ impl Conversation {
         &self.config
     }
 
+    /// The caller cut the last answer off, and heard only `heard` of it. When that holds no question
+    /// (the answer's question is its last sentence), the question was never asked: the next turn is not
+    /// read as its answer, and the field is asked for afresh, not "Sorry, I didn't catch …".
+    pub fn answer_cut(&mut self, heard: &str) {
+        if !heard.contains(['?', '？']) {
+            tracing::debug!("the caller cut the answer off before its question");
+            self.dialogue.question_unheard();
+        }
+    }
+
     /// Answers one caller turn. Text is passed to `on_text` as it is generated (for speech); the outcome
     /// has all of it and what the turn did.
     pub async fn respond(

@@ -242,6 +242,17 @@ impl Dialogue {
         })
     }
 
+    /// The caller cut the last answer off before its question: that question was not asked. Their next
+    /// words answer nothing in particular, and the field is asked for as for the first time.
+    pub(crate) fn question_unheard(&mut self) {
+        if let Some(field) = self.asked.take()
+            && let Some(asks) = self.asks.get_mut(&field)
+        {
+            *asks = asks.saturating_sub(1);
+        }
+        self.yes_no_question = false;
+    }
+
     /// Records what the answer did: which field it asked about and which value it read back.
     pub(crate) fn answered(
         &mut self,

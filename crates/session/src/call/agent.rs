@@ -197,23 +197,30 @@ impl Session {
                 // An answer cut off before the speaker settled it is settled here.
                 let latency = self.speeches.settled(speech, None);
                 report(&self.out_tx, latency).await;
-                self.record_heard(speech, pieces);
+                let heard = self.record_heard(speech, pieces);
+                if interrupted {
+                    // The conversation learns how much of its answer was heard (its question, or not).
+                    self.to_speaker(SpeakerJob::Cut {
+                        speech,
+                        heard: heard.unwrap_or_default(),
+                    });
+                }
                 Some(Event::SpeechFinished(speech))
             }
         }
     }
 
-    /// Playout's last word on a speech: what the caller heard of it goes to the record.
-    pub(super) fn record_heard(&mut self, speech: SpeechId, pieces: u32) {
-        if let Some(heard) = self.speeches.finished(speech, pieces) {
-            self.recorder.record(
-                Speaker::Agent,
-                &heard.text,
-                heard.started,
-                Instant::now(),
-                heard.sources,
-            );
-        }
+    /// Playout's last word on a speech: what the caller heard of it goes to the record, and is returned.
+    pub(super) fn record_heard(&mut self, speech: SpeechId, pieces: u32) -> Option<String> {
+        let heard = self.speeches.finished(speech, pieces)?;
+        self.recorder.record(
+            Speaker::Agent,
+            &heard.text,
+            heard.started,
+            Instant::now(),
+            heard.sources,
+        );
+        Some(heard.text)
     }
 }
 

@@ -50,7 +50,7 @@ impl Session {
         }
         for played in reports.played {
             if let Played::Finished { speech, pieces, .. } = played {
-                self.record_heard(speech, pieces);
+                let _ = self.record_heard(speech, pieces);
             }
         }
         self.record_last_words().await;
