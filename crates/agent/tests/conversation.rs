@@ -83,8 +83,7 @@ async fn a_draft_answers_a_turn_without_touching_the_conversation() {
         return;
     }
     let model = switchboard_llm::chat_model(&config, None).unwrap();
-    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
-    conversation.greeting();
+    let mut conversation = greeted(model, None, false);
 
     // The caller paused after the policy number: the draft answers those words.
     let mut draft = conversation.clone();
@@ -156,8 +155,7 @@ fn with_ollama_unreachable_the_call_is_answered_by_the_embedded_fallback() {
         .enable_all()
         .build()
         .unwrap();
-    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), true);
-    conversation.greeting();
+    let mut conversation = greeted(model, None, true);
     let outcome = runtime.block_on(conversation.respond("My name is Ana Lopez.", &mut |_| {}));
     println!("{outcome:#?}");
     assert_eq!(outcome.llm_error, None, "the fallback answered");
@@ -181,6 +179,23 @@ fn with_ollama_unreachable_the_call_is_answered_by_the_embedded_fallback() {
 
 /// A model server stand-in (a test tool) that looks things up when it is offered the search: it calls
 /// `search_documents`, then answers from what the tool returned.
+/// A conversation on the default agent, past its greeting.
+fn greeted(
+    model: Arc<dyn switchboard_llm::ChatModel>,
+    knowledge: Option<Arc<dyn switchboard_agent::KnowledgeSearch>>,
+    native_tools: bool,
+) -> Conversation {
+    let mut conversation = Conversation::new(
+        model,
+        knowledge,
+        AgentConfig::default(),
+        context(),
+        native_tools,
+    );
+    conversation.greeting();
+    conversation
+}
+
 struct Librarian(Mutex<Vec<switchboard_llm::ChatRequest>>);
 
 impl switchboard_llm::ChatModel for Librarian {
@@ -251,14 +266,7 @@ impl switchboard_agent::KnowledgeSearch for Policy {
 async fn a_question_is_answered_from_the_documents_only_when_there_are_documents() {
     let question = "What does my policy cover for water damage?";
     let librarian = Arc::new(Librarian(Mutex::default()));
-    let mut conversation = Conversation::new(
-        librarian.clone(),
-        Some(Arc::new(Policy)),
-        AgentConfig::default(),
-        context(),
-        true,
-    );
-    conversation.greeting();
+    let mut conversation = greeted(librarian.clone(), Some(Arc::new(Policy)), true);
     let outcome = conversation.respond(question, &mut |_| {}).await;
     assert!(
         outcome.reply.contains("covered up to $10,000"),
@@ -276,14 +284,7 @@ async fn a_question_is_answered_from_the_documents_only_when_there_are_documents
 
     // Without documents the search is not offered, so the model cannot call it.
     let librarian = Arc::new(Librarian(Mutex::default()));
-    let mut conversation = Conversation::new(
-        librarian.clone(),
-        None,
-        AgentConfig::default(),
-        context(),
-        true,
-    );
-    conversation.greeting();
+    let mut conversation = greeted(librarian.clone(), None, true);
     let outcome = conversation.respond(question, &mut |_| {}).await;
     assert!(outcome.actions.is_empty(), "{outcome:#?}");
     assert!(
@@ -301,8 +302,7 @@ async fn a_question_is_answered_from_the_documents_only_when_there_are_documents
 #[tokio::test]
 async fn letters_said_before_a_pause_are_joined_to_the_digits_that_follow() {
     let model = Arc::new(Librarian(Mutex::default()));
-    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
-    conversation.greeting();
+    let mut conversation = greeted(model, None, false);
     let asked = conversation
         .respond("Hi, I'm Maria Gonzalez.", &mut |_| {})
         .await;
@@ -517,14 +517,7 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
     // Through a turn: the scripted model labels nothing, so the search comes from the question alone.
     let librarian = Arc::new(Librarian(Mutex::default()));
     let index = Arc::new(index);
-    let mut conversation = Conversation::new(
-        librarian.clone(),
-        Some(index.clone()),
-        AgentConfig::default(),
-        context(),
-        false,
-    );
-    conversation.greeting();
+    let mut conversation = greeted(librarian.clone(), Some(index.clone()), false);
     let outcome = conversation
         .respond(
             "I have a car accident. Does my policy pay for a rental car?",
@@ -556,14 +549,7 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
     // Asked for their name, the caller asks about the cover instead: the question is answered, and the
     // model is not asked which of its words are the name.
     let librarian = Arc::new(Librarian(Mutex::default()));
-    let mut conversation = Conversation::new(
-        librarian.clone(),
-        Some(index.clone()),
-        AgentConfig::default(),
-        context(),
-        false,
-    );
-    conversation.greeting();
+    let mut conversation = greeted(librarian.clone(), Some(index.clone()), false);
     let asked = conversation
         .respond("I had a car accident this morning.", &mut |_| {})
         .await;
@@ -590,14 +576,7 @@ async fn a_question_beside_a_statement_is_answered_from_the_documents_when_a_pas
     );
     assert!(!conversation.claim().values.contains_key("caller_name"));
 
-    let mut conversation = Conversation::new(
-        Arc::new(Librarian(Mutex::default())),
-        Some(index),
-        AgentConfig::default(),
-        context(),
-        false,
-    );
-    conversation.greeting();
+    let mut conversation = greeted(Arc::new(Librarian(Mutex::default())), Some(index), false);
     let outcome = conversation
         .respond("I had a car accident. Can you hear me?", &mut |_| {})
         .await;
@@ -615,8 +594,7 @@ async fn a_question_the_caller_cut_off_is_asked_afresh() {
         return;
     }
     let model = switchboard_llm::chat_model(&config, None).unwrap();
-    let mut conversation = Conversation::new(model, None, AgentConfig::default(), context(), false);
-    conversation.greeting();
+    let mut conversation = greeted(model, None, false);
     let first = conversation
         .respond("I hit a cyclist with my car.", &mut |_| {})
         .await;
