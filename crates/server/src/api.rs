@@ -12,7 +12,6 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use switchboard_core::config::TelephonyProvider;
 use switchboard_core::{CallDirection, CallId};
 use switchboard_store::{CallCommand, CallFilter, CallRecord, Delivery, NewCall};
 use tokio_stream::StreamExt;
@@ -177,24 +176,16 @@ async fn create_call(
         .ok_or_else(|| ApiError::internal("a created call vanished"))?;
     // An outbound call with a number to ring goes out through the configured phone network; otherwise
     // the client connects the call's audio itself over /ws/audio.
-    // Twilio's CallSid, Asterisk's channel id, or the SIP URI rung.
-    let provider_call_id = match (&call.direction, &call.to_number) {
-        (CallDirection::Outbound, Some(to))
-            if state.config.telephony.provider == TelephonyProvider::Twilio =>
-        {
-            Some(crate::twilio::place_call(&state, call.id, to).await?)
-        }
-        (CallDirection::Outbound, Some(to))
-            if state.config.telephony.provider == TelephonyProvider::Asterisk
-                && state.ari.is_some() =>
-        {
-            Some(crate::ari::place_call(&state, call.id, to).await?)
-        }
-        (CallDirection::Outbound, Some(to))
-            if state.config.telephony.provider == TelephonyProvider::Sip =>
-        {
-            Some(crate::sip::place_call(&state, call.id, to, call.from_number.as_deref()).await?)
-        }
+    let provider_call_id = match (
+        &call.direction,
+        &call.to_number,
+        crate::control::network(&state),
+    ) {
+        (CallDirection::Outbound, Some(to), Some(network)) => Some(
+            network
+                .place(&state, call.id, to, call.from_number.as_deref())
+                .await?,
+        ),
         _ => None,
     };
     let record = match provider_call_id {

@@ -23,6 +23,7 @@ use switchboard_telephony::ari::{Channel, Client, Event, decode_event, endpoint_
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{self, CallControl, PlaceCalls, Placing};
 use crate::{ApiError, AppState};
 
 /// Suffix of the external media channel's id after the call id.
@@ -225,20 +226,53 @@ pub async fn finish(state: &AppState, call_id: CallId, reason: Option<&EndReason
     let Some(leg) = ari.legs().remove(&call_id) else {
         return;
     };
-    let target = state.config.telephony.transfer_target.as_deref();
-    let outcome = match (reason, target) {
-        (Some(EndReason::Transferred(_)), Some(target)) => {
-            let endpoint = endpoint_for(&ari.config.endpoint, target);
-            tracing::info!(%call_id, %endpoint, "transferring the caller");
-            ari.client.redirect(&leg.phone, &endpoint).await
-        }
-        _ => ari.client.hang_up(&leg.phone).await,
+    let line = AsteriskLine {
+        ari,
+        call_id,
+        phone: leg.phone,
     };
-    if let Err(e) = outcome {
-        metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
-        tracing::error!(%call_id, error = %e, "cannot end the caller's channel");
+    match reason {
+        Some(reason) => {
+            let target = state.config.telephony.transfer_target.as_deref();
+            control::end(line, call_id, reason, target).await;
+        }
+        None => line.hang_up().await,
     }
-    release(ari, call_id).await;
+}
+
+/// The caller's channel of a call ARI joined to our AudioSocket. Ending it, either way, also removes the
+/// call's media channel and bridge.
+struct AsteriskLine<'a> {
+    ari: &'a AriLink,
+    call_id: CallId,
+    phone: String,
+}
+
+impl CallControl for AsteriskLine<'_> {
+    async fn transfer(self, target: &str) -> Result<(), (Self, String)> {
+        let endpoint = endpoint_for(&self.ari.config.endpoint, target);
+        let call_id = self.call_id;
+        tracing::info!(%call_id, %endpoint, "transferring the caller");
+        match self.ari.client.redirect(&self.phone, &endpoint).await {
+            Ok(()) => {
+                release(self.ari, call_id).await;
+                Ok(())
+            }
+            Err(e) => {
+                let why = e.to_string();
+                Err((self, why))
+            }
+        }
+    }
+
+    async fn hang_up(self) {
+        let call_id = self.call_id;
+        if let Err(e) = self.ari.client.hang_up(&self.phone).await {
+            metrics::counter!("switchboard_errors_total", "kind" => "ari").increment(1);
+            tracing::error!(%call_id, error = %e, "cannot hang up the caller's channel");
+        }
+        release(self.ari, call_id).await;
+    }
 }
 
 /// Whether ARI joined call `call_id` (its caller's channel can then be sent key presses).
@@ -266,13 +300,24 @@ pub async fn send_keys(state: &AppState, call_id: CallId, digits: &str) {
     }
 }
 
+/// Asterisk, through ARI, as the network that rings numbers (TELEPHONY_PROVIDER=asterisk).
+pub(crate) struct Network;
+
+impl PlaceCalls for Network {
+    fn place<'a>(
+        &'a self,
+        state: &'a AppState,
+        call_id: CallId,
+        to: &'a str,
+        _from: Option<&'a str>,
+    ) -> Placing<'a> {
+        Box::pin(place_call(state, call_id, to))
+    }
+}
+
 /// Places an outbound call through ARI for a call record just created; it reaches the agent once
 /// answered (its channel enters the application with our call id).
-pub(crate) async fn place_call(
-    state: &AppState,
-    call_id: CallId,
-    to: &str,
-) -> Result<String, ApiError> {
+async fn place_call(state: &AppState, call_id: CallId, to: &str) -> Result<String, ApiError> {
     let Some(ari) = &state.ari else {
         return Err(ApiError::unavailable(
             "ari_not_configured",

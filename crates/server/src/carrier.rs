@@ -272,6 +272,11 @@ impl Carried {
         let _ = self.live.events.send(event);
     }
 
+    /// The call carried.
+    pub(crate) fn call_id(&self) -> CallId {
+        self.call_id
+    }
+
     /// Lets the API send key presses to the far end of this call: digit strings come out of the returned
     /// receiver, for a transport that can send them.
     pub(crate) fn accept_key_presses(&self) -> mpsc::Receiver<String> {

@@ -10,6 +10,7 @@ mod audiosocket;
 pub mod auth;
 mod carrier;
 mod console;
+mod control;
 mod erasure;
 mod error;
 mod health;

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use switchboard_audio::InputFormat;
 use switchboard_core::CallId;
-use switchboard_session::{EndReason, Inbound, Outbound};
+use switchboard_session::{Inbound, Outbound};
 use switchboard_telephony::twilio::rest::{self, PlaceCall};
 use switchboard_telephony::twilio::signature::{
     SIGNATURE_HEADER, stream_token, verify, verify_stream_token,
@@ -32,6 +32,7 @@ use switchboard_telephony::twilio::stream::{self, Event, Order, Sequence};
 use switchboard_telephony::twilio::twiml::{self, CALL_ID_PARAMETER};
 
 use crate::carrier::{self, Carried};
+use crate::control::{self, CallControl, PlaceCalls, Placing};
 use crate::ws::close;
 use crate::{ApiError, AppState};
 
@@ -230,13 +231,24 @@ async fn status(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Twilio as the network that rings numbers (TELEPHONY_PROVIDER=twilio).
+pub(crate) struct Network;
+
+impl PlaceCalls for Network {
+    fn place<'a>(
+        &'a self,
+        state: &'a AppState,
+        call_id: CallId,
+        to: &'a str,
+        _from: Option<&'a str>,
+    ) -> Placing<'a> {
+        Box::pin(place_call(state, call_id, to))
+    }
+}
+
 /// Places an outbound call through Twilio for a call record just created (`POST /api/v1/calls` with
-/// TELEPHONY_PROVIDER=twilio); returns Twilio's call SID.
-pub(crate) async fn place_call(
-    state: &AppState,
-    call_id: CallId,
-    to: &str,
-) -> Result<String, ApiError> {
+/// TELEPHONY_PROVIDER=twilio), from TWILIO_PHONE_NUMBER; returns Twilio's call SID.
+async fn place_call(state: &AppState, call_id: CallId, to: &str) -> Result<String, ApiError> {
     let account = account(state)?;
     let (Some(client), Some(from)) = (&state.twilio, &state.config.telephony.twilio.phone_number)
     else {
@@ -392,7 +404,8 @@ async fn carry(mut socket: WebSocket, state: AppState) {
                     call.publish(&out);
                 }
                 if let Outbound::Hangup { reason } = &out {
-                    end_twilio_call(&state, call_id, &call_sid, reason).await;
+                    let line = TwilioLine { state: &state, call_id, call_sid: &call_sid };
+                    control::end(line, call_id, reason, state.config.telephony.transfer_target.as_deref()).await;
                     call.finish();
                     return close(&mut socket, 1000, "call ended").await;
                 }
@@ -441,43 +454,42 @@ async fn carry(mut socket: WebSocket, state: AppState) {
     call.finish();
 }
 
-/// What Twilio does with the call once the agent is done: a transfer redirects the live call to a
-/// `<Dial>` of TRANSFER_TARGET; any other end (or a transfer that cannot be made) updates the call to
-/// `completed`. Both go through the REST API; without its credentials, closing the stream ends the call
-/// too (our TwiML has nothing after `<Connect>`).
-async fn end_twilio_call(state: &AppState, call_id: CallId, call_sid: &str, reason: &EndReason) {
-    let transfer = matches!(reason, EndReason::Transferred(_));
-    let Some(client) = &state.twilio else {
-        if transfer {
-            tracing::warn!(%call_id, "the caller asked for a person but Twilio's REST credentials are not set; the call ends");
-        }
-        return;
-    };
-    let telephony = &state.config.telephony;
-    if transfer {
-        match &telephony.transfer_target {
-            Some(target) => {
-                let dial = twiml::dial(target, telephony.twilio.phone_number.as_deref());
-                match client.redirect(call_sid, &dial).await {
-                    Ok(_) => {
-                        tracing::info!(%call_id, %call_sid, "call transferred");
-                        return;
-                    }
-                    Err(e) => {
-                        metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest")
-                            .increment(1);
-                        tracing::error!(%call_id, %call_sid, error = %e, "the transfer failed; the call ends");
-                    }
-                }
-            }
-            None => {
-                tracing::warn!(%call_id, "the caller asked for a person but TRANSFER_TARGET is not set; the call ends")
+/// A Twilio call's line: its REST API ends it. A transfer redirects the live call to a `<Dial>` of
+/// TRANSFER_TARGET; a hang-up updates the call to `completed`. Without REST credentials, closing the
+/// stream ends the call (our TwiML has nothing after `<Connect>`), and no transfer can be made.
+struct TwilioLine<'a> {
+    state: &'a AppState,
+    call_id: CallId,
+    call_sid: &'a str,
+}
+
+impl CallControl for TwilioLine<'_> {
+    async fn transfer(self, target: &str) -> Result<(), (Self, String)> {
+        let Some(client) = &self.state.twilio else {
+            return Err((self, "Twilio's REST credentials are not set".into()));
+        };
+        let caller_id = self.state.config.telephony.twilio.phone_number.as_deref();
+        match client
+            .redirect(self.call_sid, &twiml::dial(target, caller_id))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let why = e.to_string();
+                Err((self, why))
             }
         }
     }
-    if let Err(e) = client.hang_up(call_sid).await {
-        metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest").increment(1);
-        tracing::warn!(%call_id, %call_sid, error = %e, "cannot complete the call through Twilio's API; closing its stream ends it");
+
+    async fn hang_up(self) {
+        let Some(client) = &self.state.twilio else {
+            return;
+        };
+        if let Err(e) = client.hang_up(self.call_sid).await {
+            metrics::counter!("switchboard_errors_total", "kind" => "twilio_rest").increment(1);
+            let (call_id, call_sid) = (self.call_id, self.call_sid);
+            tracing::warn!(%call_id, %call_sid, error = %e, "cannot complete the call through Twilio's API; closing its stream ends it");
+        }
     }
 }
 

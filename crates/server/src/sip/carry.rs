@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::AppState;
 use crate::carrier::Carried;
+use crate::control::{self, CallControl};
 
 /// How often an RTCP sender report goes out (RFC 3550 suggests about 5 s for one sender).
 const SENDER_REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -132,18 +133,22 @@ pub(super) async fn carry(
         refused = stats.refused,
         "SIP call audio"
     );
+    let line = SipLine {
+        established,
+        pbx: &pbx,
+    };
     match ended {
         Ended::ByPeer => {
             call.forward(Inbound::Hangup).await;
-            release_ended(established);
+            release_ended(line.established);
         }
         Ended::Failed => {
             call.forward(Inbound::Hangup).await;
-            hang_up(established, false, &pbx, state).await;
+            line.hang_up().await;
         }
         Ended::ByAgent(reason) => {
-            let transfer = matches!(reason, EndReason::Transferred(_));
-            hang_up(established, transfer, &pbx, state).await;
+            let target = state.config.telephony.transfer_target.as_deref();
+            control::end(line, call.call_id(), &reason, target).await;
         }
     }
     call.finish();
@@ -159,16 +164,27 @@ enum Ended {
     Failed,
 }
 
-/// Ends the call from our side: a REFER to TRANSFER_TARGET for a transfer, then (or otherwise) BYE.
-async fn hang_up(mut established: Call<RtpMedia>, transfer: bool, pbx: &str, state: &AppState) {
-    if transfer
-        && let Some(target) = state.config.telephony.transfer_target.as_deref()
-        && let Some(uri) = transfer_uri(target, pbx)
-    {
-        match tokio::time::timeout(SIGNALLING_WAIT, established.refer(NameAddr::uri(uri))).await {
+/// An established SIP dialog, ended from our side: a REFER to TRANSFER_TARGET for a transfer, a BYE
+/// otherwise (or after a transfer the transferee did not complete).
+struct SipLine<'a> {
+    established: Call<RtpMedia>,
+    /// The PBX (`host[:port]`) the call came from or went through, which reaches a bare number.
+    pbx: &'a str,
+}
+
+impl CallControl for SipLine<'_> {
+    async fn transfer(mut self, target: &str) -> Result<(), (Self, String)> {
+        let Some(uri) = transfer_uri(target, self.pbx) else {
+            return Err((self, format!("{target:?} is not a SIP URI or a number")));
+        };
+        match tokio::time::timeout(SIGNALLING_WAIT, self.established.refer(NameAddr::uri(uri)))
+            .await
+        {
             Ok(Ok(_progress)) => {
                 tracing::info!(%target, "the peer accepted the transfer");
-                // The transferee takes the caller away and says BYE; if it does not, we do.
+                // The transferee takes the caller away and says BYE; if it does not, we do (the transfer
+                // stands: the peer took it).
+                let established = &mut self.established;
                 let gone = tokio::time::timeout(TRANSFER_WAIT, async {
                     loop {
                         match established.run().await {
@@ -181,18 +197,22 @@ async fn hang_up(mut established: Call<RtpMedia>, transfer: bool, pbx: &str, sta
                     }
                 })
                 .await;
-                if gone.is_ok() {
-                    return;
+                if gone.is_err() {
+                    self.hang_up().await;
                 }
+                Ok(())
             }
-            Ok(Err(e)) => tracing::warn!(%target, error = %e, "the peer refused the transfer"),
-            Err(_) => tracing::warn!(%target, "no answer to the REFER"),
+            Ok(Err(e)) => Err((self, format!("the peer refused the REFER: {e}"))),
+            Err(_) => Err((self, "no answer to the REFER".into())),
         }
     }
-    match tokio::time::timeout(SIGNALLING_WAIT, established.terminate()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "BYE failed"),
-        Err(_) => tracing::warn!("no answer to our BYE"),
+
+    async fn hang_up(self) {
+        match tokio::time::timeout(SIGNALLING_WAIT, self.established.terminate()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "BYE failed"),
+            Err(_) => tracing::warn!("no answer to our BYE"),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::carrier::{self, Carried};
+use crate::control::{PlaceCalls, Placing};
 use crate::{ApiError, AppState};
 
 mod carry;
@@ -152,11 +153,26 @@ fn spawn_registration_metrics(mut status: watch::Receiver<RegistrationStatus>) {
     });
 }
 
+/// The SIP trunk or registrar as the network that rings numbers (TELEPHONY_PROVIDER=sip).
+pub(crate) struct Network;
+
+impl PlaceCalls for Network {
+    fn place<'a>(
+        &'a self,
+        state: &'a AppState,
+        call_id: CallId,
+        to: &'a str,
+        from: Option<&'a str>,
+    ) -> Placing<'a> {
+        Box::pin(place_call(state, call_id, to, from))
+    }
+}
+
 /// Places an outbound call over SIP for a call record just created (`POST /api/v1/calls` with
 /// TELEPHONY_PROVIDER=sip): admits it here first (a full node refuses at once), sends the INVITE
 /// through the trunk, and carries the call once answered. Returns the URI rung; an unanswered,
 /// busy or refused call ends its record as `no_answer`, `busy` or `failed`.
-pub(crate) async fn place_call(
+async fn place_call(
     state: &AppState,
     call_id: CallId,
     to: &str,
