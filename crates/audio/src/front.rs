@@ -282,6 +282,14 @@ impl FrontEnd {
         self.tones = None;
     }
 
+    /// The echo reference and the caller's audio were lined up again: the echo canceller searches for the
+    /// echo's delay afresh (see [`EchoCanceller::restart_delay_search`]).
+    pub fn restart_echo_delay_search(&mut self) {
+        if let Some(echo) = &mut self.echo {
+            echo.restart_delay_search();
+        }
+    }
+
     /// What the echo canceller has learned and done so far; `None` when it is off.
     pub fn echo_stats(&self) -> Option<EchoStats> {
         self.echo.as_ref().map(EchoCanceller::stats)

@@ -166,9 +166,11 @@ fn print_report(report: &Value) {
     if !report["echo"].is_null() {
         let echo = &report["echo"];
         println!(
-            "echo cancellation: ERLE {} dB, delay {} ms, {} ms of echo{}",
+            "echo cancellation: ERLE {} dB, delay {} ms (longest {} ms, moved {} times), {} ms of echo{}",
             echo["erle_db"],
             echo["delay_ms"],
+            echo["longest_delay_ms"],
+            echo["delay_moves"],
             echo["echo_ms"],
             if echo["no_echo"] == true {
                 " (the line returns none)"

@@ -105,13 +105,20 @@ impl Listener {
         self.spelled = spelled;
     }
 
-    /// The agent's audio sent up to the moment a caller payload arrived goes into the echo canceller's
-    /// reference, in step with the caller's audio.
+    /// The agent's audio sent up to the moment a caller payload was heard on the line (it arrived
+    /// then, or with others after a busy spell) goes into the echo canceller's reference, in step with
+    /// the caller's audio.
     fn feed_reference(&mut self, payload_bytes: usize, arrived: tokio::time::Instant) {
         let Some((tap, alignment)) = &mut self.echo else {
             return;
         };
-        for step in alignment.before_payload(tap.take_until(arrived), payload_bytes) {
+        let heard = alignment.heard_at(arrived, payload_bytes);
+        let realigned = alignment.realigned();
+        let steps = alignment.before_payload(tap.take_until(heard), payload_bytes);
+        if alignment.realigned() > realigned {
+            self.front.restart_echo_delay_search();
+        }
+        for step in steps {
             let fed = match step {
                 ReferenceStep::Frame(frame) => self.front.push_reference_payload(&frame),
                 ReferenceStep::Silence(samples) => self.front.push_reference_silence(samples),
@@ -130,6 +137,8 @@ impl Listener {
         Some(EchoReport {
             erle_db: stats.erle_db().map(|db| (db * 10.0).round() / 10.0),
             delay_ms: (stats.delay_samples as u64 * 1_000 / HZ) as u32,
+            longest_delay_ms: (stats.longest_delay_samples as u64 * 1_000 / HZ) as u32,
+            delay_moves: stats.delay_moves,
             no_echo: stats.no_echo,
             echo_ms: stats.echo_blocks * 10,
             realigned: self.echo.as_ref().map_or(0, |(_, a)| a.realigned()),

@@ -254,11 +254,17 @@ pub struct EchoReport {
     pub erle_db: Option<f64>,
     /// The echo path's delay the canceller found, ms.
     pub delay_ms: u32,
+    /// The longest echo path delay it found during the call, ms.
+    pub longest_delay_ms: u32,
+    /// Times the delay it found moved (the line's buffers deepened or drained); each move starts its
+    /// filter afresh.
+    pub delay_moves: u64,
     /// The line was judged to return no echo (nothing suppressed).
     pub no_echo: bool,
     /// Audio with only the agent talking and something on the line, ms.
     pub echo_ms: u64,
-    /// Times the agent's and the caller's audio drifted apart and were lined up again.
+    /// Times the agent's and the caller's audio drifted apart and were lined up again (each time, the
+    /// canceller searches for the echo's delay afresh).
     pub realigned: u64,
 }
 

@@ -22,6 +22,8 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::pcm::{to_f32, to_i16};
 
+mod delay;
+
 const BLOCK: usize = 160;
 const FFT: usize = 2 * BLOCK;
 const BINS: usize = BLOCK + 1;
@@ -74,6 +76,12 @@ impl Default for EchoOptions {
 pub struct EchoStats {
     /// Estimated bulk delay of the echo path, in samples.
     pub delay_samples: usize,
+    /// The longest bulk delay estimated so far in the call, in samples.
+    pub longest_delay_samples: usize,
+    /// Times the estimate moved once known (each move starts the adaptive filter afresh).
+    pub delay_moves: u64,
+    /// Times the search was started afresh because the streams were lined up again.
+    pub delay_restarts: u64,
     /// Whether the last block was judged double talk.
     pub double_talk: bool,
     /// Blocks in which the filter adapted.
@@ -123,8 +131,12 @@ pub struct EchoCanceller {
     env_blocks: u64,
     delay_blocks: usize,
     delay_candidate: Option<usize>,
-    /// An estimate has found the echo's delay at least once.
+    /// An estimate has found the echo's delay since the search last started.
     delay_known: bool,
+    /// The delay has been found at least once in the call.
+    found_once: bool,
+    /// Near and reference blocks from which envelopes pair up (the last restart of the search).
+    search_from: (u64, u64),
     /// Estimates in a row that found no echo while the reference was active.
     quiet_estimates: u32,
     /// Blocks the last double-talk decision still holds.
@@ -182,6 +194,8 @@ impl EchoCanceller {
             delay_blocks: 0,
             delay_candidate: None,
             delay_known: false,
+            found_once: false,
+            search_from: (0, 0),
             quiet_estimates: 0,
             double_talk_hold: 0,
             since_delay: 0,
@@ -441,95 +455,6 @@ impl EchoCanceller {
             .fft
             .process_with_scratch(&mut self.time, &mut spectrum, &mut self.scratch_fwd);
         self.weights[p] = spectrum;
-    }
-
-    /// Records this near block's energy, and now and then estimates the delay over the blocks both
-    /// envelopes hold.
-    fn record_near_envelope(&mut self, near_energy: f32) {
-        let len = self.near_env.len() as u64;
-        self.near_env[(self.env_blocks % len) as usize] = 10.0 * (near_energy + 1e-10).log10();
-        self.env_blocks += 1;
-        if !self.env_blocks.is_multiple_of(25) || self.far_blocks == 0 {
-            return;
-        }
-        // Near block n pairs with reference block n - lag; the newest n with its reference in is `top`.
-        let (newest_near, newest_far) = (self.env_blocks - 1, self.far_blocks - 1);
-        let top = newest_near.min(newest_far);
-        let max_delay = self.options.max_delay_blocks as u64;
-        let window = (DELAY_WINDOW as u64)
-            .min((top + 1).saturating_sub(max_delay))
-            .min(len.saturating_sub(newest_near - top))
-            .min(len.saturating_sub(max_delay + newest_far - top));
-        if window >= FIRST_WINDOW as u64 {
-            self.estimate_delay(top, window);
-        }
-    }
-
-    /// Picks the lag at which the near-end envelope best follows the reference envelope, over the
-    /// `window` near blocks up to `top`.
-    fn estimate_delay(&mut self, top: u64, window: u64) {
-        let len = self.far_env.len() as u64;
-        let at = |env: &[f32], block: u64| env[(block % len) as usize];
-        let mut best = (0usize, 0.0f32);
-        let mut reference_active = false;
-        for lag in 0..=self.options.max_delay_blocks as u64 {
-            let (mut sn, mut sf, mut snn, mut sff, mut snf) = (0.0f32, 0.0, 0.0, 0.0, 0.0);
-            for k in 0..window {
-                let n = at(&self.near_env, top - k);
-                let f = at(&self.far_env, top - k - lag);
-                sn += n;
-                sf += f;
-                snn += n * n;
-                sff += f * f;
-                snf += n * f;
-            }
-            let w = window as f32;
-            let cov = snf - sn * sf / w;
-            let var = ((snn - sn * sn / w) * (sff - sf * sf / w)).sqrt();
-            // A silent reference has no variance: nothing to learn from this window.
-            reference_active |= (sff - sf * sf / w) / w > 1.0;
-            if var > 1e-3 {
-                let r = cov / var;
-                if r > best.1 {
-                    best = (lag as usize, r);
-                }
-            }
-        }
-        if best.1 <= 0.5 {
-            // The agent talked and nothing on the line followed it: no echo (or not yet).
-            if reference_active && best.1 < 0.3 {
-                self.quiet_estimates += 1;
-                if self.quiet_estimates >= NO_ECHO_ESTIMATES {
-                    self.stats.no_echo = true;
-                }
-            }
-            return;
-        }
-        self.quiet_estimates = 0;
-        // Move only on an estimate seen twice in a row and more than a block away: each move throws away
-        // what the filter has learned, and speech envelopes give the odd spurious peak.
-        let candidate = best.0;
-        let confirmed = self.delay_candidate == Some(candidate);
-        self.delay_candidate = Some(candidate);
-        if confirmed && !self.delay_known {
-            self.delay_known = true;
-            self.stats.delay_samples = self.delay_blocks * BLOCK;
-        }
-        if confirmed
-            && (self.stats.adapted_blocks == 0 || candidate.abs_diff(self.delay_blocks) > 1)
-            && candidate != self.delay_blocks
-        {
-            self.delay_blocks = candidate;
-            self.delay_known = true;
-            self.stats.delay_samples = candidate * BLOCK;
-            self.since_delay = 0;
-            self.evidence_blocks = 0;
-            self.evidence_in = 0.0;
-            self.evidence_left = 0.0;
-            for w in &mut self.weights {
-                w.fill(Complex32::default());
-            }
-        }
     }
 }
 

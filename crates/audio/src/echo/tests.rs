@@ -191,3 +191,56 @@ fn before_the_delay_is_known_an_echo_after_the_agent_stops_is_still_suppressed()
         "only {left:.1} dB suppressed in the first 2 s"
     );
 }
+
+/// `near` (the echo of `far`, `delay_at` samples late at each sample) through a canceller that searches up
+/// to 600 ms, as calls do; told at `restart` (a sample index) that the streams were lined up again.
+fn cancelled_across_a_jump(
+    far: &[i16],
+    delay_at: impl Fn(usize) -> usize,
+    restart: Option<usize>,
+) -> (EchoCanceller, Vec<i16>, Vec<i16>) {
+    let near: Vec<i16> = (0..far.len())
+        .map(|n| n.checked_sub(delay_at(n)).map_or(0, |m| far[m] / 2))
+        .collect();
+    let mut aec = EchoCanceller::new(EchoOptions {
+        max_delay_blocks: 60,
+        ..EchoOptions::default()
+    });
+    let mut out = near.clone();
+    for (i, (f, n)) in far.chunks(320).zip(out.chunks_mut(320)).enumerate() {
+        if restart == Some(i * 320) {
+            aec.restart_delay_search();
+        }
+        aec.push_reference(f);
+        aec.process(n);
+    }
+    (aec, near, out)
+}
+
+#[test]
+fn after_the_streams_are_lined_up_again_the_echo_is_found_afresh_and_suppressed_throughout() {
+    // The echo comes back 200 ms late; at 8 s the streams are lined up again after a stall, and from
+    // there the same echo is 480 ms late, more than the suppressor's watch around the old delay.
+    let far = bursts(6, 20, 6000.0);
+    let jump = 16_000 * 8;
+    let delay_at = |n: usize| if n < jump { 3200 } else { 7680 };
+    let (aec, near, out) = cancelled_across_a_jump(&far, delay_at, Some(jump));
+    let stats = aec.stats();
+    assert_eq!(stats.delay_samples, 7680, "{stats:?}");
+    assert!(!stats.no_echo, "{stats:?}");
+    assert_eq!(stats.delay_restarts, 1);
+    // Every 100 ms from the jump on: what is left of the echo, as a VAD would hear it.
+    for start in (jump..far.len() - 1_600).step_by(1_600) {
+        let span = start..start + 1_600;
+        let echo = energy(&near[span.clone()]);
+        if echo < 1e3 * 1_600.0 {
+            continue;
+        }
+        let left = 10.0 * (energy(&out[span]) / echo).log10();
+        assert!(
+            left < -20.0,
+            "at {:.1} s only {left:.1} dB of the echo was suppressed",
+            start as f64 / 16_000.0
+        );
+    }
+}

@@ -78,6 +78,8 @@ impl Session {
             tracing::info!(
                 erle_db = echo.erle_db,
                 delay_ms = echo.delay_ms,
+                longest_delay_ms = echo.longest_delay_ms,
+                delay_moves = echo.delay_moves,
                 no_echo = echo.no_echo,
                 echo_ms = echo.echo_ms,
                 realigned = echo.realigned,
