@@ -23,10 +23,6 @@ const TAP_TICKS: usize = 150;
 /// How far the reference may run ahead of, or behind, the caller's audio before the two are lined up
 /// again, in milliseconds.
 const MAX_SKEW_MS: u64 = 200;
-/// The longest a caller payload is taken to have waited in a busy transport or call before reaching
-/// it (see [`Alignment::heard_at`]); one later than its pace by more came after a gap in the caller's
-/// audio.
-const MAX_BURST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Playout's side writes, the listener's side takes. Shared by the two tasks of one call.
 #[derive(Clone, Default)]
@@ -83,8 +79,6 @@ pub(crate) struct Alignment {
     /// Reference samples pushed so far.
     reference: u64,
     started: bool,
-    /// When the previous caller payload was heard (see [`Alignment::heard_at`]).
-    last_heard: Option<Instant>,
     /// Times the streams were lined up again.
     realigned: u64,
 }
@@ -96,36 +90,8 @@ impl Alignment {
             near: 0,
             reference: 0,
             started: false,
-            last_heard: None,
             realigned: 0,
         }
-    }
-
-    /// When the caller's line carried a payload of `payload_bytes` that reached the call at `arrived`.
-    /// The line delivers its audio at its pace, a payload's worth after the previous one; payloads that
-    /// reach the call together (its transport, or this machine, was busy, and they waited in a socket
-    /// or a queue) were heard at that pace, not when they arrived. Paired with the agent's audio sent
-    /// by their arrival instead, the first of them would take every frame playout sent while they
-    /// waited, and the streams would be lined up again for nothing, the reference of those frames lost.
-    /// A payload that comes sooner than its pace was heard when it came; one later than its pace by
-    /// over [`MAX_BURST`] comes after a gap in the caller's audio, and the pace starts again from it.
-    pub(crate) fn heard_at(&mut self, arrived: Instant, payload_bytes: usize) -> Instant {
-        let rate = u64::from(self.format.rate().hz());
-        let duration =
-            std::time::Duration::from_micros(self.samples(payload_bytes) * 1_000_000 / rate);
-        let heard = match self.last_heard {
-            Some(previous) => {
-                let paced = previous + duration;
-                if paced >= arrived || arrived.duration_since(paced) > MAX_BURST {
-                    arrived
-                } else {
-                    paced
-                }
-            }
-            None => arrived,
-        };
-        self.last_heard = Some(heard);
-        heard
     }
 
     /// Samples at the call's rate in `bytes` of its format.
@@ -244,52 +210,6 @@ mod tests {
         }
         assert_eq!(a.realigned(), 0, "nothing was dropped or padded");
         assert!(tap.take().is_empty());
-    }
-
-    #[test]
-    fn payloads_that_waited_together_in_a_busy_transport_are_paired_at_the_lines_pace() {
-        // Playout sends a frame every 20 ms for 2 s. The caller's payloads come at the same pace, but
-        // those of 300 ms to 600 ms waited in the transport and reach the call together at 600 ms.
-        let start = Instant::now();
-        let ms = |n: u64| start + std::time::Duration::from_millis(n);
-        let tap = EchoTap::default();
-        for k in 0..100u64 {
-            tap.sent_at(ms(20 * k), Some(&[k as u8; 160]));
-        }
-        let mut a = Alignment::new(ULAW);
-        for k in 0..100u64 {
-            let arrived = if (15..30).contains(&k) {
-                ms(605)
-            } else {
-                ms(20 * k + 5)
-            };
-            let heard = a.heard_at(arrived, 160);
-            let steps = a.before_payload(tap.take_until(heard), 160);
-            if k > 0 {
-                assert_eq!(
-                    steps,
-                    vec![ReferenceStep::Frame(vec![k as u8; 160])],
-                    "payload {k}"
-                );
-            }
-        }
-        assert_eq!(a.realigned(), 0, "nothing was dropped or padded");
-    }
-
-    #[test]
-    fn after_a_gap_in_the_callers_audio_the_pace_starts_again_from_its_arrival() {
-        let start = Instant::now();
-        let ms = |n: u64| start + std::time::Duration::from_millis(n);
-        let mut a = Alignment::new(ULAW);
-        assert_eq!(a.heard_at(ms(0), 160), ms(0));
-        assert_eq!(a.heard_at(ms(21), 160), ms(20), "late by a millisecond");
-        assert_eq!(a.heard_at(ms(25), 160), ms(25), "sooner than its pace");
-        assert_eq!(a.heard_at(ms(3_000), 160), ms(3_000), "after a gap");
-        assert_eq!(
-            a.heard_at(ms(3_100), 320),
-            ms(3_040),
-            "40 ms of audio, 60 ms late"
-        );
     }
 
     #[test]

@@ -105,16 +105,15 @@ impl Listener {
         self.spelled = spelled;
     }
 
-    /// The agent's audio sent up to the moment a caller payload was heard on the line (it arrived
-    /// then, or with others after a busy spell) goes into the echo canceller's reference, in step with
-    /// the caller's audio.
+    /// The agent's audio sent up to the moment a caller payload arrived goes into the echo canceller's
+    /// reference, in step with the caller's audio. When the two had to be lined up again, the canceller
+    /// searches for the echo's delay afresh.
     fn feed_reference(&mut self, payload_bytes: usize, arrived: tokio::time::Instant) {
         let Some((tap, alignment)) = &mut self.echo else {
             return;
         };
-        let heard = alignment.heard_at(arrived, payload_bytes);
         let realigned = alignment.realigned();
-        let steps = alignment.before_payload(tap.take_until(heard), payload_bytes);
+        let steps = alignment.before_payload(tap.take_until(arrived), payload_bytes);
         if alignment.realigned() > realigned {
             self.front.restart_echo_delay_search();
         }
