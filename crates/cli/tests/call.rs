@@ -535,6 +535,13 @@ fn a_call_over_asterisk_audiosocket_is_answered_and_stored() {
     answered_and_stored_over("audiosocket", Some("-6,120"));
 }
 
+/// A call over `/ws/audio` (as the console and `switchboard call` place it) whose line returns the agent's
+/// audio 6 dB down, 120 ms late, as a speakerphone would.
+#[test]
+fn a_call_over_websocket_whose_line_returns_the_agent_is_answered_and_stored() {
+    answered_and_stored_over("websocket", Some("-6,120"));
+}
+
 /// A whole call of the default case over `transport`, ended by the agent after "Goodbye!" and stored;
 /// the caller's line returns the agent's audio as `echo_return` says.
 fn answered_and_stored_over(transport: &str, echo_return: Option<&str>) {
